@@ -1,0 +1,1 @@
+"""Calibration sets and INT8 calibration for quantized export."""

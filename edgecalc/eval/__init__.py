@@ -1,0 +1,1 @@
+"""Evaluation: classification and segmentation metrics, ROC curves, attention figures."""

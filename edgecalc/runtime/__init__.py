@@ -1,0 +1,1 @@
+"""The live cart runtime. numpy, OpenCV and one inference engine only: this package never imports torch."""

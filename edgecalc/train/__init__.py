@@ -1,0 +1,1 @@
+"""Two-stage collaborative semi-supervised training and its losses (PyTorch)."""
