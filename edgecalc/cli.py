@@ -18,12 +18,25 @@ app = typer.Typer(
 )
 
 
+@app.callback()
+def _root() -> None:
+    """CS-AGnet calcification recognition in thyroid-nodule ultrasound."""
+
+
 @app.command()
-def doctor() -> None:
+def doctor(
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON instead of tables."),
+) -> None:
     """Report library versions and which inference backends and precisions work on this machine."""
     from edgecalc.doctor import collect_report, render_report
 
-    render_report(collect_report())
+    report = collect_report()
+    if as_json:
+        import json
+
+        typer.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        render_report(report)
 
 
 def main() -> None:

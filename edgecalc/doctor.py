@@ -1,0 +1,282 @@
+"""`edgecalc doctor`: what is installed, and which backend x precision can run here, and why not.
+
+An engineer setting up a cart wants one screen that says "TensorRT: not installed" or "CUDA: no GPU"
+instead of a stack trace in the middle of `edgecalc live`. Every probe here is cheap and never
+raises: a failing import becomes a reason string. torch is imported only to report it (this module
+is not part of the torch-free runtime).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import os
+import platform
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class LibraryInfo:
+    """One library or system component: its version, or why it is absent, plus a detail line."""
+
+    name: str
+    version: str | None
+    detail: str = ""
+
+
+@dataclass
+class BackendStatus:
+    """Whether `backend` can run the model at `precision` on `device`; `reason` says why (not)."""
+
+    backend: str
+    precision: str
+    device: str
+    usable: bool
+    reason: str
+
+
+@dataclass
+class DoctorReport:
+    """Everything `edgecalc doctor` prints, also available as JSON (`--json`)."""
+
+    libraries: list[LibraryInfo] = field(default_factory=list)
+    backends: list[BackendStatus] = field(default_factory=list)
+    gpu: str | None = None
+    gpu_reason: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _try_import(name: str) -> tuple[Any | None, str]:
+    """Import a module, returning (module, "") or (None, reason)."""
+    try:
+        return importlib.import_module(name), ""
+    except ImportError as exc:  # ModuleNotFoundError included
+        missing = getattr(exc, "name", None)
+        if missing == name or (missing and name.startswith(missing + ".")):
+            return None, "not installed"
+        return None, f"fails to import: {exc}"
+    except Exception as exc:  # a broken install must not crash the doctor
+        return None, f"fails to import: {type(exc).__name__}: {exc}"
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _nvidia_smi_gpu() -> tuple[str | None, str]:
+    """GPU name and driver from nvidia-smi, without any CUDA library."""
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return None, "no GPU (nvidia-smi not found)"
+    try:
+        out = subprocess.run(
+            [exe, "--query-gpu=name,driver_version,compute_cap", "--format=csv,noheader"],
+            capture_output=True, text=True, timeout=10, check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return None, f"nvidia-smi failed: {exc}"
+    line = out.stdout.strip().splitlines()[0] if out.stdout.strip() else ""
+    if out.returncode != 0 or not line:
+        return None, f"nvidia-smi found no GPU ({out.stderr.strip() or 'exit ' + str(out.returncode)})"
+    parts = [p.strip() for p in line.split(",")]
+    name = parts[0]
+    extra = f"driver {parts[1]}" if len(parts) > 1 else ""
+    if len(parts) > 2:
+        extra += f", compute capability {parts[2]}"
+    return f"{name} ({extra})" if extra else name, ""
+
+
+def collect_report() -> DoctorReport:
+    """Probe the environment and decide every backend x precision row."""
+    rep = DoctorReport()
+    libs = rep.libraries
+    libs.append(LibraryInfo("python", platform.python_version(), f"{sys.executable}"))
+    libs.append(LibraryInfo("platform", platform.platform(),
+                            f"{_cpu_name()}, {os.cpu_count()} logical cores"))
+
+    import edgecalc
+    libs.append(LibraryInfo("edgecalc", edgecalc.__version__))
+
+    np, why = _try_import("numpy")
+    libs.append(LibraryInfo("numpy", np.__version__ if np else None, why))
+
+    cv2, why = _try_import("cv2")
+    cv_detail = why
+    if cv2 is not None:
+        gui = [ln.strip() for ln in cv2.getBuildInformation().splitlines() if ln.strip().startswith("GUI:")]
+        cv_detail = gui[0] if gui else ""
+    libs.append(LibraryInfo("opencv", cv2.__version__ if cv2 else None, cv_detail))
+
+    # --- GPU -------------------------------------------------------------------------------
+    gpu, gpu_reason = _nvidia_smi_gpu()
+
+    # --- torch -----------------------------------------------------------------------------
+    torch, torch_why = _try_import("torch")
+    torch_cuda = False
+    if torch is not None:
+        torch_cuda = bool(torch.cuda.is_available())
+        build = f"CUDA {torch.version.cuda} build" if torch.version.cuda else "CPU-only build"
+        detail = f"{build}; CUDA available: {torch_cuda}"
+        if torch_cuda and gpu is None:
+            gpu, gpu_reason = torch.cuda.get_device_name(0), ""
+        libs.append(LibraryInfo("torch", torch.__version__, detail))
+    else:
+        libs.append(LibraryInfo("torch", None, f"{torch_why} (pip install 'edgecalc[train]')"))
+    rep.gpu, rep.gpu_reason = gpu, gpu_reason
+    libs.append(LibraryInfo("CUDA GPU", gpu, gpu_reason))
+
+    # --- onnxruntime -----------------------------------------------------------------------
+    ort, ort_why = _try_import("onnxruntime")
+    providers: list[str] = []
+    if ort is not None:
+        providers = list(ort.get_available_providers())
+        libs.append(LibraryInfo("onnxruntime", ort.__version__, "providers: " + ", ".join(providers)))
+    else:
+        libs.append(LibraryInfo("onnxruntime", None, ort_why))
+
+    onnx, onnx_why = _try_import("onnx")
+    libs.append(LibraryInfo("onnx", onnx.__version__ if onnx else None,
+                            "" if onnx else f"{onnx_why} (needed to export; pip install 'edgecalc[train]')"))
+
+    # --- OpenVINO --------------------------------------------------------------------------
+    ov, ov_why = _try_import("openvino")
+    ov_devices: list[str] = []
+    ov_caps: list[str] = []
+    if ov is not None:
+        try:
+            core = ov.Core()
+            ov_devices = list(core.available_devices)
+            if "CPU" in ov_devices:
+                ov_caps = list(core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+        except Exception as exc:  # noqa: BLE001 - report, never crash
+            ov_why = f"installed but Core() failed: {exc}"
+        libs.append(LibraryInfo("openvino", ov.get_version() if hasattr(ov, "get_version") else "?",
+                                "devices: " + ", ".join(ov_devices) + (
+                                    f"; CPU capabilities: {', '.join(ov_caps)}" if ov_caps else "")))
+    else:
+        libs.append(LibraryInfo("openvino", None, f"{ov_why} (pip install 'edgecalc[openvino]')"))
+
+    # --- TensorRT + cuda-python ------------------------------------------------------------
+    trt, trt_why = _try_import("tensorrt")
+    libs.append(LibraryInfo("tensorrt", trt.__version__ if trt else None,
+                            "" if trt else f"{trt_why} (pip install 'edgecalc[trt]')"))
+    cudart, cudart_why = _try_import("cuda.bindings.runtime")
+    cuda_py_version = None
+    if cudart is not None:
+        try:
+            from importlib.metadata import version
+
+            cuda_py_version = version("cuda-python")
+        except Exception:  # noqa: BLE001
+            cuda_py_version = "?"
+    libs.append(LibraryInfo("cuda-python", cuda_py_version,
+                            "" if cudart else f"{cudart_why} (pip install 'edgecalc[trt]')"))
+
+    # --- backend x precision ---------------------------------------------------------------
+    add = rep.backends.append
+    no_gpu = gpu_reason if gpu is None else ""
+
+    if torch is None:
+        reason = f"torch {torch_why}: pip install 'edgecalc[train]'"
+        for b in ("pytorch", "torchscript"):
+            add(BackendStatus(b, "fp32", "cpu", False, reason))
+            add(BackendStatus(b, "fp16", "cuda", False, reason))
+    else:
+        for b in ("pytorch", "torchscript"):
+            add(BackendStatus(b, "fp32", "cpu", True, f"torch {torch.__version__}"))
+            if torch_cuda:
+                add(BackendStatus(b, "fp16", "cuda", True, f"torch CUDA on {gpu}"))
+            else:
+                why_cuda = no_gpu or f"torch is a {torch.version.cuda or 'CPU-only'} build"
+                add(BackendStatus(b, "fp16", "cuda", False, why_cuda))
+
+    if ort is None:
+        for p in ("fp32", "fp16", "int8"):
+            add(BackendStatus("onnxruntime", p, "cpu", False, f"onnxruntime {ort_why}"))
+    else:
+        add(BackendStatus("onnxruntime", "fp32", "cpu", True, "CPUExecutionProvider"))
+        add(BackendStatus("onnxruntime", "fp16", "cpu", True,
+                          "CPU provider runs FP16 graphs (rarely faster than fp32 on a CPU)"))
+        add(BackendStatus("onnxruntime", "int8", "cpu", True, "CPU provider runs Q/DQ INT8 graphs"))
+        for ep in ("CUDAExecutionProvider", "TensorrtExecutionProvider"):
+            if ep in providers and gpu is not None:
+                add(BackendStatus("onnxruntime", "fp32/fp16/int8", ep.replace("ExecutionProvider", " EP"), True, f"on {gpu}"))
+            elif ep in providers:
+                add(BackendStatus("onnxruntime", "fp32/fp16/int8", ep.replace("ExecutionProvider", " EP"), False, f"provider present but {no_gpu}"))
+            else:
+                add(BackendStatus("onnxruntime", "fp32/fp16/int8", ep.replace("ExecutionProvider", " EP"), False,
+                                  f"not in this onnxruntime build (pip install onnxruntime-gpu)"))
+
+    if ov is None:
+        add(BackendStatus("openvino", "fp32/int8", "cpu", False, f"openvino {ov_why}: pip install 'edgecalc[openvino]'"))
+    elif "CPU" not in ov_devices:
+        add(BackendStatus("openvino", "fp32/int8", "cpu", False, f"OpenVINO sees no CPU device ({ov_why or ov_devices})"))
+    else:
+        add(BackendStatus("openvino", "fp32", "cpu", True, "OpenVINO CPU plugin"))
+        add(BackendStatus("openvino", "int8", "cpu", True, "OpenVINO CPU plugin runs Q/DQ INT8 graphs"))
+        has_bf16 = "BF16" in ov_caps
+        add(BackendStatus("openvino", "bf16", "cpu", has_bf16,
+                          "CPU reports BF16" if has_bf16 else "CPU reports no BF16 support"))
+
+    trt_missing = []
+    if trt is None:
+        trt_missing.append(f"tensorrt {trt_why}")
+    if cudart is None:
+        trt_missing.append(f"cuda-python {cudart_why}")
+    if gpu is None:
+        trt_missing.append(no_gpu)
+    for p in ("fp16", "int8"):
+        if trt_missing:
+            add(BackendStatus("tensorrt", p, "cuda", False, "; ".join(trt_missing)))
+        else:
+            add(BackendStatus("tensorrt", p, "cuda", True,
+                              f"TensorRT {trt.__version__} on {gpu} (precision from the ONNX graph: "
+                              f"{'strongly typed' if int(trt.__version__.split('.')[0]) >= 11 else 'builder flags'})"))
+
+    display = os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    if not display and sys.platform.startswith("linux"):
+        rep.notes.append("no DISPLAY: `edgecalc live` needs --headless here (or a display / X forwarding)")
+    return rep
+
+
+def render_report(rep: DoctorReport) -> None:
+    """Print the report as two rich tables."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = Console()
+    t = Table(title="edgecalc doctor: libraries", title_justify="left")
+    t.add_column("component")
+    t.add_column("version")
+    t.add_column("detail", overflow="fold")
+    for lib in rep.libraries:
+        t.add_row(lib.name, escape(lib.version) if lib.version else "[red]-[/red]", escape(lib.detail))
+    console.print(t)
+
+    b = Table(title="inference backends usable here", title_justify="left")
+    b.add_column("backend")
+    b.add_column("precision")
+    b.add_column("device")
+    b.add_column("usable")
+    b.add_column("why", overflow="fold")
+    for s in rep.backends:
+        b.add_row(s.backend, s.precision, s.device,
+                  "[green]yes[/green]" if s.usable else "[red]no[/red]", escape(s.reason))
+    console.print(b)
+    for note in rep.notes:
+        console.print(f"note: {escape(note)}")
