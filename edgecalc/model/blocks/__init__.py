@@ -1,0 +1,8 @@
+"""Building blocks of DS-AGnet / CS-AGnet, one job per module."""
+
+from edgecalc.model.blocks.attention_gate import GridAttentionGate
+from edgecalc.model.blocks.classifier import AttentionPoolingClassifier
+from edgecalc.model.blocks.conv import ConvBlock, UpConv
+from edgecalc.model.blocks.pyramid import PyramidInput
+
+__all__ = ["AttentionPoolingClassifier", "ConvBlock", "GridAttentionGate", "PyramidInput", "UpConv"]

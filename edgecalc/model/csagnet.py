@@ -1,0 +1,93 @@
+"""CS-AGnet = module A (encoder) + module B (attention-gated decoder) + module C (classifier).
+
+B and C share A and have no connection to each other (paper section 2.1). ``CSAGNet`` returns a
+typed ``CSAGNetOutput`` in Python; ``ExportWrapper`` is the form traced for TorchScript / ONNX and
+returns the fixed tuple ``OUTPUT_NAMES = ("mask", "score", "attention")``:
+
+- ``mask``: float32 (N, 1, H, W), the full-resolution sigmoid calcification probability per pixel.
+- ``score``: float32 (N, 1), P(calcification) = the final softmax's positive-class (index 1) value.
+  Kept 2-D so every output has a batch axis and a feature axis (simple for TensorRT bindings).
+- ``attention``: float32 (N, 3, H, W) in [0, 1], the three Grid-AG maps read by module C, resized
+  bilinearly (align_corners=False) to the input size; channel 0 = Grid-AG 1 (next to the bridge),
+  channel 2 = Grid-AG 3 (closest to the output, the map the paper shows).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from edgecalc.model.blocks import AttentionPoolingClassifier
+from edgecalc.model.config import ModelConfig
+from edgecalc.model.dsagnet import Decoder, Encoder, check_input
+
+OUTPUT_NAMES = ("mask", "score", "attention")
+INPUT_NAME = "image"
+
+
+class CSAGNetOutput(NamedTuple):
+    """What ``CSAGNet`` returns (eager PyTorch).
+
+    ``mask`` (N, 1, H, W) sigmoid; ``pyramid`` the four sigmoid outputs 1/8 .. full (last == mask);
+    ``logits`` (N, 2) of the final FC (use with cross-entropy); ``probs`` (N, 2) their softmax
+    (index 1 = calcification); ``scale_probs`` (N, 3, 2) the per-Grid-AG softmaxes; ``attention``
+    the three Grid-AG maps module C reads, Grid-AG 1 .. 3, each at its skip's resolution.
+    """
+
+    mask: torch.Tensor
+    pyramid: tuple[torch.Tensor, ...]
+    logits: torch.Tensor
+    probs: torch.Tensor
+    scale_probs: torch.Tensor
+    attention: tuple[torch.Tensor, ...]
+
+    @property
+    def score(self) -> torch.Tensor:
+        """P(calcification), shape (N,)."""
+        return self.probs[:, 1]
+
+
+class CSAGNet(nn.Module):
+    """CS-AGnet: segmentation (A + B) and classification (A + C) sharing the encoder."""
+
+    def __init__(self, cfg: ModelConfig | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg or ModelConfig()
+        self.encoder = Encoder(self.cfg)
+        self.decoder = Decoder(self.cfg)
+        self.levels = self.cfg.classifier_levels
+        self.classifier = AttentionPoolingClassifier(tuple(self.cfg.filters[l - 1] for l in self.levels))
+
+    def forward(self, x: torch.Tensor) -> CSAGNetOutput:
+        check_input(x, self.cfg)
+        dec = self.decoder(self.encoder(x))
+        feats = [dec.gate_inputs[l] for l in self.levels]
+        alphas = [dec.alphas[l] for l in self.levels]
+        logits, probs, scale_probs = self.classifier(feats, alphas)
+        return CSAGNetOutput(dec.pyramid[-1], tuple(dec.pyramid), logits, probs, scale_probs, tuple(alphas))
+
+
+def stack_attention(attention: tuple[torch.Tensor, ...] | list[torch.Tensor], size: tuple[int, int]) -> torch.Tensor:
+    """Resize each (N, 1, h, w) map bilinearly (align_corners=False) to ``size`` and stack -> (N, k, H, W)."""
+    maps = [a if tuple(a.shape[-2:]) == tuple(size) else F.interpolate(a, size=size, mode="bilinear", align_corners=False) for a in attention]
+    return torch.cat(maps, dim=1)
+
+
+class ExportWrapper(nn.Module):
+    """The export form: image (N, C, H, W) float32 in [0, 1] -> ``(mask, score, attention)``.
+
+    See the module docstring for the exact shapes. Put the wrapped model in eval mode first.
+    """
+
+    output_names = OUTPUT_NAMES
+
+    def __init__(self, model: CSAGNet) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        out = self.model(x)
+        return out.mask, out.probs[:, 1:2], stack_attention(out.attention, (x.shape[2], x.shape[3]))
