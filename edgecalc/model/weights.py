@@ -1,0 +1,118 @@
+"""Checkpoints as safetensors + a JSON config beside them; never pickle.
+
+``save_model(model, "run/model.safetensors")`` writes ``run/model.safetensors`` and
+``run/model.json`` (``{"architecture": "csagnet" | "dsagnet", "config": {...}}``), each atomically
+(temporary file in the same folder, then ``os.replace``), so a crash never leaves half a checkpoint.
+``load_model`` rebuilds the network from the JSON and refuses weights that do not fit it, naming the
+first mismatching tensor.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from edgecalc.model.config import ModelConfig
+from edgecalc.model.csagnet import CSAGNet
+from edgecalc.model.dsagnet import DSAGNet
+
+ARCHITECTURES: dict[str, type[torch.nn.Module]] = {"dsagnet": DSAGNet, "csagnet": CSAGNet}
+FORMAT_VERSION = 1
+
+
+def config_path(weights_path: str | Path) -> Path:
+    """The JSON config that belongs to a ``.safetensors`` file (same name, ``.json``)."""
+    return Path(weights_path).with_suffix(".json")
+
+
+def architecture_of(model: torch.nn.Module) -> str:
+    for name, cls in ARCHITECTURES.items():
+        if type(model) is cls:
+            return name
+    raise TypeError(f"cannot save a {type(model).__name__}; expected one of {sorted(ARCHITECTURES)}")
+
+
+def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_model(model: torch.nn.Module, weights_path: str | Path) -> Path:
+    """Write ``weights_path`` (safetensors) and its JSON config atomically; return the weights path."""
+    weights_path = Path(weights_path)
+    if weights_path.suffix != ".safetensors":
+        raise ValueError(f"weights file {weights_path} should end in .safetensors")
+    arch = architecture_of(model)
+    cfg: ModelConfig = model.cfg
+    meta = {"architecture": arch, "format_version": FORMAT_VERSION, "config": cfg.to_dict()}
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    # Weights first, config last: a config on disk always describes complete weights.
+    _atomic_write(weights_path, lambda p: save_file(tensors, str(p), metadata={"edgecalc": json.dumps(meta)}))
+    _atomic_write(config_path(weights_path), lambda p: p.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n"))
+    return weights_path
+
+
+def read_config(weights_path: str | Path) -> tuple[str, ModelConfig]:
+    """(architecture, config) from the JSON beside ``weights_path``."""
+    cpath = config_path(weights_path)
+    if not cpath.is_file():
+        raise FileNotFoundError(f"config {cpath} not found beside {weights_path}")
+    meta = json.loads(cpath.read_text())
+    arch = meta.get("architecture")
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"{cpath}: architecture {arch!r} is not one of {sorted(ARCHITECTURES)}")
+    return arch, ModelConfig.from_dict(meta["config"])
+
+
+def check_state_dict(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor], source: str = "weights") -> None:
+    """Raise ValueError naming the first tensor (in the model's order) that is missing, misshapen or unexpected."""
+    for name, t in expected.items():
+        if name not in found:
+            raise ValueError(f"{source} do not match the config: tensor {name!r} (expected shape {tuple(t.shape)}) is missing")
+        if tuple(found[name].shape) != tuple(t.shape):
+            raise ValueError(
+                f"{source} do not match the config: tensor {name!r} has shape {tuple(found[name].shape)}, "
+                f"expected {tuple(t.shape)}"
+            )
+    extra = [k for k in found if k not in expected]
+    if extra:
+        raise ValueError(f"{source} do not match the config: unexpected tensor {extra[0]!r} ({len(extra)} unexpected in all)")
+
+
+def load_model(weights_path: str | Path, map_location: str = "cpu") -> torch.nn.Module:
+    """Rebuild a DSAGNet / CSAGNet from ``weights_path`` + its JSON config (eval mode)."""
+    arch, cfg = read_config(weights_path)
+    model = ARCHITECTURES[arch](cfg)
+    state = load_file(str(weights_path), device=map_location)
+    check_state_dict(model.state_dict(), state, source=str(weights_path))
+    model.load_state_dict(state)
+    return model.eval()
+
+
+def csagnet_from_dsagnet(checkpoint: str | Path | DSAGNet) -> CSAGNet:
+    """A CS-AGnet whose modules A (encoder) and B (decoder) come from a stage-one DS-AGnet; C fresh.
+
+    ``checkpoint`` is a DS-AGnet ``.safetensors`` path (with its JSON) or a DSAGNet instance.
+    """
+    ds = load_model(checkpoint) if not isinstance(checkpoint, torch.nn.Module) else checkpoint
+    if not isinstance(ds, DSAGNet):
+        raise ValueError(f"{checkpoint} holds a {type(ds).__name__}, not a stage-one DSAGNet")
+    cs = CSAGNet(ds.cfg)
+    for part in ("encoder", "decoder"):
+        src, dst = getattr(ds, part).state_dict(), getattr(cs, part)
+        check_state_dict(dst.state_dict(), src, source=f"DSAGNet {part}")
+        dst.load_state_dict(src)
+    return cs.train(ds.training)
