@@ -39,6 +39,43 @@ def doctor(
         render_report(report)
 
 
+model_app = typer.Typer(help="Inspect the CS-AGnet model: parameters, FLOPs, layers.", no_args_is_help=True)
+app.add_typer(model_app, name="model")
+
+
+@model_app.command("info")
+def model_info_cmd(
+    preset: str = typer.Option("paper", "--preset", help="Model preset: paper or lite."),
+    size: int = typer.Option(None, "--size", help="Input size (a multiple of 16); default the preset's."),
+) -> None:
+    """Print CS-AGnet's parameter count, FLOPs per image (2 x MACs) and a per-layer table."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from edgecalc.model.config import get_preset
+    from edgecalc.model.info import model_info
+
+    try:
+        cfg = get_preset(preset, size)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    info = model_info(cfg)
+    table = Table(title=f"CS-AGnet '{preset}' at {cfg.input_size}x{cfg.input_size}x{cfg.in_channels}, width {cfg.width}")
+    table.add_column("layer")
+    table.add_column("output (C, H, W)")
+    table.add_column("params", justify="right")
+    table.add_column("MFLOP", justify="right")
+    for row in info.rows:
+        table.add_row(row.name, str(row.output_shape), f"{row.params:,}", f"{row.flops / 1e6:,.1f}")
+    table.add_row("total", "", f"{info.params:,}", f"{info.flops / 1e6:,.1f}", style="bold")
+    console = Console()
+    console.print(table)
+    console.print(
+        f"preset {preset}: filters {cfg.filters}, {info.params:,} parameters, "
+        f"{info.flops / 1e9:.2f} GFLOP per image (FLOPs = 2 x multiply-accumulates of conv/linear layers)"
+    )
+
+
 def main() -> None:
     """Console-script entry point."""
     app()
