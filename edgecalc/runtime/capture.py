@@ -1,0 +1,214 @@
+"""Frame sources for the live runtime, and a capture thread that never queues stale frames.
+
+On a cart the frame grabber delivers 30-60 frames/s whether or not inference keeps up. Queueing
+frames would add latency without bound, so a live source keeps only the newest frame and counts
+the ones it overwrote (as Holoscan's and GStreamer's `leaky` queues do). A file may instead be
+read frame by frame with nothing dropped (``drop_stale=False``), which is what offline runs and
+tests want. A source that stops delivering is reopened a bounded number of times.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Protocol
+
+import numpy as np
+
+
+class SourceError(RuntimeError):
+    """A frame source that cannot be opened; the message names it."""
+
+
+class FrameReader(Protocol):
+    """What a source must offer: cv2.VideoCapture's `read` and `release`."""
+
+    def read(self) -> tuple[bool, np.ndarray | None]: ...
+
+    def release(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """A parsed `--camera N` / `--source X`: what kind of source and how to open it."""
+
+    kind: str  # "camera" | "file" | "url" | "gstreamer" | "phantom"
+    target: str | int
+
+    @property
+    def live(self) -> bool:
+        """Live sources drop stale frames; files are read in full unless asked otherwise."""
+        return self.kind in ("camera", "url", "gstreamer")
+
+    def describe(self) -> str:
+        return f"{self.kind} {self.target!s}"
+
+
+def parse_source(camera: int | None = None, source: str | None = None) -> SourceSpec:
+    """Turn the CLI's `--camera` / `--source` into a SourceSpec (exactly one must be given)."""
+    if (camera is None) == (source is None):
+        raise SourceError("give exactly one of --camera N or --source PATH_OR_URL (or --source phantom)")
+    if camera is not None:
+        if camera < 0:
+            raise SourceError(f"camera index must be >= 0, got {camera}")
+        return SourceSpec("camera", int(camera))
+    assert source is not None
+    s = source.strip()
+    if s == "phantom":
+        return SourceSpec("phantom", "phantom")
+    if s.isdigit():
+        return SourceSpec("camera", int(s))
+    if "://" in s:
+        return SourceSpec("url", s)
+    if "!" in s:  # GStreamer pipelines are "elem ! elem ! appsink"
+        return SourceSpec("gstreamer", s)
+    return SourceSpec("file", s)
+
+
+def open_reader(spec: SourceSpec) -> FrameReader:
+    """Open a cv2.VideoCapture for a camera/file/URL/GStreamer source, or raise SourceError."""
+    import cv2
+
+    if spec.kind == "file":
+        path = Path(str(spec.target))
+        if not path.exists():
+            raise SourceError(f"video file {path} does not exist")
+        cap = cv2.VideoCapture(str(path))
+    elif spec.kind == "camera":
+        cap = cv2.VideoCapture(int(spec.target))
+    elif spec.kind == "gstreamer":
+        cap = cv2.VideoCapture(str(spec.target), cv2.CAP_GSTREAMER)
+    elif spec.kind == "url":
+        cap = cv2.VideoCapture(str(spec.target), cv2.CAP_FFMPEG)
+    else:
+        raise SourceError(f"source kind {spec.kind!r} is not opened by OpenCV")
+    if not cap.isOpened():
+        cap.release()
+        raise SourceError(f"cannot open {spec.describe()} (OpenCV VideoCapture refused it)")
+    return cap
+
+
+@dataclass
+class Frame:
+    """One captured frame: its index in the source, capture time (perf_counter, s) and pixels."""
+
+    index: int
+    t_capture: float
+    image: np.ndarray
+
+
+@dataclass
+class CaptureStats:
+    read: int = 0
+    dropped: int = 0
+    reconnects: int = 0
+    failed_reads: int = 0
+
+
+class LatestFrameGrabber:
+    """Background capture thread holding at most one pending frame.
+
+    ``drop_stale=True`` (live sources): a new frame overwrites an unconsumed one, counted in
+    ``stats.dropped``. ``drop_stale=False`` (files): the reader waits for the consumer, so every
+    frame is delivered. When ``read`` fails, the source is reopened up to ``max_reconnects`` times
+    (live sources) before the grabber reports the end; for files a failed read is the end.
+    """
+
+    def __init__(
+        self,
+        open_fn: Callable[[], FrameReader],
+        *,
+        drop_stale: bool,
+        max_reconnects: int = 3,
+        reconnect_delay_s: float = 0.5,
+        reconnect_on_eof: bool | None = None,
+    ) -> None:
+        self._open_fn = open_fn
+        self._drop_stale = drop_stale
+        self._max_reconnects = max_reconnects
+        self._reconnect_delay_s = reconnect_delay_s
+        self._reconnect_on_eof = drop_stale if reconnect_on_eof is None else reconnect_on_eof
+        self._cond = threading.Condition()
+        self._pending: Frame | None = None
+        self._finished = False
+        self._stop = threading.Event()
+        self.error: BaseException | None = None
+        self.stats = CaptureStats()
+        self._reader = open_fn()  # opening errors surface here, in the caller's thread
+        self._thread = threading.Thread(target=self._run, name="edgecalc-capture", daemon=True)
+
+    def start(self) -> "LatestFrameGrabber":
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        index = 0
+        try:
+            while not self._stop.is_set():
+                ok, img = self._reader.read()
+                if not ok or img is None:
+                    self.stats.failed_reads += 1
+                    if not self._reconnect():
+                        break
+                    continue
+                frame = Frame(index, time.perf_counter(), img)
+                index += 1
+                self.stats.read += 1
+                with self._cond:
+                    if not self._drop_stale:
+                        while self._pending is not None and not self._stop.is_set():
+                            self._cond.wait(0.1)
+                    elif self._pending is not None:
+                        self.stats.dropped += 1
+                    self._pending = frame
+                    self._cond.notify_all()
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, not lost in a thread
+            self.error = exc
+        finally:
+            self._reader.release()
+            with self._cond:
+                self._finished = True
+                self._cond.notify_all()
+
+    def _reconnect(self) -> bool:
+        if not self._reconnect_on_eof:
+            return False
+        while self.stats.reconnects < self._max_reconnects and not self._stop.is_set():
+            self.stats.reconnects += 1
+            self._reader.release()
+            if self._stop.wait(self._reconnect_delay_s):
+                return False
+            try:
+                self._reader = self._open_fn()
+                return True
+            except SourceError:
+                continue
+        return False
+
+    def get(self, timeout: float | None = None) -> Frame | None:
+        """The newest frame not yet taken; None once the source has ended (or on timeout)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while self._pending is None and not self._finished:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return None
+                self._cond.wait(remaining if remaining is not None else 0.1)
+            frame, self._pending = self._pending, None
+            self._cond.notify_all()
+            return frame
+
+    @property
+    def finished(self) -> bool:
+        """True when the source ended and no frame is pending."""
+        with self._cond:
+            return self._finished and self._pending is None
+
+    def stop(self) -> None:
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)

@@ -1,0 +1,137 @@
+"""Frame sources: parsing, opening errors, newest-frame-only capture, bounded reconnects."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from edgecalc.runtime.capture import LatestFrameGrabber, SourceError, open_reader, parse_source
+
+
+def write_video(path, n=12, size=(64, 48)):
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25, size)
+    assert writer.isOpened()
+    for i in range(n):
+        img = np.full((size[1], size[0], 3), 20 + 15 * i, np.uint8)
+        writer.write(img)
+    writer.release()
+    return path
+
+
+class ListReader:
+    """A FrameReader over a list; `fail_after` simulates a stream that stops delivering."""
+
+    def __init__(self, frames, delay=0.0):
+        self.frames = list(frames)
+        self.delay = delay
+        self.released = False
+
+    def read(self):
+        if self.delay:
+            time.sleep(self.delay)
+        if not self.frames:
+            return False, None
+        return True, self.frames.pop(0)
+
+    def release(self):
+        self.released = True
+
+
+@pytest.mark.parametrize(
+    "camera,source,kind",
+    [(0, None, "camera"), (None, "2", "camera"), (None, "clip.mp4", "file"),
+     (None, "rtsp://cart.local/stream", "url"), (None, "v4l2src ! videoconvert ! appsink", "gstreamer"),
+     (None, "phantom", "phantom")],
+)
+def test_parse_source(camera, source, kind):
+    assert parse_source(camera, source).kind == kind
+
+
+def test_parse_source_needs_exactly_one():
+    with pytest.raises(SourceError, match="exactly one"):
+        parse_source(None, None)
+    with pytest.raises(SourceError, match="exactly one"):
+        parse_source(0, "clip.mp4")
+
+
+def test_missing_file_is_named(tmp_path):
+    missing = tmp_path / "nope.mp4"
+    with pytest.raises(SourceError, match="nope.mp4"):
+        open_reader(parse_source(None, str(missing)))
+
+
+def test_unreadable_file_is_refused(tmp_path):
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"this is not a video")
+    with pytest.raises(SourceError, match="bad.mp4"):
+        open_reader(parse_source(None, str(bad)))
+
+
+def test_file_read_in_full_without_drops(tmp_path):
+    path = write_video(tmp_path / "clip.avi", n=12)
+    grabber = LatestFrameGrabber(lambda: open_reader(parse_source(None, str(path))), drop_stale=False).start()
+    got = []
+    while (f := grabber.get(timeout=5)) is not None:
+        got.append(f.index)
+        time.sleep(0.005)  # a slow consumer must not lose frames from a file
+    grabber.stop()
+    assert got == list(range(12))
+    assert grabber.stats.read == 12 and grabber.stats.dropped == 0
+
+
+def test_live_source_keeps_only_newest():
+    frames = [np.full((40, 40), i + 10, np.uint8) for i in range(30)]
+    reader = ListReader(frames)
+    grabber = LatestFrameGrabber(lambda: reader, drop_stale=True, max_reconnects=0)
+    grabber.start()
+    deadline = time.monotonic() + 5
+    while not grabber.finished and grabber.stats.read < 30 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.05)
+    f = grabber.get(timeout=1)
+    grabber.stop()
+    assert f is not None and f.index == 29  # the newest, not the oldest
+    assert grabber.stats.read == 30
+    assert grabber.stats.dropped == 29
+    assert reader.released
+
+
+def test_stream_that_stops_is_reopened_a_bounded_number_of_times():
+    opened = []
+
+    def open_fn():
+        opened.append(1)
+        return ListReader([np.full((40, 40), 50, np.uint8)] * 2)
+
+    grabber = LatestFrameGrabber(open_fn, drop_stale=True, max_reconnects=3, reconnect_delay_s=0.01).start()
+    while grabber.get(timeout=5) is not None:
+        pass
+    grabber.stop()
+    assert grabber.stats.reconnects == 3
+    assert len(opened) == 4  # the first open + 3 reconnects, then a clean end
+
+
+def test_stop_unblocks_a_waiting_reader():
+    reader = ListReader([np.full((40, 40), 50, np.uint8)] * 100)
+    grabber = LatestFrameGrabber(lambda: reader, drop_stale=False).start()
+    assert grabber.get(timeout=5) is not None
+    t = threading.Thread(target=grabber.stop)
+    t.start()
+    t.join(timeout=6)
+    assert not t.is_alive()
+    assert reader.released
+
+
+def test_reader_errors_reach_the_consumer():
+    class Exploding(ListReader):
+        def read(self):
+            raise OSError("capture card unplugged")
+
+    grabber = LatestFrameGrabber(lambda: Exploding([]), drop_stale=True).start()
+    assert grabber.get(timeout=5) is None
+    grabber.stop()
+    assert isinstance(grabber.error, OSError)
