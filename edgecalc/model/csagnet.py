@@ -70,9 +70,14 @@ class CSAGNet(nn.Module):
         return CSAGNetOutput(dec.pyramid[-1], tuple(dec.pyramid), logits, probs, scale_probs, tuple(alphas))
 
 
-def stack_attention(attention: tuple[torch.Tensor, ...] | list[torch.Tensor], size: tuple[int, int]) -> torch.Tensor:
-    """Resize each (N, 1, h, w) map bilinearly (align_corners=False) to ``size`` and stack -> (N, k, H, W)."""
-    maps = [a if tuple(a.shape[-2:]) == tuple(size) else F.interpolate(a, size=size, mode="bilinear", align_corners=False) for a in attention]
+def stack_attention(
+    attention: tuple[torch.Tensor, ...] | list[torch.Tensor], size: tuple[int, int], levels: tuple[int, ...]
+) -> torch.Tensor:
+    """Resize each (N, 1, h, w) map bilinearly (align_corners=False) to ``size`` and stack -> (N, k, H, W).
+
+    ``levels`` are the maps' encoder levels: a level-1 map is already at input size (no resize).
+    """
+    maps = [a if level == 1 else F.interpolate(a, size=size, mode="bilinear", align_corners=False) for a, level in zip(attention, levels)]
     return torch.cat(maps, dim=1)
 
 
@@ -90,4 +95,4 @@ class ExportWrapper(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         out = self.model(x)
-        return out.mask, out.probs[:, 1:2], stack_attention(out.attention, (x.shape[2], x.shape[3]))
+        return out.mask, out.probs[:, 1:2], stack_attention(out.attention, (x.shape[2], x.shape[3]), self.model.levels)

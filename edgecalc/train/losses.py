@@ -93,12 +93,12 @@ def deep_supervision_loss(
     target = target.float()
     final = tversky_loss(pyramid[-1], target)
     total = weights.final * final
-    parts = {"tversky_final": float(final)}
+    parts = {"tversky_final": final.detach().item()}
     for p in pyramid[:-1]:
         ftl = focal_tversky_loss(p, pooled_target(target, p.shape[-2:]))
         total = total + weights.pyramid * ftl
-        parts[f"ftl_{p.shape[-2]}x{p.shape[-1]}"] = float(ftl)
-    parts["total"] = float(total)
+        parts[f"ftl_{p.shape[-2]}x{p.shape[-1]}"] = ftl.detach().item()
+    parts["total"] = total.detach().item()
     return total, parts
 
 
@@ -118,6 +118,6 @@ def combined_loss(
             raise ValueError("a CS-AGnet output needs image-level labels for the class term")
         ce = F.cross_entropy(logits, labels.long())
         total = total + weights.classification * ce
-        parts["cross_entropy"] = float(ce)
-        parts["total"] = float(total)
+        parts["cross_entropy"] = ce.detach().item()
+        parts["total"] = total.detach().item()
     return total, parts

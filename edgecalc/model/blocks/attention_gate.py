@@ -30,6 +30,7 @@ class GridAttentionGate(nn.Module):
     ) -> None:
         super().__init__()
         inter = inter_channels if inter_channels is not None else max(1, in_channels // 2)
+        self.subsample = subsample
         self.theta = nn.Conv2d(in_channels, inter, kernel_size=subsample, stride=subsample, bias=False)
         self.phi = nn.Conv2d(gating_channels, inter, kernel_size=1, bias=True)
         self.psi = nn.Conv2d(inter, 1, kernel_size=1, bias=True)
@@ -38,9 +39,11 @@ class GridAttentionGate(nn.Module):
     def forward(self, x: torch.Tensor, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         theta_x = self.theta(x)
         phi_g = self.phi(g)
-        if phi_g.shape[-2:] != theta_x.shape[-2:]:
+        # Decided from the module's structure, not from traced shapes, so the trace has no branches:
+        # with subsample 2 the gating feature (one level coarser) is already on W_x's grid.
+        if self.subsample == 1 or (not torch.jit.is_tracing() and phi_g.shape[-2:] != theta_x.shape[-2:]):
             phi_g = F.interpolate(phi_g, size=theta_x.shape[-2:], mode="bilinear", align_corners=False)
         alpha = torch.sigmoid(self.psi(F.relu(theta_x + phi_g)))
-        if alpha.shape[-2:] != x.shape[-2:]:
+        if self.subsample != 1:
             alpha = F.interpolate(alpha, size=x.shape[-2:], mode="bilinear", align_corners=False)
         return self.out(alpha * x), alpha
