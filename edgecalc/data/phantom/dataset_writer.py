@@ -1,0 +1,124 @@
+"""Writing the default data set (the paper's 1,207 crops, 551 with calcification) in the kit's format."""
+
+from __future__ import annotations
+
+import json
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edgecalc.data.phantom.config import PhantomConfig
+
+
+def labels_for(n: int, positive: int, seed: int) -> np.ndarray:
+    """Which ids are positive: exactly ``positive`` of ``n``, shuffled by ``seed``."""
+    if not 0 <= positive <= n:
+        raise ValueError(f"positive={positive} must lie in [0, n={n}]")
+    lab = np.zeros(n, dtype=np.int64)
+    lab[:positive] = 1
+    return np.random.default_rng([int(seed), 0x1AB]).permutation(lab)
+
+
+def image_seed(seed: int, index: int) -> int:
+    """Per-image seed: output does not depend on worker count or order."""
+    return int(seed) * 1_000_003 + int(index)
+
+
+def _write_png(path: Path, img: np.ndarray) -> None:
+    ok, buf = cv2.imencode(".png", img)
+    if not ok:
+        raise OSError(f"could not encode {path}")
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(buf.tobytes())
+    os.replace(tmp, path)
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _one(job: tuple) -> tuple[str, int, str, str]:
+    out, idx, label, size, seed, cfg_dict, frames = job
+    from edgecalc.data.phantom.crops import generate_crop
+    from edgecalc.data.phantom.frames import generate_frame
+
+    cfg = PhantomConfig(**cfg_dict)
+    out = Path(out)
+    sid = f"{idx:05d}"
+    s = generate_crop(image_seed(seed, idx), bool(label), size, cfg)
+    _write_png(out / "images" / f"{sid}.png", s.image)
+    _write_png(out / "masks" / f"{sid}.png", s.mask)
+    _write_png(out / "nodules" / f"{sid}.png", s.nodule_mask)
+    if frames:
+        f = generate_frame(image_seed(seed, idx), bool(label), config=cfg)
+        _write_png(out / "frames" / "images" / f"{sid}.png", f.image)
+        _write_png(out / "frames" / "masks" / f"{sid}.png", f.mask)
+        _write_png(out / "frames" / "nodules" / f"{sid}.png", f.nodule_mask)
+        box = ",".join(str(v) for v in f.nodule_box)
+        return sid, int(label), "|".join(s.meta["calcification_kinds"]), f"{box};" + ",".join(str(v) for v in f.scan_area)
+    return sid, int(label), "|".join(s.meta["calcification_kinds"]), ""
+
+
+def write_phantom_dataset(out_dir: str | os.PathLike, n: int = 1207, positive: int = 551, size: int = 192,
+                          seed: int = 0, frames: bool = False, video: bool = False, progress: bool = True,
+                          workers: int | None = None, config: PhantomConfig | None = None) -> Path:
+    """Write ``images/``, ``masks/``, ``nodules/`` (nodule masks), ``labels.csv`` and ``phantom.json``.
+
+    With ``frames`` also full screen frames under ``frames/`` (with ``frames/boxes.csv``); with
+    ``video`` a cine loop ``cine.mp4`` (or ``.avi``). Identical output for any ``workers``.
+    """
+    cfg = config or PhantomConfig()
+    out = Path(out_dir)
+    for sub in ("images", "masks", "nodules") + (("frames/images", "frames/masks", "frames/nodules") if frames else ()):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    labels = labels_for(n, positive, seed)
+    cfg_dict = asdict(cfg)
+    jobs = [(str(out), i, int(labels[i]), size, seed, cfg_dict, frames) for i in range(n)]
+    workers = workers if workers is not None else min(os.cpu_count() or 1, 8)
+    rows: list[tuple] = []
+
+    def run(it):
+        if not progress:
+            return list(it)
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+        got = []
+        with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                      TimeRemainingColumn()) as bar:
+            task = bar.add_task("phantom crops" + (" + frames" if frames else ""), total=n)
+            for r in it:
+                got.append(r)
+                bar.advance(task)
+        return got
+
+    if workers > 1 and n > 8:
+        with ProcessPoolExecutor(max_workers=workers) as ex:
+            rows = run(ex.map(_one, jobs, chunksize=8))
+    else:
+        rows = run(map(_one, jobs))
+    lines = ["id,calcification,kinds"] + [f"{sid},{lab},{kinds}" for sid, lab, kinds, _ in rows]
+    _atomic_text(out / "labels.csv", "\n".join(lines) + "\n")
+    if frames:
+        blines = ["id,calcification,nodule_x,nodule_y,nodule_w,nodule_h,scan_x,scan_y,scan_w,scan_h"]
+        for sid, lab, _, fb in rows:
+            box, area = fb.split(";")
+            blines.append(f"{sid},{lab},{box},{area}")
+        _atomic_text(out / "frames" / "boxes.csv", "\n".join(blines) + "\n")
+    video_path = None
+    if video:
+        from edgecalc.data.phantom.cine import write_cine
+
+        video_path = write_cine(out / "cine.mp4", seed=seed, config=cfg)
+    meta = {"generator": "edgecalc.data.phantom", "format_version": 1, "n": n, "positive": positive,
+            "negative": n - positive, "size": size, "seed": seed, "frames": frames, "video": video,
+            "video_file": video_path.name if video_path else None,
+            "image_seed": "seed * 1000003 + index", "config": cfg_dict,
+            "versions": {"numpy": np.__version__, "opencv": cv2.__version__}}
+    _atomic_text(out / "phantom.json", json.dumps(meta, indent=2) + "\n")
+    return out
