@@ -1,0 +1,80 @@
+"""Every backend that can run here gives the eager model's outputs on the same batch."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+
+from edgecalc.runtime.backends import BackendUnavailable, open_backend
+
+torch = pytest.importorskip("torch", reason="exporting the test model needs torch (the [train] extra)")
+
+
+@pytest.fixture(scope="module")
+def tiny_model_files(tmp_path_factory):
+    """A tiny CS-AGnet exported to TorchScript and ONNX, with its eager outputs on a fixed batch."""
+    from edgecalc.model.config import get_preset
+    from edgecalc.model.csagnet import CSAGNet, ExportWrapper, INPUT_NAME, OUTPUT_NAMES
+
+    torch.manual_seed(0)
+    cfg = get_preset("lite", input_size=32)
+    wrapper = ExportWrapper(CSAGNet(cfg).eval()).eval()
+    x = torch.from_numpy(np.random.default_rng(0).random((2, 1, 32, 32), dtype=np.float32))
+    with torch.no_grad():
+        ref = [o.numpy() for o in wrapper(x)]
+        traced = torch.jit.freeze(torch.jit.trace(wrapper, x))
+    d = tmp_path_factory.mktemp("tiny")
+    traced.save(str(d / "model.ts"))
+    torch.onnx.export(wrapper, x, str(d / "model.onnx"), input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES),
+                      dynamic_axes={INPUT_NAME: {0: "batch"}, **{n: {0: "batch"} for n in OUTPUT_NAMES}},
+                      opset_version=17, dynamo=False)
+    return d, x.numpy(), dict(zip(OUTPUT_NAMES, ref))
+
+
+def check_close(out, ref, tol=1e-4):
+    assert set(out) == set(ref)
+    for name in ref:
+        assert out[name].shape == ref[name].shape, name
+        assert np.max(np.abs(out[name] - ref[name])) <= tol, name
+
+
+def test_onnxruntime_matches_eager(tiny_model_files):
+    d, x, ref = tiny_model_files
+    with open_backend("onnxruntime", d / "model.onnx", threads=1) as be:
+        assert be.input_name == "image" and be.output_names == ("mask", "score", "attention")
+        check_close(be.infer(x), ref)
+        check_close({k: v for k, v in be.infer(x[:1]).items()}, {k: v[:1] for k, v in ref.items()})
+
+
+def test_torchscript_matches_eager(tiny_model_files):
+    d, x, ref = tiny_model_files
+    with open_backend("torchscript", d / "model.ts", threads=1) as be:
+        check_close(be.infer(x), ref)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("openvino") is None,
+                    reason="openvino is not installed (pip install 'edgecalc[openvino]')")
+def test_openvino_matches_eager(tiny_model_files):
+    d, x, ref = tiny_model_files
+    with open_backend("openvino", d / "model.onnx", threads=1) as be:
+        check_close(be.infer(x), ref, tol=1e-4)
+
+
+def test_tensorrt_unavailable_is_explained(tmp_path):
+    if importlib.util.find_spec("tensorrt") is not None:
+        pytest.skip("tensorrt is installed here; the GPU test covers it")
+    with pytest.raises(BackendUnavailable, match="tensorrt is not installed"):
+        open_backend("tensorrt", tmp_path / "model.engine")
+
+
+def test_unknown_backend_and_bad_input(tiny_model_files):
+    d, x, _ = tiny_model_files
+    with pytest.raises(ValueError, match="unknown backend"):
+        open_backend("tflite", d / "model.onnx")
+    with pytest.raises(FileNotFoundError, match="missing.onnx"):
+        open_backend("onnxruntime", d / "missing.onnx")
+    with open_backend("onnxruntime", d / "model.onnx") as be:
+        with pytest.raises(ValueError, match="NCHW"):
+            be.infer(x[0])
