@@ -76,6 +76,55 @@ def model_info_cmd(
     )
 
 
+data_app = typer.Typer(help="Data: the ultrasound phantom (default data set) and the data-set checker.",
+                       no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("phantom")
+def data_phantom_cmd(
+    out: str = typer.Option(..., "--out", help="Folder to write the data set into (created if absent)."),
+    n: int = typer.Option(1207, "--n", help="Number of nodule crops (the paper's data set: 1207)."),
+    positive: int = typer.Option(551, "--positive", help="How many of them carry calcifications (paper: 551)."),
+    size: int = typer.Option(192, "--size", help="Side in pixels of the square crops (paper: 192)."),
+    frames: bool = typer.Option(False, "--frames", help="Also write a 560x360 screen frame per crop under frames/."),
+    video: bool = typer.Option(False, "--video", help="Also write a cine loop (cine.mp4, or cine.avi) for the live demo."),
+    seed: int = typer.Option(0, "--seed", help="Seed: the same seed gives byte-identical images."),
+    workers: int = typer.Option(0, "--workers", help="Worker processes; 0 = one per CPU core. Output does not depend on it."),
+) -> None:
+    """Generate the phantom data set: images/, masks/, nodules/, labels.csv and phantom.json."""
+    import time
+
+    from edgecalc.data.phantom import write_phantom_dataset
+
+    if not 0 <= positive <= n:
+        raise typer.BadParameter(f"--positive {positive} must lie between 0 and --n {n}")
+    t0 = time.perf_counter()
+    path = write_phantom_dataset(out, n=n, positive=positive, size=size, seed=seed, frames=frames, video=video,
+                                 progress=True, workers=workers or None)
+    typer.echo(f"wrote {n} crops ({positive} with calcification) to {path} in {time.perf_counter() - t0:.1f} s")
+
+
+@data_app.command("check")
+def data_check_cmd(
+    path: str = typer.Argument(..., help="Data-set folder (images/, optional masks/, labels.csv)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Validate a data set: every problem with its file and reason, then a summary. Exit 1 on errors."""
+    from edgecalc.data.dataset import check_dataset, format_report
+
+    rep = check_dataset(path)
+    if as_json:
+        import json
+
+        typer.echo(json.dumps({"path": rep.path, "ok": rep.ok, "summary": rep.summary,
+                               "errors": [vars(e) for e in rep.errors],
+                               "warnings": [vars(w) for w in rep.warnings]}, indent=2))
+    else:
+        typer.echo(format_report(rep))
+    raise typer.Exit(0 if rep.ok else 1)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()
