@@ -17,6 +17,10 @@ from edgecalc.model.blocks import ConvBlock, GridAttentionGate, PyramidInput, Up
 from edgecalc.model.config import ModelConfig, check_input_size
 
 
+#: log(0.1 / 0.9): the pyramid outputs' initial foreground probability is 0.1.
+HEAD_BIAS_INIT = -2.1972245773362196
+
+
 class EncoderFeatures(NamedTuple):
     skips: list[torch.Tensor]  #: outputs of blocks 1-4 (full, 1/2, 1/4, 1/8 resolution)
     bridge: torch.Tensor  #: 1/16 resolution
@@ -90,6 +94,11 @@ class Decoder(nn.Module):
         self.ups = nn.ModuleList(UpConv(f[l], f[l - 1]) for l in levels)
         self.convs = nn.ModuleList(ConvBlock(2 * f[l - 1], f[l - 1], cfg.decoder_convs, cfg.batch_norm) for l in levels)
         self.heads = nn.ModuleList(nn.Conv2d(f[l - 1], 1, kernel_size=1) for l in levels)
+        # Calcifications cover a few percent of a crop: start every pyramid output near P = 0.1 rather
+        # than 0.5 (RetinaNet's prior init), so the Tversky terms do not begin with a grey mask that is
+        # nearly all false positives. The paper does not state its initialisation.
+        for head in self.heads:
+            nn.init.constant_(head.bias, HEAD_BIAS_INIT)
 
     def forward(self, enc: EncoderFeatures) -> DecoderFeatures:
         d = enc.bridge
