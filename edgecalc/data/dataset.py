@@ -71,6 +71,9 @@ def read_image(path: Path) -> tuple[np.ndarray | None, str | None]:
     try:
         if path.stat().st_size == 0:
             return None, "empty file"
+        head = path.open("rb").read(8)
+        if path.suffix.lower() == ".png" and head != b"\x89PNG\r\n\x1a\n":
+            return None, "unreadable: not a PNG file (bad signature)"
         if _truncated(path):
             return None, "truncated image (no end marker)"
         img = cv2.imdecode(np.fromfile(str(path), dtype=np.uint8), cv2.IMREAD_UNCHANGED)
