@@ -36,6 +36,8 @@ MIN_AREA_OF_LARGEST = 0.2
 MIN_WINDOW_WIDTH = 0.15
 #: A box edge sits where the lit share of the row/column drops below this.
 EDGE_FILL = 0.5
+#: Share of a column's top quarter that, lit, makes it image even when shadowed below.
+TOP_FILL = 0.9
 #: Grey levels above the screen's background (its 2nd percentile) that count as lit.
 LIT_MARGIN = 2
 
@@ -150,7 +152,16 @@ def _lit_level(small: np.ndarray) -> int:
 
 
 def _col_share(lit: np.ndarray, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
-    return cv2.reduce(lit[y0:y1, x0:x1], 0, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel() / max(1, y1 - y0)
+    """Lit share of each column, counting a column whose top band is lit as image.
+
+    An acoustic shadow (behind a calcification, the trachea) can blacken a column from some depth
+    down, but the near field above it is tissue; text and marks beside the image never fill a
+    top band. So a column is in when half of it is lit, or TOP_FILL of its top quarter is.
+    """
+    full = cv2.reduce(lit[y0:y1, x0:x1], 0, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel() / max(1, y1 - y0)
+    yt = y0 + max(1, (y1 - y0) // 4)
+    top = cv2.reduce(lit[y0:yt, x0:x1], 0, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel() / max(1, yt - y0)
+    return np.maximum(full, top * (EDGE_FILL / TOP_FILL))
 
 
 def _row_share(lit: np.ndarray, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
@@ -169,7 +180,7 @@ def _fit(lit: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> Box | None:
         x0, x1 = _run(_col_share(lit, y0, y1, 0, W), x0, x1)
         if x1 <= x0:
             return None
-        y0, y1 = _run(_row_share(lit, 0, H, x0, x1), y0, y1)
+        y0, y1 = _run(_row_share(lit, 0, H, x0, x1), y0, y1, span=True)
         if y1 <= y0:
             return None
         if (x0, y0, x1, y1) == before:
@@ -186,14 +197,20 @@ def _split_columns(lit: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> list[
     return parts or [(x0, y0, x1, y1)]
 
 
-def _run(profile: np.ndarray, a: int, b: int) -> tuple[int, int]:
-    """The longest run of profile >= EDGE_FILL that overlaps [a, b), as [start, end)."""
+def _run(profile: np.ndarray, a: int, b: int, span: bool = False) -> tuple[int, int]:
+    """The longest run of profile >= EDGE_FILL that overlaps [a, b), as [start, end).
+
+    With ``span``, from the first to the last run overlapping [a, b): rows crossed by a wide black
+    cyst inside the textured blob are still image.
+    """
     on = profile >= EDGE_FILL
     if not on[a:b].any():
         return a, a
     edges = np.flatnonzero(np.diff(np.concatenate(([0], on.view(np.int8), [0]))))
     starts, ends = edges[::2], edges[1::2]
     hit = (ends > a) & (starts < b)
+    if span:
+        return int(starts[hit][0]), int(ends[hit][-1])
     lens = np.where(hit, ends - starts, -1)
     i = int(np.argmax(lens))
     return int(starts[i]), int(ends[i])
