@@ -16,3 +16,27 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data folder {SHARED_DATA} is absent (it sits beside the repository)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def tiny_model_files(tmp_path_factory):
+    """(dir, batch, reference outputs): A tiny CS-AGnet exported to TorchScript and ONNX, with its eager outputs on a fixed batch."""
+    torch = pytest.importorskip("torch", reason="exporting the test model needs torch (the [train] extra)")
+    import numpy as np
+
+    from edgecalc.model.config import get_preset
+    from edgecalc.model.csagnet import CSAGNet, ExportWrapper, INPUT_NAME, OUTPUT_NAMES
+
+    torch.manual_seed(0)
+    cfg = get_preset("lite", input_size=32)
+    wrapper = ExportWrapper(CSAGNet(cfg).eval()).eval()
+    x = torch.from_numpy(np.random.default_rng(0).random((2, 1, 32, 32), dtype=np.float32))
+    with torch.no_grad():
+        ref = [o.numpy() for o in wrapper(x)]
+        traced = torch.jit.freeze(torch.jit.trace(wrapper, x))
+    d = tmp_path_factory.mktemp("tiny")
+    traced.save(str(d / "model.ts"))
+    torch.onnx.export(wrapper, x, str(d / "model.onnx"), input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES),
+                      dynamic_axes={INPUT_NAME: {0: "batch"}, **{n: {0: "batch"} for n in OUTPUT_NAMES}},
+                      opset_version=17, dynamo=False)
+    return d, x.numpy(), dict(zip(OUTPUT_NAMES, ref))

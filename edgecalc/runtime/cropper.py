@@ -1,0 +1,144 @@
+"""Where the nodule crop comes from on each frame: a fixed ROI, a box drawn by hand, or a locator.
+
+The model was trained on the paper's crops (the smallest square holding the nodule), so every mode
+ends in `square_crop`. The automatic mode finds the scan area and the nodule every `every` frames
+(the rest reuse the last box: the nodule moves slowly under the probe) and smooths the box over
+time with an EMA so the crop, and with it the mask, does not jitter. A manual box overrides the
+locator until it is cleared.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from edgecalc.runtime.crop import Box, square_crop
+
+
+@dataclass
+class CropDecision:
+    """The crop for one frame: square (x, y, side, side) in frame pixels, the nodule box, and where it came from."""
+
+    crop: Box | None
+    box: Box | None
+    source: str  # "fixed" | "manual" | "locator" | "none"
+    confidence: float = 1.0
+
+
+def parse_roi(text: str) -> Box:
+    """'x,y,w,h' -> a box; ValueError naming the text otherwise."""
+    try:
+        x, y, w, h = (int(v) for v in text.replace(" ", "").split(","))
+    except ValueError:
+        raise ValueError(f"--roi must be x,y,w,h in pixels (e.g. 120,60,200,200); got {text!r}") from None
+    if w <= 0 or h <= 0 or x < 0 or y < 0:
+        raise ValueError(f"--roi {text!r} needs x, y >= 0 and w, h > 0")
+    return x, y, w, h
+
+
+class FixedCropper:
+    """The same ROI on every frame (e.g. a probe held still over a known nodule)."""
+
+    def __init__(self, roi: Box, margin: float = 0.0) -> None:
+        self.roi, self.margin = roi, margin
+
+    def __call__(self, frame: np.ndarray, index: int) -> CropDecision:
+        try:
+            crop = square_crop(self.roi, None, self.margin, frame.shape)
+        except ValueError:
+            return CropDecision(None, None, "none", 0.0)
+        return CropDecision(crop, self.roi, "fixed")
+
+
+@dataclass
+class BoxSmoother:
+    """EMA over box corners; a jump larger than `reset_iou` overlap restarts it (a new nodule)."""
+
+    alpha: float = 0.4
+    reset_iou: float = 0.2
+    state: np.ndarray | None = None
+
+    def update(self, box: Box) -> Box:
+        b = np.array([box[0], box[1], box[0] + box[2], box[1] + box[3]], np.float64)
+        if self.state is None or _iou(self.state, b) < self.reset_iou:
+            self.state = b
+        else:
+            self.state = self.alpha * b + (1 - self.alpha) * self.state
+        x0, y0, x1, y1 = self.state
+        return int(round(x0)), int(round(y0)), max(1, int(round(x1 - x0))), max(1, int(round(y1 - y0)))
+
+    def reset(self) -> None:
+        self.state = None
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+#: A locator takes a frame and returns (box, confidence, scan_area) or None when it finds no nodule.
+Locator = Callable[[np.ndarray], "tuple[Box, float, Box | None] | None"]
+
+
+def classical_locator(frame: np.ndarray) -> tuple[Box, float, Box | None] | None:
+    """Scan area + the darkest compact region (edgecalc.runtime.classical_locator)."""
+    from edgecalc.runtime.classical_locator import locate_nodule
+    from edgecalc.runtime.scan_area import largest_scan_area
+
+    area = largest_scan_area(frame)
+    if area is None:
+        return None
+    found = locate_nodule(frame, area)
+    if found is None:
+        return None
+    return found.box, float(found.confidence), tuple(area.box)
+
+
+@dataclass
+class AutoCropper:
+    """Locator every `every` frames, box smoothed over time, a manual box overriding it."""
+
+    locator: Locator = classical_locator
+    every: int = 5
+    margin: float = 0.1
+    min_confidence: float = 0.05
+    smoother: BoxSmoother = field(default_factory=BoxSmoother)
+    manual_box: Box | None = None
+    _last: CropDecision | None = None
+    _last_area: Box | None = None
+    _calls: int = 0
+
+    def __call__(self, frame: np.ndarray, index: int) -> CropDecision:
+        if self.manual_box is not None:
+            return self._decide(self.manual_box, frame, "manual", 1.0, None)
+        if self._last is not None and self._calls % max(1, self.every) != 0:
+            self._calls += 1
+            return self._last
+        self._calls += 1
+        found = self.locator(frame)
+        if found is None or found[1] < self.min_confidence:
+            self.smoother.reset()
+            self._last = CropDecision(None, None, "none", 0.0)
+            return self._last
+        box, conf, area = found
+        self._last_area = area
+        self._last = self._decide(self.smoother.update(box), frame, "locator", conf, area)
+        return self._last
+
+    def _decide(self, box: Box, frame: np.ndarray, source: str, conf: float, area: Box | None) -> CropDecision:
+        try:
+            crop = square_crop(box, area, self.margin, frame.shape)
+        except ValueError:
+            return CropDecision(None, None, "none", 0.0)
+        return CropDecision(crop, box, source, conf)
+
+    def set_manual(self, box: Box | None) -> None:
+        """Override the locator with a hand-drawn box (None clears it and resumes the locator)."""
+        self.manual_box = box
+        self._last = None
+        self.smoother.reset()

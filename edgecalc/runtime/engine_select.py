@@ -1,0 +1,84 @@
+"""Open the right inference engine for a bundle: named, or `auto` = the fastest usable one here.
+
+`auto` prefers a TensorRT engine built for this GPU; otherwise it times the CPU engines that can
+load the bundle's model at the requested precision (a few warm runs each on a blank input) and keeps
+the fastest. The choice and the timings are returned so the runtime can print why.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edgecalc.runtime.backends import BackendUnavailable, InferenceBackend, open_backend
+from edgecalc.runtime.bundle import Bundle, BundleError
+
+BACKEND_CHOICES = ("auto", "tensorrt", "onnxruntime", "openvino", "torchscript")
+
+
+@dataclass
+class Selection:
+    backend: InferenceBackend
+    reason: str
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    rejected: dict[str, str] = field(default_factory=dict)
+
+
+def open_for_bundle(bundle: Bundle, name: str, precision: str = "fp32", threads: int = 0) -> InferenceBackend:
+    """Load the bundle's artifact for `precision` with backend `name` (not `auto`)."""
+    outputs = tuple(o["name"] for o in bundle.manifest.outputs)
+    if name == "tensorrt":
+        return open_backend("tensorrt", bundle.engine_path(precision), precision=precision)
+    if name == "torchscript":
+        if precision != "fp32":
+            raise BundleError(f"the TorchScript module is float32 only; asked for {precision}")
+        return open_backend("torchscript", bundle.path("torchscript"), output_names=outputs, threads=threads)
+    if name in ("onnxruntime", "openvino"):
+        return open_backend(name, bundle.path("onnx", precision), precision=precision, threads=threads)
+    raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(BACKEND_CHOICES)}")
+
+
+def _time_backend(backend: InferenceBackend, size: int, warmup: int = 3, runs: int = 7) -> float:
+    x = np.zeros((1, 1, size, size), np.float32)
+    for _ in range(warmup):
+        backend.infer(x)
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        backend.infer(x)
+        times.append(time.perf_counter() - t)
+    return float(np.median(times) * 1000.0)
+
+
+def select_backend(bundle: Bundle, name: str = "auto", precision: str = "fp32", threads: int = 0) -> Selection:
+    """Open backend `name`, or for `auto` the fastest usable one; BackendUnavailable lists every reason."""
+    if name != "auto":
+        return Selection(open_for_bundle(bundle, name, precision, threads), f"{name} (asked for)")
+    rejected: dict[str, str] = {}
+    try:
+        trt = open_for_bundle(bundle, "tensorrt", precision)
+        return Selection(trt, "tensorrt: an engine built for this GPU is in the bundle")
+    except (BackendUnavailable, BundleError, FileNotFoundError, RuntimeError) as exc:
+        rejected["tensorrt"] = str(exc)
+    timings: dict[str, float] = {}
+    best: InferenceBackend | None = None
+    for cand in ("openvino", "onnxruntime"):
+        try:
+            be = open_for_bundle(bundle, cand, precision, threads)
+        except (BackendUnavailable, BundleError, FileNotFoundError) as exc:
+            rejected[cand] = str(exc)
+            continue
+        timings[cand] = _time_backend(be, bundle.input_size)
+        if best is None or timings[cand] < timings[best.name]:
+            if best is not None:
+                best.close()
+            best = be
+        else:
+            be.close()
+    if best is None:
+        raise BackendUnavailable("no backend can run this bundle here: "
+                                 + "; ".join(f"{k}: {v}" for k, v in rejected.items()))
+    why = ", ".join(f"{k} {v:.1f} ms" for k, v in timings.items())
+    return Selection(best, f"{best.name}: fastest measured here ({why})", timings, rejected)

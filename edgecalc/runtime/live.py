@@ -1,0 +1,222 @@
+"""`edgecalc live`: capture thread -> inference + overlay -> display / record thread, and a summary.
+
+Three threads, as on a cart: capture keeps only the newest frame (live sources; files are read in
+full), the main thread runs the model and draws, the recorder encodes video and writes the log. The
+window (OpenCV HighGUI) lives on the main thread, which GUI toolkits require. Ctrl-C and SIGTERM
+stop the loop cleanly: the recording is finalised and the log complete.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from edgecalc.runtime.capture import LatestFrameGrabber, SourceSpec, open_reader
+from edgecalc.runtime.pipeline import FramePipeline, FrameResult
+
+WINDOW = "edgecalc live"
+KEYS_HELP = "q/Esc quit, space pause, a attention, m mask, r redraw box, c clear box, s snapshot"
+
+
+@dataclass
+class LiveSummary:
+    """The end-of-run report (also returned for tests and written as JSON by the CLI)."""
+
+    source: str
+    backend: str
+    frames_read: int = 0
+    processed: int = 0
+    dropped: int = 0
+    skipped_bad: int = 0
+    reconnects: int = 0
+    wall_s: float = 0.0
+    fps: float = 0.0
+    latency_ms_p50: float | None = None
+    latency_ms_p99: float | None = None
+    infer_ms_p50: float | None = None
+    snapshots: list[str] = field(default_factory=list)
+    skipped_reasons: dict[str, int] = field(default_factory=dict)
+    stopped_by: str = "end of source"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def has_display() -> bool:
+    """True when a window can be opened (X11/Wayland on Linux; always elsewhere)."""
+    if sys.platform.startswith("linux"):
+        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    return True
+
+
+def open_source(spec: SourceSpec, phantom_frames: int = 90, loops: int = 1) -> Callable[[], object]:
+    """A zero-argument opener for the grabber (it reopens live sources with it)."""
+    if spec.kind == "phantom":
+        from edgecalc.runtime.phantom_source import PhantomCineReader
+
+        return lambda: PhantomCineReader(n_frames=phantom_frames, loops=loops)
+    return lambda: open_reader(spec)
+
+
+class _StopFlag:
+    """Set by SIGTERM / SIGINT handlers and the `q` key."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.reason = ""
+
+    def set(self, reason: str) -> None:
+        if not self.event.is_set():
+            self.reason = reason
+            self.event.set()
+
+
+def run_live(
+    spec: SourceSpec,
+    pipeline: FramePipeline,
+    *,
+    backend_name: str,
+    headless: bool,
+    recorder=None,
+    snapshot_dir: str | Path = ".",
+    snapshot_every: int = 0,
+    max_frames: int | None = None,
+    realtime: bool | None = None,
+    phantom_frames: int = 90,
+    fps_hint: float = 20.0,
+    manual_box_picker: Callable[[np.ndarray], tuple[int, int, int, int] | None] | None = None,
+    ask_box_first: bool = False,
+    on_frame: Callable[[FrameResult], None] | None = None,
+) -> LiveSummary:
+    """Run the loop until the source ends, `max_frames` are processed, `q`, Ctrl-C or SIGTERM."""
+    import cv2
+
+    drop_stale = spec.live if realtime is None else realtime
+    grabber = LatestFrameGrabber(open_source(spec, phantom_frames), drop_stale=drop_stale).start()
+    stop = _StopFlag()
+    summary = LiveSummary(source=spec.describe(), backend=backend_name)
+    old_handlers = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            old_handlers[sig] = signal.signal(sig, lambda s, f: stop.set(signal.Signals(s).name))
+    latencies, infer_ms = [], []
+    paused = False
+    snap_dir = Path(snapshot_dir)
+    t_start = time.perf_counter()
+    last_result: FrameResult | None = None
+    fps_ema = None
+    try:
+        while not stop.event.is_set():
+            if paused and not headless:
+                key = cv2.waitKey(30) & 0xFF
+                paused = _handle_key(key, pipeline, stop, paused, last_result, snap_dir, summary, manual_box_picker)
+                continue
+            frame = grabber.get(timeout=0.5)
+            if frame is None:
+                if grabber.finished:
+                    break
+                continue
+            if ask_box_first and manual_box_picker is not None:
+                ask_box_first = False
+                box = manual_box_picker(frame.image)
+                if box is None:
+                    stop.set("no box drawn")
+                    continue
+                pipeline.cropper.set_manual(box)
+            res = pipeline.process(frame.image, frame.index)
+            if res.skipped is not None:
+                summary.skipped_bad += 1
+                summary.skipped_reasons[res.skipped] = summary.skipped_reasons.get(res.skipped, 0) + 1
+                continue
+            summary.processed += 1
+            now = time.perf_counter()
+            lat = (now - frame.t_capture) * 1000.0
+            latencies.append(lat)
+            if res.score is not None:
+                infer_ms.append(res.infer_ms)
+            elapsed = now - t_start
+            inst = summary.processed / elapsed if elapsed > 0 else 0.0
+            fps_ema = inst if fps_ema is None else 0.9 * fps_ema + 0.1 * inst
+            pipeline.overlay.hud = [f"{fps_ema:5.1f} FPS  {lat:5.1f} ms", f"{backend_name}  crop: {res.crop_source}"]
+            if recorder is not None:
+                recorder.submit(res.overlay, res.log_record())
+            if on_frame is not None:
+                on_frame(res)
+            last_result = res
+            if snapshot_every and summary.processed % snapshot_every == 0:
+                summary.snapshots.append(_snapshot(res, snap_dir, summary))
+            if not headless:
+                cv2.imshow(WINDOW, res.overlay)
+                key = cv2.waitKey(1) & 0xFF
+                paused = _handle_key(key, pipeline, stop, paused, res, snap_dir, summary, manual_box_picker)
+            if max_frames is not None and summary.processed >= max_frames:
+                stop.set("max frames")
+    except KeyboardInterrupt:
+        stop.set("SIGINT")
+    finally:
+        grabber.stop()
+        for sig, handler in old_handlers.items():
+            signal.signal(sig, handler)
+        if recorder is not None:
+            recorder.close()
+        if not headless:
+            cv2.destroyAllWindows()
+    summary.stopped_by = stop.reason or ("source error: " + str(grabber.error) if grabber.error else "end of source")
+    summary.wall_s = time.perf_counter() - t_start
+    summary.frames_read = grabber.stats.read
+    summary.dropped = grabber.stats.dropped
+    summary.reconnects = grabber.stats.reconnects
+    summary.fps = summary.processed / summary.wall_s if summary.wall_s > 0 else 0.0
+    if latencies:
+        summary.latency_ms_p50 = float(np.percentile(latencies, 50))
+        summary.latency_ms_p99 = float(np.percentile(latencies, 99))
+    if infer_ms:
+        summary.infer_ms_p50 = float(np.percentile(infer_ms, 50))
+    return summary
+
+
+def _snapshot(res: FrameResult, snap_dir: Path, summary: LiveSummary) -> str:
+    import cv2
+
+    snap_dir.mkdir(parents=True, exist_ok=True)
+    path = snap_dir / f"snapshot_{res.index:06d}.png"
+    cv2.imwrite(str(path), res.overlay)
+    return str(path)
+
+
+def _handle_key(key: int, pipeline: FramePipeline, stop: _StopFlag, paused: bool, res: FrameResult | None,
+                snap_dir: Path, summary: LiveSummary, picker) -> bool:
+    """Apply one key press; returns the new paused state."""
+    if key in (ord("q"), 27):
+        stop.set("key q")
+    elif key == ord(" "):
+        return not paused
+    elif key == ord("a"):
+        pipeline.overlay.show_attention = not pipeline.overlay.show_attention
+    elif key == ord("m"):
+        pipeline.overlay.show_mask = not pipeline.overlay.show_mask
+    elif key == ord("s") and res is not None:
+        summary.snapshots.append(_snapshot(res, snap_dir, summary))
+    elif key == ord("r") and res is not None and picker is not None and hasattr(pipeline.cropper, "set_manual"):
+        box = picker(res.overlay)
+        if box is not None:
+            pipeline.cropper.set_manual(box)
+    elif key == ord("c") and hasattr(pipeline.cropper, "set_manual"):
+        pipeline.cropper.set_manual(None)
+    return paused
+
+
+def select_roi_with_mouse(image: np.ndarray) -> tuple[int, int, int, int] | None:
+    """Let the user drag a box on the live window (Enter/space confirms, c cancels)."""
+    import cv2
+
+    x, y, w, h = cv2.selectROI(WINDOW, image, showCrosshair=True, fromCenter=False)
+    return (int(x), int(y), int(w), int(h)) if w > 0 and h > 0 else None

@@ -1,0 +1,89 @@
+"""The display/record side of the live loop: a writer thread for the overlaid video and the log.
+
+Encoding a frame costs milliseconds; doing it on the inference thread would eat the frame budget, so
+frames go through a short blocking queue to this thread (every processed frame is recorded: nothing
+is dropped here, the newest-frame policy lives at capture). `close()` drains the queue and releases
+the writer, so a run stopped by Ctrl-C or SIGTERM leaves a playable video and a complete log.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+_STOP = object()
+
+
+class Recorder:
+    """Writes overlay frames to `video_path` (mp4v .mp4 / MJPG .avi) and records to `log_path` (JSONL)."""
+
+    def __init__(self, video_path: str | Path | None, log_path: str | Path | None, fps: float = 20.0,
+                 queue_size: int = 8) -> None:
+        self.video_path = Path(video_path) if video_path else None
+        self.log_path = Path(log_path) if log_path else None
+        self.fps = fps
+        self._writer: cv2.VideoWriter | None = None
+        self._log = None
+        if self.log_path is not None:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            self._log = open(self.log_path, "w", encoding="utf-8")
+        if self.video_path is not None:
+            self.video_path.parent.mkdir(parents=True, exist_ok=True)
+        self.frames_written = 0
+        self.records_written = 0
+        self.error: BaseException | None = None
+        self._q: queue.Queue = queue.Queue(maxsize=queue_size)
+        self._thread = threading.Thread(target=self._run, name="edgecalc-recorder", daemon=True)
+        self._thread.start()
+
+    def _open_writer(self, frame: np.ndarray) -> None:
+        assert self.video_path is not None
+        h, w = frame.shape[:2]
+        fourcc = "MJPG" if self.video_path.suffix.lower() == ".avi" else "mp4v"
+        self._writer = cv2.VideoWriter(str(self.video_path), cv2.VideoWriter_fourcc(*fourcc), self.fps, (w, h), True)
+        if not self._writer.isOpened():
+            raise OSError(f"cannot open {self.video_path} for writing ({fourcc}); try a .avi path")
+
+    def _run(self) -> None:
+        while True:
+            item = self._q.get()
+            if item is _STOP:
+                return
+            frame, record = item
+            try:
+                if frame is not None and self.video_path is not None:
+                    if self._writer is None:
+                        self._open_writer(frame)
+                    self._writer.write(frame)
+                    self.frames_written += 1
+                if record is not None and self._log is not None:
+                    self._log.write(json.dumps(record) + "\n")
+                    self._log.flush()
+                    self.records_written += 1
+            except BaseException as exc:  # noqa: BLE001 - surfaced by close()
+                self.error = exc
+
+    def submit(self, frame: np.ndarray | None, record: dict | None) -> None:
+        """Queue one overlay frame and/or one log record (blocks briefly if the writer lags)."""
+        if self.video_path is None and self._log is None:
+            return
+        self._q.put((frame, record))
+
+    def close(self) -> None:
+        """Drain, finalise the video container and close the log. Safe to call twice."""
+        if self._thread.is_alive():
+            self._q.put(_STOP)
+            self._thread.join()
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        if self.error is not None:
+            raise OSError(f"recording failed: {self.error}") from self.error

@@ -1,0 +1,191 @@
+"""The live pipeline on real engines and phantom video: overlay placement, parity, recording, faults."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+import cv2
+import numpy as np
+import pytest
+
+from edgecalc.data.preprocess import preprocess
+from edgecalc.runtime.backends import open_backend
+from edgecalc.runtime.capture import SourceError, parse_source
+from edgecalc.runtime.cropper import AutoCropper, FixedCropper
+from edgecalc.runtime.live import run_live
+from edgecalc.runtime.overlay import OverlayOptions
+from edgecalc.runtime.pipeline import FramePipeline
+from edgecalc.runtime.recorder import Recorder
+
+ROI = (200, 100, 120, 120)
+
+
+def phantom_frames(n=6, seed=5):
+    from edgecalc.data.phantom import generate_cine
+
+    return [f for f in generate_cine(seed, n, positive=True)]
+
+
+def make_pipeline(backend, cropper=None, **overlay):
+    return FramePipeline(backend=backend, input_size=32, cropper=cropper or FixedCropper(ROI),
+                         overlay=OverlayOptions(**overlay))
+
+
+class SpyBackend:
+    """Records the batch it was given; returns a fixed mask in the crop's centre and score 0.9."""
+
+    name, precision = "spy", "fp32"
+
+    def __init__(self, size=32):
+        self.size = size
+        self.batches = []
+
+    def infer(self, batch):
+        self.batches.append(batch.copy())
+        mask = np.zeros((batch.shape[0], 1, self.size, self.size), np.float32)
+        mask[:, :, 12:20, 12:20] = 1.0
+        return {"mask": mask, "score": np.full((batch.shape[0], 1), 0.9, np.float32),
+                "attention": np.zeros((batch.shape[0], 3, self.size, self.size), np.float32)}
+
+
+def test_runtime_input_is_byte_identical_to_training_preprocessing(tmp_path):
+    """The batch the engine sees equals what the training loader makes of the same crop."""
+    from edgecalc.data.dataset import load_dataset
+
+    frame = phantom_frames(1)[0].image
+    spy = SpyBackend()
+    make_pipeline(spy).process(frame, 0)
+    x, y, w, h = ROI
+    crop = frame[y:y + h, x:x + w]
+    (tmp_path / "images").mkdir()
+    cv2.imwrite(str(tmp_path / "images" / "c0.png"), crop)
+    (tmp_path / "labels.csv").write_text("id,calcification\nc0,1\n")
+    loaded = load_dataset(tmp_path, size=32)
+    images = loaded[1]
+    assert spy.batches[0].dtype == np.float32
+    assert spy.batches[0].tobytes() == images[0:1].tobytes()
+    assert spy.batches[0].tobytes() == preprocess(crop, 32)[None].tobytes()
+
+
+def test_overlay_pixels_lie_on_the_predicted_mask():
+    frame = np.full((360, 560), 90, np.uint8)
+    frame[::7, ::5] = 140  # some texture so the frame is not blank
+    res = make_pipeline(SpyBackend()).process(frame, 0)
+    assert res.mask is not None and res.mask_area_px > 0
+    changed = np.any(res.overlay != cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR), axis=2)
+    assert changed[res.mask].all()
+    # away from the mask, the box outline, the score bar and the HUD nothing is painted
+    keep = np.ones_like(changed)
+    ys, xs = np.nonzero(res.mask)
+    keep[ys.min() - 3:ys.max() + 4, xs.min() - 3:xs.max() + 4] = False
+    x, y, w, h = ROI
+    keep[y - 2:y + h + 2, x - 2:x + 2] = keep[y - 2:y + h + 2, x + w - 3:x + w + 2] = False
+    keep[y - 2:y + 2, x - 2:x + w + 2] = keep[y + h - 3:y + h + 2, x - 2:x + w + 2] = False
+    keep[:60, 380:] = False  # score bar + label
+    assert not changed[keep].any()
+    # the mask sits in the crop's centre, scaled from 32 px to the 120 px crop
+    assert abs(xs.mean() - (x + w / 2)) < 3 and abs(ys.mean() - (y + h / 2)) < 3
+
+
+def test_bad_frames_are_skipped_not_fatal():
+    pipe = make_pipeline(SpyBackend())
+    assert pipe.process(np.zeros((360, 560, 3), np.uint8), 0).skipped == "blank (all black)"
+    assert "dtype" in pipe.process(np.ones((360, 560), np.float64), 1).skipped
+    assert pipe.process(phantom_frames(1)[0].image, 2).skipped is None
+
+
+def test_onnxruntime_and_torchscript_agree_on_phantom_frames(tiny_model_files):
+    d, _, _ = tiny_model_files
+    frames = phantom_frames(4)
+    with open_backend("onnxruntime", d / "model.onnx") as ort_be, open_backend("torchscript", d / "model.ts") as ts_be:
+        a, b = make_pipeline(ort_be), make_pipeline(ts_be)
+        for i, f in enumerate(frames):
+            ra, rb = a.process(f.image, i), b.process(f.image, i)
+            assert abs(ra.score - rb.score) <= 1e-3
+            inter = np.logical_and(ra.mask, rb.mask).sum()
+            union = np.logical_or(ra.mask, rb.mask).sum()
+            assert union == 0 or inter / union >= 0.99
+
+
+def test_auto_crop_uses_locator_every_k_frames_and_manual_override():
+    calls = []
+
+    def locator(frame):
+        calls.append(1)
+        return (100 + len(calls), 80, 90, 90), 0.8, (0, 0, 560, 360)
+
+    cropper = AutoCropper(locator=locator, every=3)
+    frame = np.full((360, 560), 100, np.uint8)
+    decisions = [cropper(frame, i) for i in range(7)]
+    assert len(calls) == 3  # frames 0, 3, 6
+    assert all(d.source == "locator" for d in decisions)
+    side = decisions[0].crop[2]
+    assert decisions[0].crop[3] == side  # square
+    cropper.set_manual((10, 10, 50, 60))
+    d = cropper(frame, 7)
+    assert d.source == "manual" and d.box == (10, 10, 50, 60)
+    cropper.set_manual(None)
+    assert cropper(frame, 8).source == "locator"
+
+
+def write_phantom_video(path, n=10):
+    from edgecalc.data.phantom import write_cine
+
+    return write_cine(path, seed=3, n_frames=n, fps=10)
+
+
+def test_headless_run_records_one_frame_and_one_log_line_per_processed_frame(tmp_path, tiny_model_files):
+    d, _, _ = tiny_model_files
+    video = write_phantom_video(tmp_path / "cine.mp4", n=10)
+    rec = Recorder(tmp_path / "out.avi", tmp_path / "log.jsonl", fps=10)
+    with open_backend("onnxruntime", d / "model.onnx") as be:
+        summary = run_live(parse_source(None, str(video)), make_pipeline(be), backend_name="onnxruntime",
+                           headless=True, recorder=rec, snapshot_dir=tmp_path / "snaps", snapshot_every=5)
+    assert summary.frames_read == 10 and summary.processed == 10 and summary.dropped == 0
+    assert summary.stopped_by == "end of source"
+    cap = cv2.VideoCapture(str(tmp_path / "out.avi"))
+    n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    cap.release()
+    assert n == summary.processed
+    lines = [json.loads(ln) for ln in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [ln["frame"] for ln in lines] == list(range(10))
+    assert all(ln["score"] is not None and ln["box"] == list(ROI) for ln in lines)
+    assert len(summary.snapshots) == 2 and all(os.path.exists(p) for p in summary.snapshots)
+    assert summary.latency_ms_p50 is not None and summary.latency_ms_p99 >= summary.latency_ms_p50
+
+
+def test_sigterm_finalises_recording_and_log(tmp_path):
+    video = write_phantom_video(tmp_path / "cine.mp4", n=30)
+    rec = Recorder(tmp_path / "out.avi", tmp_path / "log.jsonl", fps=10)
+    seen = []
+
+    def on_frame(res):
+        seen.append(res.index)
+        if len(seen) == 5:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    summary = run_live(parse_source(None, str(video)), make_pipeline(SpyBackend()), backend_name="spy",
+                       headless=True, recorder=rec, on_frame=on_frame)
+    assert summary.stopped_by == "SIGTERM"
+    assert 5 <= summary.processed < 30
+    cap = cv2.VideoCapture(str(tmp_path / "out.avi"))
+    ok, first = cap.read()
+    n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    cap.release()
+    assert ok and first.shape == (360, 560, 3)
+    assert n == summary.processed
+    assert len((tmp_path / "log.jsonl").read_text().splitlines()) == summary.processed
+
+
+def test_unopenable_source_is_named(tmp_path):
+    with pytest.raises(SourceError, match="missing.mp4"):
+        run_live(parse_source(None, str(tmp_path / "missing.mp4")), make_pipeline(SpyBackend()),
+                 backend_name="spy", headless=True)
+
+
+def test_phantom_source_runs_without_files():
+    summary = run_live(parse_source(None, "phantom"), make_pipeline(SpyBackend()), backend_name="spy",
+                       headless=True, phantom_frames=4)
+    assert summary.processed == 4 and summary.skipped_bad == 0
