@@ -117,7 +117,7 @@ def test_dataset_counts_and_worker_independence(tmp_path):
         m = cv2.imread(str(p1 / "masks" / f"{r['id']}.png"), cv2.IMREAD_GRAYSCALE)
         assert bool(m.any()) == (r["calcification"] == "1")
     meta = json.loads((p1 / "phantom.json").read_text())
-    assert meta["n"] == 10 and meta["positive"] == 4 and meta["config"]["pixel_spacing_mm"] == 0.1
+    assert meta["n"] == 10 and meta["positive"] == 4 and meta["config"]["pixel_spacing_mm"] == 0.08
 
 
 def test_phantom_never_imports_torch():

@@ -65,7 +65,7 @@ def draw_nodule(scene: Scene, rng: np.random.Generator, cfg: PhantomConfig, nodu
     if halo:
         width = uniform(rng, cfg.halo_width_mm) / sp
         ring = nodule & ~erode(nodule, width)
-        scene.amp[ring] = 0.12 * scene.amp[ring]
+        scene.amp[ring] = uniform(rng, [0.3, 0.5]) * scene.amp[ring]
     meta["halo"] = halo
     cyst = np.zeros(scene.shape, dtype=bool)
     if rng.random() < cfg.p_cystic:
@@ -138,7 +138,8 @@ def draw_frame_anatomy(scene: Scene, rng: np.random.Generator, cfg: PhantomConfi
     cz = strap_bottom + lobe_depth / 2
     round_off = ((xe[None, :] - (lat_end - lobe_depth / 2)) / (lobe_depth / 2)) ** 2 + ((zz - cz[None, :]) / (lobe_depth / 2)) ** 2
     thyroid &= (xe[None, :] < lat_end - lobe_depth / 2) | (round_off <= 1.0)
-    amp[~thyroid & ~fat & ~strap] *= 0.55  # deep soft tissue and longus colli
+    deep = ~thyroid & ~fat & ~strap  # deep soft tissue and longus colli: darker, heterogeneous
+    amp[deep] *= (0.4 * np.exp(0.4 * smooth_field(rng, (h, w), 1.5 / sp)))[deep]
     texture_parenchyma(scene, rng, thyroid)
     # carotid: anechoic circle with bright walls lateral to the lobe
     r_car = uniform(rng, [3.0, 4.0]) / sp

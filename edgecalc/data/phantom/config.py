@@ -16,19 +16,19 @@ class PhantomConfig:
     """
 
     # --- imaging system (a 10 MHz linear probe) ---
-    pixel_spacing_mm: float = 0.1  #: native grid of the crops (scanner pixels), isotropic
+    pixel_spacing_mm: float = 0.08  #: native grid of the crops (scanner pixels), isotropic
     frame_pixel_spacing_mm: float = 0.13  #: grid of the full screen frames (~4 cm depth in 300 px)
     center_frequency_mhz: float = 10.0
     sound_speed_mm_per_us: float = 1.54
-    psf_axial_sigma_mm: float = 0.10  #: Gaussian envelope of the pulse (axial resolution)
-    psf_lateral_sigma_mm: float = 0.22  #: beam width at focus (lateral resolution)
+    psf_axial_sigma_mm: float = 0.07  #: Gaussian envelope of the pulse (axial resolution)
+    psf_lateral_sigma_mm: float = 0.15  #: beam width at focus (lateral resolution)
     shadow_lateral_sigma_mm: float = 0.30  #: lateral spread of shadows/enhancement (transmit beam)
     tissue_attenuation_db_per_mm: float = 0.9  #: round trip, ~0.45 dB/cm/MHz at 10 MHz
     fluid_attenuation_db_per_mm: float = 0.05
     tgc_error_db_per_mm: list[float] = field(default_factory=lambda: [-0.15, 0.15])
     dynamic_range_db: list[float] = field(default_factory=lambda: [55.0, 70.0])
     gain_db: list[float] = field(default_factory=lambda: [-5.0, 5.0])
-    headroom_db: float = 30.0  #: display level of parenchyma below white, before gain
+    headroom_db: float = 33.0  #: display level of parenchyma below white, before gain
     noise_level: float = 0.004  #: electronic noise (complex Gaussian rms), parenchyma rms = 1
 
     # --- anatomy ---
@@ -46,7 +46,7 @@ class PhantomConfig:
     )
     p_lobulated: float = 0.45
     p_irregular_margin: float = 0.35
-    p_halo: float = 0.3
+    p_halo: float = 0.2
     halo_width_mm: list[float] = field(default_factory=lambda: [0.4, 1.2])
     p_cystic: float = 0.35  #: nodule has anechoic cystic parts (posterior enhancement)
 

@@ -102,8 +102,8 @@ def cyst_walls(scene: Scene, rng: np.random.Generator, cfg: PhantomConfig, cyst:
     g = coherent_gain(cfg, sp)
     lvl = db(uniform(rng, [14.0, 28.0]))
     edge = boundary(cyst)
-    wall = cyst & ~erode(cyst, uniform(rng, [0.2, 0.5]) / sp)
-    scene.amp[wall] = lvl * 0.4
+    wall = cyst & ~erode(cyst, 0.15 / sp)
+    scene.amp[wall] = lvl * 0.25
     scene.coh[edge] += lvl / g * vertical_normal_weight(cyst, 3.0)[edge]
     # septations: thin lines across the fluid
     canvas = np.zeros(scene.shape, dtype=np.uint8)
