@@ -6,6 +6,9 @@ the cart commands start fast and never load torch unless they need it.
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Optional
+
 import typer
 
 app = typer.Typer(
@@ -123,6 +126,54 @@ def data_check_cmd(
     else:
         typer.echo(format_report(rep))
     raise typer.Exit(0 if rep.ok else 1)
+
+
+@app.command("export")
+def export_cmd(
+    weights: Optional[Path] = typer.Argument(None, help="Run folder (model.safetensors or final.safetensors + .json) "
+                                             "or a .safetensors file. Default: the weights shipped with the kit."),
+    precision: str = typer.Option("fp32", "--precision", help="fp32 | fp16 | int8: the reduced-precision ONNX model "
+                                  "(and engine) to add; TorchScript and float32 ONNX are always written."),
+    calib: Optional[Path] = typer.Option(None, "--calib", help="Data-set folder (images/<id>.png, labels.csv) to "
+                                         "calibrate INT8 on. Default: phantom crops the kit generates."),
+    calib_size: int = typer.Option(256, "--calib-size", help="Calibration images, stratified by class."),
+    calib_method: str = typer.Option("percentile", "--calib-method", help="minmax | entropy | percentile "
+                                     "(default chosen by measurement, docs/export.md)."),
+    calib_seed: int = typer.Option(0, "--calib-seed", help="Seed of the calibration draw (recorded in the manifest)."),
+    engine: Optional[bool] = typer.Option(None, "--engine/--no-engine", help="Build a TensorRT engine. Default: "
+                                          "on when a GPU, TensorRT and cuda-python are present."),
+    max_batch: int = typer.Option(8, "--max-batch", help="Largest batch of the engine's optimisation profile (1..N)."),
+    out: Path = typer.Option(Path("bundle"), "--out", help="Bundle folder to write (replaced only when complete)."),
+    triton: Optional[Path] = typer.Option(None, "--triton", help="Also lay the bundle out as a Triton model repository here."),
+    parity_size: int = typer.Option(64, "--parity-size", help="Held-out phantom crops for the parity report."),
+) -> None:
+    """Export weights to a bundle: TorchScript, ONNX (fp32 + fp16/int8), TensorRT engine, manifest, parity report."""
+    from rich.console import Console
+    from rich.markup import escape as escape_markup
+
+    from edgecalc.calibration import CalibrationError
+    from edgecalc.export.bundle_writer import BundleWriteError
+    from edgecalc.export.parity import render_table
+    from edgecalc.export.pipeline import ExportError, ExportOptions, export_bundle
+    from edgecalc.export.verify import ParityError
+    from edgecalc.export.weights_source import WeightsNotFound
+
+    console = Console(stderr=True)
+    opts = ExportOptions(weights, precision, calib, calib_size, calib_method, calib_seed, engine, max_batch, out,
+                         triton, parity_size)
+    try:
+        result = export_bundle(opts, log=lambda msg: console.print(escape_markup(msg)))
+    except (WeightsNotFound, ExportError, CalibrationError, BundleWriteError, ParityError, ValueError) as exc:
+        console.print(f"[red]error:[/red] {escape_markup(str(exc))}")
+        console.print(f"nothing written to {escape_markup(str(out))}")
+        raise typer.Exit(2)
+    render_table(result.rows, Console())
+    console.print(f"bundle written: {escape_markup(str(result.bundle))}")
+    for folder in result.triton_models:
+        console.print(f"triton model: {escape_markup(str(folder))}")
+    if result.engine_error:
+        console.print(f"[red]error:[/red] {escape_markup(result.engine_error)}")
+        raise typer.Exit(3)
 
 
 def main() -> None:

@@ -1,0 +1,137 @@
+"""Parity report: every artifact against eager float32 on a held-out phantom set.
+
+The phantom crops use seeds disjoint from the phantom calibration set (``PARITY_SEED_BASE``), so an
+INT8 model is never judged on the images it was calibrated on. Per artifact: max / mean abs
+difference of ``score`` and ``mask`` from eager, AUC of ``score`` against the labels, Dice of the
+mask thresholded at 0.5 against the phantom's ground truth (pooled over the set), and the fraction
+of images whose decision (score >= threshold) agrees with eager.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgecalc.calibration.calibration_set import PARITY_SEED_BASE, phantom_pool
+
+#: TorchScript and float32 ONNX must match eager this closely (score, mask and attention).
+EXACT_TOLERANCE = 1e-4
+
+
+@dataclass
+class ParitySet:
+    ids: list[str]
+    images: np.ndarray
+    masks: np.ndarray
+    labels: np.ndarray
+
+
+def parity_set(size: int, n: int = 64, seed_base: int = PARITY_SEED_BASE) -> ParitySet:
+    """``n`` held-out phantom crops, half with calcifications."""
+    ids, images, masks, labels = phantom_pool(n, seed_base, size)
+    return ParitySet(ids, images, masks, labels)
+
+
+def auc(labels: np.ndarray, scores: np.ndarray) -> float | None:
+    """ROC AUC (sklearn), None when only one class is present."""
+    from sklearn.metrics import roc_auc_score
+
+    if len(np.unique(labels)) < 2:
+        return None
+    return float(roc_auc_score(labels, scores))
+
+
+def dice(pred: np.ndarray, truth: np.ndarray) -> float:
+    """Pooled Dice of two binary arrays (1.0 when both are empty)."""
+    p, t = pred.astype(bool), truth.astype(bool)
+    denom = p.sum() + t.sum()
+    return 1.0 if denom == 0 else float(2.0 * (p & t).sum() / denom)
+
+
+@dataclass
+class ParityRow:
+    artifact: str
+    backend: str
+    precision: str
+    score_max_abs: float
+    score_mean_abs: float
+    mask_max_abs: float
+    mask_mean_abs: float
+    attention_max_abs: float
+    auc: float | None
+    dice: float
+    decision_agreement: float
+    status: str = "ran"
+
+
+def compare(name: str, backend: str, precision: str, ref: list[np.ndarray], got: list[np.ndarray],
+            data: ParitySet, threshold: float) -> ParityRow:
+    """One row: ``got`` = (mask, score, attention) of an artifact vs ``ref`` from eager."""
+    (rm, rs, ra), (gm, gs, ga) = ref, got
+    ds, dm = np.abs(gs - rs), np.abs(gm - rm)
+    return ParityRow(
+        name, backend, precision, float(ds.max()), float(ds.mean()), float(dm.max()), float(dm.mean()),
+        float(np.abs(ga - ra).max()), auc(data.labels, gs[:, 0]), dice(gm[:, 0] >= 0.5, data.masks),
+        float(np.mean((gs[:, 0] >= threshold) == (rs[:, 0] >= threshold))),
+    )
+
+
+def skipped_row(name: str, backend: str, precision: str, why: str) -> ParityRow:
+    nan = float("nan")
+    return ParityRow(name, backend, precision, nan, nan, nan, nan, nan, None, nan, nan, status=f"not run: {why}")
+
+
+def run_parity(ref: list[np.ndarray], runners: list[tuple[str, str, str, Callable[[np.ndarray], list[np.ndarray]]]],
+               data: ParitySet, threshold: float) -> list[ParityRow]:
+    """Eager row first, then one row per (name, backend, precision, run) runner."""
+    rows = [compare("eager", "pytorch", "fp32", ref, ref, data, threshold)]
+    for name, backend, precision, run in runners:
+        rows.append(compare(name, backend, precision, ref, run(data.images), data, threshold))
+    return rows
+
+
+def exact_failures(rows: list[ParityRow]) -> list[str]:
+    """Rows of TorchScript / float32 ONNX beyond ``EXACT_TOLERANCE`` (export must fail on any)."""
+    bad = []
+    for r in rows:
+        if r.precision == "fp32" and r.backend in ("torchscript", "onnxruntime") and r.status == "ran":
+            worst = max(r.score_max_abs, r.mask_max_abs, r.attention_max_abs)
+            if not worst <= EXACT_TOLERANCE:
+                bad.append(f"{r.artifact} differs from eager by {worst:.3g} (> {EXACT_TOLERANCE:g})")
+    return bad
+
+
+def write_parity(path: str | Path, rows: list[ParityRow], data: ParitySet, threshold: float) -> None:
+    """``parity.json``: the set (ids, class counts), the threshold and the rows."""
+    doc = {"set": {"source": "phantom (held out from calibration)", "size": len(data.ids),
+                   "positives": int(data.labels.sum()), "ids": data.ids},
+           "threshold": threshold, "dice_threshold": 0.5,
+           "rows": [{k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in asdict(r).items()}
+                    for r in rows]}
+    Path(path).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+
+
+def render_table(rows: list[ParityRow], console=None) -> None:
+    """Print the rows with rich."""
+    from rich.console import Console
+    from rich.table import Table
+
+    def f(v, spec=".2e"):
+        return "-" if v is None or (isinstance(v, float) and np.isnan(v)) else format(v, spec)
+
+    t = Table(title="parity against eager float32 (held-out phantom set)", title_justify="left")
+    for col in ("artifact", "backend", "score max|d|", "score mean|d|", "mask max|d|", "mask mean|d|",
+                "AUC", "Dice", "agree"):
+        t.add_column(col, no_wrap=True)
+    for r in rows:
+        t.add_row(r.artifact, r.backend, f(r.score_max_abs), f(r.score_mean_abs), f(r.mask_max_abs),
+                  f(r.mask_mean_abs), f(r.auc, ".4f"), f(r.dice, ".4f"), f(r.decision_agreement, ".3f"))
+    console = console or Console()
+    console.print(t)
+    for r in rows:
+        if r.status != "ran":
+            console.print(f"{r.artifact}: {r.status}", markup=False)

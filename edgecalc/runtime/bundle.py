@@ -1,0 +1,262 @@
+"""Exported bundles: the manifest, its checksums, and the engine compatibility check (no torch).
+
+An export bundle is a folder written by ``edgecalc export``::
+
+    BUNDLE/manifest.json        this file's ``Manifest``: model, input, preprocessing, outputs, checksums
+    BUNDLE/model.ts             TorchScript (traced, frozen) for LibTorch
+    BUNDLE/model.fp32.onnx      float32 ONNX, opset 17, dynamic batch
+    BUNDLE/model.fp16.onnx      FP16 compute, float32 inputs/outputs       (--precision fp16)
+    BUNDLE/model.int8.onnx      explicit Q/DQ, symmetric INT8              (--precision int8)
+    BUNDLE/model.<p>.engine     TensorRT engine for one GPU + TensorRT     (--engine)
+    BUNDLE/parity.json          every artifact against eager float32
+
+Export writes through the same ``Manifest`` class the runtime reads, so the two cannot drift: this
+module is the one definition, and it lives in the runtime because the runtime must not import the
+export code (which needs torch). ``load_bundle`` refuses a bundle whose listed files are missing or
+changed, naming the file; ``Bundle.engine_path`` refuses an engine built for another GPU or
+TensorRT version and says how to rebuild it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+MANIFEST_NAME = "manifest.json"
+MANIFEST_FORMAT = 1
+#: Kinds of files a manifest lists.
+KINDS = ("torchscript", "onnx", "engine", "report")
+PRECISIONS = ("fp32", "fp16", "int8")
+
+
+class BundleError(Exception):
+    """A bundle that cannot be used: missing or changed file, bad manifest, incompatible engine."""
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class EngineTarget:
+    """What a TensorRT engine is tied to: the GPU model, its compute capability, the TensorRT version."""
+
+    gpu_name: str
+    compute_capability: str
+    tensorrt_version: str
+
+
+@dataclass
+class Artifact:
+    """One file of the bundle, with its checksum; ``engine`` only for TensorRT engines."""
+
+    file: str
+    kind: str
+    precision: str | None
+    sha256: str
+    size: int
+    engine: EngineTarget | None = None
+    notes: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Artifact":
+        d = dict(d)
+        eng = d.pop("engine", None)
+        return cls(**d, engine=EngineTarget(**eng) if eng else None)
+
+
+@dataclass
+class Manifest:
+    """Everything a runtime needs to know to feed the model and read its outputs, plus provenance."""
+
+    model: dict[str, Any]
+    input: dict[str, Any]
+    preprocessing: dict[str, Any]
+    outputs: list[dict[str, Any]]
+    decision: dict[str, Any]
+    source_weights: dict[str, Any]
+    libraries: dict[str, str | None]
+    edgecalc_version: str
+    command: str
+    created: str
+    artifacts: list[Artifact] = field(default_factory=list)
+    calibration: dict[str, Any] | None = None
+    format: int = MANIFEST_FORMAT
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["artifacts"] = [a.to_dict() for a in self.artifacts]
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Manifest":
+        known = {f.name for f in dataclasses.fields(cls)}
+        missing = [f.name for f in dataclasses.fields(cls)
+                   if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING and f.name not in d]
+        if missing:
+            raise BundleError(f"manifest lacks field(s) {missing}")
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise BundleError(f"manifest has unknown field(s) {unknown}")
+        d = dict(d)
+        d["artifacts"] = [Artifact.from_dict(a) for a in d.get("artifacts", [])]
+        if d.get("format", MANIFEST_FORMAT) > MANIFEST_FORMAT:
+            raise BundleError(f"manifest format {d['format']} is newer than this edgecalc reads ({MANIFEST_FORMAT})")
+        return cls(**d)
+
+    def artifact(self, kind: str, precision: str | None = None) -> Artifact | None:
+        """The first listed artifact of ``kind`` (and ``precision`` if given), or None."""
+        for a in self.artifacts:
+            if a.kind == kind and (precision is None or a.precision == precision):
+                return a
+        return None
+
+    def add_file(self, root: str | Path, file: str, kind: str, precision: str | None,
+                 engine: EngineTarget | None = None, notes: str = "") -> Artifact:
+        """Checksum ``root/file`` and list it (replacing an entry for the same file)."""
+        if kind not in KINDS:
+            raise ValueError(f"artifact kind {kind!r} is not one of {KINDS}")
+        path = Path(root) / file
+        art = Artifact(file, kind, precision, sha256_file(path), path.stat().st_size, engine, notes)
+        self.artifacts = [a for a in self.artifacts if a.file != file] + [art]
+        return art
+
+    def write(self, root: str | Path) -> Path:
+        """Write ``root/manifest.json`` atomically."""
+        path = Path(root) / MANIFEST_NAME
+        fd, tmp = tempfile.mkstemp(prefix=".manifest.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(self.to_json())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+
+def rebuild_hint(bundle_dir: str | Path, precision: str | None) -> str:
+    """The command that rebuilds an engine for the machine it runs on."""
+    p = f" --precision {precision}" if precision else ""
+    return f"rebuild it on this machine: edgecalc export WEIGHTS{p} --engine --out {bundle_dir}"
+
+
+def check_engine_target(artifact: Artifact, current: EngineTarget | None, bundle_dir: str | Path = "BUNDLE") -> None:
+    """Raise BundleError unless the engine was built for ``current`` (same GPU model, capability, TensorRT)."""
+    if artifact.engine is None:
+        raise BundleError(f"{artifact.file}: the manifest does not record the GPU and TensorRT version it was built for; "
+                          + rebuild_hint(bundle_dir, artifact.precision))
+    if current is None:
+        raise BundleError(f"{artifact.file}: cannot use a TensorRT engine here (no TensorRT or no GPU found)")
+    built = artifact.engine
+    diffs = []
+    if built.gpu_name != current.gpu_name:
+        diffs.append(f"GPU {built.gpu_name!r} (this machine: {current.gpu_name!r})")
+    if built.compute_capability != current.compute_capability:
+        diffs.append(f"compute capability {built.compute_capability} (this machine: {current.compute_capability})")
+    if built.tensorrt_version != current.tensorrt_version:
+        diffs.append(f"TensorRT {built.tensorrt_version} (this machine: {current.tensorrt_version})")
+    if diffs:
+        raise BundleError(f"{artifact.file} was built for " + ", ".join(diffs)
+                          + "; TensorRT engines are not portable across GPU models or TensorRT versions: "
+                          + rebuild_hint(bundle_dir, artifact.precision))
+
+
+def current_engine_target() -> EngineTarget | None:
+    """This machine's GPU + TensorRT, or None when either is missing (imports tensorrt lazily)."""
+    try:
+        import tensorrt as trt  # noqa: PLC0415
+        from cuda.bindings import runtime as cudart  # noqa: PLC0415
+    except ImportError:
+        return None
+    err, props = cudart.cudaGetDeviceProperties(0)
+    if int(err) != 0:
+        return None
+    name = props.name.decode() if isinstance(props.name, bytes) else str(props.name)
+    return EngineTarget(name.rstrip("\x00"), f"{props.major}.{props.minor}", trt.__version__)
+
+
+@dataclass
+class Bundle:
+    """A loaded bundle: its folder and manifest."""
+
+    root: Path
+    manifest: Manifest
+
+    def path(self, kind: str, precision: str | None = None) -> Path:
+        """Path of an artifact; BundleError naming what the bundle has when it is absent."""
+        art = self.manifest.artifact(kind, precision)
+        if art is None:
+            have = ", ".join(f"{a.kind}/{a.precision}" for a in self.manifest.artifacts) or "nothing"
+            raise BundleError(f"bundle {self.root} has no {kind} artifact"
+                              + (f" at {precision}" if precision else "") + f" (it has: {have})")
+        return self.root / art.file
+
+    def engine_path(self, precision: str, current: EngineTarget | None | str = "probe") -> Path:
+        """The engine for ``precision``, refused unless built for this GPU and TensorRT (``current``)."""
+        path = self.path("engine", precision)
+        art = self.manifest.artifact("engine", precision)
+        target = current_engine_target() if current == "probe" else current
+        check_engine_target(art, target, self.root)  # type: ignore[arg-type]
+        return path
+
+    @property
+    def input_size(self) -> int:
+        return int(self.manifest.input["shape"][-1])
+
+    @property
+    def threshold(self) -> float:
+        return float(self.manifest.decision["threshold"])
+
+
+def verify_files(root: Path, manifest: Manifest) -> None:
+    """Every listed file exists and matches its size and sha256; BundleError names the first that does not."""
+    for art in manifest.artifacts:
+        path = root / art.file
+        if Path(art.file).is_absolute() or ".." in Path(art.file).parts:
+            raise BundleError(f"manifest lists {art.file!r}, which is outside the bundle")
+        if not path.is_file():
+            raise BundleError(f"{art.file} is listed in {root / MANIFEST_NAME} but missing from the bundle")
+        if path.stat().st_size != art.size:
+            raise BundleError(f"{art.file} has changed: {path.stat().st_size} bytes, the manifest says {art.size}")
+        if sha256_file(path) != art.sha256:
+            raise BundleError(f"{art.file} has changed: its sha256 does not match the manifest "
+                              "(corrupt copy or edited file; re-export the bundle)")
+
+
+def load_bundle(bundle_dir: str | Path, verify: bool = True) -> Bundle:
+    """Read ``bundle_dir/manifest.json`` and (by default) check every listed file's checksum."""
+    root = Path(bundle_dir)
+    mpath = root / MANIFEST_NAME
+    if not root.is_dir():
+        raise BundleError(f"bundle folder {root} does not exist")
+    if not mpath.is_file():
+        raise BundleError(f"{mpath} not found: {root} is not an edgecalc export bundle")
+    try:
+        data = json.loads(mpath.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BundleError(f"{mpath} is not valid JSON: {exc}") from exc
+    try:
+        manifest = Manifest.from_dict(data)
+    except TypeError as exc:
+        raise BundleError(f"{mpath}: {exc}") from exc
+    if verify:
+        verify_files(root, manifest)
+    return Bundle(root, manifest)
