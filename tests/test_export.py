@@ -1,0 +1,196 @@
+"""Export round trips on a tiny CS-AGnet: TorchScript / ONNX vs eager, FP16 and INT8 graphs, full bundles."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from onnx import TensorProto
+
+from edgecalc.export.fp16 import convert_to_fp16
+from edgecalc.export.int8 import check_qdq_structure, quantize_int8
+from edgecalc.export.onnx_export import export_onnx, ort_session, run_onnx
+from edgecalc.export.pipeline import ExportOptions, export_bundle
+from edgecalc.export.torchscript import export_torchscript
+from edgecalc.model import CSAGNet, ExportWrapper, get_preset
+from edgecalc.model.weights import save_model
+from edgecalc.runtime.bundle import load_bundle
+
+SIZE = 64
+
+
+def tiny_model(seed: int = 0) -> CSAGNet:
+    torch.manual_seed(seed)
+    return CSAGNet(get_preset("lite", SIZE).with_(width=0.125, name="tiny")).eval()
+
+
+@pytest.fixture(scope="module")
+def tiny_weights(tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("run")
+    save_model(tiny_model(), run / "model.safetensors")
+    return run
+
+
+@pytest.fixture(scope="module")
+def onnx_fp32(tmp_path_factory) -> tuple[Path, torch.nn.Module]:
+    path = tmp_path_factory.mktemp("onnx") / "model.fp32.onnx"
+    wrapper = ExportWrapper(tiny_model()).eval()
+    export_onnx(wrapper, torch.rand(2, 1, SIZE, SIZE), path, torch.rand(3, 1, SIZE, SIZE))
+    return path, wrapper
+
+
+@pytest.fixture(scope="module")
+def int8_bundle(tiny_weights, tmp_path_factory):
+    """One INT8 export (phantom calibration) shared by several tests; returns (bundle dir, result, cache dir)."""
+    root = tmp_path_factory.mktemp("int8")
+    cache = root / "cache"
+    mp = pytest.MonkeyPatch()
+    mp.setenv("EDGECALC_CACHE_DIR", str(cache))
+    logs: list[str] = []
+    try:
+        res = export_bundle(ExportOptions(tiny_weights, "int8", None, 16, "minmax", 0, False, 4, root / "bundle",
+                                          root / "triton", 16, command="test"), log=logs.append)
+    finally:
+        mp.undo()
+    return root / "bundle", res, cache, logs
+
+
+def test_torchscript_round_trip(tmp_path):
+    wrapper = ExportWrapper(tiny_model()).eval()
+    diffs = export_torchscript(wrapper, torch.rand(2, 1, SIZE, SIZE), tmp_path / "m.ts", torch.rand(5, 1, SIZE, SIZE))
+    assert max(diffs.values()) <= 1e-4
+    loaded = torch.jit.load(str(tmp_path / "m.ts"))
+    x = torch.rand(1, 1, SIZE, SIZE)
+    with torch.no_grad():
+        for a, b in zip(wrapper(x), loaded(x)):
+            assert torch.allclose(a, b, atol=1e-4)
+
+
+def test_onnx_round_trip_names_and_dynamic_batch(onnx_fp32):
+    path, wrapper = onnx_fp32
+    model = onnx.load(str(path))
+    assert model.opset_import[0].version == 17
+    assert [i.name for i in model.graph.input] == ["image"]
+    assert [o.name for o in model.graph.output] == ["mask", "score", "attention"]
+    assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+    x = np.random.default_rng(1).random((7, 1, SIZE, SIZE), dtype=np.float32)
+    got = run_onnx(ort_session(path), x)
+    with torch.no_grad():
+        ref = [t.numpy() for t in wrapper(torch.from_numpy(x))]
+    for a, b in zip(ref, got):
+        assert np.abs(a - b).max() <= 1e-4
+
+
+def test_fp16_graph_keeps_sensitive_ops_in_float32(onnx_fp32):
+    path, wrapper = onnx_fp32
+    model = convert_to_fp16(onnx.load(str(path)))
+    g = model.graph
+    types = {vi.name: vi.type.tensor_type.elem_type for vi in list(g.value_info) + list(g.input) + list(g.output)}
+    types.update({i.name: i.data_type for i in g.initializer})
+    assert all(types[t.name] == TensorProto.FLOAT for t in list(g.input) + list(g.output))
+    for node in g.node:
+        if node.op_type in ("Sigmoid", "Softmax", "ReduceSum", "Div"):
+            assert all(types[i] != TensorProto.FLOAT16 for i in node.input if i in types), node.name
+        if node.op_type == "Resize":
+            assert types[node.input[0]] == TensorProto.FLOAT, node.name
+    convs = [n for n in g.node if n.op_type == "Conv"]
+    assert convs and all(types[n.input[1]] == TensorProto.FLOAT16 for n in convs)
+    x = np.random.default_rng(2).random((4, 1, SIZE, SIZE), dtype=np.float32)
+    onnx.save(model, str(path.with_name("m16.onnx")))
+    got = run_onnx(ort_session(path.with_name("m16.onnx")), x)
+    ref = run_onnx(ort_session(path), x)
+    assert all(o.dtype == np.float32 for o in got)
+    assert np.abs(got[1] - ref[1]).max() < 5e-3  # score
+    assert np.abs(got[0] - ref[0]).max() < 5e-2  # mask
+
+
+def test_int8_graph_is_valid_for_tensorrt(onnx_fp32, tmp_path):
+    """Every Q/DQ has an int8 zero point of 0 and none touches a Sigmoid or Softmax."""
+    path, _ = onnx_fp32
+    x = np.random.default_rng(3).random((8, 1, SIZE, SIZE), dtype=np.float32)
+    quantize_int8(path, tmp_path / "m8.onnx", x, "minmax")
+    model = onnx.load(str(tmp_path / "m8.onnx"))
+    g = model.graph
+    inits = {i.name: onnx.numpy_helper.to_array(i) for i in g.initializer}
+    producer = {o: n for n in g.node for o in n.output}
+    qdq = [n for n in g.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
+    assert qdq
+    for n in qdq:
+        zp = inits[n.input[2]]
+        assert zp.dtype == np.int8 and not zp.any(), n.name
+        src = producer.get(n.input[0])
+        assert src is None or src.op_type not in ("Sigmoid", "Softmax"), n.name
+    for n in g.node:
+        if n.op_type in ("Sigmoid", "Softmax"):
+            assert producer[n.input[0]].op_type not in ("QuantizeLinear", "DequantizeLinear"), n.name
+    # per-channel weights: a weight DequantizeLinear with one scale per output channel
+    assert any(inits.get(n.input[1]) is not None and inits[n.input[1]].size > 1 for n in qdq)
+    assert check_qdq_structure(model) == []
+
+
+def test_structure_check_catches_nonzero_zero_point(onnx_fp32, tmp_path):
+    path, _ = onnx_fp32
+    x = np.random.default_rng(3).random((4, 1, SIZE, SIZE), dtype=np.float32)
+    quantize_int8(path, tmp_path / "m8.onnx", x, "minmax")
+    model = onnx.load(str(tmp_path / "m8.onnx"))
+    q = next(n for n in model.graph.node if n.op_type == "QuantizeLinear")
+    zp = next(i for i in model.graph.initializer if i.name == q.input[2])
+    zp.CopyFrom(onnx.numpy_helper.from_array(np.array(3, dtype=np.int8), zp.name))
+    assert any("non-zero zero point" in p for p in check_qdq_structure(model))
+
+
+def test_int8_bundle_manifest_parity_and_tolerances(int8_bundle):
+    bundle_dir, res, _, logs = int8_bundle
+    b = load_bundle(bundle_dir)
+    m = b.manifest
+    assert {a.file for a in m.artifacts} == {"model.ts", "model.fp32.onnx", "model.int8.onnx", "parity.json"}
+    assert m.input["name"] == "image" and m.input["shape"] == [-1, 1, SIZE, SIZE]
+    assert [o["name"] for o in m.outputs] == ["mask", "score", "attention"]
+    assert m.decision == {"output": "score", "threshold": 0.5, "positive": "calcification (score >= threshold)"}
+    assert m.preprocessing["name"] == "edgecalc-gray01"
+    assert len(m.source_weights["sha256"]) == 64 and m.libraries["onnxruntime"]
+    cal = m.calibration
+    assert cal["method"] == "minmax" and len(cal["ids"]) == 16 and cal["positives"] == 8
+    assert any("phantom crops the kit generates" in line for line in logs)
+    parity = json.loads((bundle_dir / "parity.json").read_text())
+    rows = {r["artifact"]: r for r in parity["rows"]}
+    assert set(rows) == {"eager", "model.ts", "model.fp32.onnx", "model.int8.onnx"}
+    for name in ("model.ts", "model.fp32.onnx"):
+        assert rows[name]["score_max_abs"] <= 1e-4 and rows[name]["mask_max_abs"] <= 1e-4
+    q, e = rows["model.int8.onnx"], rows["eager"]
+    assert e["auc"] - q["auc"] <= 0.005 and e["dice"] - q["dice"] <= 0.02
+    assert q["score_max_abs"] < 0.05
+    assert not set(cal["ids"]) & set(parity["set"]["ids"])  # held out from calibration
+    assert sorted(p.name for p in (bundle_dir.parent / "triton").iterdir()) == ["edgecalc_onnx_fp32", "edgecalc_onnx_int8"]
+    cfg = (bundle_dir.parent / "triton" / "edgecalc_onnx_int8" / "config.pbtxt").read_text()
+    assert 'platform: "onnxruntime_onnx"' in cfg and "max_batch_size: 4" in cfg and 'name: "score"' in cfg
+
+
+def test_calibration_cache_reused_on_repeat(int8_bundle, tiny_weights, monkeypatch):
+    bundle_dir, first, cache, _ = int8_bundle
+    assert first.calibration_cache_hit is False
+    monkeypatch.setenv("EDGECALC_CACHE_DIR", str(cache))
+    logs: list[str] = []
+    res = export_bundle(ExportOptions(tiny_weights, "int8", None, 16, "minmax", 0, False, 4, bundle_dir, None, 8,
+                                      command="test"), log=logs.append)
+    assert res.calibration_cache_hit is True
+    assert any("reusing cached ranges" in line for line in logs)
+    assert load_bundle(bundle_dir).manifest.calibration["cache_reused"] is True
+
+
+def test_fp16_bundle_and_requested_engine_without_gpu(tiny_weights, tmp_path, monkeypatch):
+    from edgecalc.export import tensorrt_engine
+
+    monkeypatch.setattr(tensorrt_engine, "missing_pieces", lambda: ["the tensorrt Python package (test)"])
+    res = export_bundle(ExportOptions(tiny_weights, "fp16", None, 16, "minmax", 0, True, 4, tmp_path / "b", None, 8,
+                                      command="test"), log=lambda m: None)
+    assert res.engine_error and "tensorrt Python package" in res.engine_error
+    b = load_bundle(tmp_path / "b")
+    assert b.manifest.artifact("onnx", "fp16") is not None and b.manifest.artifact("engine") is None
+    rows = {r.artifact: r for r in res.rows}
+    assert rows["model.fp16.onnx"].score_max_abs < 5e-3
+    assert rows["model.fp16.engine"].status.startswith("not run")
