@@ -1,0 +1,82 @@
+"""Bodies of ``edgecalc eval`` and ``edgecalc sweep`` (the CLI only parses options)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def _ints(text: str, what: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError as exc:
+        raise ValueError(f"{what} must be comma-separated integers, got {text!r}") from exc
+
+
+def _floats(text: str, what: str) -> list[float]:
+    try:
+        vals = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError as exc:
+        raise ValueError(f"{what} must be comma-separated numbers, got {text!r}") from exc
+    if not vals or any(not 0 < v <= 1 for v in vals):
+        raise ValueError(f"{what} must be numbers in (0, 1], got {text!r}")
+    return vals
+
+
+def eval_command(run_dir: Path | None, data: Path | None, out: Path | None, device: str = "cpu", console: Any = None) -> int:
+    """Evaluate a run (its test split or ``data``) or the shipped weights (on ``data``); return an exit code."""
+    from rich.console import Console
+
+    from edgecalc.data.dataset import DatasetError
+    from edgecalc.eval.evaluate import evaluate_run, evaluate_weights
+
+    console = console or Console()
+    try:
+        if run_dir is not None:
+            evaluate_run(run_dir, data, out, console=console, device=device)
+        else:
+            from edgecalc.model.shipped import default_weights_path
+
+            if data is None:
+                console.print("[red]the shipped weights have no test split of their own: give --data DATA "
+                              "(e.g. a phantom made with `edgecalc data phantom OUT --seed 2026`)[/red]")
+                return 2
+            weights = default_weights_path()
+            console.print(f"shipped default weights {weights} (trained on synthetic phantoms; not for clinical use)")
+            evaluate_weights(weights, data, out or Path("edgecalc-eval"), console=console, device=device)
+    except (DatasetError, FileNotFoundError, ValueError) as exc:
+        console.print(f"[red]{exc}[/red]")
+        return 2
+    return 0
+
+
+def sweep_command(data: Path, fractions: str, folds: int, fold_ids: str | None, out: Path, threads: int = 0,
+                  console: Any = None, **train_options: Any) -> int:
+    """Parse the lists, run the sweep, return an exit code."""
+    from rich.console import Console
+
+    from edgecalc.data.dataset import DatasetError
+    from edgecalc.eval.sweep import run_sweep
+    from edgecalc.train.commands import _sigterm_as_interrupt, set_threads
+    from edgecalc.train.stage import TrainingDiverged
+
+    console = console or Console()
+    _sigterm_as_interrupt()
+    set_threads(threads)
+    try:
+        fr = _floats(fractions, "--fractions")
+        ids = _ints(fold_ids, "--fold-ids") if fold_ids else list(range(folds))
+        bad = [k for k in ids if not 0 <= k < folds]
+        if bad:
+            raise ValueError(f"--fold-ids {bad} outside 0..{folds - 1}")
+        run_sweep(data, fr, out, ids, console=console, folds=folds, **train_options)
+    except KeyboardInterrupt:
+        console.print(f"\n[yellow]interrupted; run the same command again to resume the sweep in {out}[/yellow]")
+        return 130
+    except TrainingDiverged as exc:
+        console.print(f"[red]{exc}[/red]")
+        return 3
+    except (DatasetError, FileExistsError, FileNotFoundError, ValueError) as exc:
+        console.print(f"[red]{exc}[/red]")
+        return 2
+    return 0

@@ -1,0 +1,138 @@
+"""``edgecalc eval``: a run's final weights (or the shipped default) on a data set or the run's test split.
+
+Writes ``metrics.json`` (accuracy, sensitivity, specificity, AUC with calcification positive,
+Dice and IoU of the masks on the positives that have a true mask, the confusion matrix),
+``roc.png`` and ``attention.png`` (input, true mask, the three Grid-AG maps, predicted mask and
+score for a few positives and negatives), and prints a table.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from edgecalc.eval.figures import attention_figure, roc_figure
+from edgecalc.eval.metrics import classification_report, dice_per_image, iou_per_image, roc_curve
+from edgecalc.eval.predict import predict
+
+N_EXAMPLES = 3  #: positives and negatives each in the attention figure
+
+
+def _write_json(path: Path, data: Any) -> None:
+    from edgecalc.model.weights import _atomic_write
+
+    _atomic_write(path, lambda p: p.write_text(json.dumps(data, indent=2) + "\n"))
+
+
+def load_eval_data(path: str | Path, size: int) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(ids, images, masks (N,1,S,S) {0,1} float32, has_mask, labels) of a data-set folder at ``size``."""
+    from edgecalc.data.dataset import load_dataset
+
+    ids, images, masks, labels, _ = load_dataset(path, size)
+    has_mask = np.array([m is not None for m in masks])
+    arr = np.zeros((len(ids), 1, size, size), np.float32)
+    for i, m in enumerate(masks):
+        if m is not None:
+            arr[i, 0] = np.asarray(m) > 0
+    return list(ids), np.asarray(images, np.float32), arr, has_mask, np.asarray(labels, np.int64)
+
+
+def evaluate_arrays(
+    model: torch.nn.Module,
+    images: np.ndarray,
+    masks: np.ndarray,
+    has_mask: np.ndarray,
+    labels: np.ndarray,
+    ids: Sequence[str],
+    out_dir: str | Path,
+    console: Any = None,
+    title: str = "",
+    threshold: float = 0.5,
+    device: torch.device | str = "cpu",
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Evaluate a CS-AGnet on in-memory arrays; write metrics.json, roc.png, attention.png to ``out_dir``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pred = predict(model, images, batch_size=32, device=device, attention=True)
+    if pred.scores is None:
+        raise ValueError("evaluation needs a CS-AGnet (classification branch); got a stage-one DS-AGnet")
+    report = classification_report(labels, pred.scores)
+    seg = np.flatnonzero((labels == 1) & has_mask)
+    dice = dice_per_image(pred.masks[seg], masks[seg], threshold) if seg.size else np.zeros(0)
+    iou = iou_per_image(pred.masks[seg], masks[seg], threshold) if seg.size else np.zeros(0)
+    metrics: dict[str, Any] = {
+        **report.to_dict(),
+        "dice_positives": float(dice.mean()) if seg.size else None,
+        "iou_positives": float(iou.mean()) if seg.size else None,
+        "n_positives_with_mask": int(seg.size),
+        "mask_threshold": threshold,
+        "title": title,
+        **(extra or {}),
+    }
+    fpr, tpr, _ = roc_curve(labels, pred.scores)
+    roc_figure({title or "CS-AGnet": (fpr, tpr, report.auc)}, out_dir / "roc.png", title=f"ROC {title}".strip())
+    pick = np.r_[np.flatnonzero(labels == 1)[:N_EXAMPLES], np.flatnonzero(labels == 0)[:N_EXAMPLES]]
+    attention_figure(images[pick], masks[pick], pred.attention[pick], pred.masks[pick], pred.scores[pick], labels[pick],
+                     [ids[i] for i in pick], out_dir / "attention.png")
+    _write_json(out_dir / "metrics.json", metrics)
+    np.savez_compressed(out_dir / "scores.npz", ids=np.asarray(ids), labels=labels, scores=pred.scores)
+    if console is not None:
+        print_metrics(metrics, console, out_dir)
+    return metrics
+
+
+def print_metrics(metrics: dict[str, Any], console: Any, out_dir: Path | None = None) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"CS-AGnet evaluation {metrics.get('title', '')}".strip())
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key in ("accuracy", "sensitivity", "specificity", "auc", "dice_positives", "iou_positives"):
+        v = metrics.get(key)
+        table.add_row(key, "-" if v is None else f"{v:.4f}")
+    (tn, fp), (fn, tp) = metrics["confusion_matrix"]
+    table.add_row("confusion [[TN, FP], [FN, TP]]", f"[[{tn}, {fp}], [{fn}, {tp}]]")
+    table.add_row("images (positive)", f"{metrics['n']} ({metrics['n_positive']})")
+    console.print(table)
+    if out_dir is not None:
+        console.print(f"wrote {out_dir / 'metrics.json'}, {out_dir / 'roc.png'}, {out_dir / 'attention.png'}")
+
+
+def evaluate_weights(weights: str | Path, data: str | Path, out_dir: str | Path, console: Any = None, device: str = "cpu") -> dict[str, Any]:
+    """Evaluate a CS-AGnet weights file (+ its JSON) on a data-set folder."""
+    from edgecalc.model.weights import load_model
+
+    model = load_model(weights).to(device)
+    ids, images, masks, has_mask, labels = load_eval_data(data, model.cfg.input_size)
+    return evaluate_arrays(model, images, masks, has_mask, labels, ids, out_dir, console, title=Path(str(data)).name,
+                           device=device, extra={"weights": str(weights), "data": str(data)})
+
+
+def evaluate_run(run_dir: str | Path, data: str | Path | None = None, out_dir: str | Path | None = None,
+                 console: Any = None, device: str = "cpu") -> dict[str, Any]:
+    """A run's ``final.safetensors`` on ``data``, or on the run's own test split when ``data`` is None."""
+    from edgecalc.model.weights import load_model
+    from edgecalc.train.run import FINAL_WEIGHTS, SPLIT_FILE
+    from edgecalc.train.config import TrainConfig
+
+    run_dir = Path(run_dir)
+    weights = run_dir / FINAL_WEIGHTS
+    if not weights.is_file():
+        raise FileNotFoundError(f"{weights} not found: the run in {run_dir} has not finished (edgecalc train --resume {run_dir})")
+    if data is not None:
+        return evaluate_weights(weights, data, out_dir or run_dir / "eval" / Path(str(data)).name, console, device)
+    cfg = TrainConfig.read(run_dir / "config.json")
+    split = json.loads((run_dir / SPLIT_FILE).read_text())
+    model = load_model(weights).to(device)
+    ids, images, masks, has_mask, labels = load_eval_data(cfg.data, model.cfg.input_size)
+    test = np.asarray(split["indices"]["test"], dtype=np.int64)
+    if [ids[i] for i in test] != split["ids"]["test"]:
+        raise ValueError(f"{run_dir / SPLIT_FILE}: the test ids no longer match the data set {cfg.data}")
+    return evaluate_arrays(model, images[test], masks[test], has_mask[test], labels[test], [ids[i] for i in test],
+                           out_dir or run_dir / "eval", console, title=f"test fold {cfg.fold} of {cfg.folds}", device=device,
+                           extra={"weights": str(weights), "data": cfg.data, "split": "test"})

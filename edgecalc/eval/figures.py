@@ -1,0 +1,82 @@
+"""Figures (matplotlib, Agg backend: no display needed): ROC curves and Grid-AG attention panels."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    os.replace(tmp, path)
+    return path
+
+
+def roc_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray, float]], path: str | Path, title: str = "ROC") -> Path:
+    """One ROC curve per entry ``name -> (fpr, tpr, auc)``; calcification = positive."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5, 5))
+    for name, (fpr, tpr, auc) in curves.items():
+        ax.plot(fpr, tpr, lw=1.6, label=f"{name} (AUC {auc:.3f})")
+    ax.plot([0, 1], [0, 1], ls="--", lw=0.8, color="grey")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.01)
+    ax.set_xlabel("false-positive rate (1 - specificity)")
+    ax.set_ylabel("true-positive rate (sensitivity)")
+    ax.set_title(title)
+    ax.legend(loc="lower right", fontsize=8)
+    try:
+        return _save(fig, Path(path))
+    finally:
+        plt.close(fig)
+
+
+def attention_figure(
+    images: np.ndarray,
+    true_masks: np.ndarray,
+    attention: np.ndarray,
+    pred_masks: np.ndarray,
+    scores: np.ndarray,
+    labels: np.ndarray,
+    ids: Sequence[str],
+    path: str | Path,
+) -> Path:
+    """One row per image: input, true mask, Grid-AG 1, 2, 3, predicted mask; score and label in the title.
+
+    ``images``/``true_masks``/``pred_masks`` (N, 1, H, W); ``attention`` (N, 3, H, W).
+    """
+    plt = _plt()
+    n = images.shape[0]
+    cols = ["input", "true mask", "Grid-AG 1", "Grid-AG 2", "Grid-AG 3", "predicted mask"]
+    fig, axes = plt.subplots(max(n, 1), len(cols), figsize=(2.0 * len(cols), 2.1 * max(n, 1)), squeeze=False)
+    for r in range(n):
+        panels = [images[r, 0], true_masks[r, 0], attention[r, 0], attention[r, 1], attention[r, 2], pred_masks[r, 0]]
+        for c, (name, panel) in enumerate(zip(cols, panels)):
+            ax = axes[r, c]
+            cmap = "gray" if c in (0, 1, 5) else "jet"
+            ax.imshow(panel, cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(name, fontsize=9)
+        truth = "calcification" if int(labels[r]) == 1 else "none"
+        axes[r, 0].set_ylabel(f"{ids[r]}\ntrue: {truth}\nscore {float(scores[r]):.3f}", fontsize=8)
+    try:
+        return _save(fig, Path(path))
+    finally:
+        plt.close(fig)

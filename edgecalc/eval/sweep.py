@@ -1,0 +1,95 @@
+"""``edgecalc sweep``: the paper's Table 1 and Fig. 7 on your data — train + eval per mask fraction and fold.
+
+Each (fraction, fold) is an ordinary run folder ``OUT/p<fraction>/fold<k>``: a finished one is
+reused, an interrupted one resumed, so re-running the same command completes a sweep. The table
+(``OUT/table1.md``) gives accuracy, sensitivity, specificity and AUC per fraction as mean ± std over
+the folds run (std needs two folds); ``OUT/roc.png`` one ROC curve per fraction (test scores of all
+folds pooled); ``OUT/sweep.json`` every number behind them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+METRICS = ("accuracy", "sensitivity", "specificity", "auc")
+
+
+def run_dir_for(out: Path, fraction: float, fold: int) -> Path:
+    return out / f"p{fraction:g}" / f"fold{fold}"
+
+
+def _mean_std(values: Sequence[float]) -> tuple[float, float | None]:
+    v = np.asarray(values, dtype=np.float64)
+    return float(v.mean()), (float(v.std(ddof=1)) if v.size > 1 else None)
+
+
+def format_table(results: dict[float, list[dict[str, Any]]], n_train: dict[float, list[int]] | None = None) -> str:
+    """Markdown: one row per fraction, ``mean ± std`` (or the single value) per metric."""
+    lines = ["| pixel masks p | folds | masks in stage one | accuracy | sensitivity | specificity | AUC |",
+             "|---|---|---|---|---|---|---|"]
+    for frac in sorted(results):
+        runs = results[frac]
+        cells = []
+        for m in METRICS:
+            mean, std = _mean_std([r["test"][m] for r in runs])
+            cells.append(f"{mean:.3f}" if std is None else f"{mean:.3f} ± {std:.3f}")
+        masks = ", ".join(str(r["n_masks_stage1"]) for r in runs)
+        lines.append(f"| {frac:.0%} | {len(runs)} | {masks} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def run_sweep(data: str | Path, fractions: Sequence[float], out: str | Path, fold_ids: Sequence[int],
+              console: Any = None, **train_options: Any) -> dict[str, Any]:
+    """Train (or reuse/resume) every (fraction, fold) run, then write table1.md, roc.png and sweep.json."""
+    from edgecalc.eval.figures import roc_figure
+    from edgecalc.eval.metrics import roc_auc, roc_curve
+    from edgecalc.model.weights import _atomic_write
+    from edgecalc.train.config import TrainConfig
+    from edgecalc.train.run import FINAL_WEIGHTS, METRICS_FILE, resume_training, run_training
+
+    out = Path(out)
+    results: dict[float, list[dict[str, Any]]] = {}
+    curves = {}
+    for frac in fractions:
+        results[frac] = []
+        ys, ss = [], []
+        for fold in fold_ids:
+            run_dir = run_dir_for(out, frac, fold)
+            if (run_dir / METRICS_FILE).is_file() and (run_dir / FINAL_WEIGHTS).is_file():
+                if console is not None:
+                    console.print(f"p = {frac:g}, fold {fold}: finished run {run_dir} reused")
+            elif (run_dir / "config.json").is_file():
+                if console is not None:
+                    console.print(f"p = {frac:g}, fold {fold}: resuming {run_dir}")
+                resume_training(run_dir, console=console)
+            else:
+                if console is not None:
+                    console.print(f"p = {frac:g}, fold {fold}: training into {run_dir}")
+                cfg = TrainConfig(data=str(data), mask_fraction=frac, fold=fold, **train_options)
+                run_training(cfg, run_dir, console=console)
+            metrics = json.loads((run_dir / METRICS_FILE).read_text())
+            metrics["run_dir"] = str(run_dir)
+            results[frac].append(metrics)
+            scores = np.load(run_dir / "eval" / "scores.npz")
+            ys.append(scores["labels"])
+            ss.append(scores["scores"])
+        y, s = np.concatenate(ys), np.concatenate(ss)
+        fpr, tpr, _ = roc_curve(y, s)
+        curves[f"p = {frac:.0%}"] = (fpr, tpr, roc_auc(y, s))
+    table = format_table(results)
+    _atomic_write(out / "table1.md", lambda p: p.write_text(table))
+    roc_figure(curves, out / "roc.png", title="CS-AGnet ROC per pixel-mask fraction (test folds pooled)")
+    summary = {
+        "data": str(data), "fractions": list(fractions), "folds": list(fold_ids), "train_options": train_options,
+        "results": {f"{k:g}": v for k, v in results.items()},
+        "pooled_auc": {name: c[2] for name, c in curves.items()},
+    }
+    _atomic_write(out / "sweep.json", lambda p: p.write_text(json.dumps(summary, indent=2) + "\n"))
+    if console is not None:
+        console.print(table)
+        console.print(f"wrote {out / 'table1.md'}, {out / 'roc.png'}, {out / 'sweep.json'}")
+    return summary

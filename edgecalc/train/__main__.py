@@ -1,0 +1,13 @@
+"""``python -m edgecalc.train ...`` = ``edgecalc train ...``; the form torchrun launches:
+
+    torchrun --nproc_per_node 2 -m edgecalc.train DATA --mask-fraction 0.3 --device cpu
+"""
+
+from __future__ import annotations
+
+import sys
+
+from edgecalc.cli import app
+
+if __name__ == "__main__":
+    app(["train", *sys.argv[1:]], prog_name="python -m edgecalc.train")

@@ -1,0 +1,75 @@
+"""The body of ``edgecalc train`` (the CLI only parses options): new run, resume, interrupt handling."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from typing import Any
+
+
+def _sigterm_as_interrupt() -> None:
+    """Treat ``kill`` (SIGTERM) like Ctrl-C: the epoch in progress is dropped, checkpoints stay."""
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    try:
+        signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        pass
+
+
+def default_run_dir(mask_fraction: float, fold: int, preset: str, size: int | None) -> Path:
+    return Path("runs") / f"{preset}{size or ''}-p{mask_fraction:g}-fold{fold}"
+
+
+def set_threads(threads: int) -> None:
+    """``threads`` > 0: torch's intra-op thread count. Use the same count when resuming: a CPU kernel's
+    summation order may depend on it, and bit-identical resumes assume the same order."""
+    if threads > 0:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def train_cmd(resume: Path | None, threads: int = 0, console: Any = None, **options: Any) -> int:
+    """Start a run from ``options`` (TrainConfig fields + ``out``) or resume one; return an exit code."""
+    from rich.console import Console
+
+    from edgecalc.data.dataset import DatasetError
+    from edgecalc.train.config import TrainConfig
+    from edgecalc.train.run import resume_training, run_training
+    from edgecalc.train.stage import TrainingDiverged
+
+    console = console or Console()
+    _sigterm_as_interrupt()
+    set_threads(threads)
+    out = options.pop("out", None)
+    try:
+        if resume is not None:
+            run_dir = Path(resume)
+            console.print(f"resuming {run_dir} from its last checkpoint (its own config.json; other options ignored)")
+            final = resume_training(run_dir, console=console, device=options.get("device"))
+        else:
+            if options.get("data") is None:
+                console.print("[red]give a data-set folder (edgecalc train DATA ...) or --resume RUN_DIR[/red]")
+                return 2
+            options["data"] = str(options["data"])
+            cfg = TrainConfig(**options)
+            run_dir = Path(out) if out else default_run_dir(cfg.mask_fraction, cfg.fold, cfg.preset, cfg.size)
+            console.print(f"run folder {run_dir}")
+            final = run_training(cfg, run_dir, console=console)
+    except KeyboardInterrupt:
+        console.print(f"\n[yellow]interrupted: the epoch in progress is lost, earlier epochs are checkpointed; "
+                      f"continue with: edgecalc train --resume {run_dir}[/yellow]")
+        return 130
+    except TrainingDiverged as exc:
+        console.print(f"[red]{exc}[/red]")
+        return 3
+    except (DatasetError, FileExistsError, FileNotFoundError, ValueError) as exc:
+        console.print(f"[red]{exc}[/red]")
+        return 2
+    console.print(f"final weights: {final}")
+    return 0
+
+

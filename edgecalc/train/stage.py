@@ -1,0 +1,261 @@
+"""One training stage: epochs of Adam steps with random flips, validation, best-epoch and checkpoints.
+
+Stage one trains a DS-AGnet on the images with masks (segmentation loss only); stage two a CS-AGnet
+on every training image (segmentation loss against pseudo masks + cross-entropy of the image label).
+After every epoch the stage's checkpoint is written (atomically), so an interruption loses at most
+the epoch in progress; resuming restores model, Adam, schedule and shuffling generator and gives
+bit-identical weights on the CPU. A NaN/inf loss raises ``TrainingDiverged`` before anything of the
+bad epoch is saved.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from edgecalc.eval.metrics import dice_per_image, roc_auc
+from edgecalc.eval.predict import predict
+from edgecalc.model.weights import _atomic_write, save_model
+from edgecalc.train.augment import random_flips
+from edgecalc.train.checkpoint import StageState, checkpoint_paths, load_checkpoint, save_checkpoint
+from edgecalc.train.distributed import DistInfo, all_true, barrier, broadcast_buffers
+from edgecalc.train.losses import combined_loss, tversky_loss
+from edgecalc.train.schedule import make_optimizer
+
+LOG_FIELDS = ("stage", "epoch", "step", "lr", "train_loss", "val_loss", "val_dice", "val_auc", "val_accuracy", "best", "seconds")
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the message names stage, epoch and step."""
+
+
+@dataclass
+class StageData:
+    """Tensors of one stage (all on the CPU; batches move to the device)."""
+
+    images: torch.Tensor  #: (N, 1, S, S) float32 in [0, 1]
+    masks: torch.Tensor  #: (N, 1, S, S) float32 in {0, 1}: true masks (stage one) or pseudo masks
+    labels: torch.Tensor  #: (N,) int64 image labels
+    val_images: torch.Tensor
+    val_masks: torch.Tensor
+    val_labels: torch.Tensor
+
+
+@dataclass
+class Hooks:
+    """Callbacks for tests and tools. ``on_epoch_end`` runs after the epoch's checkpoint is on disk."""
+
+    on_stage_start: Callable[[int, torch.nn.Module], None] | None = None
+    on_epoch_end: Callable[[int, int, torch.nn.Module], None] | None = None
+
+
+@dataclass
+class StageSpec:
+    stage: int
+    epochs: int
+    lr: float
+    decay: float
+    batch_size: int
+    seed: int
+    progress: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def stage_dir(run_dir: Path, stage: int) -> Path:
+    return run_dir / f"stage{stage}"
+
+
+def _validate(model: torch.nn.Module, data: StageData, stage: int, device: torch.device) -> dict[str, float | None]:
+    """Validation loss, Dice on positives (true masks) and, for stage two, AUC and accuracy."""
+    if data.val_images.shape[0] == 0:
+        return {"val_loss": None, "val_dice": None, "val_auc": None, "val_accuracy": None}
+    pred = predict(model, data.val_images, batch_size=32, device=device)
+    # The segmentation part of the validation loss: plain Tversky on the full-resolution mask.
+    val_loss = float(tversky_loss(torch.from_numpy(pred.masks), data.val_masks.float()).item())
+    pos = data.val_labels.numpy() == 1
+    dice = float(dice_per_image(pred.masks[pos], data.val_masks.numpy()[pos]).mean()) if pos.any() else None
+    out: dict[str, float | None] = {"val_loss": val_loss, "val_dice": dice, "val_auc": None, "val_accuracy": None}
+    if pred.scores is not None:
+        y = data.val_labels.numpy()
+        out["val_accuracy"] = float(((pred.scores > 0.5).astype(np.int64) == y).mean())
+        if 0 < y.sum() < y.size:
+            out["val_auc"] = roc_auc(y, pred.scores)
+        p_true = np.where(y == 1, pred.scores, 1.0 - pred.scores).astype(np.float64)
+        out["val_loss"] = val_loss + float(-np.log(np.clip(p_true, 1e-12, None)).mean())  # + cross-entropy
+    return out
+
+
+def _selection_value(stage: int, metrics: dict[str, float | None]) -> float | None:
+    """Higher is better: stage two by validation AUC (loss where AUC is undefined), stage one by -loss."""
+    if stage == 2 and metrics["val_auc"] is not None:
+        return float(metrics["val_auc"])
+    return None if metrics["val_loss"] is None else -float(metrics["val_loss"])
+
+
+def write_logs(run_dir: Path) -> None:
+    """Rewrite ``log.csv`` and ``log.jsonl`` from the checkpoints' histories (so logs never disagree with them)."""
+    rows: list[dict[str, Any]] = []
+    for stage in (1, 2):
+        jpath = checkpoint_paths(run_dir / "checkpoints", stage)[1]
+        if jpath.is_file():
+            rows.extend(json.loads(jpath.read_text())["history"])
+    csv_lines = [",".join(LOG_FIELDS)]
+    for r in rows:
+        csv_lines.append(",".join("" if r.get(k) is None else (f"{r[k]:.6g}" if isinstance(r[k], float) else str(r[k])) for k in LOG_FIELDS))
+    _atomic_write(run_dir / "log.csv", lambda p: p.write_text("\n".join(csv_lines) + "\n"))
+    _atomic_write(run_dir / "log.jsonl", lambda p: p.write_text("".join(json.dumps(r) + "\n" for r in rows)))
+
+
+def _batches(n: int, spec: StageSpec, epoch: int, gen: torch.Generator, info: DistInfo) -> list[torch.Tensor]:
+    if info.enabled:
+        from torch.utils.data import DistributedSampler
+
+        sampler = DistributedSampler(range(n), num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=spec.seed + spec.stage)
+        sampler.set_epoch(epoch)
+        order = torch.tensor(list(sampler), dtype=torch.int64)
+    else:
+        order = torch.randperm(n, generator=gen)
+    return list(order.split(spec.batch_size))
+
+
+def train_stage(
+    model: torch.nn.Module,
+    data: StageData,
+    spec: StageSpec,
+    run_dir: Path,
+    device: torch.device,
+    info: DistInfo = DistInfo(),
+    hooks: Hooks | None = None,
+    console: Any = None,
+) -> StageState:
+    """Train ``model`` (in place) for the stage's remaining epochs; return its final state.
+
+    Writes ``stage{n}/best.safetensors`` (best validation), ``stage{n}/last.safetensors`` (last
+    epoch) and ``checkpoints/stage{n}.*`` (rank 0 only). Loads the checkpoint first when one exists.
+    """
+    hooks = hooks or Hooks()
+    ckpt_dir = run_dir / "checkpoints"
+    sdir = stage_dir(run_dir, spec.stage)
+    model.to(device)
+    opt, sched = make_optimizer(model.parameters(), spec.lr, spec.decay)
+    gen = torch.Generator().manual_seed(spec.seed * 1000 + spec.stage)
+    state = load_checkpoint(ckpt_dir, spec.stage, model, opt, gen, device) or StageState()
+    sched.last_epoch = state.step
+    sched._last_lr = [g["lr"] for g in opt.param_groups]  # noqa: SLF001 - keep get_last_lr() right after a resume
+    if state.done:
+        return state
+    if hooks.on_stage_start is not None:
+        hooks.on_stage_start(spec.stage, model)
+    net: torch.nn.Module = model
+    if info.enabled:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    n = data.images.shape[0]
+    if n == 0:
+        raise ValueError(f"stage {spec.stage} has no training images")
+    for epoch in range(state.epoch, spec.epochs):
+        t0 = time.time()
+        model.train()
+        if info.enabled:  # each rank flips its own share; seeded per epoch so a resume draws the same
+            flip_gen = torch.Generator().manual_seed(spec.seed * 1_000_003 + spec.stage * 10_007 + epoch * 101 + info.rank)
+        else:
+            flip_gen = gen
+        batches = _batches(n, spec, epoch, gen, info)
+        total, count = 0.0, 0
+        bar = _progress(spec, epoch, len(batches), info, console)
+        try:
+            for bi, idx in enumerate(batches):
+                x, m = random_flips(data.images[idx], data.masks[idx], flip_gen)
+                y = data.labels[idx]
+                x, m, y = x.to(device), m.to(device), y.to(device)
+                out = net(x)
+                loss, _ = combined_loss(out, m, y if spec.stage == 2 else None)
+                finite = bool(torch.isfinite(loss).item())
+                if not all_true(finite, info):
+                    last = checkpoint_paths(ckpt_dir, spec.stage)[1]
+                    kept = f"the last good checkpoint {last} (after epoch {state.epoch}) is kept" if last.is_file() else "no checkpoint of this stage was written yet"
+                    raise TrainingDiverged(
+                        f"stage {spec.stage}, epoch {epoch + 1}, step {state.step + 1}: the loss is "
+                        f"{float(loss.detach().cpu().item())} on this rank (not finite on at least one rank); "
+                        f"training stopped, {kept}. Try a lower learning rate or check the data."
+                    )
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                state.step += 1
+                total += float(loss.item()) * len(idx)
+                count += len(idx)
+                if bar is not None:
+                    bar[0].update(bar[1], advance=1, description=f"stage {spec.stage} epoch {epoch + 1}/{spec.epochs} loss {total / count:.4f}")
+        finally:
+            if bar is not None:
+                bar[0].stop()
+        broadcast_buffers(model, info)
+        metrics = _validate(model, data, spec.stage, device)
+        state.epoch = epoch + 1
+        value = _selection_value(spec.stage, metrics)
+        improved = value is not None and (state.best_value is None or value > state.best_value)
+        if improved or state.best_epoch is None:
+            state.best_value, state.best_epoch = value, state.epoch
+        row = {
+            "stage": spec.stage,
+            "epoch": state.epoch,
+            "step": state.step,
+            "lr": float(opt.param_groups[0]["lr"]),
+            "train_loss": total / max(count, 1),
+            **metrics,
+            "best": state.best_epoch == state.epoch,
+            "seconds": round(time.time() - t0, 2),
+        }
+        state.history.append(row)
+        if state.epoch == spec.epochs:
+            state.done = True
+        if info.is_main:
+            if state.best_epoch == state.epoch:
+                save_model(model, sdir / "best.safetensors")
+            if state.done:
+                save_model(model, sdir / "last.safetensors")
+            save_checkpoint(ckpt_dir, spec.stage, model, opt, gen, state)
+            write_logs(run_dir)
+            _report(row, console)
+        barrier(info)
+        if hooks.on_epoch_end is not None:
+            hooks.on_epoch_end(spec.stage, state.epoch, model)
+    return state
+
+
+def _fmt(v: Any) -> str:
+    return "-" if v is None else (f"{v:.4f}" if isinstance(v, float) else str(v))
+
+
+def _report(row: dict[str, Any], console: Any) -> None:
+    if console is None:
+        return
+    console.print(
+        f"stage {row['stage']} epoch {row['epoch']}: train loss {_fmt(row['train_loss'])}, val loss {_fmt(row['val_loss'])}, "
+        f"val Dice {_fmt(row['val_dice'])}, val AUC {_fmt(row['val_auc'])}, val acc {_fmt(row['val_accuracy'])}"
+        + (" (best)" if row["best"] else "")
+    )
+
+
+def _progress(spec: StageSpec, epoch: int, total: int, info: DistInfo, console: Any):
+    if not spec.progress or not info.is_main or console is None:
+        return None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
+
+    prog = Progress(
+        "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+        console=console, transient=True,
+    )
+    task = prog.add_task(f"stage {spec.stage} epoch {epoch + 1}/{spec.epochs}", total=total)
+    prog.start()
+    return prog, task
+

@@ -1,0 +1,109 @@
+"""edgecalc eval (run folder, other data, shipped weights), the figures, and the sweep's Table-1 analogue."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from edgecalc.cli import app
+from edgecalc.eval.sweep import format_table, run_sweep
+from edgecalc.train.run import run_training
+from train_helpers import make_tiny_phantom, tiny_config
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory) -> Path:
+    return make_tiny_phantom(tmp_path_factory.mktemp("phantom") / "tiny")
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tiny_data, tmp_path_factory) -> Path:
+    run_dir = tmp_path_factory.mktemp("runs") / "run"
+    run_training(tiny_config(tiny_data, epochs_stage1=1, epochs_stage2=1), run_dir)
+    return run_dir
+
+
+def test_eval_cli_on_the_runs_test_split(tiny_run, tmp_path):
+    out = tmp_path / "ev"
+    res = CliRunner().invoke(app, ["eval", str(tiny_run), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "accuracy" in res.output and "confusion" in res.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    split = json.loads((tiny_run / "split.json").read_text())
+    assert metrics["n"] == len(split["indices"]["test"]) and metrics["split"] == "test"
+    assert sum(map(sum, metrics["confusion_matrix"])) == metrics["n"]
+    for png in ("roc.png", "attention.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the same numbers as the run's own metrics.json (same weights, same images)
+    run_metrics = json.loads((tiny_run / "metrics.json").read_text())["test"]
+    assert metrics["auc"] == pytest.approx(run_metrics["auc"]) and metrics["accuracy"] == pytest.approx(run_metrics["accuracy"])
+
+
+def test_eval_on_another_data_set(tiny_run, tiny_data, tmp_path):
+    res = CliRunner().invoke(app, ["eval", str(tiny_run), "--data", str(tiny_data), "--out", str(tmp_path / "all")])
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "all" / "metrics.json").read_text())["n"] == 24
+
+
+def test_eval_refuses_unfinished_runs_and_one_class_data(tiny_data, tmp_path):
+    res = CliRunner().invoke(app, ["eval", str(tmp_path / "nothing")])
+    assert res.exit_code == 2 and "not found" in res.output
+    from edgecalc.data.phantom import write_phantom_dataset
+
+    only_neg = write_phantom_dataset(tmp_path / "neg", n=4, positive=0, size=32, seed=3, progress=False, workers=1)
+    from edgecalc.eval.evaluate import evaluate_weights
+    from edgecalc.model import CSAGNet, get_preset
+    from edgecalc.model.weights import save_model
+
+    w = save_model(CSAGNet(get_preset("lite", 32)), tmp_path / "w.safetensors")
+    with pytest.raises(ValueError, match="needs both classes, but all 4 labels are negative"):
+        evaluate_weights(w, only_neg, tmp_path / "ev")
+
+
+def test_eval_without_run_dir_uses_the_shipped_weights(tiny_data, tmp_path):
+    from edgecalc.model.shipped import default_weights_path
+
+    try:
+        weights = default_weights_path()
+    except FileNotFoundError:
+        pytest.skip("no shipped weights in this checkout yet")
+    res = CliRunner().invoke(app, ["eval", "--data", str(tiny_data), "--out", str(tmp_path / "shipped")])
+    assert res.exit_code == 0, res.output
+    metrics = json.loads((tmp_path / "shipped" / "metrics.json").read_text())
+    assert metrics["weights"] == str(weights) and metrics["n"] == 24
+    assert weights.stat().st_size + weights.with_suffix(".json").stat().st_size <= 10 * 1024 * 1024
+    res = CliRunner().invoke(app, ["eval"])
+    assert res.exit_code == 2 and "--data" in res.output
+
+
+def test_sweep_writes_table_and_roc(tiny_data, tmp_path):
+    out = tmp_path / "sweep"
+    summary = run_sweep(tiny_data, [0.5, 1.0], out, [0], folds=4, size=32, epochs_stage1=1, epochs_stage2=1,
+                        batch_size=4, val_fraction=0.25, progress=False)
+    table = (out / "table1.md").read_text()
+    assert "| 50% | 1 |" in table and "| 100% | 1 |" in table
+    assert (out / "roc.png").is_file() and (out / "p0.5" / "fold0" / "final.safetensors").is_file()
+    assert set(summary["results"]) == {"0.5", "1"}
+    # a second call reuses the finished runs
+    again = run_sweep(tiny_data, [0.5, 1.0], out, [0], folds=4, size=32, epochs_stage1=1, epochs_stage2=1,
+                      batch_size=4, val_fraction=0.25, progress=False)
+    assert again["results"]["0.5"][0]["test"] == summary["results"]["0.5"][0]["test"]
+
+
+def test_table_shows_mean_and_std_over_folds():
+    runs = [{"test": {"accuracy": a, "sensitivity": 0.5, "specificity": 1.0, "auc": 0.9}, "n_masks_stage1": 10} for a in (0.8, 0.9)]
+    table = format_table({0.3: runs})
+    assert f"| 30% | 2 | 10, 10 | 0.850 ± {np.std([0.8, 0.9], ddof=1):.3f} | 0.500 ± 0.000 |" in table

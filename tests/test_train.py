@@ -1,0 +1,138 @@
+"""Two-stage training on a tiny phantom: run folder, pseudo masks, stage-one -> stage-two hand-over,
+bit-identical resume, the NaN stop."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from edgecalc.train.run import resume_training, run_training
+from edgecalc.train.stage import Hooks, TrainingDiverged
+from train_helpers import assert_identical, make_tiny_phantom, tensors, tiny_config
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One torch thread: on a shared 2-core machine two threads per process thrash (10x slower)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory) -> Path:
+    return make_tiny_phantom(tmp_path_factory.mktemp("phantom") / "tiny")
+
+
+@pytest.fixture(scope="module")
+def reference_run(tiny_data, tmp_path_factory):
+    """One uninterrupted run; records the CS-AGnet's state when stage two starts."""
+    seen: dict[str, dict[str, torch.Tensor]] = {}
+
+    def on_stage_start(stage: int, model: torch.nn.Module) -> None:
+        seen[f"stage{stage}"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    run_dir = tmp_path_factory.mktemp("runs") / "reference"
+    run_training(tiny_config(tiny_data), run_dir, hooks=Hooks(on_stage_start=on_stage_start))
+    return run_dir, seen
+
+
+def test_run_folder_has_every_file(reference_run):
+    run_dir, _ = reference_run
+    for name in ("config.json", "split.json", "log.csv", "log.jsonl", "metrics.json", "final.safetensors", "final.json",
+                 "checkpoints/stage1.safetensors", "checkpoints/stage1.json", "checkpoints/stage2.safetensors",
+                 "checkpoints/stage2.json", "stage1/best.safetensors", "stage1/last.safetensors",
+                 "stage2/best.safetensors", "stage2/last.safetensors", "pseudo_masks.json",
+                 "eval/metrics.json", "eval/roc.png", "eval/attention.png"):
+        assert (run_dir / name).is_file(), name
+    assert not list(run_dir.rglob("*.tmp")), "temporary files left behind"
+    rows = list(csv.DictReader((run_dir / "log.csv").open()))
+    assert [(r["stage"], r["epoch"]) for r in rows] == [("1", "1"), ("1", "2"), ("2", "1"), ("2", "2")]
+    assert len((run_dir / "log.jsonl").read_text().splitlines()) == 4
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    for key in ("accuracy", "sensitivity", "specificity", "auc", "confusion_matrix", "dice_positives"):
+        assert key in metrics["test"]
+    ckpt = json.loads((run_dir / "checkpoints/stage2.json").read_text())
+    assert ckpt["done"] and ckpt["epoch"] == 2 and ckpt["optimizer"]["param_groups"][0]["lr"] < 5e-5
+
+
+def test_split_and_pseudo_masks_cover_every_training_image(reference_run):
+    run_dir, _ = reference_run
+    split = json.loads((run_dir / "split.json").read_text())
+    ind = split["indices"]
+    assert set(ind["train"]).isdisjoint(ind["val"]) and set(ind["train"]).isdisjoint(ind["test"])
+    assert set(ind["val"]).isdisjoint(ind["test"])
+    assert len(ind["train"]) + len(ind["val"]) + len(ind["test"]) == split["n"] == 24
+    assert set(ind["mask_draw"]) <= set(ind["train"]) and 0 < len(ind["mask_draw"]) < len(ind["train"])
+    pseudo = sorted(p.stem for p in (run_dir / "pseudo_masks").glob("*.png"))
+    assert pseudo == sorted(split["ids"]["train"])
+
+
+def test_stage_two_starts_from_stage_one_weights(reference_run):
+    run_dir, seen = reference_run
+    best1 = tensors(run_dir / "stage1" / "best.safetensors")
+    start2 = seen["stage2"]
+    shared = [k for k in best1 if k.startswith(("encoder.", "decoder."))]
+    assert shared and all(torch.equal(best1[k], start2[k]) for k in shared)
+    assert any(k.startswith("classifier.") for k in start2)
+    # and stage two trained them further
+    final = tensors(run_dir / "stage2" / "last.safetensors")
+    assert any(not torch.equal(final[k], best1[k]) for k in shared if final[k].dtype.is_floating_point)
+
+
+def _interrupt_at(stage: int, epoch: int) -> Hooks:
+    def on_epoch_end(s: int, e: int, model) -> None:
+        if (s, e) == (stage, epoch):
+            raise KeyboardInterrupt(f"test interrupt after stage {s} epoch {e}")
+
+    return Hooks(on_epoch_end=on_epoch_end)
+
+
+def test_resume_is_bit_identical(reference_run, tiny_data, tmp_path):
+    ref_dir, _ = reference_run
+    run_dir = tmp_path / "interrupted"
+    with pytest.raises(KeyboardInterrupt):
+        run_training(tiny_config(tiny_data), run_dir, hooks=_interrupt_at(1, 1))
+    assert not (run_dir / "pseudo_masks.json").exists()
+    with pytest.raises(KeyboardInterrupt):
+        resume_training(run_dir, hooks=_interrupt_at(2, 1))
+    assert json.loads((run_dir / "checkpoints/stage2.json").read_text())["epoch"] == 1
+    resume_training(run_dir)
+    assert_identical(ref_dir / "stage1" / "last.safetensors", run_dir / "stage1" / "last.safetensors")
+    assert_identical(ref_dir / "stage2" / "last.safetensors", run_dir / "stage2" / "last.safetensors")
+    assert_identical(ref_dir / "final.safetensors", run_dir / "final.safetensors")
+    assert_identical(ref_dir / "checkpoints" / "stage2.safetensors", run_dir / "checkpoints" / "stage2.safetensors")
+    assert len((run_dir / "log.jsonl").read_text().splitlines()) == 4
+
+
+def test_new_run_refuses_an_existing_run_folder(reference_run, tiny_data):
+    run_dir, _ = reference_run
+    with pytest.raises(FileExistsError, match="--resume"):
+        run_training(tiny_config(tiny_data), run_dir)
+
+
+def test_nan_loss_stops_with_a_clear_message(tiny_data, tmp_path, monkeypatch):
+    import edgecalc.train.stage as stage_mod
+
+    real = stage_mod.combined_loss
+    state = {"poison": False}
+
+    def poisoned(output, target, labels=None):
+        total, parts = real(output, target, labels)
+        return (total * float("nan"), parts) if state["poison"] else (total, parts)
+
+    monkeypatch.setattr(stage_mod, "combined_loss", poisoned)
+
+    def on_epoch_end(s, e, model):
+        state["poison"] = True
+
+    run_dir = tmp_path / "nan"
+    with pytest.raises(TrainingDiverged, match=r"stage 1, epoch 2, step \d+: the loss is nan.*last good checkpoint .*stage1\.json \(after epoch 1\) is kept"):
+        run_training(tiny_config(tiny_data), run_dir, hooks=Hooks(on_epoch_end=on_epoch_end))
+    ckpt = json.loads((run_dir / "checkpoints" / "stage1.json").read_text())
+    assert ckpt["epoch"] == 1 and not ckpt["done"]
