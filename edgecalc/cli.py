@@ -128,6 +128,146 @@ def data_check_cmd(
     raise typer.Exit(0 if rep.ok else 1)
 
 
+@app.command()
+def live(
+    camera: Optional[int] = typer.Option(None, "--camera", help="Camera / capture-card index (OpenCV). Give this or --source."),
+    source: Optional[str] = typer.Option(None, "--source", help="Video file, RTSP/HTTP URL, GStreamer pipeline "
+                                         "('... ! appsink'), or 'phantom' for the built-in phantom cine."),
+    bundle: Optional[Path] = typer.Option(None, "--bundle", help="Export bundle folder (edgecalc export). "
+                                          "Default: the bundle shipped with the package."),
+    backend: str = typer.Option("auto", "--backend", help="auto | tensorrt | onnxruntime | openvino | torchscript. "
+                                "auto = a TensorRT engine for this GPU if the bundle has one, else the fastest CPU "
+                                "engine measured at start-up."),
+    precision: str = typer.Option("fp32", "--precision", help="fp32 | fp16 | int8: which of the bundle's models to run."),
+    crop: str = typer.Option("auto", "--crop", help="auto: scan-area detection + nodule locator; manual: draw the "
+                             "box with the mouse ('r' redraws); fixed: the --roi box on every frame."),
+    roi: Optional[str] = typer.Option(None, "--roi", help="x,y,w,h of the nodule in frame pixels, for --crop fixed."),
+    margin: float = typer.Option(0.1, "--margin", help="Crop margin around the nodule box, as a share of its long side."),
+    locator_every: int = typer.Option(5, "--locator-every", min=1, help="Run the nodule locator every k frames (--crop auto)."),
+    headless: bool = typer.Option(False, "--headless", help="No window (automatic when there is no display)."),
+    record: Optional[Path] = typer.Option(None, "--record", help="Write the overlaid video here (.mp4 mp4v or .avi MJPG)."),
+    log: Optional[Path] = typer.Option(None, "--log", help="Write one JSON line per processed frame here."),
+    snapshots: Path = typer.Option(Path("snapshots"), "--snapshots", help="Folder for snapshot PNGs ('s' key, --snapshot-every)."),
+    snapshot_every: int = typer.Option(0, "--snapshot-every", min=0, help="Also save every N-th processed frame as PNG (0 = off)."),
+    max_frames: Optional[int] = typer.Option(None, "--max-frames", min=1, help="Stop after this many processed frames."),
+    realtime: Optional[bool] = typer.Option(None, "--realtime/--no-realtime", help="Drop stale frames (default: yes for "
+                                            "cameras and streams, no for files and the phantom, which are read in full)."),
+    threads: int = typer.Option(0, "--threads", min=0, help="CPU threads for the engine (0 = the engine's default)."),
+    attention: bool = typer.Option(False, "--attention", help="Start with the attention map shown ('a' toggles)."),
+    summary_json: Optional[Path] = typer.Option(None, "--summary-json", help="Also write the end-of-run summary as JSON."),
+) -> None:
+    """Run the model live on frames from a camera, file, stream or the phantom, with the overlay."""
+    import json
+
+    from rich.console import Console
+
+    from edgecalc.runtime.backends import BackendUnavailable
+    from edgecalc.runtime.bundle import BundleError
+    from edgecalc.runtime.capture import SourceError, parse_source
+    from edgecalc.runtime.live import KEYS_HELP, has_display, run_live, select_roi_with_mouse
+    from edgecalc.runtime.live_setup import build_pipeline
+    from edgecalc.runtime.recorder import Recorder
+
+    console = Console(stderr=True)
+    try:
+        spec = parse_source(camera, source)
+        if not headless and not has_display():
+            console.print("no display found: running headless")
+            headless = True
+        if crop == "manual" and headless:
+            raise ValueError("--crop manual needs a window to draw the box in; use --crop auto or fixed when headless")
+        setup = build_pipeline(bundle, backend=backend, precision=precision, crop=crop, roi=roi, margin=margin,
+                               locator_every=locator_every, threads=threads, show_attention=attention)
+    except (SourceError, BundleError, BackendUnavailable, ValueError, FileNotFoundError) as exc:
+        console.print(f"[red]error:[/red] {escape_markup(str(exc))}")
+        raise typer.Exit(2)
+    console.print(f"bundle {setup.bundle.root}  engine: {escape_markup(setup.selection.reason)}")
+    if not headless:
+        console.print(f"keys: {KEYS_HELP}")
+    recorder = Recorder(record, log) if (record or log) else None
+    try:
+        summary = run_live(spec, setup.pipeline, backend_name=setup.selection.backend.describe(), headless=headless,
+                           recorder=recorder, snapshot_dir=snapshots, snapshot_every=snapshot_every,
+                           max_frames=max_frames, realtime=realtime,
+                           manual_box_picker=None if headless else select_roi_with_mouse,
+                           ask_box_first=crop == "manual")
+    except SourceError as exc:
+        if recorder is not None:
+            recorder.close()
+        console.print(f"[red]error:[/red] {escape_markup(str(exc))}")
+        raise typer.Exit(2)
+    finally:
+        setup.selection.backend.close()
+    print_live_summary(summary, console)
+    if summary_json is not None:
+        summary_json.write_text(json.dumps(summary.to_dict(), indent=2) + "\n")
+
+
+@app.command()
+def bench(
+    bundle: Optional[Path] = typer.Argument(None, help="Export bundle folder. Default: the bundle shipped with the package."),
+    backends: str = typer.Option("pytorch,torchscript,onnxruntime,openvino,tensorrt", "--backends",
+                                 help="Comma-separated backends to measure; every precision the bundle holds is measured."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Data-set folder for the accuracy columns "
+                                        "(default: 64 phantom crops from seeds no training or export uses)."),
+    n_data: int = typer.Option(64, "--n-data", min=2, help="Number of phantom crops when --data is not given."),
+    batch: str = typer.Option("1,4", "--batch", help="Comma-separated batch sizes to time."),
+    n: int = typer.Option(200, "--n", min=1, help="Timed calls per row and batch size."),
+    warmup: int = typer.Option(20, "--warmup", min=0, help="Untimed calls before timing."),
+    threads: int = typer.Option(0, "--threads", min=0, help="CPU threads per engine (0 = each engine's default)."),
+    weights: Optional[Path] = typer.Option(None, "--weights", help="Safetensors for the PyTorch rows (default: "
+                                           "the bundle's source weights, found by checksum)."),
+    out: Path = typer.Option(Path("bench"), "--out", help="Folder for bench.json and bench.md."),
+) -> None:
+    """Measure latency, throughput, memory and accuracy of every backend x precision, in one run."""
+    from rich.console import Console
+
+    from edgecalc.bench.report import print_table
+    from edgecalc.bench.run import ALL_BACKENDS, BenchOptions, run_bench
+    from edgecalc.runtime.bundle import BundleError
+
+    console = Console(stderr=True)
+    chosen = tuple(b.strip() for b in backends.split(",") if b.strip())
+    unknown = [b for b in chosen if b not in ALL_BACKENDS]
+    try:
+        batches = tuple(int(b) for b in batch.split(","))
+        if unknown:
+            raise ValueError(f"unknown backend(s) {unknown}; choose from {', '.join(ALL_BACKENDS)}")
+        if not batches or min(batches) < 1:
+            raise ValueError(f"--batch needs positive integers, got {batch!r}")
+        report = run_bench(BenchOptions(bundle=bundle, backends=chosen, data=data, n_data=n_data, batches=batches,
+                                        n=n, warmup=warmup, threads=threads, weights=weights, out=out),
+                           log=lambda m: console.print(escape_markup(m)))
+    except (BundleError, ValueError, FileNotFoundError) as exc:
+        console.print(f"[red]error:[/red] {escape_markup(str(exc))}")
+        raise typer.Exit(2)
+    print_table(report)
+    console.print(f"written: {out / 'bench.json'}, {out / 'bench.md'}")
+
+
+def escape_markup(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def print_live_summary(summary, console) -> None:
+    """The end-of-run table: frames read / processed / dropped / skipped, latency, FPS."""
+    from rich.table import Table
+
+    t = Table(title=f"edgecalc live: {summary.source} ({summary.stopped_by})", title_justify="left")
+    for col in ("read", "processed", "dropped", "skipped (bad)", "reconnects", "FPS", "latency p50 ms",
+                "latency p99 ms", "inference p50 ms"):
+        t.add_column(col, justify="right")
+    fmt = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
+    t.add_row(str(summary.frames_read), str(summary.processed), str(summary.dropped), str(summary.skipped_bad),
+              str(summary.reconnects), f"{summary.fps:.1f}", fmt(summary.latency_ms_p50),
+              fmt(summary.latency_ms_p99), fmt(summary.infer_ms_p50))
+    console.print(t)
+    if summary.snapshots:
+        console.print(f"snapshots: {', '.join(summary.snapshots)}")
+
+
 @app.command("export")
 def export_cmd(
     weights: Optional[Path] = typer.Argument(None, help="Run folder (model.safetensors or final.safetensors + .json) "
@@ -174,6 +314,144 @@ def export_cmd(
     if result.engine_error:
         console.print(f"[red]error:[/red] {escape_markup(result.engine_error)}")
         raise typer.Exit(3)
+
+
+# --- training, evaluation, sweep (edgecalc.train / edgecalc.eval) ---
+
+
+@app.command("train")
+def train_cmd(
+    data: Optional[Path] = typer.Argument(None, help="Data-set folder (images/, masks/, labels.csv); omit with --resume."),
+    mask_fraction: float = typer.Option(0.3, "--mask-fraction", help="Share p of the training images whose pixel masks "
+                                        "stage one uses (the paper's 10 %..100 %); 1.0 = deep supervision."),
+    preset: str = typer.Option("lite", "--preset", help="Model preset: paper (the published widths) or lite (width 0.25)."),
+    size: Optional[int] = typer.Option(None, "--size", help="Input size, a multiple of 16; default the preset's (192)."),
+    epochs_stage1: int = typer.Option(20, "--epochs-stage1", min=1, help="Epochs of stage one (DS-AGnet on the masked images)."),
+    epochs_stage2: int = typer.Option(20, "--epochs-stage2", min=1, help="Epochs of stage two (CS-AGnet on all training images)."),
+    batch_size: int = typer.Option(16, "--batch-size", min=1, help="Images per step (per process under torchrun)."),
+    fold: int = typer.Option(0, "--fold", min=0, help="Which cross-validation fold is the test set (0-based)."),
+    folds: int = typer.Option(5, "--folds", min=2, help="Number of cross-validation folds (the paper: 5)."),
+    val_fraction: float = typer.Option(0.1, "--val-fraction", help="Share of the training fold held out to pick the best epoch."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Run folder; default runs/<preset><size>-p<fraction>-fold<k>."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda (one GPU per process under torchrun)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the split, mask draw, initialisation, shuffling and flips."),
+    keep_true_masks: bool = typer.Option(False, "--keep-true-masks", help="Stage two: use the true mask instead of the "
+                                         "pseudo mask for the images drawn for stage one (not the paper's default)."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue this run folder from its last checkpoint "
+                                          "(with its own config.json; other options are ignored)."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="No progress bars (validation lines still print)."),
+    threads: int = typer.Option(0, "--threads", min=0, help="torch CPU threads per process (0 = torch's default); 1 is "
+                                "fastest on a machine shared with other jobs."),
+) -> None:
+    """Two-stage collaborative training: DS-AGnet on the masked fraction, pseudo masks, then CS-AGnet."""
+    from edgecalc.train.commands import train_cmd as run_train
+
+    code = run_train(
+        resume, threads=threads, data=data, mask_fraction=mask_fraction, preset=preset, size=size, epochs_stage1=epochs_stage1,
+        epochs_stage2=epochs_stage2, batch_size=batch_size, fold=fold, folds=folds, val_fraction=val_fraction,
+        out=out, device=device, seed=seed, keep_true_masks=keep_true_masks, progress=not no_progress,
+    )
+    raise typer.Exit(code)
+
+
+@app.command("eval")
+def eval_cmd(
+    run_dir: Optional[Path] = typer.Argument(None, help="Run folder of `edgecalc train`; omit to evaluate the shipped default weights."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Data-set folder to evaluate on; default the run's own test split "
+                                        "(required without RUN_DIR)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Folder for metrics.json, roc.png, attention.png; default "
+                                       "RUN_DIR/eval[/<data name>], or edgecalc-eval/ for the shipped weights."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+) -> None:
+    """Accuracy, sensitivity, specificity, AUC, Dice/IoU, confusion matrix, ROC and attention figures."""
+    from edgecalc.eval.commands import eval_command
+
+    raise typer.Exit(eval_command(run_dir, data, out, device))
+
+
+@app.command("sweep")
+def sweep_cmd(
+    data: Path = typer.Argument(..., help="Data-set folder."),
+    fractions: str = typer.Option("0.1,0.3,0.5,1.0", "--fractions", help="Comma-separated pixel-mask fractions p."),
+    folds: int = typer.Option(5, "--folds", min=2, help="Number of cross-validation folds."),
+    fold_ids: Optional[str] = typer.Option(None, "--fold-ids", help="Comma-separated folds to run (default all of --folds)."),
+    out: Path = typer.Option(Path("runs/sweep"), "--out", help="Sweep folder: one run per p<fraction>/fold<k>, table1.md, roc.png."),
+    preset: str = typer.Option("lite", "--preset", help="Model preset: paper or lite."),
+    size: Optional[int] = typer.Option(None, "--size", help="Input size, a multiple of 16; default the preset's."),
+    epochs_stage1: int = typer.Option(20, "--epochs-stage1", min=1, help="Epochs of stage one."),
+    epochs_stage2: int = typer.Option(20, "--epochs-stage2", min=1, help="Epochs of stage two."),
+    batch_size: int = typer.Option(16, "--batch-size", min=1, help="Images per step."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    seed: int = typer.Option(0, "--seed", help="Seed of every run (split, draw, initialisation, shuffling, flips)."),
+    keep_true_masks: bool = typer.Option(False, "--keep-true-masks", help="Stage two keeps the true masks of the drawn images."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="No progress bars."),
+    threads: int = typer.Option(0, "--threads", min=0, help="torch CPU threads (0 = torch's default)."),
+) -> None:
+    """Train + eval per mask fraction and fold: the paper's Table 1 (Markdown) and Fig. 7 (one ROC per fraction)."""
+    from edgecalc.eval.commands import sweep_command
+
+    raise typer.Exit(sweep_command(
+        data, fractions, folds, fold_ids, out, threads=threads, preset=preset, size=size, epochs_stage1=epochs_stage1,
+        epochs_stage2=epochs_stage2, batch_size=batch_size, device=device, seed=seed,
+        keep_true_masks=keep_true_masks, progress=not no_progress,
+    ))
+
+
+@app.command()
+def locate(
+    images: Path = typer.Argument(..., help="An image file or a folder of images (png, jpg, bmp, tif, ...): whole "
+                                  "screen frames as a frame grabber delivers them."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the boxes here as CSV (id,x,y,w,h,score); "
+                                       "default: print the CSV."),
+    overlay: Optional[Path] = typer.Option(None, "--overlay", help="Also write one overlay PNG per image into this folder."),
+    margin: float = typer.Option(0.1, "--margin", min=0.0, help="Crop margin drawn on the overlays, as a share of "
+                                 "the box's long side (the CSV holds the box itself)."),
+    locator: str = typer.Option("learned", "--locator", help="learned (the shipped network) | classical (the "
+                                "dark-blob baseline)."),
+) -> None:
+    """Find the nodule in each image: id,x,y,w,h,score in the image's pixels (empty box, score 0: none found).
+
+    Unreadable images are reported by name and skipped. Exit 0 when at least one image was read,
+    1 when none could be (or the folder holds no images), 2 on a bad argument or a broken locator bundle.
+    """
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from edgecalc.runtime.locate_images import csv_text, list_images, locate_paths, write_csv
+
+    console = Console(stderr=True)
+    try:
+        paths = list_images(images)
+        if locator == "learned":
+            from edgecalc.runtime.learned_locator import LearnedLocator, LocatorBundleError
+
+            try:
+                locate_fn = LearnedLocator(threads=1).locate
+            except (LocatorBundleError, FileNotFoundError) as exc:
+                raise ValueError(str(exc)) from exc
+        elif locator == "classical":
+            from edgecalc.runtime.classical_locator import locate_nodule as locate_fn
+        else:
+            raise ValueError(f"--locator must be learned or classical, got {locator!r}")
+    except (ValueError, FileNotFoundError) as exc:
+        console.print(f"[red]error:[/red] {escape_markup(str(exc))}")
+        raise typer.Exit(2)
+    if not paths:
+        console.print(f"[red]error:[/red] no image files in {escape_markup(str(images))}")
+        raise typer.Exit(1)
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("locating", total=len(paths))
+        results, bad = locate_paths(paths, locate_fn, overlay, margin, lambda p: progress.advance(task))
+    for reason in bad:
+        console.print(f"[yellow]skipped[/yellow] {escape_markup(reason)}")
+    if out is not None:
+        write_csv(out, results)
+    else:
+        typer.echo(csv_text(results), nl=False)
+    found = sum(r.box is not None for r in results)
+    console.print(f"{len(results)} image(s) located ({found} with a nodule), {len(bad)} skipped"
+                  + (f"; boxes -> {out}" if out is not None else ""))
+    raise typer.Exit(0 if results else 1)
 
 
 def main() -> None:

@@ -40,3 +40,21 @@ def tiny_model_files(tmp_path_factory):
                       dynamic_axes={INPUT_NAME: {0: "batch"}, **{n: {0: "batch"} for n in OUTPUT_NAMES}},
                       opset_version=17, dynamo=False)
     return d, x.numpy(), dict(zip(OUTPUT_NAMES, ref))
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory):
+    """A real export bundle (TorchScript, fp32 + int8 ONNX, manifest, parity) of an untrained tiny CS-AGnet."""
+    torch = pytest.importorskip("torch", reason="exporting needs torch (the [train] extra)")
+    from edgecalc.export.pipeline import ExportOptions, export_bundle
+    from edgecalc.model.config import get_preset
+    from edgecalc.model.csagnet import CSAGNet
+    from edgecalc.model.weights import save_model
+
+    torch.manual_seed(0)
+    root = tmp_path_factory.mktemp("tinybundle")
+    weights = save_model(CSAGNet(get_preset("lite", input_size=32)), root / "weights" / "tiny.safetensors")
+    out = root / "bundle"
+    export_bundle(ExportOptions(weights=weights, precision="int8", calib_size=16, parity_size=8, out=out,
+                                engine=False, command="test"), log=lambda m: None)
+    return out, weights

@@ -1,8 +1,9 @@
 """Open the right inference engine for a bundle: named, or `auto` = the fastest usable one here.
 
-`auto` prefers a TensorRT engine built for this GPU; otherwise it times the CPU engines that can
-load the bundle's model at the requested precision (a few warm runs each on a blank input) and keeps
-the fastest. The choice and the timings are returned so the runtime can print why.
+`auto` prefers a TensorRT engine built for this GPU; otherwise it takes the CPU engine that
+`edgecalc bench` measured fastest on this machine for this bundle (cached per machine), and without
+such a measurement it times the CPU engines that can load the bundle's model at the requested
+precision (a few warm runs each on a blank input) and keeps the fastest. The choice and the timings are returned so the runtime can print why.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import numpy as np
 
 from edgecalc.runtime.backends import BackendUnavailable, InferenceBackend, open_backend
 from edgecalc.runtime.bundle import Bundle, BundleError
+from edgecalc.runtime.latency_cache import measured_latencies
 
 BACKEND_CHOICES = ("auto", "tensorrt", "onnxruntime", "openvino", "torchscript")
 
@@ -62,6 +64,17 @@ def select_backend(bundle: Bundle, name: str = "auto", precision: str = "fp32", 
         return Selection(trt, "tensorrt: an engine built for this GPU is in the bundle")
     except (BackendUnavailable, BundleError, FileNotFoundError, RuntimeError) as exc:
         rejected["tensorrt"] = str(exc)
+    measured = {k.split("/")[0]: v for k, v in measured_latencies(bundle.manifest).items()
+                if k.split("/")[1] == precision and k.endswith("/cpu") and k.split("/")[0] in ("openvino", "onnxruntime")}
+    if measured:
+        for cand in sorted(measured, key=measured.get):
+            try:
+                be = open_for_bundle(bundle, cand, precision, threads)
+            except (BackendUnavailable, BundleError, FileNotFoundError) as exc:
+                rejected[cand] = str(exc)
+                continue
+            why = ", ".join(f"{k} {v:.1f} ms" for k, v in sorted(measured.items(), key=lambda kv: kv[1]))
+            return Selection(be, f"{cand}: fastest in this machine's `edgecalc bench` ({why})", measured, rejected)
     timings: dict[str, float] = {}
     best: InferenceBackend | None = None
     for cand in ("openvino", "onnxruntime"):

@@ -140,5 +140,6 @@ def _draw_score_bar(out: np.ndarray, score: float, threshold: float, decision: b
     label = f"{'CALCIFICATION' if positive else 'no calcification'} {score:.2f}"
     (tw, th), _ = cv2.getTextSize(label, font, scale, 1)
     org = (w - tw - 8, y0 + bh + th + 6)
+    cv2.rectangle(out, (org[0] - 3, org[1] - th - 3), (org[0] + tw + 3, org[1] + 4), (0, 0, 0), -1)
     cv2.putText(out, label, org, font, scale, (0, 0, 0), 3, cv2.LINE_AA)
     cv2.putText(out, label, org, font, scale, color, 1, cv2.LINE_AA)

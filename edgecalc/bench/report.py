@@ -1,0 +1,87 @@
+"""The benchmark as a table on the terminal (Ultralytics `benchmark` style), JSON and Markdown."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from edgecalc.bench.run import BenchReport, Row
+
+COLUMNS = ("backend", "precision", "device", "status", "size MB", "load ms", "median ms", "p99 ms",
+           "e2e ms", "img/s", "GPU ms", "RSS MB", "AUC", "Dice", "agree", "x ref", "% peak")
+
+
+def _f(v, fmt: str = "{:.1f}") -> str:
+    return "-" if v is None else fmt.format(v)
+
+
+def row_cells(r: Row) -> list[str]:
+    """One table row; unusable rows carry their reason in the status column."""
+    if r.status != "ok":
+        return [r.backend, r.precision, r.device, f"{r.status}: {r.reason}"] + ["-"] * (len(COLUMNS) - 4)
+    res, d = r.result, r.derived
+    lat = res["model_latency_ms"]
+    b1 = lat.get("1") or next(iter(lat.values()))
+    thr = " / ".join(f"{b}:{v:.0f}" for b, v in res["throughput_ips"].items())
+    gpu = res.get("gpu_compute_ms") or {}
+    peak = d.get("pct_of_peak", {})
+    return [r.backend, r.precision, r.device, "ok", _f(res.get("file_mb"), "{:.2f}"), _f(res["load_ms"], "{:.0f}"),
+            _f(b1["median"], "{:.2f}"), _f(b1["p99"], "{:.2f}"), _f(res["e2e_latency_ms"]["median"], "{:.2f}"),
+            thr, _f((gpu.get("1") or {}).get("median"), "{:.3f}"), _f(res.get("peak_rss_mb"), "{:.0f}"),
+            _f(d.get("auc"), "{:.4f}"), _f(d.get("dice"), "{:.4f}"), _f(d.get("decision_agreement"), "{:.3f}"),
+            _f(d.get("ratio_to_reference"), "{:.2f}"), _f(peak.get("1"), "{:.1f}")]
+
+
+def markdown(report: BenchReport) -> str:
+    m = report.machine
+    lines = [
+        f"# edgecalc bench: {report.model.get('preset', '?')} preset, input {report.model.get('config', {}).get('input_size', '?')}",
+        "",
+        f"- machine: {m['cpu']}, {m['cores']} logical cores, GPU: {m['gpu'] or 'none'}",
+        f"- bundle: `{report.bundle}`; data: {report.data['source']} (n = {report.data['n']})",
+        f"- measured float32 GEMM peak: {report.peak_gflops:.1f} GFLOP/s; model: "
+        + (f"{report.flops_per_image / 1e9:.3f} GFLOP per image" if report.flops_per_image else "FLOPs unknown"),
+        f"- reference row (x ref = median latency / reference's, batch 1): {report.reference or 'none'}",
+        f"- timed calls per row: {report.options['n']} after {report.options['warmup']} warm-up; "
+        f"threads: {report.options['threads'] or 'engine default'}; batches: {report.options['batches']}",
+        "- latencies are of the model call alone (median / p99, batch 1); e2e = preprocess + call + post-process "
+        "(batch 1); img/s = throughput per batch size; % peak = compute floor / median",
+        "",
+        "| " + " | ".join(COLUMNS) + " |",
+        "|" + "|".join("---" for _ in COLUMNS) + "|",
+    ]
+    for r in report.rows:
+        lines.append("| " + " | ".join(c.replace("|", "/") for c in row_cells(r)) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def print_table(report: BenchReport, console=None) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = console or Console()
+    t = Table(title=f"edgecalc bench ({report.machine['cpu']}, ref: {report.reference})", title_justify="left")
+    for c in COLUMNS:
+        t.add_column(c, overflow="fold")
+    for r in report.rows:
+        t.add_row(*(escape(c) for c in row_cells(r)))
+    console.print(t)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+def write_reports(report: BenchReport, out: Path) -> tuple[Path, Path]:
+    """`out/bench.json` and `out/bench.md`, written atomically."""
+    out.mkdir(parents=True, exist_ok=True)
+    j, md = out / "bench.json", out / "bench.md"
+    _atomic_write(j, json.dumps(report.to_dict(), indent=2, default=str) + "\n")
+    _atomic_write(md, markdown(report))
+    return j, md

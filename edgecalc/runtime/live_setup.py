@@ -1,0 +1,41 @@
+"""From `edgecalc live` options to a ready FramePipeline: bundle, engine, cropper, overlay."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgecalc.runtime.bundle import Bundle, load_bundle
+from edgecalc.runtime.cropper import AutoCropper, FixedCropper, parse_roi
+from edgecalc.runtime.engine_select import Selection, select_backend
+from edgecalc.runtime.overlay import OverlayOptions
+from edgecalc.runtime.pipeline import FramePipeline
+from edgecalc.runtime.shipped import resolve_bundle
+
+CROP_MODES = ("auto", "manual", "fixed")
+
+
+@dataclass
+class LiveSetup:
+    bundle: Bundle
+    selection: Selection
+    pipeline: FramePipeline
+
+
+def build_pipeline(bundle_dir: str | Path | None, *, backend: str = "auto", precision: str = "fp32",
+                   crop: str = "auto", roi: str | None = None, margin: float = 0.1, locator_every: int = 5,
+                   threads: int = 0, show_attention: bool = False) -> LiveSetup:
+    """Verify the bundle, open the engine and the cropper; ValueError / BundleError say what is wrong."""
+    if crop not in CROP_MODES:
+        raise ValueError(f"--crop must be one of {', '.join(CROP_MODES)}; got {crop!r}")
+    if crop == "fixed" and not roi:
+        raise ValueError("--crop fixed needs --roi x,y,w,h")
+    cropper = (FixedCropper(parse_roi(roi), margin=0.0) if crop == "fixed"
+               else AutoCropper(every=locator_every, margin=margin))
+    if crop == "manual":
+        cropper.locator = lambda frame: None  # no locator: only the hand-drawn box
+    bundle = load_bundle(resolve_bundle(bundle_dir))
+    selection = select_backend(bundle, backend, precision, threads)
+    pipeline = FramePipeline(backend=selection.backend, input_size=bundle.input_size, cropper=cropper,
+                             threshold=bundle.threshold, overlay=OverlayOptions(show_attention=show_attention))
+    return LiveSetup(bundle, selection, pipeline)

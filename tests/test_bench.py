@@ -1,0 +1,64 @@
+"""A quick bench on a tiny bundle: one row per backend x precision, reasons for the unusable ones."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import pytest
+
+from edgecalc.bench.report import COLUMNS, markdown
+from edgecalc.bench.run import BenchOptions, run_bench
+from edgecalc.bench.timing import LatencyStats
+
+
+def test_latency_stats_percentiles():
+    s = LatencyStats.from_ms(list(range(1, 101)))
+    assert s.n == 100 and s.min == 1 and s.max == 100
+    assert s.median == pytest.approx(50.5) and s.p99 == pytest.approx(99.01)
+    with pytest.raises(ValueError):
+        LatencyStats.from_ms([])
+
+
+def test_quick_bench_table(tiny_bundle, tmp_path, monkeypatch):
+    monkeypatch.setenv("EDGECALC_CACHE_DIR", str(tmp_path / "cache"))
+    bundle, weights = tiny_bundle
+    report = run_bench(BenchOptions(bundle=bundle, n_data=6, batches=(1, 2), n=5, warmup=1, threads=1,
+                                    weights=weights, out=tmp_path / "out"), log=lambda m: None)
+    labels = [r.label for r in report.rows]
+    assert len(labels) == len(set(labels))
+    expected_ok = {"pytorch fp32 (cpu)", "torchscript fp32 (cpu)", "onnxruntime fp32 (cpu)", "onnxruntime int8 (cpu)"}
+    if importlib.util.find_spec("openvino") is not None:
+        expected_ok |= {"openvino fp32 (cpu)", "openvino int8 (cpu)"}
+    ok = {r.label for r in report.rows if r.status == "ok"}
+    assert expected_ok <= ok, [(r.label, r.status, r.reason) for r in report.rows]
+    assert report.reference == "pytorch fp32 (cpu)"
+    for r in report.rows:
+        if r.status == "ok":
+            lat = r.result["model_latency_ms"]
+            assert set(lat) == {"1", "2"} and all(v["n"] == 5 and v["median"] > 0 for v in lat.values())
+            assert r.result["peak_rss_mb"] > 0
+            assert 0.0 <= r.derived["decision_agreement"] <= 1.0
+            assert r.derived["ratio_to_reference"] > 0
+            assert r.derived["pct_of_peak"]["1"] > 0
+        else:
+            assert r.reason, r.label  # an unusable row says why
+    ref = next(r for r in report.rows if r.label == "pytorch fp32 (cpu)")
+    assert ref.derived["ratio_to_reference"] == pytest.approx(1.0)
+    assert ref.derived["decision_agreement"] == 1.0
+    ort = next(r for r in report.rows if r.label == "onnxruntime fp32 (cpu)")
+    # each row's RSS is its own process's (torch alone outweighs onnxruntime and the tiny model)
+    assert ort.result["peak_rss_mb"] < ref.result["peak_rss_mb"]
+    ts = next(r for r in report.rows if r.label == "torchscript fp32 (cpu)")
+    assert ts.derived["max_abs_score_diff"] < 1e-4
+    trt = [r for r in report.rows if r.backend == "tensorrt"]
+    assert trt and all(r.status == "unavailable" and "engine" in r.reason for r in trt)
+    md = (tmp_path / "out" / "bench.md").read_text()
+    assert md == markdown(report)
+    table = [ln for ln in md.splitlines() if ln.startswith("| ")]
+    assert table[0] == "| " + " | ".join(COLUMNS) + " |"
+    assert len(table) == 1 + len(report.rows)
+    data = json.loads((tmp_path / "out" / "bench.json").read_text())
+    assert len(data["rows"]) == len(report.rows) and data["peak_gflops"] > 0
+    cache = json.loads((tmp_path / "cache" / "backend-latency.json").read_text())
+    assert any("onnxruntime/fp32/cpu" in v for m in cache.values() for v in m.values())
