@@ -128,6 +128,146 @@ def data_check_cmd(
     raise typer.Exit(0 if rep.ok else 1)
 
 
+@app.command()
+def live(
+    camera: Optional[int] = typer.Option(None, "--camera", help="Camera / capture-card index (OpenCV). Give this or --source."),
+    source: Optional[str] = typer.Option(None, "--source", help="Video file, RTSP/HTTP URL, GStreamer pipeline "
+                                         "('... ! appsink'), or 'phantom' for the built-in phantom cine."),
+    bundle: Optional[Path] = typer.Option(None, "--bundle", help="Export bundle folder (edgecalc export). "
+                                          "Default: the bundle shipped with the package."),
+    backend: str = typer.Option("auto", "--backend", help="auto | tensorrt | onnxruntime | openvino | torchscript. "
+                                "auto = a TensorRT engine for this GPU if the bundle has one, else the fastest CPU "
+                                "engine measured at start-up."),
+    precision: str = typer.Option("fp32", "--precision", help="fp32 | fp16 | int8: which of the bundle's models to run."),
+    crop: str = typer.Option("auto", "--crop", help="auto: scan-area detection + nodule locator; manual: draw the "
+                             "box with the mouse ('r' redraws); fixed: the --roi box on every frame."),
+    roi: Optional[str] = typer.Option(None, "--roi", help="x,y,w,h of the nodule in frame pixels, for --crop fixed."),
+    margin: float = typer.Option(0.1, "--margin", help="Crop margin around the nodule box, as a share of its long side."),
+    locator_every: int = typer.Option(5, "--locator-every", min=1, help="Run the nodule locator every k frames (--crop auto)."),
+    headless: bool = typer.Option(False, "--headless", help="No window (automatic when there is no display)."),
+    record: Optional[Path] = typer.Option(None, "--record", help="Write the overlaid video here (.mp4 mp4v or .avi MJPG)."),
+    log: Optional[Path] = typer.Option(None, "--log", help="Write one JSON line per processed frame here."),
+    snapshots: Path = typer.Option(Path("snapshots"), "--snapshots", help="Folder for snapshot PNGs ('s' key, --snapshot-every)."),
+    snapshot_every: int = typer.Option(0, "--snapshot-every", min=0, help="Also save every N-th processed frame as PNG (0 = off)."),
+    max_frames: Optional[int] = typer.Option(None, "--max-frames", min=1, help="Stop after this many processed frames."),
+    realtime: Optional[bool] = typer.Option(None, "--realtime/--no-realtime", help="Drop stale frames (default: yes for "
+                                            "cameras and streams, no for files and the phantom, which are read in full)."),
+    threads: int = typer.Option(0, "--threads", min=0, help="CPU threads for the engine (0 = the engine's default)."),
+    attention: bool = typer.Option(False, "--attention", help="Start with the attention map shown ('a' toggles)."),
+    summary_json: Optional[Path] = typer.Option(None, "--summary-json", help="Also write the end-of-run summary as JSON."),
+) -> None:
+    """Run the model live on frames from a camera, file, stream or the phantom, with the overlay."""
+    import json
+
+    from rich.console import Console
+
+    from edgecalc.runtime.backends import BackendUnavailable
+    from edgecalc.runtime.bundle import BundleError
+    from edgecalc.runtime.capture import SourceError, parse_source
+    from edgecalc.runtime.live import KEYS_HELP, has_display, run_live, select_roi_with_mouse
+    from edgecalc.runtime.live_setup import build_pipeline
+    from edgecalc.runtime.recorder import Recorder
+
+    console = Console(stderr=True)
+    try:
+        spec = parse_source(camera, source)
+        if not headless and not has_display():
+            console.print("no display found: running headless")
+            headless = True
+        if crop == "manual" and headless:
+            raise ValueError("--crop manual needs a window to draw the box in; use --crop auto or fixed when headless")
+        setup = build_pipeline(bundle, backend=backend, precision=precision, crop=crop, roi=roi, margin=margin,
+                               locator_every=locator_every, threads=threads, show_attention=attention)
+    except (SourceError, BundleError, BackendUnavailable, ValueError, FileNotFoundError) as exc:
+        console.print(f"[red]error:[/red] {escape_markup(str(exc))}")
+        raise typer.Exit(2)
+    console.print(f"bundle {setup.bundle.root}  engine: {escape_markup(setup.selection.reason)}")
+    if not headless:
+        console.print(f"keys: {KEYS_HELP}")
+    recorder = Recorder(record, log) if (record or log) else None
+    try:
+        summary = run_live(spec, setup.pipeline, backend_name=setup.selection.backend.describe(), headless=headless,
+                           recorder=recorder, snapshot_dir=snapshots, snapshot_every=snapshot_every,
+                           max_frames=max_frames, realtime=realtime,
+                           manual_box_picker=None if headless else select_roi_with_mouse,
+                           ask_box_first=crop == "manual")
+    except SourceError as exc:
+        if recorder is not None:
+            recorder.close()
+        console.print(f"[red]error:[/red] {escape_markup(str(exc))}")
+        raise typer.Exit(2)
+    finally:
+        setup.selection.backend.close()
+    print_live_summary(summary, console)
+    if summary_json is not None:
+        summary_json.write_text(json.dumps(summary.to_dict(), indent=2) + "\n")
+
+
+@app.command()
+def bench(
+    bundle: Optional[Path] = typer.Argument(None, help="Export bundle folder. Default: the bundle shipped with the package."),
+    backends: str = typer.Option("pytorch,torchscript,onnxruntime,openvino,tensorrt", "--backends",
+                                 help="Comma-separated backends to measure; every precision the bundle holds is measured."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Data-set folder for the accuracy columns "
+                                        "(default: 64 phantom crops from seeds no training or export uses)."),
+    n_data: int = typer.Option(64, "--n-data", min=2, help="Number of phantom crops when --data is not given."),
+    batch: str = typer.Option("1,4", "--batch", help="Comma-separated batch sizes to time."),
+    n: int = typer.Option(200, "--n", min=1, help="Timed calls per row and batch size."),
+    warmup: int = typer.Option(20, "--warmup", min=0, help="Untimed calls before timing."),
+    threads: int = typer.Option(0, "--threads", min=0, help="CPU threads per engine (0 = each engine's default)."),
+    weights: Optional[Path] = typer.Option(None, "--weights", help="Safetensors for the PyTorch rows (default: "
+                                           "the bundle's source weights, found by checksum)."),
+    out: Path = typer.Option(Path("bench"), "--out", help="Folder for bench.json and bench.md."),
+) -> None:
+    """Measure latency, throughput, memory and accuracy of every backend x precision, in one run."""
+    from rich.console import Console
+
+    from edgecalc.bench.report import print_table
+    from edgecalc.bench.run import ALL_BACKENDS, BenchOptions, run_bench
+    from edgecalc.runtime.bundle import BundleError
+
+    console = Console(stderr=True)
+    chosen = tuple(b.strip() for b in backends.split(",") if b.strip())
+    unknown = [b for b in chosen if b not in ALL_BACKENDS]
+    try:
+        batches = tuple(int(b) for b in batch.split(","))
+        if unknown:
+            raise ValueError(f"unknown backend(s) {unknown}; choose from {', '.join(ALL_BACKENDS)}")
+        if not batches or min(batches) < 1:
+            raise ValueError(f"--batch needs positive integers, got {batch!r}")
+        report = run_bench(BenchOptions(bundle=bundle, backends=chosen, data=data, n_data=n_data, batches=batches,
+                                        n=n, warmup=warmup, threads=threads, weights=weights, out=out),
+                           log=lambda m: console.print(escape_markup(m)))
+    except (BundleError, ValueError, FileNotFoundError) as exc:
+        console.print(f"[red]error:[/red] {escape_markup(str(exc))}")
+        raise typer.Exit(2)
+    print_table(report)
+    console.print(f"written: {out / 'bench.json'}, {out / 'bench.md'}")
+
+
+def escape_markup(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def print_live_summary(summary, console) -> None:
+    """The end-of-run table: frames read / processed / dropped / skipped, latency, FPS."""
+    from rich.table import Table
+
+    t = Table(title=f"edgecalc live: {summary.source} ({summary.stopped_by})", title_justify="left")
+    for col in ("read", "processed", "dropped", "skipped (bad)", "reconnects", "FPS", "latency p50 ms",
+                "latency p99 ms", "inference p50 ms"):
+        t.add_column(col, justify="right")
+    fmt = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
+    t.add_row(str(summary.frames_read), str(summary.processed), str(summary.dropped), str(summary.skipped_bad),
+              str(summary.reconnects), f"{summary.fps:.1f}", fmt(summary.latency_ms_p50),
+              fmt(summary.latency_ms_p99), fmt(summary.infer_ms_p50))
+    console.print(t)
+    if summary.snapshots:
+        console.print(f"snapshots: {', '.join(summary.snapshots)}")
+
+
 @app.command("export")
 def export_cmd(
     weights: Optional[Path] = typer.Argument(None, help="Run folder (model.safetensors or final.safetensors + .json) "
