@@ -152,6 +152,9 @@ def live(
     max_frames: Optional[int] = typer.Option(None, "--max-frames", min=1, help="Stop after this many processed frames."),
     realtime: Optional[bool] = typer.Option(None, "--realtime/--no-realtime", help="Drop stale frames (default: yes for "
                                             "cameras and streams, no for files and the phantom, which are read in full)."),
+    fps: float = typer.Option(20.0, "--fps", min=1.0, help="Frame rate of the phantom source with --realtime, "
+                              "and of the recorded video."),
+    phantom_frames: int = typer.Option(90, "--phantom-frames", min=1, help="Length of the phantom cine (frames)."),
     threads: int = typer.Option(0, "--threads", min=0, help="CPU threads for the engine (0 = the engine's default)."),
     attention: bool = typer.Option(False, "--attention", help="Start with the attention map shown ('a' toggles)."),
     summary_json: Optional[Path] = typer.Option(None, "--summary-json", help="Also write the end-of-run summary as JSON."),
@@ -184,11 +187,11 @@ def live(
     console.print(f"bundle {setup.bundle.root}  engine: {escape_markup(setup.selection.reason)}")
     if not headless:
         console.print(f"keys: {KEYS_HELP}")
-    recorder = Recorder(record, log) if (record or log) else None
+    recorder = Recorder(record, log, fps=fps) if (record or log) else None
     try:
         summary = run_live(spec, setup.pipeline, backend_name=setup.selection.backend.describe(), headless=headless,
                            recorder=recorder, snapshot_dir=snapshots, snapshot_every=snapshot_every,
-                           max_frames=max_frames, realtime=realtime,
+                           max_frames=max_frames, realtime=realtime, fps_hint=fps, phantom_frames=phantom_frames,
                            manual_box_picker=None if headless else select_roi_with_mouse,
                            ask_box_first=crop == "manual")
     except SourceError as exc:

@@ -189,3 +189,18 @@ def test_phantom_source_runs_without_files():
     summary = run_live(parse_source(None, "phantom"), make_pipeline(SpyBackend()), backend_name="spy",
                        headless=True, phantom_frames=4)
     assert summary.processed == 4 and summary.skipped_bad == 0
+
+
+def test_realtime_source_drops_stale_frames_instead_of_queueing():
+    """A paced source faster than the pipeline: frames are dropped and counted, never queued."""
+    import time
+
+    class SlowSpy(SpyBackend):
+        def infer(self, batch):
+            time.sleep(0.05)
+            return super().infer(batch)
+
+    summary = run_live(parse_source(None, "phantom"), make_pipeline(SlowSpy()), backend_name="spy",
+                       headless=True, phantom_frames=40, realtime=True, fps_hint=200.0)
+    assert summary.dropped > 0
+    assert summary.frames_read == summary.processed + summary.dropped + summary.skipped_bad

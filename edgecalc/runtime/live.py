@@ -57,12 +57,13 @@ def has_display() -> bool:
     return True
 
 
-def open_source(spec: SourceSpec, phantom_frames: int = 90, loops: int = 1) -> Callable[[], object]:
+def open_source(spec: SourceSpec, phantom_frames: int = 90, loops: int = 1,
+                phantom_fps: float | None = None) -> Callable[[], object]:
     """A zero-argument opener for the grabber (it reopens live sources with it)."""
     if spec.kind == "phantom":
         from edgecalc.runtime.phantom_source import PhantomCineReader
 
-        return lambda: PhantomCineReader(n_frames=phantom_frames, loops=loops)
+        return lambda: PhantomCineReader(n_frames=phantom_frames, loops=loops, fps=phantom_fps)
     return lambda: open_reader(spec)
 
 
@@ -100,7 +101,10 @@ def run_live(
     import cv2
 
     drop_stale = spec.live if realtime is None else realtime
-    grabber = LatestFrameGrabber(open_source(spec, phantom_frames), drop_stale=drop_stale).start()
+    # a realtime phantom behaves like a capture card: frames arrive at fps_hint whatever we do
+    pacing = fps_hint if (drop_stale and spec.kind == "phantom") else None
+    grabber = LatestFrameGrabber(open_source(spec, phantom_frames, phantom_fps=pacing), drop_stale=drop_stale,
+                                 reconnect_on_eof=spec.live).start()
     stop = _StopFlag()
     summary = LiveSummary(source=spec.describe(), backend=backend_name)
     old_handlers = {}

@@ -1,0 +1,59 @@
+"""`edgecalc live` as a user runs it: exit codes, a torch-free headless run, a tampered bundle."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+from typer.testing import CliRunner
+
+from edgecalc.cli import app
+from test_foundation import run_without_torch
+
+
+def test_unopenable_source_exits_2_naming_it(tiny_bundle, tmp_path):
+    bundle, _ = tiny_bundle
+    r = CliRunner().invoke(app, ["live", "--source", str(tmp_path / "nope.mp4"), "--bundle", str(bundle),
+                                 "--headless", "--backend", "onnxruntime"])
+    assert r.exit_code == 2
+    assert "nope.mp4" in r.output
+
+
+def test_no_source_exits_2():
+    r = CliRunner().invoke(app, ["live", "--headless"])
+    assert r.exit_code == 2 and "exactly one" in r.output
+
+
+def test_tampered_bundle_is_refused(tiny_bundle, tmp_path):
+    bundle, _ = tiny_bundle
+    bad = tmp_path / "bundle"
+    shutil.copytree(bundle, bad)
+    onnx = bad / "model.fp32.onnx"
+    data = bytearray(onnx.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    onnx.write_bytes(bytes(data))
+    r = CliRunner().invoke(app, ["live", "--source", "phantom", "--bundle", str(bad), "--headless"])
+    assert r.exit_code == 2
+    assert "model.fp32.onnx" in r.output and "changed" in r.output
+
+
+def test_headless_phantom_run_without_torch(tiny_bundle, tmp_path):
+    bundle, _ = tiny_bundle
+    res = run_without_torch(f"""
+        import sys
+        from typer.testing import CliRunner
+        from edgecalc.cli import app
+        r = CliRunner().invoke(app, ["live", "--source", "phantom", "--bundle", {str(bundle)!r}, "--headless",
+                                     "--phantom-frames", "6", "--crop", "fixed", "--roi", "150,60,200,200",
+                                     "--precision", "int8", "--backend", "onnxruntime",
+                                     "--record", {str(tmp_path / 'out.avi')!r}, "--log", {str(tmp_path / 'log.jsonl')!r},
+                                     "--summary-json", {str(tmp_path / 'summary.json')!r}])
+        print(r.output)
+        assert r.exit_code == 0, r.output
+        assert "torch" not in sys.modules
+    """)
+    assert res.returncode == 0, res.stdout + res.stderr
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["processed"] == 6 and summary["skipped_bad"] == 0
+    assert len((tmp_path / "log.jsonl").read_text().splitlines()) == 6
+    assert (tmp_path / "out.avi").stat().st_size > 0
