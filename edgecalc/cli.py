@@ -280,7 +280,7 @@ def export_cmd(
     calib: Optional[Path] = typer.Option(None, "--calib", help="Data-set folder (images/<id>.png, labels.csv) to "
                                          "calibrate INT8 on. Default: phantom crops the kit generates."),
     calib_size: int = typer.Option(256, "--calib-size", help="Calibration images, stratified by class."),
-    calib_method: str = typer.Option("percentile", "--calib-method", help="minmax | entropy | percentile "
+    calib_method: str = typer.Option("minmax", "--calib-method", help="minmax | entropy | percentile "
                                      "(default chosen by measurement, docs/export.md)."),
     calib_seed: int = typer.Option(0, "--calib-seed", help="Seed of the calibration draw (recorded in the manifest)."),
     engine: Optional[bool] = typer.Option(None, "--engine/--no-engine", help="Build a TensorRT engine. Default: "
