@@ -46,7 +46,7 @@ def ddp_worker(rank: int, world: int, port: int, data: str, run_dir: str, dump_d
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
                       MASTER_PORT=str(port))
     torch.set_num_threads(1)
-    cfg = tiny_config(Path(data), epochs_stage1=1, epochs_stage2=2, batch_size=2)
+    cfg = tiny_config(Path(data), epochs_stage1=1, epochs_stage2=1, batch_size=2)
 
     def on_epoch_end(stage: int, epoch: int, model: torch.nn.Module) -> None:
         if (stage, epoch) == (2, cfg.epochs_stage2):
