@@ -99,11 +99,27 @@ def classical_locator(frame: np.ndarray) -> tuple[Box, float, Box | None] | None
     return found.box, float(found.confidence), tuple(area.box)
 
 
+def default_locator() -> Locator:
+    """The shipped learned locator (edgecalc.runtime.learned_locator); the classical one, with a
+    warning, when the bundle is missing or cannot be loaded here."""
+    import warnings
+
+    from edgecalc.runtime.backends import BackendUnavailable
+    from edgecalc.runtime.learned_locator import LocatorBundleError, shipped_locator
+
+    try:
+        return shipped_locator()
+    except (LocatorBundleError, BackendUnavailable, FileNotFoundError) as exc:
+        warnings.warn(f"learned nodule locator unavailable ({exc}); using the classical locator", RuntimeWarning,
+                      stacklevel=2)
+        return classical_locator
+
+
 @dataclass
 class AutoCropper:
     """Locator every `every` frames, box smoothed over time, a manual box overriding it."""
 
-    locator: Locator = classical_locator
+    locator: Locator = field(default_factory=default_locator)
     every: int = 5
     margin: float = 0.1
     min_confidence: float = 0.05

@@ -1,0 +1,33 @@
+"""Speed of scan area + the shipped learned locator on a 560x360 phantom frame (one thread).
+
+    python -m pytest benchmarks/test_learned_locator_speed.py --benchmark-only
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from edgecalc.data.phantom import generate_frame
+from edgecalc.runtime.learned_locator import LearnedLocator
+
+
+@pytest.fixture(scope="module")
+def frame() -> np.ndarray:
+    cv2.setNumThreads(1)
+    return generate_frame(11, positive=True).image
+
+
+@pytest.fixture(scope="module")
+def locator() -> LearnedLocator:
+    return LearnedLocator(threads=1)
+
+
+def test_scan_area_plus_learned_locator_560x360(benchmark, frame, locator):
+    assert benchmark(locator, frame) is not None
+
+
+def test_learned_locator_network_only(benchmark, locator):
+    x = np.random.default_rng(0).random((1, 1, locator.size, locator.size), dtype=np.float32)
+    benchmark(locator.backend.infer, x)

@@ -1,0 +1,143 @@
+"""Score the learned locator against the classical baseline on the held-out DDTI validation split.
+
+    python -m edgecalc.locator.evaluate ../shared/data/ddti-nodules [--bundle DIR] [--split FILE]
+        [--figure docs/img/locator_cases.png] [--json figures.json]
+
+Per frame, both locators get the same largest scan area; scored against the true mask: box IoU,
+IoU >= 0.5, whether the square crop (``square_crop``, margin 0.1) holds every nodule pixel, and mask
+Dice (a frame where a locator finds nothing scores 0 / False). Timing is the median per frame of
+scan area + locator, one thread (OpenCV and onnxruntime). numpy + OpenCV + onnxruntime; no torch.
+DDTI: Pedraza et al., "An open access thyroid ultrasound image database", Proc. SPIE 9287, 2015.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import cv2
+import numpy as np
+
+from edgecalc.locator.split import read_split
+from edgecalc.runtime.classical_locator import Located, locate_nodule
+from edgecalc.runtime.crop import square_crop
+from edgecalc.runtime.evaluate_locator import box_iou, load, mask_box
+from edgecalc.runtime.learned_locator import ASSET_DIR, LearnedLocator
+from edgecalc.runtime.scan_area import largest_scan_area
+
+DEFAULT_SPLIT = ASSET_DIR / "split.json"
+MARGIN = 0.1
+
+
+def frame_scores(found: Located | None, true: np.ndarray, area, shape: tuple[int, ...], margin: float = MARGIN) -> dict[str, float]:
+    """IoU, Dice and crop-holds-nodule of one guess against the true mask."""
+    if found is None:
+        return {"iou": 0.0, "dice": 0.0, "holds": 0.0, "found": 0.0}
+    x, y, w, h = square_crop(found.box, area, margin, shape)
+    n_true = np.count_nonzero(true)
+    return {
+        "iou": box_iou(found.box, mask_box(true)),
+        "dice": 2.0 * np.count_nonzero(found.mask & true) / (np.count_nonzero(found.mask) + n_true),
+        "holds": float(np.count_nonzero(true[y:y + h, x:x + w]) == n_true),
+        "found": 1.0,
+    }
+
+
+def summarize(rows: list[dict[str, float]], times: list[float]) -> dict[str, float]:
+    iou = np.array([r["iou"] for r in rows])
+    return {
+        "frames": len(rows),
+        "mean_box_iou": round(float(iou.mean()), 4),
+        "iou_ge_0.5_share": round(float(np.mean(iou >= 0.5)), 4),
+        "crop_holds_nodule_share": round(float(np.mean([r["holds"] for r in rows])), 4),
+        "mean_dice": round(float(np.mean([r["dice"] for r in rows])), 4),
+        "found_share": round(float(np.mean([r["found"] for r in rows])), 4),
+        "scan_area_plus_locator_median_ms": round(1e3 * float(np.median(times)), 3),
+    }
+
+
+def evaluate(root: Path, ids: list[int], learned: LearnedLocator, margin: float = MARGIN) -> dict[str, Any]:
+    """Figures of the learned and the classical locator on ``ids``, plus per-frame learned IoUs."""
+    cv2.setNumThreads(1)
+    per: dict[str, list[dict[str, float]]] = {"learned": [], "classical": []}
+    times: dict[str, list[float]] = {"learned": [], "classical": []}
+    locators: dict[str, Callable] = {"learned": learned.locate, "classical": locate_nodule}
+    for i in ids:
+        img, true = load(root, i)
+        for name, fn in locators.items():
+            t0 = time.perf_counter()
+            area = largest_scan_area(img)
+            found = fn(img, area) if area is not None else None
+            times[name].append(time.perf_counter() - t0)
+            per[name].append(frame_scores(found, true, area, img.shape, margin))
+    out: dict[str, Any] = {name: summarize(per[name], times[name]) for name in per}
+    out["per_frame_learned_iou"] = {str(i): round(r["iou"], 4) for i, r in zip(ids, per["learned"])}
+    return out
+
+
+def _tile(root: Path, i: int, learned: LearnedLocator, iou: float, margin: float) -> np.ndarray:
+    img, true = load(root, i)
+    bgr = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+    area = largest_scan_area(img)
+    if area is not None:
+        cv2.rectangle(bgr, (area.x, area.y), (area.x + area.w - 1, area.y + area.h - 1), (0, 160, 0), 1)
+    contours, _ = cv2.findContours(true.view(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    cv2.drawContours(bgr, contours, -1, (0, 0, 255), 2)
+    found = learned.locate(img, area) if area is not None else None
+    if found is not None:
+        contours, _ = cv2.findContours(found.mask.view(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+        cv2.drawContours(bgr, contours, -1, (0, 255, 255), 1)
+        x, y, w, h = found.box
+        cv2.rectangle(bgr, (x, y), (x + w - 1, y + h - 1), (0, 255, 255), 1)
+        cx, cy, cw, ch = square_crop(found.box, area, margin, img.shape)
+        cv2.rectangle(bgr, (cx, cy), (cx + cw - 1, cy + ch - 1), (255, 200, 0), 1)
+    tile = np.zeros((360, 560, 3), np.uint8)
+    tile[: bgr.shape[0], : bgr.shape[1]] = bgr[:360, :560]
+    label = f"{i}  IoU {iou:.2f}" + ("" if found is None else f"  conf {found.confidence:.2f}")
+    cv2.putText(tile, label, (6, 352), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 0), 1, cv2.LINE_AA)
+    return tile
+
+
+def cases_figure(root: Path, per_frame_iou: dict[str, float], learned: LearnedLocator, out: Path,
+                 per_row: int = 4, margin: float = MARGIN) -> None:
+    """Best, middle and worst validation frames by box IoU, one row each: true nodule red, learned
+    mask and box yellow, square crop light blue, scan area green."""
+    ranked = sorted(per_frame_iou.items(), key=lambda kv: (-kv[1], int(kv[0])))
+    n = len(ranked)
+    mid = max(0, n // 2 - per_row // 2)
+    rows = [ranked[:per_row], ranked[mid:mid + per_row], ranked[-per_row:]]
+    sheet = np.vstack([np.hstack([_tile(root, int(i), learned, v, margin) for i, v in row]) for row in rows])
+    sheet = cv2.resize(sheet, (sheet.shape[1] // 2, sheet.shape[0] // 2), interpolation=cv2.INTER_AREA)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.stem}.tmp.png")
+    if not cv2.imwrite(str(tmp), sheet):
+        raise OSError(f"cannot write {out}")
+    tmp.replace(out)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("root", type=Path, help="the ddti-nodules folder (images/, masks/)")
+    ap.add_argument("--bundle", type=Path, default=ASSET_DIR, help="locator bundle folder (default: the shipped one)")
+    ap.add_argument("--split", type=Path, default=DEFAULT_SPLIT, help="split JSON (default: the shipped one)")
+    ap.add_argument("--figure", type=Path, help="write the good/middle/bad cases figure here")
+    ap.add_argument("--json", type=Path, help="also write the figures as JSON here")
+    args = ap.parse_args(argv)
+    ids = read_split(args.split)["val"]
+    learned = LearnedLocator(args.bundle, threads=1)
+    res = evaluate(args.root, ids, learned)
+    for name in ("learned", "classical"):
+        for key, value in res[name].items():
+            print(f"{name:10s} {key:34s} {value}")
+    if args.json:
+        args.json.write_text(json.dumps(res, indent=1) + "\n")
+    if args.figure:
+        cases_figure(args.root, res["per_frame_learned_iou"], learned, args.figure)
+        print(f"figure -> {args.figure}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,298 @@
+"""Train the nodule locator on the DDTI frames, export it to ONNX and write the shipped bundle.
+
+    python -m edgecalc.locator.train ../shared/data/ddti-nodules
+
+is the one command that retrains it: it makes (or reads) the grouped split, trains a width-reduced
+DS-AGnet on the scan areas of the training frames (plus phantom full frames, ``--phantom``), writes
+``model.safetensors`` to ``--run``, exports ``locator.onnx`` and ``manifest.json`` (input size,
+preprocessing, threshold, this command, the validation figures, sha256) to ``--out`` (default: the
+package's ``edgecalc/assets/locator``) and scores it on the validation split against the classical
+baseline. CPU, one thread by default; seeded (same command, same machine -> same weights).
+
+Input = the largest scan area of the frame (as on the cart), jittered in size and position during
+training so the network does not depend on the scan-area detector's exact edges; horizontal flips
+(never vertical: depth has a direction in ultrasound) and gain / gamma changes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shlex
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from edgecalc.data.preprocess import PREPROCESSING_SPEC
+from edgecalc.locator.split import make_split, read_split, write_split
+from edgecalc.model import DSAGNet, get_preset
+from edgecalc.model.weights import load_model, save_model
+from edgecalc.runtime.evaluate_locator import frame_ids, load
+from edgecalc.runtime.learned_locator import (ASSET_DIR, FORMAT, FORMAT_VERSION, MANIFEST_NAME, LearnedLocator,
+                                              locator_input, sha256_of, target_mask)
+from edgecalc.runtime.scan_area import largest_scan_area
+from edgecalc.train.losses import deep_supervision_loss
+
+MODEL_FILE = "locator.onnx"
+INPUT_NAME, OUTPUT_NAME = "image", "mask"
+OPSET = 17
+#: Phantom frames use seeds from here on (the phantom's own data sets start at 0).
+PHANTOM_SEED0 = 700_000
+
+
+class Sample:
+    """One training frame: gray uint8, nodule mask (bool) and the detected scan area (x, y, w, h)."""
+
+    __slots__ = ("gray", "mask", "area")
+
+    def __init__(self, gray: np.ndarray, mask: np.ndarray, area: tuple[int, int, int, int]) -> None:
+        self.gray, self.mask, self.area = gray, mask, area
+
+
+def _area_of(gray: np.ndarray) -> tuple[int, int, int, int]:
+    a = largest_scan_area(gray)
+    return tuple(a.box) if a is not None else (0, 0, gray.shape[1], gray.shape[0])  # type: ignore[return-value]
+
+
+def ddti_samples(root: Path, ids: list[int]) -> list[Sample]:
+    out = []
+    for i in ids:
+        img, msk = load(root, i)
+        out.append(Sample(img, msk, _area_of(img)))
+    return out
+
+
+def phantom_samples(n: int) -> list[Sample]:
+    """``n`` phantom full frames (alternately with / without calcifications), seeds from PHANTOM_SEED0."""
+    from edgecalc.data.phantom import generate_frame
+
+    out = []
+    for k in range(n):
+        f = generate_frame(PHANTOM_SEED0 + k, positive=bool(k % 2))
+        out.append(Sample(f.image, f.nodule_mask > 0, _area_of(f.image)))
+    return out
+
+
+def augmented(s: Sample, size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(input (1, size, size), target (1, size, size)) of one sample with a random jitter, flip and gain."""
+    x, y, w, h = s.area
+    if rng.random() < 0.8:
+        nw, nh = w * rng.uniform(0.85, 1.15), h * rng.uniform(0.85, 1.15)
+        cx, cy = x + w / 2 + rng.uniform(-0.08, 0.08) * w, y + h / 2 + rng.uniform(-0.08, 0.08) * h
+        x, y, w, h = int(round(cx - nw / 2)), int(round(cy - nh / 2)), max(16, int(round(nw))), max(16, int(round(nh)))
+    img = locator_input(s.gray, (x, y, w, h), size)[0]
+    tgt = target_mask(s.mask.view(np.uint8) * 255, (x, y, w, h), size)[None]
+    if rng.random() < 0.5:
+        img, tgt = img[:, :, ::-1], tgt[:, :, ::-1]
+    img = np.clip(img ** rng.uniform(0.75, 1.33) * rng.uniform(0.8, 1.25), 0.0, 1.0)
+    return img, tgt
+
+
+def make_model(size: int, width: float) -> DSAGNet:
+    return DSAGNet(get_preset("lite", size).with_(width=width, name="locator"))
+
+
+def train(samples: list[Sample], size: int, width: float, steps: int, batch: int, lr: float, seed: int,
+          max_minutes: float | None, log_every: int = 25) -> tuple[DSAGNet, dict[str, Any]]:
+    """Adam with a cosine learning rate over ``steps`` (or ``max_minutes``); loss = the kit's deep-supervision Tversky loss + BCE."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    model = make_model(size, width).train()
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    t0, done, losses = time.perf_counter(), 0, []
+    for step in range(steps):
+        # cosine from lr to lr/50 over the run; with --max-minutes the clock can end the run first, and
+        # then the schedule follows the clock so the last steps still anneal
+        progress = step / steps
+        if max_minutes is not None:
+            progress = max(progress, (time.perf_counter() - t0) / (60 * max_minutes))
+        for group in opt.param_groups:
+            group["lr"] = lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+        idx = rng.integers(0, len(samples), batch)
+        pairs = [augmented(samples[i], size, rng) for i in idx]
+        x = torch.from_numpy(np.stack([p[0] for p in pairs]).astype(np.float32))
+        y = torch.from_numpy(np.stack([p[1] for p in pairs]).astype(np.float32))
+        out = model(x)
+        loss, _ = deep_supervision_loss(out.pyramid, y)
+        loss = loss + F.binary_cross_entropy(out.mask.clamp(1e-6, 1 - 1e-6), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+        done = step + 1
+        if done % log_every == 0 or done == steps:
+            print(f"step {done}/{steps}  loss {np.mean(losses[-log_every:]):.4f}  "
+                  f"{time.perf_counter() - t0:.0f} s", flush=True)
+        if max_minutes is not None and time.perf_counter() - t0 > 60 * max_minutes:
+            print(f"stopping at step {done}: --max-minutes {max_minutes} reached", flush=True)
+            break
+    return model.eval(), {"steps_done": done, "train_wall_s": round(time.perf_counter() - t0, 1),
+                          "final_loss": round(float(np.mean(losses[-log_every:])), 4)}
+
+
+class _MaskOnly(torch.nn.Module):
+    def __init__(self, model: DSAGNet) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x).mask
+
+
+def export(model: DSAGNet, path: Path, size: int) -> float:
+    """Float32 ONNX (opset 17, dynamic batch), written atomically; returns max |onnx - eager| on random input."""
+    import onnx
+    import onnxruntime as ort
+
+    wrapper = _MaskOnly(model).eval()
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(wrapper, (torch.rand(1, 1, size, size),), tmp, opset_version=OPSET, dynamo=False,
+                              input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                              dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+                              do_constant_folding=True)
+        onnx.checker.check_model(onnx.load(tmp))
+        check = torch.rand(3, 1, size, size)
+        with torch.no_grad():
+            ref = wrapper(check).numpy()
+        got = ort.InferenceSession(tmp, providers=["CPUExecutionProvider"]).run(None, {INPUT_NAME: check.numpy()})[0]
+        diff = float(np.abs(ref - got).max())
+        if diff > 1e-4:
+            raise RuntimeError(f"ONNX locator differs from eager by {diff:.3g}")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return diff
+
+
+def write_json_atomic(path: Path, doc: dict[str, Any]) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        f.write(json.dumps(doc, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+def phantom_check(locator: LearnedLocator, n: int = 24) -> dict[str, float]:
+    """Box IoU on phantom frames the training never used (seeds below PHANTOM_SEED0)."""
+    from edgecalc.data.phantom import generate_frame
+    from edgecalc.runtime.evaluate_locator import box_iou
+
+    ious = []
+    for k in range(n):
+        f = generate_frame(PHANTOM_SEED0 - 1 - k, positive=bool(k % 2))
+        found = locator.locate(f.image)
+        ious.append(0.0 if found is None else box_iou(found.box, f.nodule_box))
+    a = np.array(ious)
+    return {"frames": n, "mean_box_iou": round(float(a.mean()), 4), "iou_ge_0.5_share": round(float(np.mean(a >= 0.5)), 4)}
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("root", type=Path, help="the ddti-nodules folder (images/, masks/)")
+    ap.add_argument("--out", type=Path, default=ASSET_DIR, help="bundle folder (default: the package's assets)")
+    ap.add_argument("--run", type=Path, default=Path("runs/locator"), help="folder for the safetensors weights and log")
+    ap.add_argument("--split", type=Path, default=ASSET_DIR / "split.json",
+                    help="split JSON; made (seeded, grouped) when absent")
+    ap.add_argument("--size", type=int, default=64, help="network input side (multiple of 16)")
+    ap.add_argument("--width", type=float, default=0.25, help="width multiplier of the DS-AGnet filters")
+    ap.add_argument("--steps", type=int, default=400, help="optimiser steps")
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--phantom", type=int, default=120, help="phantom full frames added to the training pool")
+    ap.add_argument("--threshold", type=float, default=0.4, help="probability threshold of the mask")
+    ap.add_argument("--min-share", type=float, default=0.003, help="smallest component, as a share of the scan area")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    ap.add_argument("--max-minutes", type=float, default=None, help="stop training early after this long (recorded)")
+    ap.add_argument("--from-run", type=Path, default=None, help="skip training: export, evaluate and ship the "
+                    "weights a previous run left in this folder (model.safetensors, training.json)")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    cv2.setNumThreads(1)
+    t_all = time.perf_counter()
+
+    ids = frame_ids(args.root)
+    if args.split.is_file():
+        split = read_split(args.split)
+    else:
+        split = make_split(ids, 0.2, args.seed)
+        write_split(args.split, split, args.seed, 0.2)
+        print(f"split -> {args.split}")
+    known = set(ids)
+    missing = [i for i in split["train"] + split["val"] if i not in known]
+    if missing:
+        raise SystemExit(f"split {args.split} names frames not under {args.root}/images: {missing[:5]}")
+    argv_used = sys.argv[1:] if argv is None else argv
+    command = "python -m edgecalc.locator.train " + shlex.join(str(a) for a in argv_used)
+    if args.from_run is not None:
+        model = load_model(args.from_run / "model.safetensors")
+        training = json.loads((args.from_run / "training.json").read_text())
+        args.size = model.cfg.input_size
+        args.run = args.from_run
+    else:
+        samples = ddti_samples(args.root, split["train"])
+        if args.phantom:
+            samples += phantom_samples(args.phantom)
+        print(f"{len(split['train'])} DDTI training frames, {args.phantom} phantom frames, {len(split['val'])} held out")
+        model, log = train(samples, args.size, args.width, args.steps, args.batch, args.lr, args.seed, args.max_minutes)
+        training = {"command": command,
+                    "data": "DDTI (Pedraza et al., Proc. SPIE 9287, 92870W, 2015), TN-SCUI 2020 form",
+                    "split": "split.json", "train_frames": len(split["train"]), "phantom_frames": args.phantom,
+                    "steps": args.steps, "batch": args.batch, "lr": args.lr, "seed": args.seed,
+                    "threads": args.threads, **log}
+        args.run.mkdir(parents=True, exist_ok=True)
+        save_model(model, args.run / "model.safetensors")
+        write_json_atomic(args.run / "training.json", training)
+    args.out.mkdir(parents=True, exist_ok=True)
+    diff = export(model, args.out / MODEL_FILE, args.size)
+
+    manifest: dict[str, Any] = {
+        "format": FORMAT, "format_version": FORMAT_VERSION,
+        "model": MODEL_FILE, "sha256": sha256_of(args.out / MODEL_FILE),
+        "model_bytes": (args.out / MODEL_FILE).stat().st_size,
+        "input_name": INPUT_NAME, "output_name": OUTPUT_NAME, "input_size": args.size,
+        "input": "largest scan area (edgecalc.runtime.scan_area.largest_scan_area) cut out and resized to "
+                 "input_size x input_size by edgecalc.data.preprocess.preprocess (no padding)",
+        "output": "nodule probability (N, 1, input_size, input_size), sigmoid",
+        "preprocessing": PREPROCESSING_SPEC,
+        "threshold": args.threshold, "min_share": args.min_share,
+        "postprocess": "probability resized to the scan area (bilinear) >= threshold; largest 8-connected "
+                       "component; confidence = its mean probability x its share of the foreground",
+        "model_config": model.cfg.to_dict(),
+        "onnx_max_abs_diff": diff,
+        "training": training,
+    }
+    if args.from_run is not None:
+        manifest["finished_by"] = command
+    write_json_atomic(args.out / MANIFEST_NAME, manifest)  # the bundle is complete and loadable from here on
+
+    from edgecalc.locator.evaluate import evaluate
+
+    locator = LearnedLocator(args.out, threads=1)
+    res = evaluate(args.root, split["val"], locator)
+    manifest["validation"] = {"frames": len(split["val"]), "learned": res["learned"], "classical": res["classical"]}
+    manifest["phantom_check"] = phantom_check(locator)
+    write_json_atomic(args.out / MANIFEST_NAME, manifest)
+    write_json_atomic(args.run / "validation.json", res)
+    for name in ("learned", "classical"):
+        print(name, json.dumps(res[name]))
+    print("phantom", json.dumps(manifest["phantom_check"]))
+    print(f"bundle -> {args.out} ({manifest['model_bytes'] / 1e6:.2f} MB), total {time.perf_counter() - t_all:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

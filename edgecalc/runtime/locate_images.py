@@ -1,0 +1,153 @@
+"""``edgecalc locate``: the nodule box of every image in a folder (or one file), as CSV and overlays.
+
+One row per readable image, ``id,x,y,w,h,score`` in the image's own pixels (``id`` = file name
+without extension); an empty box and score 0 when no nodule is found. Unreadable images are
+collected with the reason and skipped, so one bad file does not cost a whole folder. numpy +
+OpenCV + onnxruntime; no torch.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+import cv2
+import numpy as np
+
+from edgecalc.data.preprocess import to_gray_u8
+from edgecalc.runtime.classical_locator import Located
+from edgecalc.runtime.crop import square_crop
+from edgecalc.runtime.scan_area import ScanArea, largest_scan_area
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".ppm", ".webp")
+CSV_HEADER = ("id", "x", "y", "w", "h", "score")
+
+#: (frame, scan area) -> Located | None: LearnedLocator.locate or classical_locator.locate_nodule.
+LocateFn = Callable[[np.ndarray, ScanArea], "Located | None"]
+
+
+@dataclass(frozen=True)
+class LocateResult:
+    """One image's answer: box (x, y, w, h) or None, the score, and the scan area used."""
+
+    id: str
+    box: tuple[int, int, int, int] | None
+    score: float
+    scan_area: tuple[int, int, int, int] | None
+
+    def csv_row(self) -> list[str]:
+        if self.box is None:
+            return [self.id, "", "", "", "", "0"]
+        return [self.id, *(str(v) for v in self.box), f"{self.score:.4f}"]
+
+
+def _natural_key(p: Path) -> tuple:
+    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p.name))
+
+
+def list_images(path: str | Path) -> list[Path]:
+    """The image files to locate: ``path`` itself, or the image files directly inside the folder
+    (by extension, in natural order). FileNotFoundError when the path does not exist."""
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path} is neither an image file nor a folder")
+    return sorted((p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES), key=_natural_key)
+
+
+def read_image(path: Path) -> np.ndarray:
+    """The image as 2-D uint8 gray; ValueError naming the file and what is wrong."""
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise ValueError(f"{path.name}: not a readable image (empty, truncated or not an image format OpenCV reads)")
+    try:
+        return to_gray_u8(img)
+    except ValueError as exc:
+        raise ValueError(f"{path.name}: {exc}") from None
+
+
+def locate_one(image_id: str, gray: np.ndarray, locate: LocateFn) -> tuple[LocateResult, Located | None]:
+    area = largest_scan_area(gray)
+    found = locate(gray, area) if area is not None else None
+    box_area = tuple(area.box) if area is not None else None
+    if found is None:
+        return LocateResult(image_id, None, 0.0, box_area), None
+    return LocateResult(image_id, tuple(int(v) for v in found.box), float(found.confidence), box_area), found
+
+
+def draw_located(gray: np.ndarray, result: LocateResult, found: Located | None, margin: float) -> np.ndarray:
+    """A BGR overlay: scan area green, nodule contour and box amber, the square crop blue, the score."""
+    bgr = cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
+    if result.scan_area is not None:
+        x, y, w, h = result.scan_area
+        cv2.rectangle(bgr, (x, y), (x + w - 1, y + h - 1), (0, 180, 0), 1)
+    if found is not None and result.box is not None:
+        contours, _ = cv2.findContours(found.mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+        cv2.drawContours(bgr, contours, -1, (0, 220, 255), 1)
+        x, y, w, h = result.box
+        cv2.rectangle(bgr, (x, y), (x + w - 1, y + h - 1), (0, 220, 255), 1)
+        cx, cy, cw, ch = square_crop(result.box, result.scan_area, margin, gray.shape)
+        cv2.rectangle(bgr, (cx, cy), (cx + cw - 1, cy + ch - 1), (255, 160, 0), 1)
+    text = "no nodule found" if result.box is None else f"nodule {result.score:.2f}"
+    cv2.putText(bgr, text, (6, gray.shape[0] - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 0), 1, cv2.LINE_AA)
+    return bgr
+
+
+def write_png_atomic(path: Path, image: np.ndarray) -> None:
+    ok, buf = cv2.imencode(".png", image)
+    if not ok:
+        raise OSError(f"cannot encode {path.name} as PNG")
+    _write_atomic(path, buf.tobytes())
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def csv_text(results: Iterable[LocateResult]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(CSV_HEADER)
+    for r in results:
+        w.writerow(r.csv_row())
+    return buf.getvalue()
+
+
+def write_csv(path: str | Path, results: Iterable[LocateResult]) -> None:
+    """``id,x,y,w,h,score`` rows, written atomically."""
+    _write_atomic(Path(path), csv_text(results).encode())
+
+
+def locate_paths(paths: list[Path], locate: LocateFn, overlay_dir: Path | None = None, margin: float = 0.1,
+                 on_progress: Callable[[Path], None] | None = None) -> tuple[list[LocateResult], list[str]]:
+    """Locate the nodule in every image; returns the results and one ``name: reason`` per skipped file."""
+    results: list[LocateResult] = []
+    bad: list[str] = []
+    for p in paths:
+        try:
+            gray = read_image(p)
+        except ValueError as exc:
+            bad.append(str(exc))
+        else:
+            result, found = locate_one(p.stem, gray, locate)
+            results.append(result)
+            if overlay_dir is not None:
+                write_png_atomic(overlay_dir / f"{p.stem}.png", draw_located(gray, result, found, margin))
+        if on_progress is not None:
+            on_progress(p)
+    return results, bad
