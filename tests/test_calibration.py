@@ -63,7 +63,7 @@ def test_calib_size_larger_than_data_is_a_clear_error(tmp_path):
 def test_missing_labels_named(tmp_path):
     root = write_dataset(tmp_path / "data")
     (root / "labels.csv").unlink()
-    with pytest.raises(CalibrationError, match="labels.csv not found"):
+    with pytest.raises(CalibrationError, match=r"labels.csv: missing \(need columns id,calcification\)"):
         from_folder(root, 32, 4)
 
 

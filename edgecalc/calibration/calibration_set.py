@@ -11,14 +11,13 @@ not needed) or, without one, phantom crops the kit generates (``edgecalc.data.ph
 
 from __future__ import annotations
 
-import csv
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 
+from edgecalc.data.dataset import check_dataset, read_image
 from edgecalc.data.preprocess import preprocess
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -80,57 +79,30 @@ def stratified_choice(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
     return np.sort(np.concatenate(chosen))
 
 
-def read_labels(folder: Path) -> tuple[list[str], np.ndarray]:
-    """(ids, labels) from ``folder/labels.csv`` (``id,calcification``), checked against ``folder/images``."""
-    images_dir = folder / "images"
+def from_folder(folder: str | Path, size: int, n: int, seed: int = 0) -> CalibrationSet:
+    """``n`` images of a data-set folder, stratified by class and seeded, preprocessed for the runtime.
+
+    The folder is validated by ``edgecalc.data.dataset.check_dataset``, the same check training uses;
+    any error it finds refuses the calibration with its messages.
+    """
+    folder = Path(folder)
     if not folder.is_dir():
         raise CalibrationError(f"calibration folder {folder} does not exist")
-    found = sorted(p for p in images_dir.glob("*") if p.suffix.lower() in IMAGE_SUFFIXES) if images_dir.is_dir() else []
-    if not found:
+    images_dir = folder / "images"
+    if not images_dir.is_dir() or not any(p.suffix.lower() in IMAGE_SUFFIXES for p in images_dir.iterdir()):
         raise CalibrationError(f"calibration folder {folder} has no images (expected {images_dir}/<id>.png)")
-    table = folder / "labels.csv"
-    if not table.is_file():
-        raise CalibrationError(f"{table} not found: stratifying by class needs labels (columns id,calcification)")
-    with table.open(newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
-    if not rows or not {"id", "calcification"} <= set(rows[0]):
-        raise CalibrationError(f"{table} needs the columns id,calcification")
-    stems = {p.stem for p in found}
-    ids, labels = [], []
-    for i, row in enumerate(rows, start=2):
-        rid = row["id"].strip()
-        if rid not in stems:
-            raise CalibrationError(f"{table} line {i}: id {rid!r} has no image in {images_dir}")
-        try:
-            lab = int(row["calcification"])
-        except ValueError:
-            raise CalibrationError(f"{table} line {i}: calcification {row['calcification']!r} is not 0 or 1") from None
-        if lab not in (0, 1):
-            raise CalibrationError(f"{table} line {i}: calcification {lab} is not 0 or 1")
-        ids.append(rid)
-        labels.append(lab)
-    return ids, np.array(labels, dtype=np.int64)
-
-
-def _image_path(folder: Path, rid: str) -> Path:
-    for suffix in IMAGE_SUFFIXES:
-        p = folder / "images" / f"{rid}{suffix}"
-        if p.is_file():
-            return p
-    raise CalibrationError(f"no image for id {rid!r} in {folder / 'images'}")
-
-
-def from_folder(folder: str | Path, size: int, n: int, seed: int = 0) -> CalibrationSet:
-    """``n`` images of a data-set folder, stratified by class and seeded, preprocessed for the runtime."""
-    folder = Path(folder)
-    ids, labels = read_labels(folder)
+    rep = check_dataset(folder)
+    if rep.errors:
+        raise CalibrationError(f"calibration data {folder} has {len(rep.errors)} error(s):\n"
+                               + "\n".join(str(e) for e in rep.errors))
+    ids = [row["id"] for row in rep.rows]
+    labels = np.array([int(row["calcification"]) for row in rep.rows], dtype=np.int64)
     idx = stratified_choice(labels, n, seed)
     images = np.empty((len(idx), 1, size, size), dtype=np.float32)
     for j, i in enumerate(idx):
-        path = _image_path(folder, ids[i])
-        img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        img, why = read_image(Path(rep.rows[i]["_image"]))
         if img is None:
-            raise CalibrationError(f"{path} cannot be read as an image")
+            raise CalibrationError(f"{rep.rows[i]['_image']}: {why}")
         images[j] = preprocess(img, size)
     return CalibrationSet([ids[i] for i in idx], images, labels[idx], f"folder {folder.resolve()}", seed)
 
