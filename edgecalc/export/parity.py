@@ -37,12 +37,12 @@ def parity_set(size: int, n: int = 64, seed_base: int = PARITY_SEED_BASE) -> Par
 
 
 def auc(labels: np.ndarray, scores: np.ndarray) -> float | None:
-    """ROC AUC (sklearn), None when only one class is present."""
-    from sklearn.metrics import roc_auc_score
+    """ROC AUC (``edgecalc.eval.metrics.roc_auc``), None when only one class is present."""
+    from edgecalc.eval.metrics import roc_auc
 
     if len(np.unique(labels)) < 2:
         return None
-    return float(roc_auc_score(labels, scores))
+    return roc_auc(labels, scores)
 
 
 def dice(pred: np.ndarray, truth: np.ndarray) -> float:
