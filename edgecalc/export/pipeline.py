@@ -33,6 +33,7 @@ from edgecalc.export.torchscript import export_torchscript
 from edgecalc.export.verify import ParityError
 from edgecalc.export.weights_source import resolve_weights
 from edgecalc.model.csagnet import INPUT_NAME, OUTPUT_NAMES, CSAGNet, ExportWrapper
+from edgecalc.model.info import model_info
 from edgecalc.model.weights import load_model, read_config
 from edgecalc.runtime.bundle import Manifest, load_bundle, sha256_file
 
@@ -143,8 +144,10 @@ def export_bundle(opts: ExportOptions, log: Callable[[str], None] = print) -> Ex
     with torch.no_grad():
         ref = [t.numpy() for t in wrapper(torch.from_numpy(pset.images))]
 
+    info = model_info(cfg, model)
     manifest = Manifest(
-        model={"architecture": "csagnet", "preset": cfg.name, "config": cfg.to_dict()},
+        model={"architecture": "csagnet", "preset": cfg.name, "config": cfg.to_dict(),
+               "params": info.params, "flops_per_image": info.flops, "flops_counting": "2 x MACs of conv/linear layers"},
         input={"name": INPUT_NAME, "shape": [-1, channels, size, size], "dtype": "float32", "range": [0.0, 1.0],
                "layout": "NCHW", "dynamic_axes": {"0": "batch"}, "max_batch_engine": opts.max_batch},
         preprocessing=dict(PREPROCESSING_SPEC, function="edgecalc.data.preprocess.preprocess", size=size),
