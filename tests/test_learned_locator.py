@@ -131,3 +131,22 @@ def test_runtime_locator_runs_with_torch_blocked():
         """
     )
     assert res.returncode == 0, res.stderr
+
+
+def test_locate_csv_scoring_on_real_frames(shared_data, tmp_path):
+    """The evaluation scores `edgecalc locate` CSVs: true boxes score IoU 1, an empty row 0."""
+    from edgecalc.locator.evaluate import score_boxes_csv
+    from edgecalc.runtime.evaluate_locator import load, mask_box
+
+    root = shared_data / "ddti-nodules"
+    ids = [int(i) for i in json.loads((ASSET_DIR / "split.json").read_text())["val"][:3]]
+    lines = ["id,x,y,w,h,score"]
+    for i in ids[:2]:
+        lines.append(f"{i}," + ",".join(str(v) for v in mask_box(load(root, i)[1])) + ",1")
+    lines.append(f"{ids[2]},,,,,0")
+    (tmp_path / "b.csv").write_text("\n".join(lines) + "\n")
+    res = score_boxes_csv(root, ids, tmp_path / "b.csv")
+    assert res["mean_box_iou"] == pytest.approx(2 / 3, abs=1e-3) and res["rows_found"] == 3
+    (tmp_path / "bad.csv").write_text("a,b\n")
+    with pytest.raises(ValueError, match="bad.csv"):
+        score_boxes_csv(root, ids, tmp_path / "bad.csv")

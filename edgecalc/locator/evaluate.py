@@ -1,7 +1,8 @@
 """Score the learned locator against the classical baseline on the held-out DDTI validation split.
 
     python -m edgecalc.locator.evaluate ../shared/data/ddti-nodules [--bundle DIR] [--split FILE]
-        [--figure docs/img/locator_cases.png] [--json figures.json]
+        [--on val|train] [--threshold T] [--margin M] [--figure docs/img/locator_cases.png] [--json figures.json]
+    python -m edgecalc.locator.evaluate ../shared/data/ddti-nodules --boxes boxes.csv   # score `edgecalc locate` output
 
 Per frame, both locators get the same largest scan area; scored against the true mask: box IoU,
 IoU >= 0.5, whether the square crop (``square_crop``, margin 0.1) holds every nodule pixel, and mask
@@ -13,6 +14,7 @@ DDTI: Pedraza et al., "An open access thyroid ultrasound image database", Proc. 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import time
 from pathlib import Path
@@ -78,6 +80,35 @@ def evaluate(root: Path, ids: list[int], learned: LearnedLocator, margin: float 
     return out
 
 
+def score_boxes_csv(root: Path, ids: list[int], csv_path: Path, margin: float = MARGIN) -> dict[str, float]:
+    """Box figures of an ``edgecalc locate`` CSV (id,x,y,w,h,score) on ``ids``; a missing row or an empty
+    box scores 0. (No Dice: the CSV holds no mask.)"""
+    boxes: dict[str, tuple[int, int, int, int] | None] = {}
+    with open(csv_path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows or rows[0] != ["id", "x", "y", "w", "h", "score"]:
+        raise ValueError(f"{csv_path} is not an edgecalc locate CSV (header id,x,y,w,h,score)")
+    for r in rows[1:]:
+        try:
+            boxes[r[0]] = tuple(int(v) for v in r[1:5]) if r[1] else None  # type: ignore[assignment]
+        except (ValueError, IndexError):
+            raise ValueError(f"{csv_path}: malformed row {r!r}") from None
+    ious, holds = [], []
+    for i in ids:
+        img, true = load(root, i)
+        box = boxes.get(str(i))
+        if box is None:
+            ious.append(0.0), holds.append(False)
+            continue
+        ious.append(box_iou(box, mask_box(true)))
+        x, y, w, h = square_crop(box, largest_scan_area(img), margin, img.shape)
+        holds.append(np.count_nonzero(true[y:y + h, x:x + w]) == np.count_nonzero(true))
+    iou = np.array(ious)
+    return {"frames": len(ids), "rows_found": sum(str(i) in boxes for i in ids),
+            "mean_box_iou": round(float(iou.mean()), 4), "iou_ge_0.5_share": round(float(np.mean(iou >= 0.5)), 4),
+            "crop_holds_nodule_share": round(float(np.mean(holds)), 4)}
+
+
 def _tile(root: Path, i: int, learned: LearnedLocator, iou: float, margin: float) -> np.ndarray:
     img, true = load(root, i)
     bgr = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
@@ -123,19 +154,28 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("root", type=Path, help="the ddti-nodules folder (images/, masks/)")
     ap.add_argument("--bundle", type=Path, default=ASSET_DIR, help="locator bundle folder (default: the shipped one)")
     ap.add_argument("--split", type=Path, default=DEFAULT_SPLIT, help="split JSON (default: the shipped one)")
+    ap.add_argument("--on", choices=("val", "train"), default="val",
+                    help="which side of the split to score (train: for choosing post-processing without the val frames)")
+    ap.add_argument("--threshold", type=float, default=None, help="override the bundle's mask threshold")
+    ap.add_argument("--margin", type=float, default=MARGIN, help="crop margin for the crop-holds-nodule figure")
     ap.add_argument("--figure", type=Path, help="write the good/middle/bad cases figure here")
     ap.add_argument("--json", type=Path, help="also write the figures as JSON here")
+    ap.add_argument("--boxes", type=Path, help="score this `edgecalc locate` CSV instead of running the locators")
     args = ap.parse_args(argv)
-    ids = read_split(args.split)["val"]
-    learned = LearnedLocator(args.bundle, threads=1)
-    res = evaluate(args.root, ids, learned)
+    ids = read_split(args.split)[args.on]
+    if args.boxes:
+        for key, value in score_boxes_csv(args.root, ids, args.boxes, args.margin).items():
+            print(f"{'boxes':10s} {key:34s} {value}")
+        return
+    learned = LearnedLocator(args.bundle, threads=1, threshold=args.threshold)
+    res = evaluate(args.root, ids, learned, args.margin)
     for name in ("learned", "classical"):
         for key, value in res[name].items():
             print(f"{name:10s} {key:34s} {value}")
     if args.json:
         args.json.write_text(json.dumps(res, indent=1) + "\n")
     if args.figure:
-        cases_figure(args.root, res["per_frame_learned_iou"], learned, args.figure)
+        cases_figure(args.root, res["per_frame_learned_iou"], learned, args.figure, margin=args.margin)
         print(f"figure -> {args.figure}")
 
 
