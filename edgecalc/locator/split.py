@@ -52,6 +52,7 @@ def write_split(path: str | Path, split: dict[str, list[int]], seed: int, val_sh
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     with os.fdopen(fd, "w") as f:
         f.write(json.dumps(doc, indent=1) + "\n")
+    os.chmod(tmp, 0o644)
     os.replace(tmp, path)
 
 

@@ -172,6 +172,7 @@ def export(model: DSAGNet, path: Path, size: int) -> float:
         diff = float(np.abs(ref - got).max())
         if diff > 1e-4:
             raise RuntimeError(f"ONNX locator differs from eager by {diff:.3g}")
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -183,6 +184,7 @@ def write_json_atomic(path: Path, doc: dict[str, Any]) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     with os.fdopen(fd, "w") as f:
         f.write(json.dumps(doc, indent=1) + "\n")
+    os.chmod(tmp, 0o644)  # package data: readable by all, not mkstemp's 0600
     os.replace(tmp, path)
 
 

@@ -1,0 +1,47 @@
+"""The locator's one retraining command end to end on a tiny DDTI-shaped folder of phantom frames."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import pytest
+
+pytest.importorskip("torch", reason="training the locator needs torch (the [train] extra)")
+
+from edgecalc.data.phantom import generate_frame  # noqa: E402
+from edgecalc.locator.split import group_of, make_split, read_split  # noqa: E402
+from edgecalc.locator.train import main  # noqa: E402
+from edgecalc.runtime.learned_locator import LearnedLocator, read_manifest  # noqa: E402
+
+
+def test_split_groups_dual_window_halves():
+    ids = list(range(1, 41)) + [10000 + k for k in range(20)] + [20000 + k for k in range(20)]
+    split = make_split(ids, 0.2, seed=1)
+    assert sorted(split["train"] + split["val"]) == sorted(ids)
+    assert not {group_of(i) for i in split["train"]} & {group_of(i) for i in split["val"]}
+    assert make_split(ids, 0.2, seed=1) == split
+
+
+def test_train_export_and_ship_a_tiny_locator(tmp_path):
+    root = tmp_path / "ddti"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    for k, i in enumerate((1, 2, 3, 10004, 20004)):
+        f = generate_frame(50 + k, positive=False)
+        cv2.imwrite(str(root / "images" / f"{i}.png"), f.image)
+        cv2.imwrite(str(root / "masks" / f"{i}.png"), f.nodule_mask)
+    out, run, split = tmp_path / "bundle", tmp_path / "run", tmp_path / "split.json"
+    main([str(root), "--out", str(out), "--run", str(run), "--split", str(split), "--size", "32",
+          "--steps", "2", "--batch", "2", "--phantom", "1"])
+    s = read_split(split)
+    assert ({10004, 20004} <= set(s["train"])) or ({10004, 20004} <= set(s["val"]))
+    m = read_manifest(out)
+    assert m["input_size"] == 32 and m["training"]["steps_done"] == 2
+    assert set(m["validation"]) >= {"learned", "classical", "frames"}
+    assert (run / "model.safetensors").is_file() and (run / "training.json").is_file()
+    LearnedLocator(out)  # loads: sha256 matches, the runtime can run it
+    # --from-run re-exports the same weights without training and records how
+    main([str(root), "--out", str(tmp_path / "again"), "--split", str(split), "--from-run", str(run)])
+    again = json.loads((tmp_path / "again" / "manifest.json").read_text())
+    assert again["training"] == m["training"] and "--from-run" in again["finished_by"]
