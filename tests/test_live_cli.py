@@ -57,3 +57,16 @@ def test_headless_phantom_run_without_torch(tiny_bundle, tmp_path):
     assert summary["processed"] == 6 and summary["skipped_bad"] == 0
     assert len((tmp_path / "log.jsonl").read_text().splitlines()) == 6
     assert (tmp_path / "out.avi").stat().st_size > 0
+
+
+def test_demo_writes_video_log_snapshots_and_summary(tiny_bundle, tmp_path):
+    bundle, _ = tiny_bundle
+    out = tmp_path / "demo"
+    r = CliRunner().invoke(app, ["demo", "--bundle", str(bundle), "--frames", "6", "--out", str(out),
+                                 "--backend", "onnxruntime"])
+    assert r.exit_code == 0, r.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["processed"] == 6
+    assert (out / "demo.mp4").stat().st_size > 0
+    assert len((out / "log.jsonl").read_text().splitlines()) == 6
+    assert len(list((out / "snapshots").glob("*.png"))) == 3
