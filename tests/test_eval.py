@@ -107,3 +107,13 @@ def test_table_shows_mean_and_std_over_folds():
     runs = [{"test": {"accuracy": a, "sensitivity": 0.5, "specificity": 1.0, "auc": 0.9}, "n_masks_stage1": 10} for a in (0.8, 0.9)]
     table = format_table({0.3: runs})
     assert f"| 30% | 2 | 10, 10 | 0.850 ± {np.std([0.8, 0.9], ddof=1):.3f} | 0.500 ± 0.000 |" in table
+
+
+def test_sweep_refuses_a_run_with_other_settings(tiny_data, tmp_path):
+    out = tmp_path / "sweep"
+    (out / "p0.5" / "fold0").mkdir(parents=True)
+    cfg = tiny_config(tiny_data, mask_fraction=0.5, epochs_stage1=3)
+    (out / "p0.5" / "fold0" / "config.json").write_text(json.dumps(cfg.to_dict()))
+    with pytest.raises(ValueError, match="epochs_stage1: run 3 vs asked 1"):
+        run_sweep(tiny_data, [0.5], out, [0], folds=4, size=32, epochs_stage1=1, epochs_stage2=2, batch_size=4,
+                  val_fraction=0.25, progress=False)

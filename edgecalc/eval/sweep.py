@@ -42,6 +42,20 @@ def format_table(results: dict[float, list[dict[str, Any]]], n_train: dict[float
     return "\n".join(lines) + "\n"
 
 
+def _check_same_recipe(run_dir: Path, wanted: Any) -> None:
+    """Refuse to reuse or resume a run folder trained with other settings (device and progress aside)."""
+    from edgecalc.train.config import TrainConfig
+
+    if not (run_dir / "config.json").is_file():
+        return
+    have = TrainConfig.read(run_dir / "config.json").to_dict()
+    want = wanted.to_dict()
+    diff = [k for k in want if k not in ("device", "progress") and have.get(k) != want[k]]
+    if diff:
+        shown = ", ".join(f"{k}: run {have.get(k)!r} vs asked {want[k]!r}" for k in diff)
+        raise ValueError(f"{run_dir} was trained with other settings ({shown}); use another --out or the same options")
+
+
 def run_sweep(data: str | Path, fractions: Sequence[float], out: str | Path, fold_ids: Sequence[int],
               console: Any = None, **train_options: Any) -> dict[str, Any]:
     """Train (or reuse/resume) every (fraction, fold) run, then write table1.md, roc.png and sweep.json."""
@@ -52,6 +66,8 @@ def run_sweep(data: str | Path, fractions: Sequence[float], out: str | Path, fol
     from edgecalc.train.run import FINAL_WEIGHTS, METRICS_FILE, resume_training, run_training
 
     out = Path(out)
+    for frac in fractions:  # settings checked up front, before hours of training
+        TrainConfig(data=str(data), mask_fraction=frac, fold=fold_ids[0], **train_options)
     results: dict[float, list[dict[str, Any]]] = {}
     curves = {}
     for frac in fractions:
@@ -59,6 +75,8 @@ def run_sweep(data: str | Path, fractions: Sequence[float], out: str | Path, fol
         ys, ss = [], []
         for fold in fold_ids:
             run_dir = run_dir_for(out, frac, fold)
+            wanted = TrainConfig(data=str(data), mask_fraction=frac, fold=fold, **train_options)
+            _check_same_recipe(run_dir, wanted)
             if (run_dir / METRICS_FILE).is_file() and (run_dir / FINAL_WEIGHTS).is_file():
                 if console is not None:
                     console.print(f"p = {frac:g}, fold {fold}: finished run {run_dir} reused")

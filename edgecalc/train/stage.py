@@ -28,7 +28,7 @@ from edgecalc.train.distributed import DistInfo, all_true, barrier, broadcast_bu
 from edgecalc.train.losses import combined_loss, tversky_loss
 from edgecalc.train.schedule import make_optimizer
 
-LOG_FIELDS = ("stage", "epoch", "step", "lr", "train_loss", "val_loss", "val_dice", "val_auc", "val_accuracy", "best", "seconds")
+LOG_FIELDS = ("stage", "epoch", "step", "lr", "train_loss", "train_ce", "val_loss", "val_dice", "val_auc", "val_accuracy", "best", "seconds")
 
 
 class TrainingDiverged(RuntimeError):
@@ -168,7 +168,7 @@ def train_stage(
         else:
             flip_gen = gen
         batches = _batches(n, spec, epoch, gen, info)
-        total, count = 0.0, 0
+        total, ce_total, count = 0.0, 0.0, 0
         bar = _progress(spec, epoch, len(batches), info, console)
         try:
             for bi, idx in enumerate(batches):
@@ -176,7 +176,7 @@ def train_stage(
                 y = data.labels[idx]
                 x, m, y = x.to(device), m.to(device), y.to(device)
                 out = net(x)
-                loss, _ = combined_loss(out, m, y if spec.stage == 2 else None)
+                loss, parts = combined_loss(out, m, y if spec.stage == 2 else None)
                 finite = bool(torch.isfinite(loss).item())
                 if not all_true(finite, info):
                     last = checkpoint_paths(ckpt_dir, spec.stage)[1]
@@ -192,6 +192,7 @@ def train_stage(
                 sched.step()
                 state.step += 1
                 total += float(loss.item()) * len(idx)
+                ce_total += parts.get("cross_entropy", 0.0) * len(idx)
                 count += len(idx)
                 if bar is not None:
                     bar[0].update(bar[1], advance=1, description=f"stage {spec.stage} epoch {epoch + 1}/{spec.epochs} loss {total / count:.4f}")
@@ -211,6 +212,7 @@ def train_stage(
             "step": state.step,
             "lr": float(opt.param_groups[0]["lr"]),
             "train_loss": total / max(count, 1),
+            "train_ce": ce_total / max(count, 1) if spec.stage == 2 else None,
             **metrics,
             "best": state.best_epoch == state.epoch,
             "seconds": round(time.time() - t0, 2),
