@@ -137,7 +137,7 @@ def _run(cfg: TrainConfig, run_dir: Path, hooks: Hooks | None, console: Any, res
     idx = {k: np.asarray(v, dtype=np.int64) for k, v in split["indices"].items()}
     mcfg = cfg.model_config()
     size = mcfg.input_size
-    val = (_t(images[idx["val"]]), _t(masks[idx["val"]]), _t(labels[idx["val"]]))
+    val = (_t(images[idx["val"]]), _t(masks[idx["val"]]), _t(labels[idx["val"]]), _t(has_mask[idx["val"]]))
     started = time.time()
 
     # Stage one: DS-AGnet on the mask draw.
