@@ -374,6 +374,8 @@ def train_cmd(
     batch_size: int = typer.Option(16, "--batch-size", min=1, help="Images per step (per process under torchrun)."),
     lr_stage1: float = typer.Option(1e-4, "--lr-stage1", help="Adam learning rate of stage one (the paper: 1e-4)."),
     lr_stage2: float = typer.Option(5e-5, "--lr-stage2", help="Adam learning rate of stage two (the paper: 5e-5)."),
+    head_lr_factor: float = typer.Option(1.0, "--head-lr-factor", help="Stage two: module C (classifier) learns at "
+                                         "lr-stage2 x this (1 = the paper; see docs/results.md for the CPU recipe's)."),
     fold: int = typer.Option(0, "--fold", min=0, help="Which cross-validation fold is the test set (0-based)."),
     folds: int = typer.Option(5, "--folds", min=2, help="Number of cross-validation folds (the paper: 5)."),
     val_fraction: float = typer.Option(0.1, "--val-fraction", help="Share of the training fold held out to pick the best epoch."),
@@ -393,7 +395,7 @@ def train_cmd(
 
     code = run_train(
         resume, threads=threads, data=data, mask_fraction=mask_fraction, preset=preset, size=size, epochs_stage1=epochs_stage1,
-        epochs_stage2=epochs_stage2, batch_size=batch_size, lr_stage1=lr_stage1, lr_stage2=lr_stage2, fold=fold, folds=folds, val_fraction=val_fraction,
+        epochs_stage2=epochs_stage2, batch_size=batch_size, lr_stage1=lr_stage1, lr_stage2=lr_stage2, head_lr_factor=head_lr_factor, fold=fold, folds=folds, val_fraction=val_fraction,
         out=out, device=device, seed=seed, keep_true_masks=keep_true_masks, progress=not no_progress,
     )
     raise typer.Exit(code)
@@ -428,6 +430,8 @@ def sweep_cmd(
     batch_size: int = typer.Option(16, "--batch-size", min=1, help="Images per step."),
     lr_stage1: float = typer.Option(1e-4, "--lr-stage1", help="Adam learning rate of stage one (the paper: 1e-4)."),
     lr_stage2: float = typer.Option(5e-5, "--lr-stage2", help="Adam learning rate of stage two (the paper: 5e-5)."),
+    head_lr_factor: float = typer.Option(1.0, "--head-lr-factor", help="Stage two: module C (classifier) learns at "
+                                         "lr-stage2 x this (1 = the paper; see docs/results.md for the CPU recipe's)."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
     seed: int = typer.Option(0, "--seed", help="Seed of every run (split, draw, initialisation, shuffling, flips)."),
     keep_true_masks: bool = typer.Option(False, "--keep-true-masks", help="Stage two keeps the true masks of the drawn images."),
@@ -439,7 +443,7 @@ def sweep_cmd(
 
     raise typer.Exit(sweep_command(
         data, fractions, folds, fold_ids, out, threads=threads, preset=preset, size=size, epochs_stage1=epochs_stage1,
-        epochs_stage2=epochs_stage2, batch_size=batch_size, lr_stage1=lr_stage1, lr_stage2=lr_stage2, device=device, seed=seed,
+        epochs_stage2=epochs_stage2, batch_size=batch_size, lr_stage1=lr_stage1, lr_stage2=lr_stage2, head_lr_factor=head_lr_factor, device=device, seed=seed,
         keep_true_masks=keep_true_masks, progress=not no_progress,
     ))
 

@@ -136,3 +136,20 @@ def test_nan_loss_stops_with_a_clear_message(tiny_data, tmp_path, monkeypatch):
         run_training(tiny_config(tiny_data), run_dir, hooks=Hooks(on_epoch_end=on_epoch_end))
     ckpt = json.loads((run_dir / "checkpoints" / "stage1.json").read_text())
     assert ckpt["epoch"] == 1 and not ckpt["done"]
+
+
+def test_schedule_decays_per_step_and_head_factor_applies_to_module_c():
+    from edgecalc.model import CSAGNet, DSAGNet, get_preset
+    from edgecalc.train.schedule import make_optimizer
+
+    cfg = get_preset("lite", 32)
+    opt, sched = make_optimizer(CSAGNet(cfg), lr=1e-3, decay=0.5, head_lr_factor=10)
+    assert [g["lr"] for g in opt.param_groups] == pytest.approx([1e-3, 1e-2])
+    n_head = sum(p.numel() for p in opt.param_groups[1]["params"])
+    assert n_head == sum(p.numel() for p in CSAGNet(cfg).classifier.parameters())
+    for _ in range(2):
+        opt.step()
+        sched.step()
+    assert [g["lr"] for g in opt.param_groups] == pytest.approx([1e-3 / 2, 1e-2 / 2])  # lr / (1 + 0.5 * 2)
+    opt1, _ = make_optimizer(DSAGNet(cfg), lr=1e-4, decay=1e-6, head_lr_factor=10)
+    assert len(opt1.param_groups) == 1

@@ -30,6 +30,8 @@ class TrainConfig:
     lr_stage1: float = 1e-4
     lr_stage2: float = 5e-5
     decay: float = 1e-6
+    #: Stage two: module C's learning rate = lr_stage2 x this (1 = the paper; see schedule.make_optimizer).
+    head_lr_factor: float = 1.0
     fold: int = 0
     folds: int = 5
     #: Share of the training fold held out to pick the best epoch (never the test fold).
@@ -54,6 +56,8 @@ class TrainConfig:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.folds < 2 or not 0 <= self.fold < self.folds:
             raise ValueError(f"fold must lie in 0..folds-1 with folds >= 2, got fold {self.fold} of {self.folds}")
+        if not self.head_lr_factor > 0:
+            raise ValueError(f"head_lr_factor must be > 0, got {self.head_lr_factor}")
         if not 0 < self.val_fraction < 0.5:
             raise ValueError(f"val_fraction must lie in (0, 0.5), got {self.val_fraction}")
         if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):

@@ -171,7 +171,7 @@ def _run(cfg: TrainConfig, run_dir: Path, hooks: Hooks | None, console: Any, res
     torch.manual_seed(cfg.seed + 1)
     cs = csagnet_from_dsagnet(load_model(stage_dir(run_dir, 1) / "best.safetensors"))
     data2 = StageData(_t(images[idx["train"]]), _t(targets), _t(labels[idx["train"]]), *val)
-    spec2 = StageSpec(2, cfg.epochs_stage2, cfg.lr_stage2, cfg.decay, cfg.batch_size, cfg.seed, cfg.progress)
+    spec2 = StageSpec(2, cfg.epochs_stage2, cfg.lr_stage2, cfg.decay, cfg.batch_size, cfg.seed, cfg.progress, cfg.head_lr_factor)
     state2 = train_stage(cs, data2, spec2, run_dir, device, info, hooks, console)
     t2 = time.time()
 

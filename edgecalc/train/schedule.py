@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Iterable
-
 import torch
 
 
@@ -23,11 +21,23 @@ class TimeDecay:
 
 
 def make_optimizer(
-    params: Iterable[torch.nn.Parameter], lr: float, decay: float
+    model: torch.nn.Module, lr: float, decay: float, head_lr_factor: float = 1.0
 ) -> tuple[torch.optim.Adam, torch.optim.lr_scheduler.LambdaLR]:
-    """Adam (PyTorch defaults: betas 0.9/0.999, eps 1e-8, like Keras' 1e-7 in spirit) and its decay schedule.
+    """Adam (PyTorch defaults: betas 0.9/0.999, eps 1e-8) and its decay schedule.
 
+    ``head_lr_factor`` multiplies the learning rate of module C (``model.classifier``, CS-AGnet only).
+    Why: module C ends in an FC layer on three softmax outputs (values in [0, 1]), so a confident
+    score needs fusion weights of magnitude ~5-10, and Adam moves a weight by at most ~lr per step:
+    at 5e-5 that takes >100,000 steps, far beyond a CPU budget (the paper's value is factor 1).
     Call ``scheduler.step()`` after every ``optimizer.step()``: the decay counts optimiser steps.
     """
-    opt = torch.optim.Adam(params, lr=lr, foreach=False)
+    if head_lr_factor <= 0:
+        raise ValueError(f"head_lr_factor must be > 0, got {head_lr_factor}")
+    head = getattr(model, "classifier", None)
+    head_ids = {id(p) for p in head.parameters()} if head is not None else set()
+    body = [p for p in model.parameters() if id(p) not in head_ids]
+    groups: list[dict] = [{"params": body, "lr": lr}]
+    if head_ids:
+        groups.append({"params": list(head.parameters()), "lr": lr * head_lr_factor})
+    opt = torch.optim.Adam(groups, lr=lr, foreach=False)
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, TimeDecay(decay))

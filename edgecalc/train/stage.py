@@ -66,6 +66,7 @@ class StageSpec:
     batch_size: int
     seed: int
     progress: bool = True
+    head_lr_factor: float = 1.0
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -153,7 +154,7 @@ def train_stage(
     ckpt_dir = run_dir / "checkpoints"
     sdir = stage_dir(run_dir, spec.stage)
     model.to(device)
-    opt, sched = make_optimizer(model.parameters(), spec.lr, spec.decay)
+    opt, sched = make_optimizer(model, spec.lr, spec.decay, spec.head_lr_factor)
     gen = torch.Generator().manual_seed(spec.seed * 1000 + spec.stage)
     state = load_checkpoint(ckpt_dir, spec.stage, model, opt, gen, device) or StageState()
     sched.last_epoch = state.step
