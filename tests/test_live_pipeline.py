@@ -204,3 +204,27 @@ def test_realtime_source_drops_stale_frames_instead_of_queueing():
                        headless=True, phantom_frames=40, realtime=True, fps_hint=200.0)
     assert summary.dropped > 0
     assert summary.frames_read == summary.processed + summary.dropped + summary.skipped_bad
+
+
+def test_bad_frames_in_a_stream_are_skipped_and_counted(monkeypatch):
+    import edgecalc.runtime.live as live_mod
+
+    good = phantom_frames(3)
+    stream = [good[0].image, np.zeros((360, 560, 3), np.uint8), np.ones((360, 560), np.float64),
+              good[1].image, np.zeros((5, 5), np.uint8), good[2].image]
+
+    class Reader:
+        def __init__(self):
+            self.items = list(stream)
+
+        def read(self):
+            return (True, self.items.pop(0)) if self.items else (False, None)
+
+        def release(self):
+            pass
+
+    monkeypatch.setattr(live_mod, "open_source", lambda spec, *a, **k: Reader)
+    summary = run_live(parse_source(None, "clip.mp4"), make_pipeline(SpyBackend()), backend_name="spy",
+                       headless=True)
+    assert summary.processed == 3 and summary.skipped_bad == 3
+    assert sum(summary.skipped_reasons.values()) == 3 and "blank (all black)" in summary.skipped_reasons
