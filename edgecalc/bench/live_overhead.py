@@ -1,0 +1,96 @@
+"""How much of the frame budget the live pipeline itself costs, on the same frames as the engine alone.
+
+    python -m edgecalc.bench.live_overhead [--bundle B] [--backend onnxruntime] [--precision fp32]
+                                           [--frames 120] [--fps 15] [--json OUT]
+
+Three measurements in one process, on one phantom cine:
+1. the engine alone: the model call on the crops the pipeline would cut (inference FPS);
+2. the whole pipeline as `edgecalc live --source phantom --headless --record` runs it, every frame
+   processed (end-to-end FPS; the ratio to 1. is the overhead of capture, crop, overlay, recording);
+3. a paced source at `--fps` (a capture card), newest frame only: capture-to-display latency and
+   dropped frames, against the inference latency.
+Peak RSS of the process is reported too (VmHWM).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from edgecalc.bench.memory import peak_rss_mb
+from edgecalc.data.preprocess import preprocess, to_gray_u8
+
+
+def measure(bundle: str | None, backend: str, precision: str, frames: int, fps: float) -> dict:
+    from edgecalc.runtime.capture import parse_source
+    from edgecalc.runtime.live import run_live
+    from edgecalc.runtime.live_setup import build_pipeline
+    from edgecalc.runtime.phantom_source import PhantomCineReader
+    from edgecalc.runtime.recorder import Recorder
+
+    setup = build_pipeline(bundle, backend=backend, precision=precision, crop="auto")
+    pipe, be = setup.pipeline, setup.selection.backend
+    cine = PhantomCineReader(n_frames=frames).frames
+    # the crops the pipeline cuts, from its own cropper, so 1. and 2. see the same pixels
+    crops = []
+    for i, f in enumerate(cine):
+        d = pipe.cropper(to_gray_u8(f), i)
+        if d.crop is not None:
+            x, y, w, h = d.crop
+            crops.append(preprocess(to_gray_u8(f)[y:y + h, x:x + w], setup.bundle.input_size)[None])
+    for c in crops[:5]:
+        be.infer(c)
+    t = time.perf_counter()
+    infer_ms = []
+    for c in crops:
+        t1 = time.perf_counter()
+        be.infer(c)
+        infer_ms.append((time.perf_counter() - t1) * 1000)
+    engine_fps = len(crops) / (time.perf_counter() - t)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        rec = Recorder(Path(tmp) / "out.mp4", Path(tmp) / "log.jsonl", fps=fps)
+        full = run_live(parse_source(None, "phantom"), pipe, backend_name=be.describe(), headless=True,
+                        recorder=rec, phantom_frames=frames)
+        paced = run_live(parse_source(None, "phantom"), pipe, backend_name=be.describe(), headless=True,
+                         phantom_frames=frames, realtime=True, fps_hint=fps)
+    be.close()
+    return {
+        "bundle": str(setup.bundle.root), "preset": setup.bundle.manifest.model.get("preset"),
+        "input_size": setup.bundle.input_size, "engine": setup.selection.reason, "frames": frames,
+        "crops_found": len(crops),
+        "engine_alone": {"fps": engine_fps, "infer_ms_p50": float(np.median(infer_ms))},
+        "pipeline_every_frame": {"fps": full.fps, "ratio_to_engine_fps": full.fps / engine_fps,
+                                 "processed": full.processed, "infer_ms_p50": full.infer_ms_p50},
+        "paced_source": {"fps_offered": fps, "processed": paced.processed, "dropped": paced.dropped,
+                         "latency_ms_p50": paced.latency_ms_p50, "latency_ms_p99": paced.latency_ms_p99,
+                         "latency_p50_over_infer_p50": (paced.latency_ms_p50 / paced.infer_ms_p50
+                                                        if paced.latency_ms_p50 and paced.infer_ms_p50 else None)},
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bundle", default=None, help="bundle folder (default: the shipped one)")
+    ap.add_argument("--backend", default="onnxruntime")
+    ap.add_argument("--precision", default="fp32")
+    ap.add_argument("--frames", type=int, default=120)
+    ap.add_argument("--fps", type=float, default=15.0, help="frame rate of the paced source")
+    ap.add_argument("--json", default=None, help="also write the result here")
+    a = ap.parse_args(argv)
+    res = measure(a.bundle, a.backend, a.precision, a.frames, a.fps)
+    text = json.dumps(res, indent=2)
+    print(text)
+    if a.json:
+        Path(a.json).write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
