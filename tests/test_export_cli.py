@@ -34,11 +34,21 @@ def assert_nothing_left(out: Path) -> None:
     assert leftovers == [], leftovers
 
 
-def test_no_weights_and_no_shipped_default(tmp_path):
+def test_no_weights_and_no_shipped_default(tmp_path, monkeypatch):
+    import edgecalc.export.weights_source as ws
+
+    monkeypatch.setattr(ws, "shipped_weights", lambda: None)
     res, text = export([], tmp_path / "b")
     assert res.exit_code == 2
-    assert "no default weights are shipped" in text and "pass WEIGHTS" in text
+    assert "carries no default weights" in text and "pass WEIGHTS" in text
     assert_nothing_left(tmp_path / "b")
+
+
+def test_without_weights_the_shipped_default_is_exported():
+    from edgecalc.export.weights_source import resolve_weights
+    from edgecalc.model.shipped import default_weights_path
+
+    assert resolve_weights(None) == default_weights_path()
 
 
 def test_missing_weights_file(tmp_path):

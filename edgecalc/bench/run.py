@@ -105,12 +105,10 @@ def reference_weights(bundle: Bundle, explicit: str | Path | None) -> tuple[Path
     src = bundle.manifest.source_weights or {}
     candidates = [Path(src[k]) for k in ("path", "file") if src.get(k)]
     try:
-        from edgecalc.model.shipped import default_weights_path  # torch-free lookup
+        from edgecalc.model.shipped import default_weights_path
 
-        shipped = default_weights_path()
-        if shipped is not None:
-            candidates.append(Path(shipped))
-    except ImportError:
+        candidates.append(default_weights_path())
+    except (ImportError, FileNotFoundError):
         pass
     for c in candidates:
         if c.is_file() and (not src.get("sha256") or sha256_file(c) == src["sha256"]):

@@ -1,15 +1,21 @@
 """Where the weights to export come from: a run folder, a .safetensors file, or the shipped default.
 
-One function decides, so the training issue only has to point ``SHIPPED_WEIGHTS`` at the file it
-ships for ``edgecalc export`` without WEIGHTS to work.
+One function decides; without a path it takes the weights shipped in ``edgecalc/assets/weights``
+(``edgecalc.model.shipped``).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-#: The default weights shipped with the kit; None until the training issue produces them.
-SHIPPED_WEIGHTS: Path | None = None
+def shipped_weights() -> Path | None:
+    """The default weights shipped with the kit (``edgecalc.model.shipped``), or None when absent."""
+    from edgecalc.model.shipped import default_weights_path
+
+    try:
+        return default_weights_path()
+    except FileNotFoundError:
+        return None
 #: File names looked for, in order, inside a run folder.
 RUN_FOLDER_NAMES = ("model.safetensors", "final.safetensors")
 
@@ -25,10 +31,10 @@ def resolve_weights(path: str | Path | None, shipped: Path | None = None) -> Pat
     ``.safetensors`` file; None means the shipped default (``shipped`` overrides it for tests).
     """
     if path is None:
-        default = shipped if shipped is not None else SHIPPED_WEIGHTS
+        default = shipped if shipped is not None else shipped_weights()
         if default is None or not Path(default).is_file():
             raise WeightsNotFound(
-                "no default weights are shipped with this edgecalc yet (the training step makes them); "
+                "this installation carries no default weights (edgecalc/assets/weights); "
                 "pass WEIGHTS: a run folder containing model.safetensors or final.safetensors with its "
                 ".json config, or a .safetensors file"
             )
