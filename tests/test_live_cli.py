@@ -70,3 +70,30 @@ def test_demo_writes_video_log_snapshots_and_summary(tiny_bundle, tmp_path):
     assert (out / "demo.mp4").stat().st_size > 0
     assert len((out / "log.jsonl").read_text().splitlines()) == 6
     assert len(list((out / "snapshots").glob("*.png"))) == 3
+
+
+def test_shipped_bundle_verifies_and_matches_shipped_weights():
+    from edgecalc.runtime.bundle import load_bundle, sha256_file
+    from edgecalc.runtime.shipped import default_bundle_dir
+
+    path = default_bundle_dir()
+    assert path is not None, "the package must ship edgecalc/assets/bundle"
+    bundle = load_bundle(path)
+    assert {(a.kind, a.precision) for a in bundle.manifest.artifacts} >= {("onnx", "fp32"), ("onnx", "int8"),
+                                                                          ("torchscript", "fp32")}
+    try:
+        from edgecalc.model.shipped import default_weights_path
+    except ImportError:
+        return
+    assert bundle.manifest.source_weights["sha256"] == sha256_file(default_weights_path())
+
+
+def test_demo_on_the_shipped_bundle_without_torch(tmp_path):
+    res = run_without_torch(f"""
+        from typer.testing import CliRunner
+        from edgecalc.cli import app
+        r = CliRunner().invoke(app, ["demo", "--frames", "5", "--out", {str(tmp_path / 'demo')!r}])
+        assert r.exit_code == 0, r.output
+    """)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert json.loads((tmp_path / "demo" / "summary.json").read_text())["processed"] == 5

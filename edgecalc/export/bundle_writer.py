@@ -44,6 +44,7 @@ def staged_folder(out: str | Path, ours: Callable[[Path], bool] = is_bundle,
     check_destination(out, ours, what)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}{PARTIAL_TAG}", dir=out.parent))
+    os.chmod(tmp, 0o755)  # mkdtemp's 0700 would hide the bundle from the cart's service user
     try:
         yield tmp
     except BaseException:

@@ -145,6 +145,7 @@ class Manifest:
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 fh.write(self.to_json())
+            os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the manifest from other users
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
