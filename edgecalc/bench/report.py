@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from pathlib import Path
 
+from edgecalc.atomic import atomic_write_json, atomic_write_text
 from edgecalc.bench.run import BenchReport, Row
 
 COLUMNS = ("backend", "precision", "device", "status", "size MB", "load ms", "median ms", "p99 ms",
@@ -71,17 +69,10 @@ def print_table(report: BenchReport, console=None) -> None:
     console.print(t)
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
-
-
 def write_reports(report: BenchReport, out: Path) -> tuple[Path, Path]:
     """`out/bench.json` and `out/bench.md`, written atomically."""
     out.mkdir(parents=True, exist_ok=True)
     j, md = out / "bench.json", out / "bench.md"
-    _atomic_write(j, json.dumps(report.to_dict(), indent=2, default=str) + "\n")
-    _atomic_write(md, markdown(report))
+    atomic_write_json(j, report.to_dict())
+    atomic_write_text(md, markdown(report))
     return j, md

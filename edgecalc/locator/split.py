@@ -9,11 +9,11 @@ training and evaluation, so both always agree. numpy only.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from edgecalc.atomic import atomic_write_json
 
 SPLIT_FORMAT = "edgecalc-locator-split"
 
@@ -49,11 +49,7 @@ def write_split(path: str | Path, split: dict[str, list[int]], seed: int, val_sh
     doc = {"format": SPLIT_FORMAT, "seed": seed, "val_share": val_share,
            "grouping": "ids >= 10000 grouped by id % 10000 (the two halves of a dual-window frame)",
            "train": split["train"], "val": split["val"]}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        f.write(json.dumps(doc, indent=1) + "\n")
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    atomic_write_json(path, doc, indent=1)
 
 
 def read_split(path: str | Path) -> dict[str, list[int]]:

@@ -33,13 +33,22 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from edgecalc.atomic import atomic_write_json
 from edgecalc.data.preprocess import PREPROCESSING_SPEC
 from edgecalc.locator.split import make_split, read_split, write_split
 from edgecalc.model import DSAGNet, get_preset
 from edgecalc.model.weights import load_model, save_model
 from edgecalc.runtime.evaluate_locator import frame_ids, load
-from edgecalc.runtime.learned_locator import (ASSET_DIR, FORMAT, FORMAT_VERSION, MANIFEST_NAME, LearnedLocator,
-                                              locator_input, sha256_of, target_mask)
+from edgecalc.runtime.learned_locator import (
+    ASSET_DIR,
+    FORMAT,
+    FORMAT_VERSION,
+    MANIFEST_NAME,
+    LearnedLocator,
+    locator_input,
+    sha256_of,
+    target_mask,
+)
 from edgecalc.runtime.scan_area import largest_scan_area
 from edgecalc.train.losses import deep_supervision_loss
 
@@ -181,11 +190,7 @@ def export(model: DSAGNet, path: Path, size: int) -> float:
 
 
 def write_json_atomic(path: Path, doc: dict[str, Any]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        f.write(json.dumps(doc, indent=1) + "\n")
-    os.chmod(tmp, 0o644)  # package data: readable by all, not mkstemp's 0600
-    os.replace(tmp, path)
+    atomic_write_json(path, doc, indent=1)
 
 
 def phantom_check(locator: LearnedLocator, n: int = 24) -> dict[str, float]:

@@ -10,14 +10,12 @@ first mismatching tensor.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
-from typing import Callable
 
 import torch
 from safetensors.torch import load_file, save_file
 
+from edgecalc.atomic import atomic_write
 from edgecalc.model.config import ModelConfig
 from edgecalc.model.csagnet import CSAGNet
 from edgecalc.model.dsagnet import DSAGNet
@@ -38,18 +36,6 @@ def architecture_of(model: torch.nn.Module) -> str:
     raise TypeError(f"cannot save a {type(model).__name__}; expected one of {sorted(ARCHITECTURES)}")
 
 
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_model(model: torch.nn.Module, weights_path: str | Path) -> Path:
     """Write ``weights_path`` (safetensors) and its JSON config atomically; return the weights path."""
     weights_path = Path(weights_path)
@@ -60,8 +46,8 @@ def save_model(model: torch.nn.Module, weights_path: str | Path) -> Path:
     meta = {"architecture": arch, "format_version": FORMAT_VERSION, "config": cfg.to_dict()}
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     # Weights first, config last: a config on disk always describes complete weights.
-    _atomic_write(weights_path, lambda p: save_file(tensors, str(p), metadata={"edgecalc": json.dumps(meta)}))
-    _atomic_write(config_path(weights_path), lambda p: p.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n"))
+    atomic_write(weights_path, lambda p: save_file(tensors, str(p), metadata={"edgecalc": json.dumps(meta)}))
+    atomic_write(config_path(weights_path), lambda p: p.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n"))
     return weights_path
 
 

@@ -22,11 +22,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from edgecalc.atomic import atomic_write_text
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = 1
@@ -140,17 +140,7 @@ class Manifest:
 
     def write(self, root: str | Path) -> Path:
         """Write ``root/manifest.json`` atomically."""
-        path = Path(root) / MANIFEST_NAME
-        fd, tmp = tempfile.mkstemp(prefix=".manifest.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(self.to_json())
-            os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the manifest from other users
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        return atomic_write_text(Path(root) / MANIFEST_NAME, self.to_json())
 
 
 def rebuild_hint(bundle_dir: str | Path, precision: str | None) -> str:

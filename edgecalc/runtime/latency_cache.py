@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
+
+from edgecalc.atomic import atomic_write_json
 
 
 def cache_file() -> Path:
@@ -52,11 +53,7 @@ def record_measurements(report) -> None:
             entry[f"{r.backend}/{r.precision}/{r.device}"] = r.result["model_latency_ms"]["1"]["median"]
     path = cache_file()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".latency.", dir=path.parent)
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=2)
-        os.replace(tmp, path)
+        atomic_write_json(path, data)
     except OSError:
         pass  # a read-only home must not fail the benchmark
 

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
@@ -20,6 +18,7 @@ from typing import Callable, Iterable
 import cv2
 import numpy as np
 
+from edgecalc.atomic import atomic_write_bytes
 from edgecalc.data.preprocess import to_gray_u8
 from edgecalc.runtime.classical_locator import Located
 from edgecalc.runtime.crop import square_crop
@@ -104,20 +103,9 @@ def write_png_atomic(path: Path, image: np.ndarray) -> None:
     ok, buf = cv2.imencode(".png", image)
     if not ok:
         raise OSError(f"cannot encode {path.name} as PNG")
-    _write_atomic(path, buf.tobytes())
+    atomic_write_bytes(path, buf.tobytes())
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; outputs are ordinary files
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def csv_text(results: Iterable[LocateResult]) -> str:
@@ -131,7 +119,7 @@ def csv_text(results: Iterable[LocateResult]) -> str:
 
 def write_csv(path: str | Path, results: Iterable[LocateResult]) -> None:
     """``id,x,y,w,h,score`` rows, written atomically."""
-    _write_atomic(Path(path), csv_text(results).encode())
+    atomic_write_bytes(Path(path), csv_text(results).encode())
 
 
 def locate_paths(paths: list[Path], locate: LocateFn, overlay_dir: Path | None = None, margin: float = 0.1,

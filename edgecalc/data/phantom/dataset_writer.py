@@ -11,6 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edgecalc.atomic import atomic_write_png, atomic_write_text
 from edgecalc.data.phantom.config import PhantomConfig
 
 
@@ -28,20 +29,6 @@ def image_seed(seed: int, index: int) -> int:
     return int(seed) * 1_000_003 + int(index)
 
 
-def _write_png(path: Path, img: np.ndarray) -> None:
-    ok, buf = cv2.imencode(".png", img)
-    if not ok:
-        raise OSError(f"could not encode {path}")
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(buf.tobytes())
-    os.replace(tmp, path)
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
 
 def _one(job: tuple) -> tuple[str, int, str, str]:
     out, idx, label, size, seed, cfg_dict, frames = job
@@ -52,14 +39,14 @@ def _one(job: tuple) -> tuple[str, int, str, str]:
     out = Path(out)
     sid = f"{idx:05d}"
     s = generate_crop(image_seed(seed, idx), bool(label), size, cfg)
-    _write_png(out / "images" / f"{sid}.png", s.image)
-    _write_png(out / "masks" / f"{sid}.png", s.mask)
-    _write_png(out / "nodules" / f"{sid}.png", s.nodule_mask)
+    atomic_write_png(out / "images" / f"{sid}.png", s.image)
+    atomic_write_png(out / "masks" / f"{sid}.png", s.mask)
+    atomic_write_png(out / "nodules" / f"{sid}.png", s.nodule_mask)
     if frames:
         f = generate_frame(image_seed(seed, idx), bool(label), config=cfg)
-        _write_png(out / "frames" / "images" / f"{sid}.png", f.image)
-        _write_png(out / "frames" / "masks" / f"{sid}.png", f.mask)
-        _write_png(out / "frames" / "nodules" / f"{sid}.png", f.nodule_mask)
+        atomic_write_png(out / "frames" / "images" / f"{sid}.png", f.image)
+        atomic_write_png(out / "frames" / "masks" / f"{sid}.png", f.mask)
+        atomic_write_png(out / "frames" / "nodules" / f"{sid}.png", f.nodule_mask)
         box = ",".join(str(v) for v in f.nodule_box)
         return sid, int(label), "|".join(s.meta["calcification_kinds"]), f"{box};" + ",".join(str(v) for v in f.scan_area)
     return sid, int(label), "|".join(s.meta["calcification_kinds"]), ""
@@ -86,7 +73,12 @@ def write_phantom_dataset(out_dir: str | os.PathLike, n: int = 1207, positive: i
     def run(it):
         if not progress:
             return list(it)
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TimeRemainingColumn,
+        )
 
         got = []
         with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
@@ -103,13 +95,13 @@ def write_phantom_dataset(out_dir: str | os.PathLike, n: int = 1207, positive: i
     else:
         rows = run(map(_one, jobs))
     lines = ["id,calcification,kinds"] + [f"{sid},{lab},{kinds}" for sid, lab, kinds, _ in rows]
-    _atomic_text(out / "labels.csv", "\n".join(lines) + "\n")
+    atomic_write_text(out / "labels.csv", "\n".join(lines) + "\n")
     if frames:
         blines = ["id,calcification,nodule_x,nodule_y,nodule_w,nodule_h,scan_x,scan_y,scan_w,scan_h"]
         for sid, lab, _, fb in rows:
             box, area = fb.split(";")
             blines.append(f"{sid},{lab},{box},{area}")
-        _atomic_text(out / "frames" / "boxes.csv", "\n".join(blines) + "\n")
+        atomic_write_text(out / "frames" / "boxes.csv", "\n".join(blines) + "\n")
     video_path = None
     if video:
         from edgecalc.data.phantom.cine import write_cine
@@ -120,5 +112,5 @@ def write_phantom_dataset(out_dir: str | os.PathLike, n: int = 1207, positive: i
             "video_file": video_path.name if video_path else None,
             "image_seed": "seed * 1000003 + index", "config": cfg_dict,
             "versions": {"numpy": np.__version__, "opencv": cv2.__version__}}
-    _atomic_text(out / "phantom.json", json.dumps(meta, indent=2) + "\n")
+    atomic_write_text(out / "phantom.json", json.dumps(meta, indent=2) + "\n")
     return out

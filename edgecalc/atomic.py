@@ -1,0 +1,57 @@
+"""Atomic file writes, the one implementation every stage uses.
+
+A file that matters (weights, manifests, data sets, reports) is written to a temporary file in the
+same folder and renamed over the target, so a crash or Ctrl-C leaves the old file or the new one,
+never half of either. Files come out 0644 (mkstemp's 0600 would hide them from a cart's service
+user). Standard library only: the torch-free runtime uses it too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[Path], None], mode: int = 0o644) -> Path:
+    """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it into place.
+
+    The temporary file keeps ``path``'s suffix, so writers that pick a format by extension
+    (cv2.imwrite, torch.onnx.export) work. On any error the temporary file is removed.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    return atomic_write(path, lambda p: p.write_bytes(data))
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    return atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))
+
+
+def atomic_write_json(path: str | os.PathLike, doc: Any, indent: int = 2) -> Path:
+    return atomic_write_text(path, json.dumps(doc, indent=indent, default=str) + "\n")
+
+
+def atomic_write_png(path: str | os.PathLike, image) -> Path:
+    """Encode an image as PNG with OpenCV and write it atomically; OSError if it cannot be encoded."""
+    import cv2
+
+    ok, buf = cv2.imencode(".png", image)
+    if not ok:
+        raise OSError(f"could not encode {path} as PNG")
+    return atomic_write_bytes(path, buf.tobytes())
