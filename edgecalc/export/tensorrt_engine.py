@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgecalc.model.csagnet import INPUT_NAME
-from edgecalc.runtime.bundle import EngineTarget
+from edgecalc.runtime.backends.base import BackendUnavailable
+from edgecalc.runtime.backends.tensorrt_backend import import_cudart
+from edgecalc.runtime.bundle import EngineTarget, current_engine_target
 
 
 class EngineUnavailable(RuntimeError):
@@ -74,9 +76,9 @@ def missing_pieces() -> list[str]:
     except ImportError as exc:
         missing.append(f"the tensorrt Python package ({exc}; pip install 'edgecalc[trt]')")
     try:
-        cudart = importlib.import_module("cuda.bindings.runtime")
-    except ImportError as exc:
-        missing.append(f"cuda-python ({exc}; pip install 'edgecalc[trt]')")
+        cudart = import_cudart()  # cuda.bindings.runtime, or the older cuda.cudart
+    except BackendUnavailable as exc:
+        missing.append(str(exc))
         cudart = None
     if cudart is not None:
         try:
@@ -95,14 +97,10 @@ def current_target() -> EngineTarget:
     missing = missing_pieces()
     if missing:
         raise EngineUnavailable("cannot build a TensorRT engine here: missing " + "; ".join(missing))
-    import tensorrt as trt
-    from cuda.bindings import runtime as cudart
-
-    err, props = cudart.cudaGetDeviceProperties(0)
-    if int(err) != 0:
-        raise EngineUnavailable(f"cudaGetDeviceProperties failed: {err}")
-    name = props.name.decode() if isinstance(props.name, bytes) else str(props.name)
-    return EngineTarget(name.rstrip("\x00"), f"{props.major}.{props.minor}", trt.__version__)
+    target = current_engine_target()
+    if target is None:
+        raise EngineUnavailable("cudaGetDeviceProperties found no usable GPU")
+    return target
 
 
 @dataclass

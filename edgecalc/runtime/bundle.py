@@ -172,10 +172,15 @@ def check_engine_target(artifact: Artifact, current: EngineTarget | None, bundle
 
 def current_engine_target() -> EngineTarget | None:
     """This machine's GPU + TensorRT, or None when either is missing (imports tensorrt lazily)."""
+    from edgecalc.runtime.backends.base import BackendUnavailable
+    from edgecalc.runtime.backends.tensorrt_backend import (
+        import_cudart,
+        import_tensorrt,
+    )
+
     try:
-        import tensorrt as trt  # noqa: PLC0415
-        from cuda.bindings import runtime as cudart  # noqa: PLC0415
-    except ImportError:
+        trt, cudart = import_tensorrt(), import_cudart()
+    except BackendUnavailable:
         return None
     err, props = cudart.cudaGetDeviceProperties(0)
     if int(err) != 0:

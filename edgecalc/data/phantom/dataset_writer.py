@@ -29,7 +29,6 @@ def image_seed(seed: int, index: int) -> int:
     return int(seed) * 1_000_003 + int(index)
 
 
-
 def _one(job: tuple) -> tuple[str, int, str, str]:
     out, idx, label, size, seed, cfg_dict, frames = job
     from edgecalc.data.phantom.crops import generate_crop
