@@ -26,24 +26,8 @@ def _root() -> None:
     """CS-AGnet calcification recognition in thyroid-nodule ultrasound."""
 
 
-@app.command()
-def doctor(
-    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON instead of tables."),
-) -> None:
-    """Report library versions and which inference backends and precisions work on this machine."""
-    from edgecalc.doctor import collect_report, render_report
-
-    report = collect_report()
-    if as_json:
-        import json
-
-        typer.echo(json.dumps(report.to_dict(), indent=2))
-    else:
-        render_report(report)
-
-
 model_app = typer.Typer(help="Inspect the CS-AGnet model: parameters, FLOPs, layers.", no_args_is_help=True)
-app.add_typer(model_app, name="model")
+app.add_typer(model_app, name="model", rich_help_panel="Data and model")
 
 
 @model_app.command("info")
@@ -81,7 +65,7 @@ def model_info_cmd(
 
 data_app = typer.Typer(help="Data: the ultrasound phantom (default data set) and the data-set checker.",
                        no_args_is_help=True)
-app.add_typer(data_app, name="data")
+app.add_typer(data_app, name="data", rich_help_panel="Data and model")
 
 
 @data_app.command("phantom")
@@ -128,7 +112,7 @@ def data_check_cmd(
     raise typer.Exit(0 if rep.ok else 1)
 
 
-@app.command()
+@app.command(rich_help_panel="Deploy")
 def live(
     camera: Optional[int] = typer.Option(None, "--camera", help="Camera / capture-card index (OpenCV). Give this or --source."),
     source: Optional[str] = typer.Option(None, "--source", help="Video file, RTSP/HTTP URL, GStreamer pipeline "
@@ -206,7 +190,7 @@ def live(
         summary_json.write_text(json.dumps(summary.to_dict(), indent=2) + "\n")
 
 
-@app.command()
+@app.command(rich_help_panel="Deploy")
 def demo(
     out: Path = typer.Option(Path("demo"), "--out", help="Folder for demo.mp4, log.jsonl, summary.json and snapshots."),
     frames: int = typer.Option(90, "--frames", min=1, help="Length of the phantom cine (frames)."),
@@ -246,7 +230,7 @@ def demo(
     console.print(f"written: {out / 'demo.mp4'}, {out / 'log.jsonl'}, {out / 'summary.json'}, {out / 'snapshots'}/")
 
 
-@app.command()
+@app.command(rich_help_panel="Deploy")
 def bench(
     bundle: Optional[Path] = typer.Argument(None, help="Export bundle folder. Default: the bundle shipped with the package."),
     backends: str = typer.Option("pytorch,torchscript,onnxruntime,openvino,tensorrt", "--backends",
@@ -311,7 +295,7 @@ def print_live_summary(summary, console) -> None:
         console.print(f"snapshots: {', '.join(summary.snapshots)}")
 
 
-@app.command("export")
+@app.command("export", rich_help_panel="Deploy")
 def export_cmd(
     weights: Optional[Path] = typer.Argument(None, help="Run folder (model.safetensors or final.safetensors + .json) "
                                              "or a .safetensors file. Default: the weights shipped with the kit."),
@@ -362,7 +346,7 @@ def export_cmd(
 # --- training, evaluation, sweep (edgecalc.train / edgecalc.eval) ---
 
 
-@app.command("train")
+@app.command("train", rich_help_panel="Train")
 def train_cmd(
     data: Optional[Path] = typer.Argument(None, help="Data-set folder (images/, masks/, labels.csv); omit with --resume."),
     mask_fraction: float = typer.Option(0.3, "--mask-fraction", help="Share p of the training images whose pixel masks "
@@ -401,7 +385,7 @@ def train_cmd(
     raise typer.Exit(code)
 
 
-@app.command("eval")
+@app.command("eval", rich_help_panel="Train")
 def eval_cmd(
     run_dir: Optional[Path] = typer.Argument(None, help="Run folder of `edgecalc train`; omit to evaluate the shipped default weights."),
     data: Optional[Path] = typer.Option(None, "--data", help="Data-set folder to evaluate on; default the run's own test split "
@@ -416,7 +400,7 @@ def eval_cmd(
     raise typer.Exit(eval_command(run_dir, data, out, device))
 
 
-@app.command("sweep")
+@app.command("sweep", rich_help_panel="Train")
 def sweep_cmd(
     data: Path = typer.Argument(..., help="Data-set folder."),
     fractions: str = typer.Option("0.1,0.3,0.5,1.0", "--fractions", help="Comma-separated pixel-mask fractions p."),
@@ -448,7 +432,7 @@ def sweep_cmd(
     ))
 
 
-@app.command()
+@app.command(rich_help_panel="Deploy")
 def locate(
     images: Path = typer.Argument(..., help="An image file or a folder of images (png, jpg, bmp, tif, ...): whole "
                                   "screen frames as a frame grabber delivers them."),
@@ -503,6 +487,22 @@ def locate(
     console.print(f"{len(results)} image(s) located ({found} with a nodule), {len(bad)} skipped"
                   + (f"; boxes -> {out}" if out is not None else ""))
     raise typer.Exit(0 if results else 1)
+
+
+@app.command(rich_help_panel="Set-up")
+def doctor(
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON instead of tables."),
+) -> None:
+    """Report library versions and which inference backends and precisions work on this machine."""
+    from edgecalc.doctor import collect_report, render_report
+
+    report = collect_report()
+    if as_json:
+        import json
+
+        typer.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        render_report(report)
 
 
 def main() -> None:
