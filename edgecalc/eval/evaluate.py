@@ -23,9 +23,9 @@ N_EXAMPLES = 3  #: positives and negatives each in the attention figure
 
 
 def _write_json(path: Path, data: Any) -> None:
-    from edgecalc.model.weights import _atomic_write
+    from edgecalc.atomic import atomic_write_json
 
-    _atomic_write(path, lambda p: p.write_text(json.dumps(data, indent=2) + "\n"))
+    atomic_write_json(path, data)
 
 
 def load_eval_data(path: str | Path, size: int) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

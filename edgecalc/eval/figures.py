@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -19,12 +18,9 @@ def _plt():
 
 
 def _save(fig, path: Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    os.replace(tmp, path)
-    return path
+    from edgecalc.atomic import atomic_write
+
+    return atomic_write(Path(path), lambda p: fig.savefig(p, dpi=110, bbox_inches="tight", format="png"))
 
 
 def roc_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray, float]], path: str | Path, title: str = "ROC") -> Path:

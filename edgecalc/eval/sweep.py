@@ -61,7 +61,7 @@ def run_sweep(data: str | Path, fractions: Sequence[float], out: str | Path, fol
     """Train (or reuse/resume) every (fraction, fold) run, then write table1.md, roc.png and sweep.json."""
     from edgecalc.eval.figures import roc_figure
     from edgecalc.eval.metrics import roc_auc, roc_curve
-    from edgecalc.model.weights import _atomic_write
+    from edgecalc.atomic import atomic_write_json, atomic_write_text
     from edgecalc.train.config import TrainConfig
     from edgecalc.train.run import FINAL_WEIGHTS, METRICS_FILE, resume_training, run_training
 
@@ -99,14 +99,14 @@ def run_sweep(data: str | Path, fractions: Sequence[float], out: str | Path, fol
         fpr, tpr, _ = roc_curve(y, s)
         curves[f"p = {frac:.0%}"] = (fpr, tpr, roc_auc(y, s))
     table = format_table(results)
-    _atomic_write(out / "table1.md", lambda p: p.write_text(table))
+    atomic_write_text(out / "table1.md", table)
     roc_figure(curves, out / "roc.png", title="CS-AGnet ROC per pixel-mask fraction (test folds pooled)")
     summary = {
         "data": str(data), "fractions": list(fractions), "folds": list(fold_ids), "train_options": train_options,
         "results": {f"{k:g}": v for k, v in results.items()},
         "pooled_auc": {name: c[2] for name, c in curves.items()},
     }
-    _atomic_write(out / "sweep.json", lambda p: p.write_text(json.dumps(summary, indent=2) + "\n"))
+    atomic_write_json(out / "sweep.json", summary)
     if console is not None:
         console.print(table)
         console.print(f"wrote {out / 'table1.md'}, {out / 'roc.png'}, {out / 'sweep.json'}")

@@ -17,7 +17,8 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from edgecalc.model.weights import _atomic_write, check_state_dict
+from edgecalc.atomic import atomic_write
+from edgecalc.model.weights import check_state_dict
 
 FORMAT_VERSION = 1
 
@@ -82,8 +83,8 @@ def save_checkpoint(
         "optimizer": {"param_groups": _jsonable(opt_state["param_groups"]), "state_keys": tensor_keys},
     }
     tpath, jpath = checkpoint_paths(ckpt_dir, stage)
-    _atomic_write(tpath, lambda p: save_file(tensors, str(p)))
-    _atomic_write(jpath, lambda p: p.write_text(json.dumps(meta, indent=1) + "\n"))
+    atomic_write(tpath, lambda p: save_file(tensors, str(p)))
+    atomic_write(jpath, lambda p: p.write_text(json.dumps(meta, indent=1) + "\n"))
     return jpath
 
 

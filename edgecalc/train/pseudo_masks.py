@@ -7,7 +7,6 @@ files back, so an uninterrupted run and a resumed one train on the very same tar
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Sequence
 
@@ -15,18 +14,10 @@ import cv2
 import numpy as np
 import torch
 
+from edgecalc.atomic import atomic_write_png
 from edgecalc.eval.predict import predict
 
 PSEUDO_DIR = "pseudo_masks"
-
-
-def _write_png(path: Path, mask: np.ndarray) -> None:
-    ok, buf = cv2.imencode(".png", mask)
-    if not ok:
-        raise OSError(f"could not encode pseudo mask {path}")
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(buf.tobytes())
-    os.replace(tmp, path)
 
 
 def write_pseudo_masks(
@@ -44,7 +35,7 @@ def write_pseudo_masks(
     out_dir.mkdir(parents=True, exist_ok=True)
     pred = predict(model, images, batch_size=batch_size, device=device)
     for sid, m in zip(ids, pred.masks):
-        _write_png(out_dir / f"{sid}.png", ((m[0] > threshold).astype(np.uint8) * 255))
+        atomic_write_png(out_dir / f"{sid}.png", ((m[0] > threshold).astype(np.uint8) * 255))
     return out_dir
 
 

@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from edgecalc.model.weights import _atomic_write, csagnet_from_dsagnet, load_model, save_model
+from edgecalc.atomic import atomic_write_json
+from edgecalc.model.weights import csagnet_from_dsagnet, load_model, save_model
 from edgecalc.train.config import TrainConfig
 from edgecalc.train.distributed import DistInfo, barrier, cleanup, device_for, init_distributed
 from edgecalc.train.pseudo_masks import PSEUDO_DIR, read_pseudo_masks, write_pseudo_masks
@@ -38,7 +39,7 @@ METRICS_FILE = "metrics.json"
 
 
 def write_json(path: Path, data: Any) -> None:
-    _atomic_write(path, lambda p: p.write_text(json.dumps(data, indent=2) + "\n"))
+    atomic_write_json(path, data)
 
 
 def _groups(table: list[dict]) -> np.ndarray | None:

@@ -21,7 +21,8 @@ import torch
 
 from edgecalc.eval.metrics import dice_per_image, roc_auc
 from edgecalc.eval.predict import predict
-from edgecalc.model.weights import _atomic_write, save_model
+from edgecalc.atomic import atomic_write_text
+from edgecalc.model.weights import save_model
 from edgecalc.train.augment import random_flips
 from edgecalc.train.checkpoint import StageState, checkpoint_paths, load_checkpoint, save_checkpoint
 from edgecalc.train.distributed import DistInfo, all_true, barrier, broadcast_buffers
@@ -119,8 +120,8 @@ def write_logs(run_dir: Path) -> None:
     csv_lines = [",".join(LOG_FIELDS)]
     for r in rows:
         csv_lines.append(",".join("" if r.get(k) is None else (f"{r[k]:.6g}" if isinstance(r[k], float) else str(r[k])) for k in LOG_FIELDS))
-    _atomic_write(run_dir / "log.csv", lambda p: p.write_text("\n".join(csv_lines) + "\n"))
-    _atomic_write(run_dir / "log.jsonl", lambda p: p.write_text("".join(json.dumps(r) + "\n" for r in rows)))
+    atomic_write_text(run_dir / "log.csv", "\n".join(csv_lines) + "\n")
+    atomic_write_text(run_dir / "log.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
 
 
 def _batches(n: int, spec: StageSpec, epoch: int, gen: torch.Generator, info: DistInfo) -> list[torch.Tensor]:
