@@ -28,7 +28,7 @@ import torch
 from edgecalc.atomic import atomic_write_json
 from edgecalc.model.weights import csagnet_from_dsagnet, load_model, save_model
 from edgecalc.train.config import TrainConfig
-from edgecalc.train.distributed import DistInfo, barrier, cleanup, device_for, init_distributed
+from edgecalc.train.distributed import DistInfo, all_true, barrier, cleanup, device_for, init_distributed
 from edgecalc.train.pseudo_masks import PSEUDO_DIR, read_pseudo_masks, write_pseudo_masks
 from edgecalc.train.stage import Hooks, StageData, StageSpec, stage_dir, train_stage
 
@@ -81,7 +81,9 @@ def _load_data(cfg: TrainConfig) -> tuple[list[str], np.ndarray, np.ndarray, np.
 
 def _split(run_dir: Path, cfg: TrainConfig, ids: list[str], labels: np.ndarray, has_mask: np.ndarray, table: list[dict], info: DistInfo) -> dict[str, Any]:
     path = run_dir / SPLIT_FILE
-    if not path.is_file():
+    # Every rank decides from the same answer (a collective), so none can skip the barrier below
+    # because rank 0 already wrote the file.
+    if not all_true(path.is_file(), info):
         if info.is_main:
             split = make_split(labels, has_mask, cfg, _groups(table))
             named = {k: [ids[i] for i in v] for k, v in split.items()}
@@ -156,7 +158,7 @@ def _run(cfg: TrainConfig, run_dir: Path, hooks: Hooks | None, console: Any, res
     pdir = run_dir / PSEUDO_DIR
     train_ids = [ids[i] for i in idx["train"]]
     marker = run_dir / "pseudo_masks.json"
-    if not marker.is_file():
+    if not all_true(marker.is_file(), info):
         if info.is_main:
             best1 = load_model(stage_dir(run_dir, 1) / "best.safetensors", map_location="cpu").to(device)
             write_pseudo_masks(best1, images[idx["train"]], train_ids, pdir, cfg.mask_threshold, device)
