@@ -45,12 +45,13 @@ def reference_run(tiny_data, tmp_path_factory):
 def test_run_folder_has_every_file(reference_run):
     run_dir, _ = reference_run
     for name in ("config.json", "split.json", "log.csv", "log.jsonl", "metrics.json", "final.safetensors", "final.json",
-                 "checkpoints/stage1.safetensors", "checkpoints/stage1.json", "checkpoints/stage2.safetensors",
-                 "checkpoints/stage2.json", "stage1/best.safetensors", "stage1/last.safetensors",
+                 "checkpoints/stage1-epoch0002.safetensors", "checkpoints/stage1.json",
+                 "checkpoints/stage2-epoch0002.safetensors", "checkpoints/stage2.json", "stage1/best.safetensors", "stage1/last.safetensors",
                  "stage2/best.safetensors", "stage2/last.safetensors", "pseudo_masks.json",
                  "eval/metrics.json", "eval/roc.png", "eval/attention.png"):
         assert (run_dir / name).is_file(), name
-    assert not list(run_dir.rglob("*.tmp")), "temporary files left behind"
+    assert not list(run_dir.rglob("*.tmp*")), "temporary files left behind"
+    assert len(list((run_dir / "checkpoints").glob("*.safetensors"))) == 2, "older epochs' tensors not removed"
     rows = list(csv.DictReader((run_dir / "log.csv").open()))
     assert [(r["stage"], r["epoch"]) for r in rows] == [("1", "1"), ("1", "2"), ("2", "1"), ("2", "2")]
     assert len((run_dir / "log.jsonl").read_text().splitlines()) == 4
@@ -106,7 +107,7 @@ def test_resume_is_bit_identical(reference_run, tiny_data, tmp_path):
     assert_identical(ref_dir / "stage1" / "last.safetensors", run_dir / "stage1" / "last.safetensors")
     assert_identical(ref_dir / "stage2" / "last.safetensors", run_dir / "stage2" / "last.safetensors")
     assert_identical(ref_dir / "final.safetensors", run_dir / "final.safetensors")
-    assert_identical(ref_dir / "checkpoints" / "stage2.safetensors", run_dir / "checkpoints" / "stage2.safetensors")
+    assert_identical(ref_dir / "checkpoints" / "stage2-epoch0002.safetensors", run_dir / "checkpoints" / "stage2-epoch0002.safetensors")
     assert len((run_dir / "log.jsonl").read_text().splitlines()) == 4
 
 

@@ -1,10 +1,11 @@
 """Resumable training state: safetensors for every tensor, JSON for every scalar; never pickle.
 
-``checkpoints/stage{1,2}.safetensors`` holds the model (``model.*``), Adam's moments and step counts
-(``optim.<param index>.<name>``) and the shuffling generator's state (``rng.shuffle``);
-``checkpoints/stage{1,2}.json`` holds the epoch, step, the optimiser's param groups (learning rates,
-betas ...), the best validation figure so far and the history. Both are written atomically,
-tensors first, JSON last: a JSON on disk always describes complete tensors.
+``checkpoints/stage{n}-epoch{E}.safetensors`` holds the model (``model.*``), Adam's moments and step
+counts (``optim.<param index>.<name>``) and the shuffling generator's state (``rng.shuffle``);
+``checkpoints/stage{n}.json`` holds the epoch, step, the optimiser's param groups (learning rates,
+betas ...), the best validation figure so far, the history and the name of its tensor file. Tensors
+first, JSON last, each atomically, then older tensor files are removed: whenever the process dies
+(Ctrl-C, SIGTERM, kill -9), the JSON on disk names a complete tensor file of the same epoch.
 """
 
 from __future__ import annotations
@@ -35,8 +36,13 @@ class StageState:
     done: bool = False
 
 
-def checkpoint_paths(ckpt_dir: Path, stage: int) -> tuple[Path, Path]:
-    return ckpt_dir / f"stage{stage}.safetensors", ckpt_dir / f"stage{stage}.json"
+def checkpoint_json(ckpt_dir: Path, stage: int) -> Path:
+    """The stage's checkpoint JSON (it names its tensor file)."""
+    return ckpt_dir / f"stage{stage}.json"
+
+
+def _tensor_name(stage: int, epoch: int) -> str:
+    return f"stage{stage}-epoch{epoch:04d}.safetensors"
 
 
 def _jsonable(value: Any) -> Any:
@@ -71,9 +77,11 @@ def save_checkpoint(
             tensors[f"optim.{idx}.{name}"] = value.detach().cpu().contiguous()
             tensor_keys[str(idx)].append(name)
     tensors["rng.shuffle"] = generator.get_state().clone()
+    tname = _tensor_name(stage, state.epoch)
     meta = {
         "format_version": FORMAT_VERSION,
         "stage": stage,
+        "tensors": tname,
         "epoch": state.epoch,
         "step": state.step,
         "best_value": state.best_value,
@@ -82,9 +90,12 @@ def save_checkpoint(
         "history": state.history,
         "optimizer": {"param_groups": _jsonable(opt_state["param_groups"]), "state_keys": tensor_keys},
     }
-    tpath, jpath = checkpoint_paths(ckpt_dir, stage)
+    tpath, jpath = ckpt_dir / tname, checkpoint_json(ckpt_dir, stage)
     atomic_write(tpath, lambda p: save_file(tensors, str(p)))
     atomic_write(jpath, lambda p: p.write_text(json.dumps(meta, indent=1) + "\n"))
+    for old in ckpt_dir.glob(f"stage{stage}-epoch*.safetensors"):
+        if old.name != tname:
+            old.unlink(missing_ok=True)
     return jpath
 
 
@@ -97,15 +108,16 @@ def load_checkpoint(
     device: torch.device | str = "cpu",
 ) -> StageState | None:
     """Restore model, optimiser and generator in place; None when the stage has no checkpoint yet."""
-    tpath, jpath = checkpoint_paths(ckpt_dir, stage)
+    jpath = checkpoint_json(ckpt_dir, stage)
     if not jpath.is_file():
         return None
-    if not tpath.is_file():
-        raise FileNotFoundError(f"checkpoint {jpath} has no tensors beside it ({tpath.name} missing)")
     try:
         meta = json.loads(jpath.read_text())
     except json.JSONDecodeError as exc:
         raise ValueError(f"checkpoint {jpath} is not valid JSON: {exc}") from exc
+    tpath = ckpt_dir / str(meta.get("tensors") or f"stage{stage}.safetensors")  # the name before per-epoch files
+    if not tpath.is_file():
+        raise FileNotFoundError(f"checkpoint {jpath} names tensors {tpath.name}, which are missing")
     if meta.get("format_version") != FORMAT_VERSION or meta.get("stage") != stage:
         raise ValueError(f"checkpoint {jpath}: expected format {FORMAT_VERSION} for stage {stage}, got {meta.get('format_version')}/{meta.get('stage')}")
     tensors = load_file(str(tpath))

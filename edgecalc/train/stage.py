@@ -24,7 +24,7 @@ from edgecalc.eval.predict import predict
 from edgecalc.atomic import atomic_write_text
 from edgecalc.model.weights import save_model
 from edgecalc.train.augment import random_flips
-from edgecalc.train.checkpoint import StageState, checkpoint_paths, load_checkpoint, save_checkpoint
+from edgecalc.train.checkpoint import StageState, checkpoint_json, load_checkpoint, save_checkpoint
 from edgecalc.train.distributed import DistInfo, all_true, barrier, broadcast_buffers
 from edgecalc.train.losses import combined_loss, tversky_loss
 from edgecalc.train.schedule import make_optimizer
@@ -114,7 +114,7 @@ def write_logs(run_dir: Path) -> None:
     """Rewrite ``log.csv`` and ``log.jsonl`` from the checkpoints' histories (so logs never disagree with them)."""
     rows: list[dict[str, Any]] = []
     for stage in (1, 2):
-        jpath = checkpoint_paths(run_dir / "checkpoints", stage)[1]
+        jpath = checkpoint_json(run_dir / "checkpoints", stage)
         if jpath.is_file():
             rows.extend(json.loads(jpath.read_text())["history"])
     csv_lines = [",".join(LOG_FIELDS)]
@@ -191,7 +191,7 @@ def train_stage(
                 loss, parts = combined_loss(out, m, y if spec.stage == 2 else None)
                 finite = bool(torch.isfinite(loss).item())
                 if not all_true(finite, info):
-                    last = checkpoint_paths(ckpt_dir, spec.stage)[1]
+                    last = checkpoint_json(ckpt_dir, spec.stage)
                     kept = f"the last good checkpoint {last} (after epoch {state.epoch}) is kept" if last.is_file() else "no checkpoint of this stage was written yet"
                     raise TrainingDiverged(
                         f"stage {spec.stage}, epoch {epoch + 1}, step {state.step + 1}: the loss is "
