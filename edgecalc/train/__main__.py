@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import sys
 
+import typer
+
 from edgecalc.cli import app
 
 if __name__ == "__main__":
-    app(["train", *sys.argv[1:]], prog_name="python -m edgecalc.train")
+    command = typer.main.get_command(app).commands["train"]  # type: ignore[attr-defined]
+    command.main(args=sys.argv[1:], prog_name="python -m edgecalc.train")
