@@ -154,3 +154,29 @@ def test_schedule_decays_per_step_and_head_factor_applies_to_module_c():
     assert [g["lr"] for g in opt.param_groups] == pytest.approx([1e-3 / 2, 1e-2 / 2])  # lr / (1 + 0.5 * 2)
     opt1, _ = make_optimizer(DSAGNet(cfg), lr=1e-4, decay=1e-6, head_lr_factor=10)
     assert len(opt1.param_groups) == 1
+
+
+def test_sigterm_becomes_an_interrupt_with_a_resume_hint(tiny_data, tmp_path, monkeypatch):
+    """`kill` is handled like Ctrl-C: the CLI stops with exit code 130 and says how to resume."""
+    import os
+    import signal
+
+    from rich.console import Console
+
+    import edgecalc.train.run as run_mod
+    from edgecalc.train.commands import train_cmd
+
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def killed(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        raise AssertionError("SIGTERM did not interrupt")
+
+    monkeypatch.setattr(run_mod, "_run", killed)
+    console = Console(record=True, width=200)
+    try:
+        code = train_cmd(None, console=console, out=tmp_path / "run", **tiny_config(tiny_data).to_dict())
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert code == 130
+    assert f"edgecalc train --resume {tmp_path / 'run'}" in console.export_text()
