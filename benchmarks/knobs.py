@@ -9,21 +9,15 @@ binding, PyTorch channels-last. Median of 30 batch-1 calls after 5 warm-up calls
 from __future__ import annotations
 
 import sys
-import time
 import warnings
 
 import numpy as np
 
+from edgecalc.bench.timing import time_calls
+
 
 def median_ms(fn, n: int = 30, warmup: int = 5) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(n):
-        t = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t) * 1000)
-    return float(np.median(times))
+    return time_calls(fn, n, warmup).median
 
 
 def main(bundle: str, weights: str) -> None:

@@ -7,26 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from edgecalc.cli import app
 from edgecalc.eval.sweep import format_table, run_sweep
 from edgecalc.train.run import run_training
-from train_helpers import make_tiny_phantom, tiny_config
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory) -> Path:
-    return make_tiny_phantom(tmp_path_factory.mktemp("phantom") / "tiny")
+from train_helpers import one_thread, tiny_config, tiny_data  # noqa: F401 (fixtures)
 
 
 @pytest.fixture(scope="module")

@@ -5,28 +5,13 @@ from __future__ import annotations
 
 import csv
 import json
-from pathlib import Path
 
 import pytest
 import torch
 
 from edgecalc.train.run import resume_training, run_training
 from edgecalc.train.stage import Hooks, TrainingDiverged
-from train_helpers import assert_identical, make_tiny_phantom, tensors, tiny_config
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: on a shared 2-core machine two threads per process thrash (10x slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory) -> Path:
-    return make_tiny_phantom(tmp_path_factory.mktemp("phantom") / "tiny")
+from train_helpers import assert_identical, one_thread, tensors, tiny_config, tiny_data  # noqa: F401 (fixtures)
 
 
 @pytest.fixture(scope="module")

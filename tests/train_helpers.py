@@ -4,10 +4,26 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
 from edgecalc.train.config import TrainConfig
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One torch thread: on a shared 2-core machine two threads per process thrash (10x slower)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory) -> Path:
+    """A tiny phantom data set (see make_tiny_phantom), one per test module."""
+    return make_tiny_phantom(tmp_path_factory.mktemp("phantom") / "tiny")
 
 
 def make_tiny_phantom(out: Path) -> Path:
