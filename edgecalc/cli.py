@@ -391,7 +391,7 @@ def eval_cmd(
     data: Optional[Path] = typer.Option(None, "--data", help="Data-set folder to evaluate on; default the run's own test split "
                                         "(required without RUN_DIR)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Folder for metrics.json, roc.png, attention.png; default "
-                                       "RUN_DIR/eval[/<data name>], or edgecalc-eval/ for the shipped weights."),
+                                       "RUN_DIR/eval (RUN_DIR/eval/<data name> with --data), or edgecalc-eval/ for the shipped weights."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
 ) -> None:
     """Accuracy, sensitivity, specificity, AUC, Dice/IoU, confusion matrix, ROC and attention figures."""

@@ -144,3 +144,16 @@ def test_readme_test_command_is_what_ci_runs():
     test_cmd = blocks[1].strip()
     ci = (REPO_ROOT / ".ci" / "run").read_text(encoding="utf-8")
     assert test_cmd in ci, f"README test command {test_cmd!r} not found in .ci/run"
+
+
+@pytest.mark.parametrize("command", [
+    ["doctor"], ["live"], ["demo"], ["bench"], ["export"], ["locate"], ["train"], ["eval"], ["sweep"],
+    ["model"], ["model", "info"], ["data"], ["data", "phantom"], ["data", "check"],
+])
+def test_every_command_answers_help(command):
+    """Every command's --help renders (rich markup in a help text must not break it)."""
+    from edgecalc.cli import app
+
+    result = CliRunner().invoke(app, [*command, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "Usage" in result.output
