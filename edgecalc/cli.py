@@ -313,6 +313,9 @@ def export_cmd(
     out: Path = typer.Option(Path("bundle"), "--out", help="Bundle folder to write (replaced only when complete)."),
     triton: Optional[Path] = typer.Option(None, "--triton", help="Also lay the bundle out as a Triton model repository here."),
     parity_size: int = typer.Option(64, "--parity-size", help="Held-out phantom crops for the parity report."),
+    via: str = typer.Option("onnx", "--via", help="onnx | torch-tensorrt: with torch-tensorrt, also compile with "
+                            "torch-tensorrt's dynamo front-end and save model.trt.ts (TorchScript with the engine "
+                            "embedded, for LibTorch/C++); fp32 or fp16; needs a GPU and the torch-trt extra (pip install 'edgecalc\\[torch-trt]')."),
 ) -> None:
     """Export weights to a bundle: TorchScript, ONNX (fp32 + fp16/int8), TensorRT engine, manifest, parity report."""
     from rich.console import Console
@@ -327,7 +330,7 @@ def export_cmd(
 
     console = Console(stderr=True)
     opts = ExportOptions(weights, precision, calib, calib_size, calib_method, calib_seed, engine, max_batch, out,
-                         triton, parity_size)
+                         triton, parity_size, via)
     try:
         result = export_bundle(opts, log=lambda msg: console.print(escape_markup(msg)))
     except (WeightsNotFound, ExportError, CalibrationError, BundleWriteError, ParityError, ValueError) as exc:
@@ -338,8 +341,10 @@ def export_cmd(
     console.print(f"bundle written: {escape_markup(str(result.bundle))}")
     for folder in result.triton_models:
         console.print(f"triton model: {escape_markup(str(folder))}")
-    if result.engine_error:
-        console.print(f"[red]error:[/red] {escape_markup(result.engine_error)}")
+    errors = [e for e in (result.engine_error, result.via_error) if e]
+    for err in errors:
+        console.print(f"[red]error:[/red] {escape_markup(err)}")
+    if errors:
         raise typer.Exit(3)
 
 

@@ -219,7 +219,7 @@ def collect_report() -> DoctorReport:
                 add(BackendStatus("onnxruntime", "fp32/fp16/int8", ep.replace("ExecutionProvider", " EP"), False, f"provider present but {no_gpu}"))
             else:
                 add(BackendStatus("onnxruntime", "fp32/fp16/int8", ep.replace("ExecutionProvider", " EP"), False,
-                                  f"not in this onnxruntime build (pip install onnxruntime-gpu)"))
+                                  "not in this onnxruntime build (pip install onnxruntime-gpu)"))
 
     if ov is None:
         add(BackendStatus("openvino", "fp32/int8", "cpu", False, f"openvino {ov_why}: pip install 'edgecalc[openvino]'"))

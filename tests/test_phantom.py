@@ -126,3 +126,17 @@ def test_phantom_never_imports_torch():
             "import edgecalc.data.phantom.realism\n"
             "p.generate_crop(0, True, 32)\n")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_nodule_free_frame_for_locator_negatives():
+    """``with_nodule=False``: same screen furniture and anatomy, no nodule, empty box, label 0, reproducible."""
+    from edgecalc.data.phantom import generate_frame
+
+    a = generate_frame(5, True, with_nodule=False)
+    b = generate_frame(5, True, with_nodule=False)
+    assert np.array_equal(a.image, b.image)
+    assert not a.nodule_mask.any() and not a.mask.any()
+    assert a.nodule_box == (0, 0, 0, 0) and a.label == 0
+    x, y, w, h = a.scan_area
+    assert a.image[y:y + h, x:x + w].std() > 10  # there is an image in the scan area
+    assert generate_frame(5, True).nodule_mask.any()

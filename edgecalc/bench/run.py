@@ -231,7 +231,7 @@ def run_bench(opts: BenchOptions, log: Callable[[str], None] = print) -> BenchRe
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
     arrays, data_desc = load_inputs(bundle, opts)
-    log(f"measuring this machine's float32 GEMM peak ...")
+    log("measuring this machine's float32 GEMM peak ...")
     peak = measure_peak_gflops()
     flops = _flops(bundle)
     rows, specs = plan_rows(bundle, opts)

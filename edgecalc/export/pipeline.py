@@ -7,6 +7,7 @@ into a staged folder that only becomes ``--out`` once parity has passed.
 
 from __future__ import annotations
 
+import copy
 import datetime as _dt
 import importlib.metadata
 import shlex
@@ -29,6 +30,7 @@ from edgecalc.export.onnx_export import export_onnx, ort_session, run_onnx
 from edgecalc.export.parity import (
     ParityRow, exact_failures, parity_set, run_parity, skipped_row, write_parity,
 )
+from edgecalc.export import torch_tensorrt_export as torch_trt
 from edgecalc.export.torchscript import export_torchscript
 from edgecalc.export.verify import ParityError
 from edgecalc.export.weights_source import resolve_weights
@@ -68,6 +70,7 @@ class ExportOptions:
     out: str | Path = "bundle"
     triton: str | Path | None = None
     parity_size: int = 64
+    via: str = "onnx"  #: "torch-tensorrt": also a TorchScript module with the engine embedded
     command: str = field(default_factory=lambda: shlex.join(["edgecalc", *sys.argv[1:]]))
 
 
@@ -79,12 +82,13 @@ class ExportResult:
     engine_error: str | None = None
     calibration_cache_hit: bool | None = None
     triton_models: list[Path] = field(default_factory=list)
+    via_error: str | None = None
 
 
 def _versions() -> dict[str, str | None]:
     out: dict[str, str | None] = {"python": sys.version.split()[0]}
     for dist in ("torch", "onnx", "onnxruntime", "numpy", "opencv-python", "safetensors", "tensorrt",
-                 "nvidia-modelopt", "scikit-learn"):
+                 "nvidia-modelopt", "torch-tensorrt", "scikit-learn"):
         try:
             out[dist] = importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:
@@ -124,6 +128,13 @@ def export_bundle(opts: ExportOptions, log: Callable[[str], None] = print) -> Ex
         raise ExportError(f"--precision {opts.precision!r} is not one of {', '.join(PRECISIONS)}")
     if opts.precision == "int8":
         int8_mod.ort_method(opts.calib_method)  # a bad method fails before any work
+    if opts.via not in torch_trt.VIA_CHOICES:
+        raise ExportError(f"--via {opts.via!r} is not one of {', '.join(torch_trt.VIA_CHOICES)}")
+    if opts.via == "torch-tensorrt":
+        try:
+            torch_trt.check_precision(opts.precision)
+        except torch_trt.TorchTensorRTUnavailable as exc:
+            raise ExportError(str(exc)) from exc
     from edgecalc.export import tensorrt_engine as trt_mod
 
     trt_mod.profile_shapes(16, 1, opts.max_batch)  # checks --max-batch
@@ -134,7 +145,7 @@ def export_bundle(opts: ExportOptions, log: Callable[[str], None] = print) -> Ex
     missing = trt_mod.missing_pieces()
     want_engine = (not missing) if opts.engine is None else opts.engine
     notes: list[str] = []
-    engine_error = None
+    engine_error = via_error = None
 
     log(f"held-out parity set: {opts.parity_size} phantom crops at {size}x{size}")
     pset = parity_set(size, opts.parity_size)
@@ -181,8 +192,8 @@ def export_bundle(opts: ExportOptions, log: Callable[[str], None] = print) -> Ex
             cpath.parent.mkdir(parents=True, exist_ok=True)
             log(f"[3/5] INT8 Q/DQ ONNX, {opts.calib_method} calibration on {len(calib)} images: "
                 + (f"reusing cached ranges {cpath}" if cache_hit else f"calibrating (ranges cached in {cpath})"))
-            res = int8_mod.quantize_int8(tmp / "model.fp32.onnx", tmp / "model.int8.onnx", calib.images,
-                                         opts.calib_method, cpath)
+            int8_mod.quantize_int8(tmp / "model.fp32.onnx", tmp / "model.int8.onnx", calib.images,
+                                   opts.calib_method, cpath)
             manifest.add_file(tmp, "model.int8.onnx", "onnx", "int8",
                               notes="symmetric int8, zero point 0, per-channel weights; Q/DQ on Conv/ConvTranspose inputs only")
             manifest.calibration = dict(calib.record(opts.calib_method), cache_key=key, cache_reused=cache_hit)
@@ -206,10 +217,24 @@ def export_bundle(opts: ExportOptions, log: Callable[[str], None] = print) -> Ex
                 engine_row = skipped_row(engine_name, "tensorrt", opts.precision, str(exc))
         else:
             log("[4/5] no TensorRT engine (" + ("--no-engine" if opts.engine is False else "missing: " + "; ".join(missing)) + ")")
+        via_row = None
+        if opts.via == "torch-tensorrt":
+            log(f"[4/5] torch-tensorrt (dynamo, {opts.precision}, batch 1..{opts.max_batch}): compile and save "
+                f"{torch_trt.ARTIFACT_NAME} (TorchScript with the engine embedded)")
+            try:
+                tb = torch_trt.compile_torch_tensorrt(copy.deepcopy(wrapper), tmp / torch_trt.ARTIFACT_NAME,
+                                                      opts.precision, size, channels, opts.max_batch)
+                manifest.add_file(tmp, torch_trt.ARTIFACT_NAME, "torchscript-trt", opts.precision, engine=tb.target,
+                                  notes=f"torch-tensorrt {tb.torch_tensorrt_version}, dynamo, settings {tb.settings}; "
+                                        "load with torch_tensorrt imported (Python) or the torchtrt runtime linked (C++)")
+                runners.append((torch_trt.ARTIFACT_NAME, "torch-tensorrt", opts.precision,
+                                torch_trt.load_runner(tmp / torch_trt.ARTIFACT_NAME)))
+            except torch_trt.TorchTensorRTUnavailable as exc:
+                via_error = f"--via torch-tensorrt: {exc}; the rest of the bundle is written without {torch_trt.ARTIFACT_NAME}"
+                via_row = skipped_row(torch_trt.ARTIFACT_NAME, "torch-tensorrt", opts.precision, str(exc))
         log("[5/5] parity of every artifact against eager float32")
         rows = run_parity(ref, runners, pset, DECISION_THRESHOLD)
-        if engine_row is not None:
-            rows.append(engine_row)
+        rows += [r for r in (engine_row, via_row) if r is not None]
         bad = exact_failures(rows)
         if bad:
             raise ParityError("export refused: " + "; ".join(bad))
@@ -217,7 +242,7 @@ def export_bundle(opts: ExportOptions, log: Callable[[str], None] = print) -> Ex
         manifest.add_file(tmp, "parity.json", "report", None)
         manifest.write(tmp)
         load_bundle(tmp)  # what the runtime will do: every checksum must hold before the rename
-    result = ExportResult(Path(opts.out), rows, notes, engine_error, cache_hit)
+    result = ExportResult(Path(opts.out), rows, notes, engine_error, cache_hit, via_error=via_error)
     if opts.triton is not None:
         from edgecalc.export.triton import write_triton_repository
 

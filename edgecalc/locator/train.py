@@ -57,6 +57,8 @@ INPUT_NAME, OUTPUT_NAME = "image", "mask"
 OPSET = 17
 #: Phantom frames use seeds from here on (the phantom's own data sets start at 0).
 PHANTOM_SEED0 = 700_000
+#: Nodule-free phantom frames (``--negatives``) use seeds from here on; checks use seeds below it.
+NEGATIVE_SEED0 = 800_000
 
 
 class Sample:
@@ -88,6 +90,17 @@ def phantom_samples(n: int) -> list[Sample]:
     out = []
     for k in range(n):
         f = generate_frame(PHANTOM_SEED0 + k, positive=bool(k % 2))
+        out.append(Sample(f.image, f.nodule_mask > 0, _area_of(f.image)))
+    return out
+
+
+def negative_samples(n: int) -> list[Sample]:
+    """``n`` phantom full frames with no nodule (empty target), seeds from NEGATIVE_SEED0."""
+    from edgecalc.data.phantom import generate_frame
+
+    out = []
+    for k in range(n):
+        f = generate_frame(NEGATIVE_SEED0 + k, positive=False, with_nodule=False)
         out.append(Sample(f.image, f.nodule_mask > 0, _area_of(f.image)))
     return out
 
@@ -204,7 +217,10 @@ def phantom_check(locator: LearnedLocator, n: int = 24) -> dict[str, float]:
         found = locator.locate(f.image)
         ious.append(0.0 if found is None else box_iou(found.box, f.nodule_box))
     a = np.array(ious)
-    return {"frames": n, "mean_box_iou": round(float(a.mean()), 4), "iou_ge_0.5_share": round(float(np.mean(a >= 0.5)), 4)}
+    empty = [locator.locate(generate_frame(NEGATIVE_SEED0 - 1 - k, positive=False, with_nodule=False).image) is None
+             for k in range(n)]
+    return {"frames": n, "mean_box_iou": round(float(a.mean()), 4), "iou_ge_0.5_share": round(float(np.mean(a >= 0.5)), 4),
+            "nodule_free_frames": n, "nodule_free_answered_empty": round(float(np.mean(empty)), 4)}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -220,6 +236,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--phantom", type=int, default=120, help="phantom full frames added to the training pool")
+    ap.add_argument("--negatives", type=int, default=0,
+                    help="phantom full frames WITHOUT a nodule added to the pool (teach the empty answer)")
     ap.add_argument("--threshold", type=float, default=0.4, help="probability threshold of the mask")
     ap.add_argument("--min-share", type=float, default=0.003, help="smallest component, as a share of the scan area")
     ap.add_argument("--seed", type=int, default=0)
@@ -254,11 +272,15 @@ def main(argv: list[str] | None = None) -> None:
         samples = ddti_samples(args.root, split["train"])
         if args.phantom:
             samples += phantom_samples(args.phantom)
-        print(f"{len(split['train'])} DDTI training frames, {args.phantom} phantom frames, {len(split['val'])} held out")
+        if args.negatives:
+            samples += negative_samples(args.negatives)
+        print(f"{len(split['train'])} DDTI training frames, {args.phantom} phantom frames, "
+              f"{args.negatives} nodule-free phantom frames, {len(split['val'])} held out")
         model, log = train(samples, args.size, args.width, args.steps, args.batch, args.lr, args.seed, args.max_minutes)
         training = {"command": command,
                     "data": "DDTI (Pedraza et al., Proc. SPIE 9287, 92870W, 2015), TN-SCUI 2020 form",
                     "split": "split.json", "train_frames": len(split["train"]), "phantom_frames": args.phantom,
+                    "negative_frames": args.negatives,
                     "steps": args.steps, "batch": args.batch, "lr": args.lr, "seed": args.seed,
                     "threads": args.threads, **log}
         args.run.mkdir(parents=True, exist_ok=True)

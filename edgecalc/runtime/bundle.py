@@ -31,7 +31,9 @@ from edgecalc.atomic import atomic_write_text
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = 1
 #: Kinds of files a manifest lists.
-KINDS = ("torchscript", "onnx", "engine", "report")
+#: "torchscript-trt": TorchScript with a TensorRT engine embedded (``--via torch-tensorrt``), for LibTorch
+#: deployments; the runtime lists and checksums it but does not run it.
+KINDS = ("torchscript", "onnx", "engine", "torchscript-trt", "report")
 PRECISIONS = ("fp32", "fp16", "int8")
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import cv2
 import numpy as np
 
 from edgecalc.data.phantom.anatomy import draw_nodule, nodule_geometry, raster_nodule, texture_parenchyma

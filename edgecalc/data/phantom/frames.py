@@ -41,12 +41,20 @@ def layout(rng: np.random.Generator, width: int, height: int) -> tuple[int, int,
 
 
 def build_frame_scene(rng: np.random.Generator, cfg: PhantomConfig, shape: tuple[int, int], positive: bool,
-                      nodule_x_range: tuple[float, float] = (0.25, 0.75)) -> dict:
-    """Neck anatomy + nodule + calcifications/confounders on a grid of ``shape`` (frame spacing)."""
+                      nodule_x_range: tuple[float, float] = (0.25, 0.75), with_nodule: bool = True) -> dict:
+    """Neck anatomy + nodule + calcifications/confounders on a grid of ``shape`` (frame spacing).
+
+    ``with_nodule=False`` leaves the anatomy alone: the negatives a nodule locator needs to learn
+    that plain thyroid speckle holds nothing.
+    """
     sp = cfg.frame_pixel_spacing_mm
     scene = Scene.blank(shape, sp, 0.0, cfg)
     anat = draw_frame_anatomy(scene, rng, cfg)
     thyroid = anat["thyroid"]
+    if not with_nodule:
+        empty = np.zeros(shape, dtype=bool)
+        meta = dict(anat["meta"], nodule=None, confounders=[], calcification_kinds=[], low_contrast=False)
+        return {"scene": scene, "nodule": empty, "calc": empty.copy(), "meta": meta}
     geom = nodule_geometry(rng, cfg)
     # the nodule must fit in the lobe: shrink until an interior point exists
     for _ in range(8):
@@ -145,13 +153,14 @@ def compose_frame(built: dict, cfg: PhantomConfig, area: tuple[int, int, int, in
 
 
 def generate_frame(seed: int, positive: bool, width: int = 560, height: int = 360,
-                   config: PhantomConfig | None = None) -> PhantomFrame:
-    """A full screen frame holding one nodule; same arguments -> byte-identical output."""
+                   config: PhantomConfig | None = None, with_nodule: bool = True) -> PhantomFrame:
+    """A full screen frame holding one nodule (or none: ``with_nodule=False``, then ``positive`` is
+    ignored and the box is empty); same arguments -> byte-identical output."""
     cfg = config or PhantomConfig()
-    rng = np.random.default_rng([int(seed), int(bool(positive)), 0xF0])
+    rng = np.random.default_rng([int(seed), int(bool(positive and with_nodule)), 0xF0 if with_nodule else 0xF1])
     area = layout(rng, width, height)
-    built = build_frame_scene(rng, cfg, (area[3], area[2]), positive)
-    built["positive"] = bool(positive)
+    built = build_frame_scene(rng, cfg, (area[3], area[2]), positive and with_nodule, with_nodule=with_nodule)
+    built["positive"] = bool(positive and with_nodule)
     shape = (area[3], area[2])
     speckle, noise = speckle_field(rng, shape), speckle_field(rng, shape)
     imaging = {"tgc_error_db_per_mm": round(uniform(rng, cfg.tgc_error_db_per_mm), 4),
