@@ -150,3 +150,23 @@ def test_locate_csv_scoring_on_real_frames(shared_data, tmp_path):
     (tmp_path / "bad.csv").write_text("a,b\n")
     with pytest.raises(ValueError, match="bad.csv"):
         score_boxes_csv(root, ids, tmp_path / "bad.csv")
+
+
+def test_live_path_box_equals_the_full_mask_box():
+    """The AutoCropper call reads the box from the component's stats (no frame-sized mask); it must be
+    the box of the full mask `locate` returns, also for a scan area reaching past the frame edge."""
+    loc = shipped_locator()
+    for seed in range(6):
+        f = generate_frame(seed, positive=bool(seed % 2))
+        fast, full = loc(f.image), loc.locate(f.image)
+        assert (fast is None) == (full is None)
+        if full is not None:
+            assert fast[0] == full.box and fast[1] == full.confidence
+    prob = np.zeros((64, 64), np.float32)
+    prob[20:44, 0:30] = 0.9
+    from edgecalc.runtime.learned_locator import _largest_component
+
+    for area in ((-40, 10, 200, 160), (100, 250, 200, 160)):
+        comp, box, conf = _largest_component(prob, area, (360, 560), 0.4, 0.003)
+        ys, xs = np.nonzero(mask_from_probability(prob, area, (360, 560), 0.4, 0.003).mask)
+        assert box == (xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1)

@@ -1,7 +1,8 @@
 """How much of the frame budget the live pipeline itself costs, on the same frames as the engine alone.
 
     python -m edgecalc.bench.live_overhead [--bundle B] [--backend onnxruntime] [--precision fp32]
-                                           [--frames 120] [--fps 15] [--json OUT]
+                                           [--frames 120] [--fps 15] [--threads 0] [--locator-every 15]
+                                           [--json OUT]
 
 Three measurements in one process, on one phantom cine:
 1. the engine alone: the model call on the crops the pipeline would cut (inference FPS);
@@ -26,14 +27,19 @@ from edgecalc.bench.memory import peak_rss_mb
 from edgecalc.data.preprocess import preprocess, to_gray_u8
 
 
-def measure(bundle: str | None, backend: str, precision: str, frames: int, fps: float) -> dict:
+def measure(bundle: str | None, backend: str, precision: str, frames: int, fps: float, threads: int = 0,
+            locator_every: int | None = None) -> dict:
     from edgecalc.runtime.capture import parse_source
     from edgecalc.runtime.live import run_live
     from edgecalc.runtime.live_setup import build_pipeline
     from edgecalc.runtime.phantom_source import PhantomCineReader
     from edgecalc.runtime.recorder import Recorder
 
-    setup = build_pipeline(bundle, backend=backend, precision=precision, crop="auto")
+    from edgecalc.runtime.cropper import LOCATOR_EVERY
+
+    locator_every = locator_every or LOCATOR_EVERY
+    setup = build_pipeline(bundle, backend=backend, precision=precision, crop="auto", threads=threads,
+                           locator_every=locator_every)
     pipe, be = setup.pipeline, setup.selection.backend
     cine = PhantomCineReader(n_frames=frames).frames
     # the crops the pipeline cuts, from its own cropper, so 1. and 2. see the same pixels
@@ -63,6 +69,7 @@ def measure(bundle: str | None, backend: str, precision: str, frames: int, fps: 
     return {
         "bundle": str(setup.bundle.root), "preset": setup.bundle.manifest.model.get("preset"),
         "input_size": setup.bundle.input_size, "engine": setup.selection.reason, "frames": frames,
+        "threads": threads, "locator_every": locator_every,
         "crops_found": len(crops),
         "engine_alone": {"fps": engine_fps, "infer_ms_p50": float(np.median(infer_ms))},
         "pipeline_every_frame": {"fps": full.fps, "ratio_to_engine_fps": full.fps / engine_fps,
@@ -82,9 +89,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--precision", default="fp32")
     ap.add_argument("--frames", type=int, default=120)
     ap.add_argument("--fps", type=float, default=15.0, help="frame rate of the paced source")
+    ap.add_argument("--threads", type=int, default=0, help="engine threads (0: the engine's default)")
+    ap.add_argument("--locator-every", type=int, default=None,
+                    help="run the nodule locator every k frames (default: the live loop's, 15)")
     ap.add_argument("--json", default=None, help="also write the result here")
     a = ap.parse_args(argv)
-    res = measure(a.bundle, a.backend, a.precision, a.frames, a.fps)
+    res = measure(a.bundle, a.backend, a.precision, a.frames, a.fps, a.threads, a.locator_every)
     text = json.dumps(res, indent=2)
     print(text)
     if a.json:

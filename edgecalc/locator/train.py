@@ -145,8 +145,12 @@ def train(samples: list[Sample], size: int, width: float, steps: int, batch: int
         x = torch.from_numpy(np.stack([p[0] for p in pairs]).astype(np.float32))
         y = torch.from_numpy(np.stack([p[1] for p in pairs]).astype(np.float32))
         out = model(x)
-        loss, _ = deep_supervision_loss(out.pyramid, y)
-        loss = loss + F.binary_cross_entropy(out.mask.clamp(1e-6, 1 - 1e-6), y)
+        # Tversky needs a foreground: an empty target (a nodule-free frame, --negatives) would score
+        # ~1 for any false-positive pixel and teach the network to answer nothing; BCE covers those
+        has = y.flatten(1).amax(1) > 0
+        loss = F.binary_cross_entropy(out.mask.clamp(1e-6, 1 - 1e-6), y)
+        if bool(has.any()):
+            loss = loss + deep_supervision_loss([p[has] for p in out.pyramid], y[has])[0]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -80,14 +80,10 @@ def target_mask(mask: np.ndarray, area: tuple[int, int, int, int], size: int) ->
     return (cv2.resize(roi, (size, size), interpolation=interp) >= 0.5).astype(np.float32)
 
 
-def mask_from_probability(prob: np.ndarray, area: tuple[int, int, int, int], frame_shape: tuple[int, ...],
-                          threshold: float, min_share: float) -> Located | None:
-    """A (size, size) probability map of the scan area -> the largest component in frame pixels, or None.
-
-    Confidence = mean probability inside the component x the component's share of all pixels above
-    the threshold (a clean single blob scores near its mean probability; scattered guesses score low).
-    Components smaller than ``min_share`` of the scan area count as nothing found.
-    """
+def _largest_component(prob: np.ndarray, area: tuple[int, int, int, int], frame_shape: tuple[int, ...],
+                       threshold: float, min_share: float
+                       ) -> tuple[np.ndarray, tuple[int, int, int, int], float] | None:
+    """(component mask over the scan area, box in frame pixels, confidence) or None; no frame-sized array."""
     x, y, w, h = area
     H, W = int(frame_shape[0]), int(frame_shape[1])
     up = cv2.resize(prob.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
@@ -102,14 +98,36 @@ def mask_from_probability(prob: np.ndarray, area: tuple[int, int, int, int], fra
         return None
     comp = labels == k
     conf = float(up[comp].mean()) * area_px / float(sizes.sum())
+    left, top = x + int(stats[k, cv2.CC_STAT_LEFT]), y + int(stats[k, cv2.CC_STAT_TOP])
+    right, bottom = left + int(stats[k, cv2.CC_STAT_WIDTH]), top + int(stats[k, cv2.CC_STAT_HEIGHT])
+    if x < 0 or y < 0 or x + w > W or y + h > H:  # an area past the frame edge: the box of the visible part
+        vis = comp[max(0, -y):H - y, max(0, -x):W - x]
+        if not vis.any():
+            return None
+        ys, xs = np.nonzero(vis)
+        left, top = max(0, x) + int(xs.min()), max(0, y) + int(ys.min())
+        right, bottom = max(0, x) + int(xs.max()) + 1, max(0, y) + int(ys.max()) + 1
+    return comp, (left, top, right - left, bottom - top), round(conf, 4)
+
+
+def mask_from_probability(prob: np.ndarray, area: tuple[int, int, int, int], frame_shape: tuple[int, ...],
+                          threshold: float, min_share: float) -> Located | None:
+    """A (size, size) probability map of the scan area -> the largest component in frame pixels, or None.
+
+    Confidence = mean probability inside the component x the component's share of all pixels above
+    the threshold (a clean single blob scores near its mean probability; scattered guesses score low).
+    Components smaller than ``min_share`` of the scan area count as nothing found.
+    """
+    found = _largest_component(prob, area, frame_shape, threshold, min_share)
+    if found is None:
+        return None
+    comp, box, conf = found
+    x, y, w, h = area
+    H, W = int(frame_shape[0]), int(frame_shape[1])
     mask = np.zeros((H, W), dtype=bool)
     x0, y0, x1, y1 = max(0, x), max(0, y), min(W, x + w), min(H, y + h)
     mask[y0:y1, x0:x1] = comp[y0 - y:y1 - y, x0 - x:x1 - x]
-    ys, xs = np.nonzero(mask)
-    if ys.size == 0:
-        return None
-    box = (int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1))
-    return Located(mask, box, round(conf, 4))
+    return Located(mask, box, conf)
 
 
 def read_manifest(bundle_dir: str | Path = ASSET_DIR) -> dict[str, Any]:
@@ -197,10 +215,11 @@ class LearnedLocator:
         area = largest_scan_area(gray)
         if area is None:
             return None
-        found = self.locate(gray, area)
+        found = _largest_component(self.probability(gray, area), _as_area(area), gray.shape, self.threshold,
+                                   self.min_share)  # the box only: no frame-sized mask on the live path
         if found is None:
             return None
-        return found.box, float(found.confidence), tuple(area.box)
+        return found[1], float(found[2]), tuple(area.box)
 
 
 @lru_cache(maxsize=1)

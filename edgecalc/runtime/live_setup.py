@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgecalc.runtime.bundle import Bundle, load_bundle
-from edgecalc.runtime.cropper import AutoCropper, FixedCropper, parse_roi
+from edgecalc.runtime.cropper import LOCATOR_EVERY, AutoCropper, FixedCropper, parse_roi
 from edgecalc.runtime.engine_select import Selection, select_backend
 from edgecalc.runtime.overlay import OverlayOptions
 from edgecalc.runtime.pipeline import FramePipeline
@@ -23,7 +23,7 @@ class LiveSetup:
 
 
 def build_pipeline(bundle_dir: str | Path | None, *, backend: str = "auto", precision: str = "fp32",
-                   crop: str = "auto", roi: str | None = None, margin: float = 0.1, locator_every: int = 5,
+                   crop: str = "auto", roi: str | None = None, margin: float = 0.1, locator_every: int = LOCATOR_EVERY,
                    threads: int = 0, show_attention: bool = False) -> LiveSetup:
     """Verify the bundle, open the engine and the cropper; ValueError / BundleError say what is wrong."""
     if crop not in CROP_MODES:

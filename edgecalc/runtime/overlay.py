@@ -22,22 +22,47 @@ POS_COLOR = (40, 40, 235)
 NEG_COLOR = (60, 200, 60)
 
 
-def paste_crop(crop_map: np.ndarray, crop: Box, frame_shape: tuple[int, ...]) -> np.ndarray:
-    """A (S, S) map computed on the crop -> a float32 (H, W) map in frame coordinates (0 outside).
+@dataclass
+class CropMap:
+    """A map computed on the crop, resized to the crop's pixels and cut to the frame.
+
+    ``values`` is (y1 - y0, x1 - x0); ``origin`` = (x0, y0) is where its top-left pixel lies in the
+    frame. The live loop keeps maps in this form: nothing frame-sized is allocated per frame.
+    """
+
+    values: np.ndarray
+    origin: tuple[int, int]
+
+    def full(self, frame_shape: tuple[int, ...]) -> np.ndarray:
+        """The map on a zero (False) frame-sized canvas."""
+        out = np.zeros((int(frame_shape[0]), int(frame_shape[1])), self.values.dtype)
+        x0, y0 = self.origin
+        h, w = self.values.shape[:2]
+        out[y0:y0 + h, x0:x0 + w] = self.values
+        return out
+
+
+def crop_map(values: np.ndarray, crop: Box, frame_shape: tuple[int, ...]) -> CropMap:
+    """A (S, S) map computed on the crop -> a float32 CropMap in frame pixels.
 
     The crop may reach past the frame edge (it is then cut), and S need not equal the crop side.
     """
     h, w = int(frame_shape[0]), int(frame_shape[1])
     x, y, cw, ch = (int(v) for v in crop)
-    out = np.zeros((h, w), np.float32)
-    if cw <= 0 or ch <= 0:
-        return out
-    resized = cv2.resize(crop_map.astype(np.float32), (cw, ch), interpolation=cv2.INTER_LINEAR)
     x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + cw, w), min(y + ch, h)
-    if x1 <= x0 or y1 <= y0:
-        return out
-    out[y0:y1, x0:x1] = resized[y0 - y:y1 - y, x0 - x:x1 - x]
-    return out
+    if cw <= 0 or ch <= 0 or x1 <= x0 or y1 <= y0:
+        return CropMap(np.zeros((0, 0), np.float32), (0, 0))
+    resized = cv2.resize(values.astype(np.float32, copy=False), (cw, ch), interpolation=cv2.INTER_LINEAR)
+    return CropMap(resized[y0 - y:y1 - y, x0 - x:x1 - x], (x0, y0))
+
+
+def paste_crop(values: np.ndarray, crop: Box, frame_shape: tuple[int, ...]) -> np.ndarray:
+    """A (S, S) map computed on the crop -> a float32 (H, W) map in frame coordinates (0 outside)."""
+    return crop_map(values, crop, frame_shape).full(frame_shape)
+
+
+def _as_crop_map(m: np.ndarray | CropMap) -> CropMap:
+    return m if isinstance(m, CropMap) else CropMap(np.asarray(m), (0, 0))
 
 
 @dataclass
@@ -63,48 +88,66 @@ def _to_bgr(frame: np.ndarray) -> np.ndarray:
 
 
 def _blend_region(img: np.ndarray, region: np.ndarray, color: np.ndarray | tuple, alpha: float) -> None:
-    """img[region] = (1 - alpha) * img + alpha * color, in place, only where region is True."""
-    if not region.any():
+    """img[region] = (1 - alpha) * img + alpha * color (rounded), in place, only where region is True.
+
+    ``img`` and ``region`` have the same height and width (pass the crop's view of the frame);
+    ``color`` is one BGR colour or a per-pixel BGR image of the same size. Works on the region's
+    bounding rectangle with OpenCV (addWeighted + a masked copy), not on fancy-indexed pixel lists.
+    """
+    reg = np.ascontiguousarray(region, dtype=np.uint8)
+    x, y, w, h = cv2.boundingRect(reg)
+    if w == 0 or h == 0:
         return
-    ys, xs = np.nonzero(region)
-    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
-    sub = img[y0:y1, x0:x1]
-    reg = region[y0:y1, x0:x1]
-    col = np.asarray(color, np.float32)
-    col = col[y0:y1, x0:x1][reg] if col.ndim == 3 else col
-    sub[reg] = (sub[reg].astype(np.float32) * (1.0 - alpha) + col * alpha + 0.5).astype(np.uint8)
+    sub = img[y:y + h, x:x + w]
+    if np.ndim(color) == 3:
+        col = np.asarray(color)[y:y + h, x:x + w]
+    else:
+        col = np.empty_like(sub)
+        col[:] = np.asarray(color, np.uint8)
+    blended = cv2.addWeighted(sub, 1.0 - alpha, col, alpha, 0.0)
+    np.copyto(sub, blended, where=reg[y:y + h, x:x + w, None].astype(bool))
+
+
+def _view(img: np.ndarray, cm: CropMap) -> np.ndarray:
+    x0, y0 = cm.origin
+    h, w = cm.values.shape[:2]
+    return img[y0:y0 + h, x0:x0 + w]
 
 
 def draw_overlay(
     frame: np.ndarray,
     *,
-    mask: np.ndarray | None = None,
+    mask: np.ndarray | CropMap | None = None,
     box: Box | None = None,
     score: float | None = None,
     decision: bool | None = None,
-    attention: np.ndarray | None = None,
+    attention: np.ndarray | CropMap | None = None,
     options: OverlayOptions | None = None,
 ) -> np.ndarray:
     """Return a BGR copy of `frame` with the results painted on.
 
-    mask: (H, W) bool/0-1 calcification mask in frame coordinates; attention: (H, W) float in
-    [0, 1], drawn only where it is non-zero (inside the crop); score: P(calcification).
+    mask: bool/0-1 calcification mask, (H, W) in frame coordinates or a CropMap (only the crop's
+    pixels are touched); attention: likewise, float in [0, 1], drawn only where it is non-zero;
+    score: P(calcification).
     """
     opt = options or OverlayOptions()
     out = _to_bgr(frame)
     h, w = out.shape[:2]
 
     if opt.show_attention and attention is not None:
-        inside = attention > 0
+        att = _as_crop_map(attention)
+        inside = att.values > 0
         if inside.any():
-            heat = cv2.applyColorMap((np.clip(attention, 0, 1) * 255).astype(np.uint8), cv2.COLORMAP_JET)
-            _blend_region(out, inside, heat, opt.attention_alpha)
+            heat = cv2.applyColorMap((np.clip(att.values, 0, 1) * 255).astype(np.uint8), cv2.COLORMAP_JET)
+            _blend_region(_view(out, att), inside, heat, opt.attention_alpha)
 
     if opt.show_mask and mask is not None:
-        m = mask.astype(bool)
+        cm = _as_crop_map(mask)
+        m = cm.values.astype(bool, copy=False)
         if m.any():
-            _blend_region(out, m, MASK_COLOR, opt.mask_alpha)
-            contours, _ = cv2.findContours(m.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+            _blend_region(_view(out, cm), m, MASK_COLOR, opt.mask_alpha)
+            contours, _ = cv2.findContours(m.view(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE,
+                                           offset=cm.origin)
             cv2.drawContours(out, contours, -1, MASK_COLOR, 1, lineType=cv2.LINE_AA)
 
     if box is not None and box[2] > 0 and box[3] > 0:

@@ -20,7 +20,7 @@ from edgecalc.runtime.cropper import CropDecision
 from edgecalc.runtime.crop import Box
 from edgecalc.runtime.decision import DecisionSmoother
 from edgecalc.runtime.frame_check import frame_problem
-from edgecalc.runtime.overlay import OverlayOptions, draw_overlay, paste_crop
+from edgecalc.runtime.overlay import CropMap, OverlayOptions, crop_map, draw_overlay
 
 #: Which attention channel the overlay shows: Grid-AG 3, closest to the output (the paper's figure).
 ATTENTION_CHANNEL = 2
@@ -39,10 +39,18 @@ class FrameResult:
     smoothed: float | None = None
     decision: bool | None = None
     mask_area_px: int = 0
-    mask: np.ndarray | None = None
+    mask_map: CropMap | None = None  #: the calcification mask over the crop's pixels (bool)
+    frame_shape: tuple[int, int] | None = None
     overlay: np.ndarray | None = None
     infer_ms: float = 0.0
     total_ms: float = 0.0
+
+    @property
+    def mask(self) -> np.ndarray | None:
+        """The calcification mask on the whole frame (bool (H, W)); built on demand, not per frame."""
+        if self.mask_map is None or self.frame_shape is None:
+            return None
+        return self.mask_map.full(self.frame_shape)
 
     def log_record(self) -> dict:
         """The JSON-lines record of this frame (no pixel data)."""
@@ -56,7 +64,7 @@ class FrameResult:
 
 @dataclass
 class FramePipeline:
-    """Per-frame processing around one backend. `cropper(gray, index) -> CropDecision`."""
+    """Per-frame processing around one backend. `cropper(frame, index) -> CropDecision` (any BGR or gray frame)."""
 
     backend: InferenceBackend
     input_size: int
@@ -72,30 +80,34 @@ class FramePipeline:
         self.overlay.threshold = self.threshold
 
     def process(self, image: np.ndarray, index: int = 0) -> FrameResult:
+        """Check, crop, infer, map back, draw. Only the crop is converted to gray and only the
+        crop's pixels are mapped back and painted: the per-frame cost outside the model does not
+        grow with the screen size (the locator, every few frames, reads the whole frame)."""
         t0 = time.perf_counter()
         problem = frame_problem(image)
         if problem is not None:
             return FrameResult(index, skipped=problem)
-        gray = to_gray_u8(image)
-        dec = self.cropper(gray, index)
-        res = FrameResult(index, crop=dec.crop, box=dec.box, crop_source=dec.source)
-        attention_full = None
+        dec = self.cropper(image, index)
+        shape = (int(image.shape[0]), int(image.shape[1]))
+        res = FrameResult(index, crop=dec.crop, box=dec.box, crop_source=dec.source, frame_shape=shape)
+        attention = None
         if dec.crop is not None:
             x, y, w, h = dec.crop
-            batch = preprocess(gray[y:y + h, x:x + w], self.input_size)[None]
+            batch = preprocess(to_gray_u8(image[max(y, 0):y + h, max(x, 0):x + w]), self.input_size)[None]
             t1 = time.perf_counter()
             out = self.backend.infer(batch)
             res.infer_ms = (time.perf_counter() - t1) * 1000.0
             res.score = float(np.asarray(out["score"]).reshape(-1)[0])
             res.smoothed, res.decision = self.smoother.update(res.score)
-            res.mask = paste_crop(out["mask"][0, 0], dec.crop, gray.shape) > self.mask_threshold
-            res.mask_area_px = int(res.mask.sum())
+            prob = crop_map(out["mask"][0, 0], dec.crop, shape)
+            res.mask_map = CropMap(prob.values > self.mask_threshold, prob.origin)
+            res.mask_area_px = int(np.count_nonzero(res.mask_map.values))
             if self.overlay.show_attention and "attention" in out:
                 att = out["attention"][0]
-                attention_full = paste_crop(att[min(ATTENTION_CHANNEL, att.shape[0] - 1)], dec.crop, gray.shape)
+                attention = crop_map(att[min(ATTENTION_CHANNEL, att.shape[0] - 1)], dec.crop, shape)
         else:
             self.smoother.reset()
-        res.overlay = draw_overlay(image, mask=res.mask, box=res.box, score=res.smoothed,
-                                   decision=res.decision, attention=attention_full, options=self.overlay)
+        res.overlay = draw_overlay(image, mask=res.mask_map, box=res.box, score=res.smoothed,
+                                   decision=res.decision, attention=attention, options=self.overlay)
         res.total_ms = (time.perf_counter() - t0) * 1000.0
         return res
