@@ -66,3 +66,23 @@ def test_attention_only_inside_crop():
     out = draw_overlay(frame, attention=att, options=OverlayOptions(show_attention=True, show_mask=False))
     changed = np.any(out != 100, axis=2)
     assert changed[60:140, 60:140].all() and not changed[:45].any()
+
+
+def test_crop_map_overlay_equals_full_frame_overlay():
+    """The live loop paints from a CropMap (crop pixels only); the picture is the one a full-frame mask gives."""
+    from edgecalc.runtime.overlay import crop_map
+
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 255, (360, 560), dtype=np.uint8)
+    prob = np.zeros((96, 96), np.float32)
+    prob[30:60, 20:50] = 0.9
+    prob[70:75, 80:96] = 0.8
+    for crop in ((150, 60, 200, 200), (480, -20, 120, 120)):  # inside, and past the frame's corner
+        cm = crop_map(prob, crop, frame.shape)
+        local = type(cm)(cm.values > 0.5, cm.origin)
+        full = paste_crop(prob, crop, frame.shape) > 0.5
+        assert np.array_equal(local.full(frame.shape), full)
+        a = draw_overlay(frame, mask=local, box=crop, options=OverlayOptions())
+        b = draw_overlay(frame, mask=full, box=crop, options=OverlayOptions())
+        assert np.array_equal(a, b)
+        assert (a != draw_overlay(frame, box=crop, options=OverlayOptions())).any()

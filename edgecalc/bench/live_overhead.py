@@ -4,12 +4,13 @@
                                            [--frames 120] [--fps 15] [--threads 0] [--locator-every 15]
                                            [--json OUT]
 
-Three measurements in one process, on one phantom cine:
+Four measurements in one process, on one phantom cine:
 1. the engine alone: the model call on the crops the pipeline would cut (inference FPS);
 2. the whole pipeline as `edgecalc live --source phantom --headless --record` runs it, every frame
    processed (end-to-end FPS; the ratio to 1. is the overhead of capture, crop, overlay, recording);
-3. a paced source at `--fps` (a capture card), newest frame only: capture-to-display latency and
-   dropped frames, against the inference latency.
+3. the same without `--record` (what the loop itself costs; encoding is the recorder thread's);
+4. a paced source at `--fps` (a capture card), newest frame only, recording: capture-to-display
+   latency and dropped frames, against the inference latency.
 Peak RSS of the process is reported too (VmHWM).
 """
 
@@ -63,8 +64,11 @@ def measure(bundle: str | None, backend: str, precision: str, frames: int, fps: 
         rec = Recorder(Path(tmp) / "out.mp4", Path(tmp) / "log.jsonl", fps=fps)
         full = run_live(parse_source(None, "phantom"), pipe, backend_name=be.describe(), headless=True,
                         recorder=rec, phantom_frames=frames)
+        bare = run_live(parse_source(None, "phantom"), pipe, backend_name=be.describe(), headless=True,
+                        phantom_frames=frames)
+        rec = Recorder(Path(tmp) / "paced.mp4", Path(tmp) / "paced.jsonl", fps=fps)
         paced = run_live(parse_source(None, "phantom"), pipe, backend_name=be.describe(), headless=True,
-                         phantom_frames=frames, realtime=True, fps_hint=fps)
+                         recorder=rec, phantom_frames=frames, realtime=True, fps_hint=fps)
     be.close()
     return {
         "bundle": str(setup.bundle.root), "preset": setup.bundle.manifest.model.get("preset"),
@@ -74,6 +78,8 @@ def measure(bundle: str | None, backend: str, precision: str, frames: int, fps: 
         "engine_alone": {"fps": engine_fps, "infer_ms_p50": float(np.median(infer_ms))},
         "pipeline_every_frame": {"fps": full.fps, "ratio_to_engine_fps": full.fps / engine_fps,
                                  "processed": full.processed, "infer_ms_p50": full.infer_ms_p50},
+        "pipeline_every_frame_no_record": {"fps": bare.fps, "ratio_to_engine_fps": bare.fps / engine_fps,
+                                           "processed": bare.processed, "infer_ms_p50": bare.infer_ms_p50},
         "paced_source": {"fps_offered": fps, "processed": paced.processed, "dropped": paced.dropped,
                          "latency_ms_p50": paced.latency_ms_p50, "latency_ms_p99": paced.latency_ms_p99,
                          "latency_p50_over_infer_p50": (paced.latency_ms_p50 / paced.infer_ms_p50
