@@ -42,15 +42,23 @@ def test_untracked_region_is_none():
     assert moved((10, 20, 30, 40), 2.6, -1.4) == (13, 19, 30, 40)
 
 
-def test_cropper_follows_the_probe_between_locator_runs(sliding_cine):
-    """The locator runs on frame 0 only; with tracking the box stays on the nodule, without it falls behind."""
-    truth = sliding_cine[0].nodule_box
+def _perfect_locator(cine, calls=None):
+    """Answers the true nodule box of whichever cine frame it is shown."""
+    truth = {id(f.image): f.nodule_box for f in cine}
 
     def locator(frame):
-        return truth, 0.9, None
+        if calls is not None:
+            calls.append(1)
+        return truth[id(frame)], 0.9, None
 
-    tracked = AutoCropper(locator=locator, every=100)
-    frozen = AutoCropper(locator=locator, every=100, track=False)
+    return locator
+
+
+def test_cropper_follows_the_probe_between_locator_runs(sliding_cine):
+    """The locator runs on frames 0, 2, 6, 14 (interval doubling towards every=100); on frame 20 the
+    tracked box is still on the nodule, the frozen one is 6 frames of probe motion behind."""
+    tracked = AutoCropper(locator=_perfect_locator(sliding_cine), every=100)
+    frozen = AutoCropper(locator=_perfect_locator(sliding_cine), every=100, track=False)
     for i, f in enumerate(sliding_cine):
         a, b = tracked(f.image, i), frozen(f.image, i)
     last = sliding_cine[-1].nodule_box
@@ -60,16 +68,11 @@ def test_cropper_follows_the_probe_between_locator_runs(sliding_cine):
 
 
 def test_smoother_is_moved_before_the_next_locator_box(sliding_cine):
-    """A locator that keeps answering the true box: with motion compensation the smoothed box is not
-    dragged behind by the EMA."""
-    calls = []
-
-    def locator(frame):
-        calls.append(1)
-        return sliding_cine[len(calls) * 5 - 5].nodule_box, 0.9, None
-
-    cropper = AutoCropper(locator=locator, every=5)
-    for i, f in enumerate(sliding_cine):
-        d = cropper(f.image, i)
-        if i % 5 == 0:
-            assert box_iou(d.box, f.nodule_box) >= 0.9, i
+    """With motion compensation the EMA is not dragged behind a sliding probe: on every frame the
+    locator runs on, the smoothed box stays on the true one (without it, the EMA lags)."""
+    for track, expect_ok in ((True, True), (False, False)):
+        calls: list[int] = []
+        cropper = AutoCropper(locator=_perfect_locator(sliding_cine, calls), every=1, track=track)
+        ious = [box_iou(cropper(f.image, i).box, f.nodule_box) for i, f in enumerate(sliding_cine)]
+        assert len(calls) == len(sliding_cine)
+        assert (min(ious[1:]) >= 0.9) == expect_ok, (track, min(ious[1:]))

@@ -62,14 +62,24 @@ def test_finds_most_phantom_nodules():
 
 
 def test_no_nodule_on_frames_without_an_image():
-    """Black, uniform grey and text-only screens have no scan area, so no nodule. (A scan area of
-    plain speckle is NOT answered empty: the network, trained only on frames holding a nodule,
-    always finds a blob there; docs/locator.md, known limits.)"""
+    """Black, uniform grey and text-only screens have no scan area, so no nodule."""
     loc = shipped_locator()
     text_only = screen([], seed=3)
     for frame in (np.zeros((360, 560), np.uint8), np.full((360, 560), 128, np.uint8), text_only):
         assert loc.locate(frame) is None
         assert loc(frame) is None
+
+
+def test_no_nodule_in_a_scan_area_of_plain_thyroid():
+    """Nodule-free phantom frames (neck anatomy, speckle, no nodule; seeds no training used) are
+    answered empty: the shipped locator was trained with such frames (--negatives)."""
+    from edgecalc.locator.train import NEGATIVE_SEED0
+
+    loc = shipped_locator()
+    for k in range(6):
+        f = generate_frame(NEGATIVE_SEED0 - 100 - k, positive=False, with_nodule=False)
+        assert loc.locate(f.image) is None, k
+        assert AutoCropper(locator=loc)(f.image, 0).crop is None
 
 
 def test_probability_map_to_frame_box():

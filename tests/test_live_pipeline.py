@@ -113,13 +113,17 @@ def test_auto_crop_uses_locator_every_k_frames_and_manual_override():
     calls = []
 
     def locator(frame):
-        calls.append(1)
+        calls.append(index[0])
         return (100 + len(calls), 80, 90, 90), 0.8, (0, 0, 560, 360)
 
-    cropper = AutoCropper(locator=locator, every=3)
+    index = [0]
+    cropper = AutoCropper(locator=locator, every=8)
     frame = np.full((360, 560), 100, np.uint8)
-    decisions = [cropper(frame, i) for i in range(7)]
-    assert len(calls) == 3  # frames 0, 3, 6
+    decisions = []
+    for i in range(31):
+        index[0] = i
+        decisions.append(cropper(frame, i))
+    assert calls == [0, 2, 6, 14, 22, 30]  # the interval doubles from 2 up to every=8
     assert all(d.source == "locator" for d in decisions)
     side = decisions[0].crop[2]
     assert decisions[0].crop[3] == side  # square
@@ -127,7 +131,23 @@ def test_auto_crop_uses_locator_every_k_frames_and_manual_override():
     d = cropper(frame, 7)
     assert d.source == "manual" and d.box == (10, 10, 50, 60)
     cropper.set_manual(None)
-    assert cropper(frame, 8).source == "locator"
+    index[0] = 40
+    assert cropper(frame, 40).source == "locator" and calls[-1] == 40
+
+
+def test_auto_crop_searches_on_every_frame_until_it_finds_a_nodule():
+    answers = [None, None, ((200, 100, 80, 80), 0.9, None), None]
+    calls = []
+
+    def locator(frame):
+        calls.append(1)
+        return answers[min(len(calls) - 1, len(answers) - 1)]
+
+    cropper = AutoCropper(locator=locator, every=15, track=False)
+    frame = np.full((360, 560), 100, np.uint8)
+    sources = [cropper(frame, i).source for i in range(6)]
+    assert sources == ["none", "none", "locator", "locator", "none", "none"]
+    assert len(calls) == 5  # frames 0, 1, 2 (found: next run 2 frames later), 4 (lost), 5
 
 
 def write_phantom_video(path, n=10):

@@ -29,6 +29,7 @@ def test_locate_folder_with_a_nodule_an_empty_frame_and_bad_files(tmp_path):
     cv2.imwrite(str(images / "phantom.png"), f.image)
     cv2.imwrite(str(images / "black.png"), np.zeros((360, 560), np.uint8))
     cv2.imwrite(str(images / "grey.png"), np.full((360, 560), 128, np.uint8))
+    cv2.imwrite(str(images / "no-nodule.png"), generate_frame(5, positive=False, with_nodule=False).image)
     (images / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
     (images / "empty.jpg").write_bytes(b"")
     (images / "notes.txt").write_text("not an image, not looked at")
@@ -37,12 +38,13 @@ def test_locate_folder_with_a_nodule_an_empty_frame_and_bad_files(tmp_path):
     assert res.exit_code == 0, res.output
     assert "broken.png" in res.output and "empty.jpg" in res.output and "skipped" in res.output
     rows = _rows(out.read_text())
-    assert set(rows) == {"phantom", "black", "grey"}
+    assert set(rows) == {"phantom", "black", "grey", "no-nodule"}
     x, y, w, h, score = rows["phantom"]
     assert box_iou((int(x), int(y), int(w), int(h)), f.nodule_box) >= 0.5 and float(score) > 0
     assert rows["black"] == ["", "", "", "", "0"]
     assert rows["grey"] == ["", "", "", "", "0"]
-    assert sorted(p.name for p in overlays.iterdir()) == ["black.png", "grey.png", "phantom.png"]
+    assert rows["no-nodule"] == ["", "", "", "", "0"]  # a scan area of thyroid, but no nodule in it
+    assert sorted(p.name for p in overlays.iterdir()) == ["black.png", "grey.png", "no-nodule.png", "phantom.png"]
     assert cv2.imread(str(overlays / "phantom.png")).shape == (360, 560, 3)
 
 

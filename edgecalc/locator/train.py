@@ -236,11 +236,11 @@ def main(argv: list[str] | None = None) -> None:
                     help="split JSON; made (seeded, grouped) when absent")
     ap.add_argument("--size", type=int, default=64, help="network input side (multiple of 16)")
     ap.add_argument("--width", type=float, default=0.25, help="width multiplier of the DS-AGnet filters")
-    ap.add_argument("--steps", type=int, default=400, help="optimiser steps")
+    ap.add_argument("--steps", type=int, default=9000, help="optimiser steps")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--phantom", type=int, default=120, help="phantom full frames added to the training pool")
-    ap.add_argument("--negatives", type=int, default=0,
+    ap.add_argument("--negatives", type=int, default=60,
                     help="phantom full frames WITHOUT a nodule added to the pool (teach the empty answer)")
     ap.add_argument("--threshold", type=float, default=0.4, help="probability threshold of the mask")
     ap.add_argument("--min-share", type=float, default=0.003, help="smallest component, as a share of the scan area")

@@ -146,13 +146,19 @@ class AutoCropper:
     _last: CropDecision | None = None
     _last_area: Box | None = None
     _key_box: Box | None = None
-    _calls: int = 0
+    _since: int = 0  #: frames since the locator last ran
+    _interval: int = 1  #: frames between locator runs now: 1 while searching, doubling up to `every`
 
     def __call__(self, frame: np.ndarray, index: int) -> CropDecision:
         if self.manual_box is not None:
             return self._decide(self.manual_box, frame, "manual", 1.0, None)
-        if self._last is not None and self._calls % max(1, self.every) != 0:
-            self._calls += 1
+        # A box in hand: the locator runs again `_interval` frames after its last run. The interval
+        # starts at 1 and doubles with each run that finds the nodule, up to `every`: a first guess
+        # (often a nodule still entering the view) is checked again soon, a confirmed one rarely.
+        # No box (nothing found, or the run just started): it runs on every frame, which costs
+        # nothing extra since no crop means no model call on those frames.
+        if self._last is not None and self._last.crop is not None and self._since < self._interval:
+            self._since += 1
             if not self.track or self._key_box is None:
                 return self._last
             d = self.tracker.shift(frame)
@@ -161,15 +167,17 @@ class AutoCropper:
             self._last = self._decide(moved(self._key_box, *d), frame, "locator", self._last.confidence,
                                       self._last_area)
             return self._last
-        self._calls += 1
+        self._since = 1
         found = self.locator(frame)
         if found is None or found[1] < self.min_confidence:
+            self._interval = 1
             self.smoother.reset()
             self.tracker.clear()
             self._key_box = None
             self._last = CropDecision(None, None, "none", 0.0)
             return self._last
         box, conf, area = found
+        self._interval = min(max(1, self.every), 2 * self._interval)
         if self.track:
             d = self.tracker.shift(frame)
             if d is not None:
@@ -194,5 +202,6 @@ class AutoCropper:
         self.manual_box = box
         self._last = None
         self._key_box = None
+        self._interval = 1
         self.smoother.reset()
         self.tracker.clear()
