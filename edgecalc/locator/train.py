@@ -105,19 +105,39 @@ def negative_samples(n: int) -> list[Sample]:
     return out
 
 
-def augmented(s: Sample, size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """(input (1, size, size), target (1, size, size)) of one sample with a random jitter, flip and gain."""
+AUGMENTATIONS = ("basic", "strong")
+
+
+def augmented(s: Sample, size: int, rng: np.random.Generator, strength: str = "basic") -> tuple[np.ndarray, np.ndarray]:
+    """(input (1, size, size), target (1, size, size)) of one sample with a random jitter, flip and gain.
+
+    ``basic``: the scan-area rectangle jittered (+-15 % size, +-8 % position), horizontal flips, gain
+    and gamma. ``strong`` adds what a different scanner or probe angle changes: a wider jitter
+    (+-25 % / +-12 %), a small rotation (+-8 degrees), blur and multiplicative noise.
+    """
+    strong = strength == "strong"
+    js, jp = (0.25, 0.12) if strong else (0.15, 0.08)
     x, y, w, h = s.area
     if rng.random() < 0.8:
-        nw, nh = w * rng.uniform(0.85, 1.15), h * rng.uniform(0.85, 1.15)
-        cx, cy = x + w / 2 + rng.uniform(-0.08, 0.08) * w, y + h / 2 + rng.uniform(-0.08, 0.08) * h
+        nw, nh = w * rng.uniform(1 - js, 1 + js), h * rng.uniform(1 - js, 1 + js)
+        cx, cy = x + w / 2 + rng.uniform(-jp, jp) * w, y + h / 2 + rng.uniform(-jp, jp) * h
         x, y, w, h = int(round(cx - nw / 2)), int(round(cy - nh / 2)), max(16, int(round(nw))), max(16, int(round(nh)))
     img = locator_input(s.gray, (x, y, w, h), size)[0]
     tgt = target_mask(s.mask.view(np.uint8) * 255, (x, y, w, h), size)[None]
+    if strong and rng.random() < 0.5:
+        m = cv2.getRotationMatrix2D((size / 2, size / 2), float(rng.uniform(-8, 8)), 1.0)
+        img = cv2.warpAffine(img[0], m, (size, size), flags=cv2.INTER_LINEAR, borderValue=0)[None]
+        tgt = (cv2.warpAffine(tgt[0], m, (size, size), flags=cv2.INTER_LINEAR, borderValue=0) >= 0.5)[None]
+        tgt = tgt.astype(np.float32)
     if rng.random() < 0.5:
         img, tgt = img[:, :, ::-1], tgt[:, :, ::-1]
     img = np.clip(img ** rng.uniform(0.75, 1.33) * rng.uniform(0.8, 1.25), 0.0, 1.0)
-    return img, tgt
+    if strong:
+        if rng.random() < 0.3:
+            img = cv2.GaussianBlur(np.ascontiguousarray(img[0]), (0, 0), float(rng.uniform(0.3, 1.0)))[None]
+        if rng.random() < 0.3:
+            img = np.clip(img * rng.normal(1.0, 0.1, img.shape), 0.0, 1.0)
+    return img.astype(np.float32), tgt
 
 
 def make_model(size: int, width: float) -> DSAGNet:
@@ -125,7 +145,7 @@ def make_model(size: int, width: float) -> DSAGNet:
 
 
 def train(samples: list[Sample], size: int, width: float, steps: int, batch: int, lr: float, seed: int,
-          max_minutes: float | None, log_every: int = 25) -> tuple[DSAGNet, dict[str, Any]]:
+          max_minutes: float | None, log_every: int = 25, aug: str = "basic") -> tuple[DSAGNet, dict[str, Any]]:
     """Adam with a cosine learning rate over ``steps`` (or ``max_minutes``); loss = the kit's deep-supervision Tversky loss + BCE."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -141,7 +161,7 @@ def train(samples: list[Sample], size: int, width: float, steps: int, batch: int
         for group in opt.param_groups:
             group["lr"] = lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
         idx = rng.integers(0, len(samples), batch)
-        pairs = [augmented(samples[i], size, rng) for i in idx]
+        pairs = [augmented(samples[i], size, rng, aug) for i in idx]
         x = torch.from_numpy(np.stack([p[0] for p in pairs]).astype(np.float32))
         y = torch.from_numpy(np.stack([p[1] for p in pairs]).astype(np.float32))
         out = model(x)
@@ -242,6 +262,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--phantom", type=int, default=120, help="phantom full frames added to the training pool")
     ap.add_argument("--negatives", type=int, default=60,
                     help="phantom full frames WITHOUT a nodule added to the pool (teach the empty answer)")
+    ap.add_argument("--aug", choices=AUGMENTATIONS, default="basic", help="augmentation strength (see augmented())")
     ap.add_argument("--threshold", type=float, default=0.4, help="probability threshold of the mask")
     ap.add_argument("--min-share", type=float, default=0.003, help="smallest component, as a share of the scan area")
     ap.add_argument("--seed", type=int, default=0)
@@ -280,11 +301,12 @@ def main(argv: list[str] | None = None) -> None:
             samples += negative_samples(args.negatives)
         print(f"{len(split['train'])} DDTI training frames, {args.phantom} phantom frames, "
               f"{args.negatives} nodule-free phantom frames, {len(split['val'])} held out")
-        model, log = train(samples, args.size, args.width, args.steps, args.batch, args.lr, args.seed, args.max_minutes)
+        model, log = train(samples, args.size, args.width, args.steps, args.batch, args.lr, args.seed, args.max_minutes,
+                           aug=args.aug)
         training = {"command": command,
                     "data": "DDTI (Pedraza et al., Proc. SPIE 9287, 92870W, 2015), TN-SCUI 2020 form",
                     "split": "split.json", "train_frames": len(split["train"]), "phantom_frames": args.phantom,
-                    "negative_frames": args.negatives,
+                    "negative_frames": args.negatives, "augmentation": args.aug,
                     "steps": args.steps, "batch": args.batch, "lr": args.lr, "seed": args.seed,
                     "threads": args.threads, **log}
         args.run.mkdir(parents=True, exist_ok=True)

@@ -34,7 +34,7 @@ def _patch(frame: np.ndarray, region: Box) -> np.ndarray:
     gray = to_gray_u8(frame[y0:y1, x0:x1])
     if (x0, y0, x1, y1) != (x, y, x + w, y + h):
         gray = cv2.copyMakeBorder(gray, y0 - y, y + h - y1, x0 - x, x + w - x1, cv2.BORDER_CONSTANT, value=0)
-    return cv2.resize(gray, (PATCH, PATCH), interpolation=cv2.INTER_AREA).astype(np.float32)
+    return cv2.resize(gray, (PATCH, PATCH), interpolation=cv2.INTER_LINEAR).astype(np.float32)
 
 
 class BoxTracker:

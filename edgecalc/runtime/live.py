@@ -100,6 +100,10 @@ def run_live(
     """Run the loop until the source ends, `max_frames` are processed, `q`, Ctrl-C or SIGTERM."""
     import cv2
 
+    # OpenCV's own thread pool only slows the small per-frame operations here (a 100-pixel resize
+    # split over cores) and competes with the inference engine's threads: one thread while we run
+    cv_threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
     drop_stale = spec.live if realtime is None else realtime
     # a realtime phantom behaves like a capture card: frames arrive at fps_hint whatever we do
     pacing = fps_hint if (drop_stale and spec.kind == "phantom") else None
@@ -173,6 +177,7 @@ def run_live(
             recorder.close()
         if not headless:
             cv2.destroyAllWindows()
+        cv2.setNumThreads(cv_threads)
     summary.stopped_by = stop.reason or ("source error: " + str(grabber.error) if grabber.error else "end of source")
     summary.wall_s = time.perf_counter() - t_start
     summary.frames_read = grabber.stats.read
