@@ -262,7 +262,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--phantom", type=int, default=120, help="phantom full frames added to the training pool")
     ap.add_argument("--negatives", type=int, default=60,
                     help="phantom full frames WITHOUT a nodule added to the pool (teach the empty answer)")
-    ap.add_argument("--aug", choices=AUGMENTATIONS, default="basic", help="augmentation strength (see augmented())")
+    ap.add_argument("--aug", choices=AUGMENTATIONS, default="strong", help="augmentation strength (see augmented())")
     ap.add_argument("--threshold", type=float, default=0.4, help="probability threshold of the mask")
     ap.add_argument("--min-share", type=float, default=0.003, help="smallest component, as a share of the scan area")
     ap.add_argument("--seed", type=int, default=0)
