@@ -62,3 +62,16 @@ def test_quick_bench_table(tiny_bundle, tmp_path, monkeypatch):
     assert len(data["rows"]) == len(report.rows) and data["peak_gflops"] > 0
     cache = json.loads((tmp_path / "cache" / "backend-latency.json").read_text())
     assert any("onnxruntime/fp32/cpu" in v for m in cache.values() for v in m.values())
+
+
+def test_locator_cadence_picks_the_largest_k_that_keeps_box_and_crop_quality():
+    from edgecalc.bench.locator_cadence import pick_k
+
+    def row(drift, k, iou, holds):
+        return {"drift_mm_per_frame": drift, "k": k, "mean_box_iou": iou, "crop_holds_nodule_share": holds}
+
+    rows = [row(0.1, 1, 0.90, 1.0), row(0.1, 5, 0.895, 1.0), row(0.1, 10, 0.905, 1.0), row(0.1, 20, 0.85, 1.0),
+            row(0.3, 1, 0.88, 0.95), row(0.3, 5, 0.88, 0.94), row(0.3, 10, 0.89, 0.90), row(0.3, 20, 0.88, 0.95)]
+    # k=10 loses 0.05 crop-holds on the fast sweep, k=20 loses 0.05 IoU on the slow one
+    assert pick_k(rows) == 5
+    assert pick_k(rows, holds_tolerance=0.1) == 10
