@@ -6,8 +6,9 @@ On phantom cines whose probe drifts sideways at ``--drift`` mm per frame (0.08: 
 sweep; 0.25: a brisk one, about 7.5 mm/s at 30 FPS), ``AutoCropper`` runs the shipped locator every
 k frames and smooths the box; each frame's smoothed box and square crop are scored against the
 phantom's true nodule box. Cost: the locator's own time (scan area + network + component)
-averaged over all frames, and the whole crop step (locator runs, box tracking in between, square crop). The live loop's default k is the largest k whose box IoU stays within
-0.01, and whose crop-holds share within 0.02, of k = 1 on both sweeps (docs/live.md).
+averaged over all frames, and the whole crop step (locator runs, box tracking in between, square
+crop). The live loop's default k is the largest k whose box IoU stays within 0.01, and whose
+crop-holds share within 0.02, of k = 1 on both sweeps (docs/live.md).
 """
 
 from __future__ import annotations

@@ -83,24 +83,15 @@ def ddti_samples(root: Path, ids: list[int]) -> list[Sample]:
     return out
 
 
-def phantom_samples(n: int) -> list[Sample]:
-    """``n`` phantom full frames (alternately with / without calcifications), seeds from PHANTOM_SEED0."""
+def phantom_samples(n: int, with_nodule: bool = True) -> list[Sample]:
+    """``n`` phantom full frames: with a nodule (alternately with / without calcifications, seeds from
+    PHANTOM_SEED0) or, ``with_nodule=False``, without one (empty target, seeds from NEGATIVE_SEED0)."""
     from edgecalc.data.phantom import generate_frame
 
+    seed0 = PHANTOM_SEED0 if with_nodule else NEGATIVE_SEED0
     out = []
     for k in range(n):
-        f = generate_frame(PHANTOM_SEED0 + k, positive=bool(k % 2))
-        out.append(Sample(f.image, f.nodule_mask > 0, _area_of(f.image)))
-    return out
-
-
-def negative_samples(n: int) -> list[Sample]:
-    """``n`` phantom full frames with no nodule (empty target), seeds from NEGATIVE_SEED0."""
-    from edgecalc.data.phantom import generate_frame
-
-    out = []
-    for k in range(n):
-        f = generate_frame(NEGATIVE_SEED0 + k, positive=False, with_nodule=False)
+        f = generate_frame(seed0 + k, positive=bool(k % 2), with_nodule=with_nodule)
         out.append(Sample(f.image, f.nodule_mask > 0, _area_of(f.image)))
     return out
 
@@ -298,7 +289,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.phantom:
             samples += phantom_samples(args.phantom)
         if args.negatives:
-            samples += negative_samples(args.negatives)
+            samples += phantom_samples(args.negatives, with_nodule=False)
         print(f"{len(split['train'])} DDTI training frames, {args.phantom} phantom frames, "
               f"{args.negatives} nodule-free phantom frames, {len(split['val'])} held out")
         model, log = train(samples, args.size, args.width, args.steps, args.batch, args.lr, args.seed, args.max_minutes,

@@ -87,8 +87,9 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
     return float(inter / union) if union > 0 else 0.0
 
 
-#: Locator cadence of the live loop: the largest k whose box IoU on the phantom sweeps stays within
-#: 0.01 of running it on every frame, with box tracking in between (edgecalc.bench.locator_cadence).
+#: Locator cadence of the live loop: the largest k whose box IoU (within 0.01) and crop-holds share
+#: (within 0.02) on the phantom sweeps match running it on every frame, with box tracking in between
+#: (edgecalc.bench.locator_cadence).
 LOCATOR_EVERY = 15
 
 #: A locator takes a frame and returns (box, confidence, scan_area) or None when it finds no nodule.
@@ -130,7 +131,7 @@ class AutoCropper:
     """Locator every `every` frames, box smoothed over time, a manual box overriding it.
 
     With ``track`` (the default), the frames between two locator runs move the box with the
-    picture (``BoxTracker``: phase correlation around the box, ~0.05 ms), and the smoother is moved
+    picture (``BoxTracker``: phase correlation around the box, ~0.07 ms), and the smoother is moved
     the same way before it takes the next locator box, so a sliding probe does not leave the crop
     behind (measured: ``python -m edgecalc.bench.locator_cadence``, docs/live.md).
     """

@@ -100,8 +100,8 @@ def run_live(
     """Run the loop until the source ends, `max_frames` are processed, `q`, Ctrl-C or SIGTERM."""
     import cv2
 
-    # OpenCV's own thread pool only slows the small per-frame operations here (a 100-pixel resize
-    # split over cores) and competes with the inference engine's threads: one thread while we run
+    # the per-frame OpenCV work here is on crops of ~100 pixels, too small to gain from OpenCV's own
+    # thread pool, which would only compete with the inference engine's threads: one thread while we run
     cv_threads = cv2.getNumThreads()
     cv2.setNumThreads(1)
     drop_stale = spec.live if realtime is None else realtime
