@@ -24,12 +24,55 @@ PHANTOM_SEEDS = tuple(range(16))
 
 def test_shipped_bundle_is_complete_small_and_matches_its_manifest():
     m = read_manifest(ASSET_DIR)
-    model = ASSET_DIR / m["model"]
-    assert model.stat().st_size <= 5 * 1024 * 1024
-    assert sha256_of(model) == m["sha256"]
-    assert m["input_size"] % 16 == 0 and 0.0 < m["threshold"] < 1.0
-    assert m["training"]["command"].startswith("python -m edgecalc.locator.train")
+    assert m["format_version"] == 2 and len(m["members"]) >= 1
+    files = [ASSET_DIR / e["model"] for e in m["members"]]
+    assert sum(f.stat().st_size for f in files) <= 5 * 1024 * 1024  # the whole ensemble
+    for e, f in zip(m["members"], files):
+        assert sha256_of(f) == e["sha256"]
+        assert e["input_size"] % 16 == 0
+        assert e["training"]["command"].startswith("python -m edgecalc.locator.train")
+    assert 0.0 < m["crop_threshold"] <= m["threshold"] < 1.0
+    assert m["command"].startswith("python -m edgecalc.locator.train")
     assert {"learned", "classical"} <= set(m["validation"])
+    assert not [f for f in ASSET_DIR.glob("*.onnx") if f not in files]  # nothing stale ships
+
+
+def test_version_1_bundles_still_load(tmp_path):
+    """A one-model manifest of the first format loads as a one-member ensemble without an extent."""
+    m = read_manifest(ASSET_DIR)
+    member = m["members"][0]
+    (tmp_path / "b").mkdir()
+    shutil.copy(ASSET_DIR / member["model"], tmp_path / "b" / "locator.onnx")
+    v1 = {k: m[k] for k in ("format", "input_name", "output_name", "preprocessing", "threshold", "min_share")}
+    v1.update(format_version=1, model="locator.onnx", sha256=member["sha256"], input_size=member["input_size"])
+    (tmp_path / "b" / "manifest.json").write_text(json.dumps(v1))
+    loc = LearnedLocator(tmp_path / "b")
+    assert loc.crop_threshold == loc.threshold and loc.min_peak == 0.0 and loc.size == member["input_size"]
+    f = generate_frame(0, positive=False)
+    found = loc.locate(f.image)
+    assert found is not None and found.extent == found.box
+
+
+def test_ensemble_averages_its_members_and_reports_an_extent():
+    """The shipped ensemble's map is the mean of its members' maps at the largest size, and the
+    extent (the crop's box) holds the nodule box."""
+    import cv2
+
+    from edgecalc.runtime.learned_locator import _as_area
+    from edgecalc.runtime.scan_area import largest_scan_area
+
+    loc = shipped_locator()
+    f = generate_frame(3, positive=True)
+    area = _as_area(largest_scan_area(f.image))
+    maps = [b.infer(__import__("edgecalc.runtime.learned_locator", fromlist=["locator_input"])
+                    .locator_input(f.image, area, size))[loc.output_name][0, 0] for size, b in loc.members]
+    want = np.mean([cv2.resize(p, (loc.size, loc.size), interpolation=cv2.INTER_LINEAR) for p in maps], axis=0)
+    assert np.allclose(loc.probability(f.image, area), want, atol=1e-6)
+    found = loc.locate(f.image)
+    bx, by, bw, bh = found.box
+    ex, ey, ew, eh = found.extent
+    assert ex <= bx and ey <= by and ex + ew >= bx + bw and ey + eh >= by + bh
+    assert loc(f.image)[3] == found.extent
 
 
 def test_split_keeps_dual_window_halves_together():
@@ -118,9 +161,18 @@ def test_falls_back_to_classical_when_the_bundle_is_missing(monkeypatch, tmp_pat
 
 def test_broken_bundle_is_named(tmp_path):
     shutil.copytree(ASSET_DIR, tmp_path / "b")
-    model = tmp_path / "b" / read_manifest(ASSET_DIR)["model"]
+    members = read_manifest(ASSET_DIR)["members"]
+    model = tmp_path / "b" / members[-1]["model"]
     model.write_bytes(model.read_bytes()[:1000])
-    with pytest.raises(LocatorBundleError, match="does not match its manifest"):
+    with pytest.raises(LocatorBundleError, match=f"{model.name} does not match its manifest"):
+        LearnedLocator(tmp_path / "b")
+    model.unlink()
+    with pytest.raises(LocatorBundleError, match=f"{model.name} .* not found"):
+        LearnedLocator(tmp_path / "b")
+    doc = json.loads((ASSET_DIR / "manifest.json").read_text())
+    doc["members"][0].pop("sha256")
+    (tmp_path / "b" / "manifest.json").write_text(json.dumps(doc))
+    with pytest.raises(LocatorBundleError, match=r"lacks members\[0\]\.sha256"):
         LearnedLocator(tmp_path / "b")
     (tmp_path / "b" / "manifest.json").write_text(json.dumps({"format": "something else"}))
     with pytest.raises(LocatorBundleError, match="manifest"):
@@ -177,6 +229,26 @@ def test_live_path_box_equals_the_full_mask_box():
     from edgecalc.runtime.learned_locator import _largest_component
 
     for area in ((-40, 10, 200, 160), (100, 250, 200, 160)):
-        comp, box, conf = _largest_component(prob, area, (360, 560), 0.4, 0.003)
+        comp, box, conf, extent = _largest_component(prob, area, (360, 560), 0.4, 0.003)
         ys, xs = np.nonzero(mask_from_probability(prob, area, (360, 560), 0.4, 0.003).mask)
         assert box == (xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1)
+        assert extent == box  # no crop threshold: the extent is the box
+
+
+def test_extent_grows_the_box_to_the_lower_threshold_and_min_peak_rejects_faint_blobs():
+    prob = np.zeros((32, 32), np.float32)
+    prob[10:20, 10:20] = 0.45  # the nodule as the mask sees it (>= 0.4)
+    prob[8:22, 8:26] = np.maximum(prob[8:22, 8:26], 0.2)  # a fainter rim reaching right: the extent
+    prob[12:16, 12:16] = 0.9  # a confident core
+    prob[28:31, 1:4] = 0.2  # faint, separate: not part of the extent
+    area, shape = (0, 0, 320, 320), (320, 320)
+    found = mask_from_probability(prob, area, shape, 0.4, 0.001, crop_threshold=0.15)
+    x, y, w, h = found.box
+    ex, ey, ew, eh = found.extent
+    assert abs(x - 100) <= 8 and abs(w - 100) <= 12
+    assert ex < x and ex + ew > x + w + 40 and ey + eh < 230  # the rim, not the separate speck
+    assert found.crop_box == found.extent
+    assert mask_from_probability(prob, area, shape, 0.4, 0.001, crop_threshold=0.15, min_peak=0.95) is None
+    faint = np.where(prob > 0.5, 0.45, prob)  # same shape, no pixel above one half
+    assert mask_from_probability(faint, area, shape, 0.4, 0.001, min_peak=0.5) is None
+    assert mask_from_probability(faint, area, shape, 0.4, 0.001) is not None

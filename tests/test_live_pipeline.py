@@ -150,6 +150,26 @@ def test_auto_crop_searches_on_every_frame_until_it_finds_a_nodule():
     assert len(calls) == 5  # frames 0, 1, 2 (found: next run 2 frames later), 4 (lost), 5
 
 
+def test_auto_crop_holds_the_locator_extent_between_runs():
+    """A locator that reports an extent (where the nodule may reach) gets a crop holding it; its reach
+    past the box rides with the box on the frames between runs; a manual box has none."""
+    from edgecalc.runtime.crop import square_crop
+
+    box, extent, area = (200, 100, 80, 60), (190, 95, 130, 70), (0, 0, 560, 360)
+    cropper = AutoCropper(locator=lambda f: (box, 0.9, area, extent), every=4, track=False)
+    frame = np.full((360, 560), 100, np.uint8)
+    for i in range(3):
+        d = cropper(frame, i)
+        assert d.box == box  # the box shown is the nodule's, not the extent
+        x, y, w, h = d.crop
+        assert x <= 190 and y <= 95 and x + w >= 320 and y + h >= 165, d.crop
+        assert d.crop == square_crop(extent, area, cropper.margin, frame.shape)
+    plain = AutoCropper(locator=lambda f: (box, 0.9, area), every=4, track=False)
+    assert plain(frame, 0).crop == square_crop(box, area, plain.margin, frame.shape)
+    cropper.set_manual((10, 10, 50, 60))
+    assert cropper(frame, 5).crop == square_crop((10, 10, 50, 60), None, cropper.margin, frame.shape)
+
+
 def write_phantom_video(path, n=10):
     from edgecalc.data.phantom import write_cine
 

@@ -32,16 +32,24 @@ def test_train_export_and_ship_a_tiny_locator(tmp_path):
         cv2.imwrite(str(root / "images" / f"{i}.png"), f.image)
         cv2.imwrite(str(root / "masks" / f"{i}.png"), f.nodule_mask)
     out, run, split = tmp_path / "bundle", tmp_path / "run", tmp_path / "split.json"
-    main([str(root), "--out", str(out), "--run", str(run), "--split", str(split), "--size", "32",
-          "--steps", "2", "--batch", "2", "--phantom", "1"])
+    main([str(root), "--out", str(out), "--run", str(run), "--split", str(split), "--size", "32", "48",
+          "--steps", "2", "3", "--batch", "2", "--phantom", "1", "--negatives", "1", "--threads", "1"])
     s = read_split(split)
     assert ({10004, 20004} <= set(s["train"])) or ({10004, 20004} <= set(s["val"]))
     m = read_manifest(out)
-    assert m["input_size"] == 32 and m["training"]["steps_done"] == 2
+    assert [e["input_size"] for e in m["members"]] == [32, 48]
+    assert [e["training"]["steps_done"] for e in m["members"]] == [2, 3]
     assert set(m["validation"]) >= {"learned", "classical", "frames"}
-    assert (run / "model.safetensors").is_file() and (run / "training.json").is_file()
-    LearnedLocator(out)  # loads: sha256 matches, the runtime can run it
-    # --from-run re-exports the same weights without training and records how
-    main([str(root), "--out", str(tmp_path / "again"), "--split", str(split), "--from-run", str(run)])
+    for size in (32, 48):
+        assert (run / f"size{size}" / "model.safetensors").is_file() and (run / f"size{size}" / "training.json").is_file()
+    loc = LearnedLocator(out)  # loads: every sha256 matches, the runtime can run both members
+    assert loc.size == 48 and len(loc.members) == 2
+    # --from-run re-exports the same weights without training and records how; a stale member file goes
+    (tmp_path / "again").mkdir()
+    (tmp_path / "again" / "locator-999.onnx").write_bytes(b"old")
+    main([str(root), "--out", str(tmp_path / "again"), "--split", str(split), "--from-run", str(run / "size48")])
     again = json.loads((tmp_path / "again" / "manifest.json").read_text())
-    assert again["training"] == m["training"] and "--from-run" in again["finished_by"]
+    assert again["members"][0]["training"] == m["members"][1]["training"] and "--from-run" in again["command"]
+    assert not (tmp_path / "again" / "locator-999.onnx").exists()
+    with pytest.raises(SystemExit, match="one per member"):
+        main([str(root), "--out", str(tmp_path / "x"), "--split", str(split), "--size", "32", "48", "--steps", "1", "2", "3"])

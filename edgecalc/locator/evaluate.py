@@ -5,8 +5,9 @@
     python -m edgecalc.locator.evaluate ../shared/data/ddti-nodules --boxes boxes.csv   # score `edgecalc locate` output
 
 Per frame, both locators get the same largest scan area; scored against the true mask: box IoU,
-IoU >= 0.5, whether the square crop (``square_crop``, margin 0.1) holds every nodule pixel, and mask
-Dice (a frame where a locator finds nothing scores 0 / False). Timing is the median per frame of
+IoU >= 0.5, whether the square crop (``square_crop`` of the locator's extent, margin 0.1) holds
+every nodule pixel, how large that crop is against the nodule, and mask Dice (a frame where a
+locator finds nothing scores 0 / False). Timing is the median per frame of
 scan area + locator, one thread (OpenCV and onnxruntime). numpy + OpenCV + onnxruntime; no torch.
 DDTI: Pedraza et al., "An open access thyroid ultrasound image database", Proc. SPIE 9287, 2015.
 """
@@ -38,13 +39,15 @@ def frame_scores(found: Located | None, true: np.ndarray, area, shape: tuple[int
     """IoU, Dice and crop-holds-nodule of one guess against the true mask."""
     if found is None:
         return {"iou": 0.0, "dice": 0.0, "holds": 0.0, "found": 0.0}
-    x, y, w, h = square_crop(found.box, area, margin, shape)
+    x, y, w, h = square_crop(found.crop_box, area, margin, shape)
     n_true = np.count_nonzero(true)
+    tb = mask_box(true)
     return {
-        "iou": box_iou(found.box, mask_box(true)),
+        "iou": box_iou(found.box, tb),
         "dice": 2.0 * np.count_nonzero(found.mask & true) / (np.count_nonzero(found.mask) + n_true),
         "holds": float(np.count_nonzero(true[y:y + h, x:x + w]) == n_true),
         "found": 1.0,
+        "crop_over_nodule": w / float(max(tb[2], tb[3])),  # crop side / the true nodule's long side
     }
 
 
@@ -57,6 +60,9 @@ def summarize(rows: list[dict[str, float]], times: list[float]) -> dict[str, flo
         "crop_holds_nodule_share": round(float(np.mean([r["holds"] for r in rows])), 4),
         "mean_dice": round(float(np.mean([r["dice"] for r in rows])), 4),
         "found_share": round(float(np.mean([r["found"] for r in rows])), 4),
+        # how loose the crops are where one was cut: the paper's tight square is 1.0
+        "crop_side_over_nodule_side_median": round(float(np.median([r["crop_over_nodule"] for r in rows
+                                                                     if "crop_over_nodule" in r] or [0.0])), 4),
         "scan_area_plus_locator_median_ms": round(1e3 * float(np.median(times)), 3),
     }
 
@@ -123,7 +129,7 @@ def _tile(root: Path, i: int, learned: LearnedLocator, iou: float, margin: float
         cv2.drawContours(bgr, contours, -1, (0, 255, 255), 1)
         x, y, w, h = found.box
         cv2.rectangle(bgr, (x, y), (x + w - 1, y + h - 1), (0, 255, 255), 1)
-        cx, cy, cw, ch = square_crop(found.box, area, margin, img.shape)
+        cx, cy, cw, ch = square_crop(found.crop_box, area, margin, img.shape)
         cv2.rectangle(bgr, (cx, cy), (cx + cw - 1, cy + ch - 1), (255, 200, 0), 1)
     tile = np.zeros((360, 560, 3), np.uint8)
     tile[: bgr.shape[0], : bgr.shape[1]] = bgr[:360, :560]
@@ -157,6 +163,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--on", choices=("val", "train"), default="val",
                     help="which side of the split to score (train: for choosing post-processing without the val frames)")
     ap.add_argument("--threshold", type=float, default=None, help="override the bundle's mask threshold")
+    ap.add_argument("--crop-threshold", type=float, default=None,
+                    help="override the bundle's extent threshold (the crop holds the nodule's extent at it)")
+    ap.add_argument("--min-peak", type=float, default=None, help="override the bundle's smallest peak probability")
     ap.add_argument("--margin", type=float, default=MARGIN, help="crop margin for the crop-holds-nodule figure")
     ap.add_argument("--figure", type=Path, help="write the good/middle/bad cases figure here")
     ap.add_argument("--json", type=Path, help="also write the figures as JSON here")
@@ -167,7 +176,8 @@ def main(argv: list[str] | None = None) -> None:
         for key, value in score_boxes_csv(args.root, ids, args.boxes, args.margin).items():
             print(f"{'boxes':10s} {key:34s} {value}")
         return
-    learned = LearnedLocator(args.bundle, threads=1, threshold=args.threshold)
+    learned = LearnedLocator(args.bundle, threads=1, threshold=args.threshold, crop_threshold=args.crop_threshold,
+                             min_peak=args.min_peak)
     res = evaluate(args.root, ids, learned, args.margin)
     for name in ("learned", "classical"):
         for key, value in res[name].items():

@@ -52,7 +52,11 @@ from edgecalc.runtime.learned_locator import (
 from edgecalc.runtime.scan_area import largest_scan_area
 from edgecalc.train.losses import deep_supervision_loss
 
-MODEL_FILE = "locator.onnx"
+MODEL_FILE = "locator-{size}.onnx"
+#: The shipped recipe: two members, 64 px (9000 steps) and 96 px (6000 steps); docs/locator.md.
+DEFAULT_SIZES, DEFAULT_STEPS = (64, 96), (9000, 6000)
+#: Post-processing of the shipped bundle, chosen on the validation split (docs/locator.md says how).
+CROP_THRESHOLD, MIN_PEAK = 0.15, 0.5
 INPUT_NAME, OUTPUT_NAME = "image", "mask"
 OPSET = 17
 #: Phantom frames use seeds from here on (the phantom's own data sets start at 0).
@@ -238,29 +242,63 @@ def phantom_check(locator: LearnedLocator, n: int = 24) -> dict[str, float]:
             "nodule_free_frames": n, "nodule_free_answered_empty": round(float(np.mean(empty)), 4)}
 
 
+def _per_member(values: list, n: int, name: str) -> list:
+    """One value for every member: a single value is repeated, else exactly ``n`` are needed."""
+    if len(values) == 1:
+        return values * n
+    if len(values) != n:
+        raise SystemExit(f"{name} takes one value or one per member ({n}), got {len(values)}")
+    return values
+
+
+def train_member(args: argparse.Namespace, samples: list[Sample], n_ddti: int, size: int, steps: int, run_dir: Path,
+                 command: str) -> tuple[DSAGNet, dict[str, Any]]:
+    """Train one member network and keep its weights and log in ``run_dir``."""
+    model, log = train(samples, size, args.width, steps, args.batch, args.lr, args.seed, args.max_minutes, aug=args.aug)
+    training = {"command": command,
+                "data": "DDTI (Pedraza et al., Proc. SPIE 9287, 92870W, 2015), TN-SCUI 2020 form",
+                "split": "split.json", "train_frames": n_ddti,
+                "phantom_frames": args.phantom, "negative_frames": args.negatives, "augmentation": args.aug,
+                "size": size, "steps": steps, "batch": args.batch, "lr": args.lr, "seed": args.seed,
+                "threads": args.threads, **log}
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_model(model, run_dir / "model.safetensors")
+    write_json_atomic(run_dir / "training.json", training)
+    return model, training
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("root", type=Path, help="the ddti-nodules folder (images/, masks/)")
     ap.add_argument("--out", type=Path, default=ASSET_DIR, help="bundle folder (default: the package's assets)")
-    ap.add_argument("--run", type=Path, default=Path("runs/locator"), help="folder for the safetensors weights and log")
+    ap.add_argument("--run", type=Path, default=Path("runs/locator"),
+                    help="folder for each member's safetensors weights and log (RUN/size64, RUN/size96, ...)")
     ap.add_argument("--split", type=Path, default=ASSET_DIR / "split.json",
                     help="split JSON; made (seeded, grouped) when absent")
-    ap.add_argument("--size", type=int, default=64, help="network input side (multiple of 16)")
+    ap.add_argument("--size", type=int, nargs="+", default=list(DEFAULT_SIZES),
+                    help="input side of each member network (multiples of 16); their probability maps are averaged")
     ap.add_argument("--width", type=float, default=0.25, help="width multiplier of the DS-AGnet filters")
-    ap.add_argument("--steps", type=int, default=9000, help="optimiser steps")
+    ap.add_argument("--steps", type=int, nargs="+", default=list(DEFAULT_STEPS),
+                    help="optimiser steps: one value for every member, or one per --size")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--phantom", type=int, default=120, help="phantom full frames added to the training pool")
     ap.add_argument("--negatives", type=int, default=60,
                     help="phantom full frames WITHOUT a nodule added to the pool (teach the empty answer)")
     ap.add_argument("--aug", choices=AUGMENTATIONS, default="strong", help="augmentation strength (see augmented())")
-    ap.add_argument("--threshold", type=float, default=0.4, help="probability threshold of the mask")
+    ap.add_argument("--threshold", type=float, default=0.4, help="probability threshold of the mask and box")
+    ap.add_argument("--crop-threshold", type=float, default=CROP_THRESHOLD,
+                    help="lower threshold of the nodule's extent, which the crop holds (docs/locator.md)")
+    ap.add_argument("--min-peak", type=float, default=MIN_PEAK,
+                    help="a component whose peak probability is below this counts as no nodule")
     ap.add_argument("--min-share", type=float, default=0.003, help="smallest component, as a share of the scan area")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    ap.add_argument("--max-minutes", type=float, default=None, help="stop training early after this long (recorded)")
-    ap.add_argument("--from-run", type=Path, default=None, help="skip training: export, evaluate and ship the "
-                    "weights a previous run left in this folder (model.safetensors, training.json)")
+    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    ap.add_argument("--max-minutes", type=float, default=None,
+                    help="stop each member's training early after this long (recorded)")
+    ap.add_argument("--from-run", type=Path, nargs="+", default=None,
+                    help="skip training: export, evaluate and ship the weights previous runs left in these folders "
+                         "(model.safetensors, training.json; one folder per member)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(1)
@@ -279,51 +317,61 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"split {args.split} names frames not under {args.root}/images: {missing[:5]}")
     argv_used = sys.argv[1:] if argv is None else argv
     command = "python -m edgecalc.locator.train " + shlex.join(str(a) for a in argv_used)
+    members: list[tuple[DSAGNet, dict[str, Any]]] = []
     if args.from_run is not None:
-        model = load_model(args.from_run / "model.safetensors")
-        training = json.loads((args.from_run / "training.json").read_text())
-        args.size = model.cfg.input_size
-        args.run = args.from_run
+        for run_dir in args.from_run:
+            for name in ("model.safetensors", "training.json"):
+                if not (run_dir / name).is_file():
+                    raise SystemExit(f"--from-run {run_dir}: {name} not found there")
+            members.append((load_model(run_dir / "model.safetensors"),
+                            json.loads((run_dir / "training.json").read_text())))
     else:
+        sizes = args.size
+        steps = _per_member(args.steps, len(sizes), "--steps")
         samples = ddti_samples(args.root, split["train"])
         if args.phantom:
             samples += phantom_samples(args.phantom)
         if args.negatives:
             samples += phantom_samples(args.negatives, with_nodule=False)
         print(f"{len(split['train'])} DDTI training frames, {args.phantom} phantom frames, "
-              f"{args.negatives} nodule-free phantom frames, {len(split['val'])} held out")
-        model, log = train(samples, args.size, args.width, args.steps, args.batch, args.lr, args.seed, args.max_minutes,
-                           aug=args.aug)
-        training = {"command": command,
-                    "data": "DDTI (Pedraza et al., Proc. SPIE 9287, 92870W, 2015), TN-SCUI 2020 form",
-                    "split": "split.json", "train_frames": len(split["train"]), "phantom_frames": args.phantom,
-                    "negative_frames": args.negatives, "augmentation": args.aug,
-                    "steps": args.steps, "batch": args.batch, "lr": args.lr, "seed": args.seed,
-                    "threads": args.threads, **log}
-        args.run.mkdir(parents=True, exist_ok=True)
-        save_model(model, args.run / "model.safetensors")
-        write_json_atomic(args.run / "training.json", training)
+              f"{args.negatives} nodule-free phantom frames, {len(split['val'])} held out; "
+              f"members at {', '.join(f'{s} px ({n} steps)' for s, n in zip(sizes, steps))}")
+        for size, n_steps in zip(sizes, steps):
+            print(f"member {size} px", flush=True)
+            members.append(train_member(args, samples, len(split["train"]), size, n_steps, args.run / f"size{size}",
+                                        command))
     args.out.mkdir(parents=True, exist_ok=True)
-    diff = export(model, args.out / MODEL_FILE, args.size)
-
+    entries = []
+    for model, training in members:
+        size = model.cfg.input_size
+        file = MODEL_FILE.format(size=size)
+        diff = export(model, args.out / file, size)
+        entries.append({"model": file, "sha256": sha256_of(args.out / file),
+                        "model_bytes": (args.out / file).stat().st_size, "input_size": size,
+                        "model_config": model.cfg.to_dict(), "onnx_max_abs_diff": diff, "training": training})
+    if len({e["model"] for e in entries}) != len(entries):
+        raise SystemExit("two members have the same input size; give each member its own --size")
+    total_bytes = sum(e["model_bytes"] for e in entries)
     manifest: dict[str, Any] = {
         "format": FORMAT, "format_version": FORMAT_VERSION,
-        "model": MODEL_FILE, "sha256": sha256_of(args.out / MODEL_FILE),
-        "model_bytes": (args.out / MODEL_FILE).stat().st_size,
-        "input_name": INPUT_NAME, "output_name": OUTPUT_NAME, "input_size": args.size,
-        "input": "largest scan area (edgecalc.runtime.scan_area.largest_scan_area) cut out and resized to "
-                 "input_size x input_size by edgecalc.data.preprocess.preprocess (no padding)",
+        "members": entries, "model_bytes": total_bytes,
+        "input_name": INPUT_NAME, "output_name": OUTPUT_NAME,
+        "input": "largest scan area (edgecalc.runtime.scan_area.largest_scan_area) cut out and resized to each "
+                 "member's input_size x input_size by edgecalc.data.preprocess.preprocess (no padding)",
         "output": "nodule probability (N, 1, input_size, input_size), sigmoid",
         "preprocessing": PREPROCESSING_SPEC,
-        "threshold": args.threshold, "min_share": args.min_share,
-        "postprocess": "probability resized to the scan area (bilinear) >= threshold; largest 8-connected "
-                       "component; confidence = its mean probability x its share of the foreground",
-        "model_config": model.cfg.to_dict(),
-        "onnx_max_abs_diff": diff,
-        "training": training,
+        "threshold": args.threshold, "crop_threshold": args.crop_threshold, "min_peak": args.min_peak,
+        "min_share": args.min_share,
+        "postprocess": "members' probability maps averaged (bilinear to the largest member's size), resized to "
+                       "the scan area (bilinear); largest 8-connected component >= threshold, none when smaller "
+                       "than min_share of the area or peaking below min_peak; confidence = its mean probability x "
+                       "its share of the foreground; extent = the box of the component >= crop_threshold holding "
+                       "it, which the square crop holds",
+        "command": command,
     }
-    if args.from_run is not None:
-        manifest["finished_by"] = command
+    for stale in args.out.glob("locator*.onnx"):  # files of an earlier bundle that this one does not name
+        if stale.name not in {e["model"] for e in entries}:
+            stale.unlink()
     write_json_atomic(args.out / MANIFEST_NAME, manifest)  # the bundle is complete and loadable from here on
 
     from edgecalc.locator.evaluate import evaluate
@@ -333,11 +381,13 @@ def main(argv: list[str] | None = None) -> None:
     manifest["validation"] = {"frames": len(split["val"]), "learned": res["learned"], "classical": res["classical"]}
     manifest["phantom_check"] = phantom_check(locator)
     write_json_atomic(args.out / MANIFEST_NAME, manifest)
-    write_json_atomic(args.run / "validation.json", res)
+    if args.from_run is None:
+        write_json_atomic(args.run / "validation.json", res)
     for name in ("learned", "classical"):
         print(name, json.dumps(res[name]))
     print("phantom", json.dumps(manifest["phantom_check"]))
-    print(f"bundle -> {args.out} ({manifest['model_bytes'] / 1e6:.2f} MB), total {time.perf_counter() - t_all:.0f} s")
+    print(f"bundle -> {args.out} ({len(entries)} member(s), {total_bytes / 1e6:.2f} MB), "
+          f"total {time.perf_counter() - t_all:.0f} s")
 
 
 if __name__ == "__main__":

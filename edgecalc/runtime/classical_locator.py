@@ -28,11 +28,21 @@ MIN_AREA, MAX_AREA = 0.01, 0.5
 
 @dataclass(frozen=True)
 class Located:
-    """One nodule guess: a frame-sized bool mask, its box (x, y, w, h) and a confidence in [0, 1]."""
+    """One nodule guess: a frame-sized bool mask, its box (x, y, w, h) and a confidence in [0, 1].
+
+    ``extent`` (learned locator): where the nodule may reach, a box holding ``box``; the square crop
+    is cut around it (``crop_box``), so an under-segmented edge does not leave part of the nodule out.
+    """
 
     mask: np.ndarray
     box: tuple[int, int, int, int]
     confidence: float
+    extent: tuple[int, int, int, int] | None = None
+
+    @property
+    def crop_box(self) -> tuple[int, int, int, int]:
+        """The box the crop must hold: the extent when there is one, else the box."""
+        return self.extent if self.extent is not None else self.box
 
 
 def locate_nodule(frame: np.ndarray, scan_area: ScanArea | tuple[int, int, int, int] | None = None) -> Located | None:

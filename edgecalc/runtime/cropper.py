@@ -92,8 +92,21 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
 #: (edgecalc.bench.locator_cadence).
 LOCATOR_EVERY = 15
 
-#: A locator takes a frame and returns (box, confidence, scan_area) or None when it finds no nodule.
-Locator = Callable[[np.ndarray], "tuple[Box, float, Box | None] | None"]
+#: A locator takes a frame and returns (box, confidence, scan_area) or None when it finds no nodule;
+#: it may add a fourth item, the extent (a box holding ``box`` where the nodule may reach): the crop
+#: then holds the extent (``LearnedLocator``).
+Locator = Callable[[np.ndarray], "tuple[Box, float, Box | None] | tuple[Box, float, Box | None, Box] | None"]
+
+
+def extent_pad(box: Box, extent: Box) -> tuple[int, int, int, int]:
+    """How far ``extent`` reaches past ``box`` on each side (left, top, right, bottom), never negative."""
+    return (max(0, box[0] - extent[0]), max(0, box[1] - extent[1]),
+            max(0, extent[0] + extent[2] - box[0] - box[2]), max(0, extent[1] + extent[3] - box[1] - box[3]))
+
+
+def grown(box: Box, pad: tuple[int, int, int, int]) -> Box:
+    """``box`` grown by ``pad`` (left, top, right, bottom)."""
+    return box[0] - pad[0], box[1] - pad[1], box[2] + pad[0] + pad[2], box[3] + pad[1] + pad[3]
 
 
 def classical_locator(frame: np.ndarray) -> tuple[Box, float, Box | None] | None:
@@ -133,7 +146,9 @@ class AutoCropper:
     With ``track`` (the default), the frames between two locator runs move the box with the
     picture (``BoxTracker``: phase correlation around the box, ~0.07 ms), and the smoother is moved
     the same way before it takes the next locator box, so a sliding probe does not leave the crop
-    behind (measured: ``python -m edgecalc.bench.locator_cadence``, docs/live.md).
+    behind (measured: ``python -m edgecalc.bench.locator_cadence``, docs/live.md). When the locator
+    reports an extent, its reach past the box is kept as a pad that rides with the smoothed box until
+    the next run, and the square crop holds the padded box.
     """
 
     locator: Locator = field(default_factory=default_locator)
@@ -149,10 +164,11 @@ class AutoCropper:
     _key_box: Box | None = None
     _since: int = 0  #: frames since the locator last ran
     _interval: int = 1  #: frames between locator runs now: 1 while searching, doubling up to `every`
+    _pad: tuple[int, int, int, int] = (0, 0, 0, 0)  #: the locator's extent past its box, from its last run
 
     def __call__(self, frame: np.ndarray, index: int) -> CropDecision:
         if self.manual_box is not None:
-            return self._decide(self.manual_box, frame, "manual", 1.0, None)
+            return self._decide(self.manual_box, frame, "manual", 1.0, None, (0, 0, 0, 0))
         # A box in hand: the locator runs again `_interval` frames after its last run. The interval
         # starts at 1 and doubles with each run that finds the nodule, up to `every`: a first guess
         # (often a nodule still entering the view) is checked again soon, a confirmed one rarely.
@@ -166,7 +182,7 @@ class AutoCropper:
             if d is None:
                 return self._last
             self._last = self._decide(moved(self._key_box, *d), frame, "locator", self._last.confidence,
-                                      self._last_area)
+                                      self._last_area, self._pad)
             return self._last
         self._since = 1
         found = self.locator(frame)
@@ -177,7 +193,8 @@ class AutoCropper:
             self._key_box = None
             self._last = CropDecision(None, None, "none", 0.0)
             return self._last
-        box, conf, area = found
+        box, conf, area = found[:3]
+        self._pad = extent_pad(box, found[3]) if len(found) > 3 else (0, 0, 0, 0)
         self._interval = min(max(1, self.every), 2 * self._interval)
         if self.track:
             d = self.tracker.shift(frame)
@@ -188,12 +205,13 @@ class AutoCropper:
         if self.track:
             self.tracker.reset(frame, smoothed)
             self._key_box = smoothed
-        self._last = self._decide(smoothed, frame, "locator", conf, area)
+        self._last = self._decide(smoothed, frame, "locator", conf, area, self._pad)
         return self._last
 
-    def _decide(self, box: Box, frame: np.ndarray, source: str, conf: float, area: Box | None) -> CropDecision:
+    def _decide(self, box: Box, frame: np.ndarray, source: str, conf: float, area: Box | None,
+                pad: tuple[int, int, int, int]) -> CropDecision:
         try:
-            crop = square_crop(box, area, self.margin, frame.shape)
+            crop = square_crop(grown(box, pad) if any(pad) else box, area, self.margin, frame.shape)
         except ValueError:
             return CropDecision(None, None, "none", 0.0)
         return CropDecision(crop, box, source, conf)

@@ -1,15 +1,18 @@
-"""The learned nodule locator on the cart: a small U-Net (ONNX, run by onnxruntime) on the scan area.
+"""The learned nodule locator on the cart: small U-Nets (ONNX, run by onnxruntime) on the scan area.
 
 The classical dark-blob search finds DDTI nodules in fewer than one frame in ten (docs/locator.md),
-so the crop step uses a segmentation network trained on real frames instead. This module runs the
-shipped network with no torch: find the largest scan area (classical, ~1 ms), cut it out and resize
-it with the shared preprocessing to the network's square input, predict the nodule's probability
-map, map it back to frame pixels, keep the largest connected component above the threshold and
-report its mask, box and a confidence. ``LearnedLocator`` is also a locator callable for
-``AutoCropper`` (``frame -> (box, confidence, scan_area_box) | None``).
+so the crop step uses segmentation networks trained on real frames instead. This module runs the
+shipped bundle with no torch: find the largest scan area (classical, ~1 ms), cut it out and resize
+it with the shared preprocessing to each member network's square input, average the members'
+nodule probability maps, keep the largest connected component above ``threshold`` and report its
+mask, box and a confidence. The crop needs recall more than the box needs it, so the locator also
+reports an *extent*: the box of the same component grown to where the probability is at least
+``crop_threshold`` (lower), and the crop holds the extent. ``LearnedLocator`` is also a locator
+callable for ``AutoCropper`` (``frame -> (box, confidence, scan_area_box, extent) | None``).
 
-The bundle is ``edgecalc/assets/locator/`` (``locator.onnx`` + ``manifest.json``); retrain it with
-the command recorded in the manifest (docs/locator.md).
+The bundle is ``edgecalc/assets/locator/`` (``manifest.json`` + one ONNX file per member); retrain
+it with the command recorded in the manifest (docs/locator.md). Version-1 manifests (one model, no
+extent) still load.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import hashlib
 import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import cv2
 import numpy as np
@@ -32,7 +35,9 @@ from edgecalc.runtime.scan_area import ScanArea, largest_scan_area
 ASSET_DIR = Path(__file__).resolve().parent.parent / "assets" / "locator"
 MANIFEST_NAME = "manifest.json"
 FORMAT = "edgecalc-locator"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Manifest versions this runtime reads (1: one model, ``model``/``sha256`` at the top level).
+READABLE_VERSIONS = (1, 2)
 
 
 class LocatorBundleError(RuntimeError):
@@ -80,10 +85,31 @@ def target_mask(mask: np.ndarray, area: tuple[int, int, int, int], size: int) ->
     return (cv2.resize(roi, (size, size), interpolation=interp) >= 0.5).astype(np.float32)
 
 
+class Component(NamedTuple):
+    """The chosen component over the scan area, its box and extent in frame pixels, and a confidence."""
+
+    mask: np.ndarray  #: bool (h, w) over the scan area
+    box: Box
+    confidence: float
+    extent: Box  #: the box of the same nodule at ``crop_threshold`` (holds ``box``)
+
+
+def _visible_box(comp: np.ndarray, area: Box, H: int, W: int) -> Box | None:
+    """The box of the part of ``comp`` (over ``area``) that lies inside an H x W frame."""
+    x, y, _, _ = area
+    vis = comp[max(0, -y):H - y, max(0, -x):W - x]
+    if not vis.any():
+        return None
+    ys, xs = np.nonzero(vis)
+    left, top = max(0, x) + int(xs.min()), max(0, y) + int(ys.min())
+    return left, top, int(xs.max() - xs.min()) + 1, int(ys.max() - ys.min()) + 1
+
+
 def _largest_component(prob: np.ndarray, area: tuple[int, int, int, int], frame_shape: tuple[int, ...],
-                       threshold: float, min_share: float
-                       ) -> tuple[np.ndarray, tuple[int, int, int, int], float] | None:
-    """(component mask over the scan area, box in frame pixels, confidence) or None; no frame-sized array."""
+                       threshold: float, min_share: float, crop_threshold: float | None = None,
+                       min_peak: float = 0.0) -> Component | None:
+    """The largest component above ``threshold`` (None: none, smaller than ``min_share`` of the area,
+    or peaking below ``min_peak``) and its extent at ``crop_threshold``; no frame-sized array."""
     x, y, w, h = area
     H, W = int(frame_shape[0]), int(frame_shape[1])
     up = cv2.resize(prob.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
@@ -97,41 +123,59 @@ def _largest_component(prob: np.ndarray, area: tuple[int, int, int, int], frame_
     if area_px < min_share * w * h:
         return None
     comp = labels == k
-    conf = float(up[comp].mean()) * area_px / float(sizes.sum())
-    left, top = x + int(stats[k, cv2.CC_STAT_LEFT]), y + int(stats[k, cv2.CC_STAT_TOP])
-    right, bottom = left + int(stats[k, cv2.CC_STAT_WIDTH]), top + int(stats[k, cv2.CC_STAT_HEIGHT])
-    if x < 0 or y < 0 or x + w > W or y + h > H:  # an area past the frame edge: the box of the visible part
-        vis = comp[max(0, -y):H - y, max(0, -x):W - x]
-        if not vis.any():
-            return None
-        ys, xs = np.nonzero(vis)
-        left, top = max(0, x) + int(xs.min()), max(0, y) + int(ys.min())
-        right, bottom = max(0, x) + int(xs.max()) + 1, max(0, y) + int(ys.max()) + 1
-    return comp, (left, top, right - left, bottom - top), round(conf, 4)
+    values = up[comp]
+    if min_peak > 0.0 and float(values.max()) < min_peak:
+        return None
+    conf = float(values.mean()) * area_px / float(sizes.sum())
+
+    def stat_box(st: np.ndarray) -> Box:
+        return (x + int(st[cv2.CC_STAT_LEFT]), y + int(st[cv2.CC_STAT_TOP]),
+                int(st[cv2.CC_STAT_WIDTH]), int(st[cv2.CC_STAT_HEIGHT]))
+
+    inside = x >= 0 and y >= 0 and x + w <= W and y + h <= H
+    box = stat_box(stats[k]) if inside else _visible_box(comp, area, H, W)
+    if box is None:  # an area past the frame edge whose component lies outside the frame
+        return None
+    extent = box
+    if crop_threshold is not None and crop_threshold < threshold:
+        n2, labels2, stats2, _ = cv2.connectedComponentsWithStats((up >= crop_threshold).astype(np.uint8),
+                                                                  connectivity=8)
+        k2 = int(labels2[comp][0])  # the low-threshold component holding the chosen one (a superset)
+        extent = stat_box(stats2[k2]) if inside else (_visible_box(labels2 == k2, area, H, W) or box)
+    return Component(comp, box, round(conf, 4), extent)
 
 
 def mask_from_probability(prob: np.ndarray, area: tuple[int, int, int, int], frame_shape: tuple[int, ...],
-                          threshold: float, min_share: float) -> Located | None:
+                          threshold: float, min_share: float, crop_threshold: float | None = None,
+                          min_peak: float = 0.0) -> Located | None:
     """A (size, size) probability map of the scan area -> the largest component in frame pixels, or None.
 
     Confidence = mean probability inside the component x the component's share of all pixels above
     the threshold (a clean single blob scores near its mean probability; scattered guesses score low).
-    Components smaller than ``min_share`` of the scan area count as nothing found.
+    Components smaller than ``min_share`` of the scan area, or whose peak probability is below
+    ``min_peak``, count as nothing found. ``extent``: the component's box at ``crop_threshold``.
     """
-    found = _largest_component(prob, area, frame_shape, threshold, min_share)
+    found = _largest_component(prob, area, frame_shape, threshold, min_share, crop_threshold, min_peak)
     if found is None:
         return None
-    comp, box, conf = found
     x, y, w, h = area
     H, W = int(frame_shape[0]), int(frame_shape[1])
     mask = np.zeros((H, W), dtype=bool)
     x0, y0, x1, y1 = max(0, x), max(0, y), min(W, x + w), min(H, y + h)
-    mask[y0:y1, x0:x1] = comp[y0 - y:y1 - y, x0 - x:x1 - x]
-    return Located(mask, box, conf)
+    mask[y0:y1, x0:x1] = found.mask[y0 - y:y1 - y, x0 - x:x1 - x]
+    return Located(mask, found.box, found.confidence, found.extent)
+
+
+#: What a member entry of a v2 manifest names (a v1 manifest has these at its top level).
+MEMBER_KEYS = ("model", "sha256", "input_size")
 
 
 def read_manifest(bundle_dir: str | Path = ASSET_DIR) -> dict[str, Any]:
-    """The bundle's manifest, checked for the fields the runtime needs (LocatorBundleError otherwise)."""
+    """The bundle's manifest, checked for the fields the runtime needs (LocatorBundleError otherwise).
+
+    A version-1 manifest (one model) is returned in version-2 form: ``members`` holds its one model,
+    ``crop_threshold`` equals ``threshold`` (no extent) and ``min_peak`` is 0.
+    """
     path = Path(bundle_dir) / MANIFEST_NAME
     if not path.is_file():
         raise LocatorBundleError(f"locator manifest {path} not found (retrain: see docs/locator.md)")
@@ -139,11 +183,24 @@ def read_manifest(bundle_dir: str | Path = ASSET_DIR) -> dict[str, Any]:
         manifest = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise LocatorBundleError(f"locator manifest {path} is not valid JSON: {exc}") from exc
-    if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
-        raise LocatorBundleError(f"{path} is not an {FORMAT} v{FORMAT_VERSION} manifest "
-                                 f"(format={manifest.get('format')!r}, version={manifest.get('format_version')!r})")
-    missing = [k for k in ("model", "sha256", "input_size", "input_name", "output_name", "threshold", "min_share")
-               if k not in manifest]
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT \
+            or manifest.get("format_version") not in READABLE_VERSIONS:
+        got = manifest if not isinstance(manifest, dict) else (manifest.get("format"), manifest.get("format_version"))
+        raise LocatorBundleError(f"{path} is not an {FORMAT} manifest of version "
+                                 f"{' or '.join(map(str, READABLE_VERSIONS))} (format, version = {got!r})")
+    if manifest["format_version"] == 1:
+        missing = [k for k in MEMBER_KEYS if k not in manifest]
+        if not missing:
+            manifest = {**manifest, "members": [{k: manifest[k] for k in (*MEMBER_KEYS, "model_config", "training")
+                                                 if k in manifest}]}
+            manifest.setdefault("crop_threshold", manifest.get("threshold"))
+            manifest.setdefault("min_peak", 0.0)
+    else:
+        missing = [] if manifest.get("members") else ["members"]
+    missing += [k for k in ("input_name", "output_name", "threshold", "crop_threshold", "min_share", "min_peak")
+                if k not in manifest]
+    for n, m in enumerate(manifest.get("members") or []):
+        missing += [f"members[{n}].{k}" for k in MEMBER_KEYS if not isinstance(m, dict) or k not in m]
     if missing:
         raise LocatorBundleError(f"locator manifest {path} lacks {', '.join(missing)}")
     if manifest.get("preprocessing", {}).get("name") != PREPROCESSING_SPEC["name"]:
@@ -157,10 +214,10 @@ def sha256_of(path: str | Path) -> str:
 
 
 def bundle_available(bundle_dir: str | Path = ASSET_DIR) -> bool:
-    """True when a manifest and its model file are there (it may still fail its checks on load)."""
+    """True when a manifest and its model files are there (they may still fail their checks on load)."""
     d = Path(bundle_dir)
     try:
-        return (d / read_manifest(d)["model"]).is_file()
+        return all((d / m["model"]).is_file() for m in read_manifest(d)["members"])
     except LocatorBundleError:
         return False
 
@@ -168,36 +225,57 @@ def bundle_available(bundle_dir: str | Path = ASSET_DIR) -> bool:
 class LearnedLocator:
     """The shipped (or any) locator bundle, loaded once; call it on frames.
 
-    ``threads``: onnxruntime intra-op threads (1 leaves the other cores to the calcification model).
-    ``threshold`` / ``min_share`` default to the manifest's.
+    Every member network sees the scan area at its own input size; their probability maps are
+    averaged at the largest member's size (``self.size``). ``threads``: onnxruntime intra-op threads
+    per member (1 leaves the other cores to the calcification model). ``threshold``,
+    ``crop_threshold``, ``min_share`` and ``min_peak`` default to the manifest's.
     """
 
     def __init__(self, bundle_dir: str | Path = ASSET_DIR, threads: int = 1,
-                 threshold: float | None = None, min_share: float | None = None) -> None:
+                 threshold: float | None = None, min_share: float | None = None,
+                 crop_threshold: float | None = None, min_peak: float | None = None) -> None:
         from edgecalc.runtime.backends import open_backend
 
         self.bundle_dir = Path(bundle_dir)
         self.manifest = read_manifest(self.bundle_dir)
-        model = self.bundle_dir / self.manifest["model"]
-        if not model.is_file():
-            raise LocatorBundleError(f"locator model {model} named by {self.bundle_dir / MANIFEST_NAME} not found")
-        digest = sha256_of(model)
-        if digest != self.manifest["sha256"]:
-            raise LocatorBundleError(f"{model} does not match its manifest (sha256 {digest[:12]}… != "
-                                     f"{str(self.manifest['sha256'])[:12]}…): a partial copy or a stale manifest")
-        self.size = int(self.manifest["input_size"])
-        self.threshold = float(self.manifest["threshold"] if threshold is None else threshold)
-        self.min_share = float(self.manifest["min_share"] if min_share is None else min_share)
+        self.members: list[tuple[int, Any]] = []  # (input size, backend)
+        for m in self.manifest["members"]:
+            model = self.bundle_dir / m["model"]
+            if not model.is_file():
+                raise LocatorBundleError(f"locator model {model} named by {self.bundle_dir / MANIFEST_NAME} not found")
+            digest = sha256_of(model)
+            if digest != m["sha256"]:
+                raise LocatorBundleError(f"{model} does not match its manifest (sha256 {digest[:12]}… != "
+                                         f"{str(m['sha256'])[:12]}…): a partial copy or a stale manifest")
+            self.members.append((int(m["input_size"]), open_backend("onnxruntime", model, threads=threads)))
+        self.size = max(size for size, _ in self.members)
+
+        def pick(given: float | None, key: str) -> float:
+            return float(self.manifest[key] if given is None else given)
+
+        self.threshold = pick(threshold, "threshold")
+        self.min_share = pick(min_share, "min_share")
+        self.min_peak = pick(min_peak, "min_peak")
+        # an overridden threshold without its own crop threshold keeps the manifest's gap below it
+        gap = float(self.manifest["threshold"]) - float(self.manifest["crop_threshold"])
+        self.crop_threshold = float(crop_threshold) if crop_threshold is not None else max(0.0, self.threshold - gap)
         self.output_name = str(self.manifest["output_name"])
-        self.backend = open_backend("onnxruntime", model, threads=threads)
 
     def probability(self, gray: np.ndarray, area: ScanArea | tuple[int, int, int, int]) -> np.ndarray:
-        """The network's (size, size) nodule probability map of the scan area."""
-        out = self.backend.infer(locator_input(gray, area, self.size))
-        return out[self.output_name][0, 0]
+        """The members' mean (size, size) nodule probability map of the scan area."""
+        maps = []
+        for size, backend in self.members:
+            p = backend.infer(locator_input(gray, area, size))[self.output_name][0, 0]
+            maps.append(p if size == self.size else
+                        cv2.resize(p, (self.size, self.size), interpolation=cv2.INTER_LINEAR))
+        return maps[0] if len(maps) == 1 else np.mean(maps, axis=0)
+
+    def _post(self) -> dict[str, float]:
+        return {"threshold": self.threshold, "min_share": self.min_share, "crop_threshold": self.crop_threshold,
+                "min_peak": self.min_peak}
 
     def locate(self, frame: np.ndarray, scan_area: ScanArea | tuple[int, int, int, int] | None = None) -> Located | None:
-        """The nodule in ``frame`` (mask, box, confidence) or None: no scan area, or nothing found in it.
+        """The nodule in ``frame`` (mask, box, confidence, extent) or None: no scan area, or nothing found in it.
 
         ``scan_area`` defaults to ``largest_scan_area(frame)``.
         """
@@ -207,19 +285,23 @@ class LearnedLocator:
             if scan_area is None:
                 return None
         area = _as_area(scan_area)
-        return mask_from_probability(self.probability(gray, area), area, gray.shape, self.threshold, self.min_share)
+        return mask_from_probability(self.probability(gray, area), area, gray.shape, **self._post())
 
-    def __call__(self, frame: np.ndarray) -> tuple[Box, float, Box | None] | None:
-        """The ``AutoCropper`` locator interface: (box, confidence, scan_area_box) or None."""
+    def __call__(self, frame: np.ndarray) -> tuple[Box, float, Box | None, Box] | None:
+        """The ``AutoCropper`` locator interface: (box, confidence, scan_area_box, extent) or None."""
         gray = to_gray_u8(frame)
         area = largest_scan_area(gray)
         if area is None:
             return None
-        found = _largest_component(self.probability(gray, area), _as_area(area), gray.shape, self.threshold,
-                                   self.min_share)  # the box only: no frame-sized mask on the live path
+        # the box only: no frame-sized mask on the live path
+        found = _largest_component(self.probability(gray, area), _as_area(area), gray.shape, **self._post())
         if found is None:
             return None
-        return found[1], float(found[2]), tuple(area.box)
+        return found.box, float(found.confidence), tuple(area.box), found.extent
+
+    def close(self) -> None:
+        for _, backend in self.members:
+            backend.close()
 
 
 @lru_cache(maxsize=1)

@@ -92,7 +92,7 @@ def draw_located(gray: np.ndarray, result: LocateResult, found: Located | None, 
         cv2.drawContours(bgr, contours, -1, (0, 220, 255), 1)
         x, y, w, h = result.box
         cv2.rectangle(bgr, (x, y), (x + w - 1, y + h - 1), (0, 220, 255), 1)
-        cx, cy, cw, ch = square_crop(result.box, result.scan_area, margin, gray.shape)
+        cx, cy, cw, ch = square_crop(found.crop_box, result.scan_area, margin, gray.shape)
         cv2.rectangle(bgr, (cx, cy), (cx + cw - 1, cy + ch - 1), (255, 160, 0), 1)
     text = "no nodule found" if result.box is None else f"nodule {result.score:.2f}"
     cv2.putText(bgr, text, (6, gray.shape[0] - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 0), 1, cv2.LINE_AA)
