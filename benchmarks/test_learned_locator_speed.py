@@ -28,6 +28,12 @@ def test_scan_area_plus_learned_locator_560x360(benchmark, frame, locator):
     assert benchmark(locator, frame) is not None
 
 
-def test_learned_locator_network_only(benchmark, locator):
-    x = np.random.default_rng(0).random((1, 1, locator.size, locator.size), dtype=np.float32)
-    benchmark(locator.backend.infer, x)
+@pytest.mark.parametrize("member", [0, 1], ids=["member0", "member1"])
+def test_learned_locator_network_only(benchmark, locator, member):
+    """Each member network alone, on its own input size (the ensemble runs them one after the other)."""
+    if member >= len(locator.members):
+        pytest.skip(f"the bundle has {len(locator.members)} member(s)")
+    size, backend = locator.members[member]
+    benchmark.extra_info["input_size"] = size
+    x = np.random.default_rng(0).random((1, 1, size, size), dtype=np.float32)
+    benchmark(backend.infer, x)

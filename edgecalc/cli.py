@@ -127,9 +127,9 @@ def live(
                              "box with the mouse ('r' redraws); fixed: the --roi box on every frame."),
     roi: Optional[str] = typer.Option(None, "--roi", help="x,y,w,h of the nodule in frame pixels, for --crop fixed."),
     margin: float = typer.Option(0.1, "--margin", help="Crop margin around the nodule box, as a share of its long side."),
-    locator_every: int = typer.Option(15, "--locator-every", min=1, help="Run the nodule locator every k frames "
+    locator_every: int = typer.Option(20, "--locator-every", min=1, help="Run the nodule locator every k frames "
                                       "(--crop auto); in between the box follows the picture by phase correlation. "
-                                      "15 by measurement (docs/live.md)."),
+                                      "20 by measurement (docs/live.md)."),
     headless: bool = typer.Option(False, "--headless", help="No window (automatic when there is no display)."),
     record: Optional[Path] = typer.Option(None, "--record", help="Write the overlaid video here (.mp4 mp4v or .avi MJPG)."),
     log: Optional[Path] = typer.Option(None, "--log", help="Write one JSON line per processed frame here."),

@@ -252,3 +252,26 @@ def test_extent_grows_the_box_to_the_lower_threshold_and_min_peak_rejects_faint_
     faint = np.where(prob > 0.5, 0.45, prob)  # same shape, no pixel above one half
     assert mask_from_probability(faint, area, shape, 0.4, 0.001, min_peak=0.5) is None
     assert mask_from_probability(faint, area, shape, 0.4, 0.001) is not None
+
+
+def test_halving_estimate_picks_within_the_grid_and_lower_thresholds_hold_more(tmp_path):
+    """The less biased crop-holds estimate: picks come from the grid, a lower extent threshold never
+    holds fewer nodules (its extent holds the higher one's), and the pooled figure is a share."""
+    import cv2
+
+    from edgecalc.locator.evaluate import halving_estimate
+
+    root = tmp_path / "ddti"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    ids = [1, 2, 3, 4, 10004, 20004, 10005, 20005]
+    for k, i in enumerate(ids):
+        f = generate_frame(20 + k, positive=bool(k % 2))
+        cv2.imwrite(str(root / "images" / f"{i}.png"), f.image)
+        cv2.imwrite(str(root / "masks" / f"{i}.png"), f.nodule_mask)
+    grid = (0.1, 0.25, 0.4)
+    res = halving_estimate(root, ids, shipped_locator(), grid=grid, repeats=3)
+    per = [res["all_frames_per_threshold"][str(t)] for t in grid]
+    assert per == sorted(per, reverse=True)
+    assert len(res["halvings"]) == 3 and all(set(r["picked"]) <= set(grid) for r in res["halvings"])
+    assert 0.0 <= res["pooled_min"] <= res["pooled_mean"] <= res["pooled_max"] <= 1.0

@@ -97,3 +97,13 @@ def test_demo_on_the_shipped_bundle_without_torch(tmp_path):
     """)
     assert res.returncode == 0, res.stdout + res.stderr
     assert json.loads((tmp_path / "demo" / "summary.json").read_text())["processed"] == 5
+
+
+def test_live_locator_cadence_default_is_the_measured_one():
+    """`edgecalc live --locator-every` defaults to the k the cadence benchmark chose (cropper.LOCATOR_EVERY)."""
+    import inspect
+
+    from edgecalc.cli import live
+    from edgecalc.runtime.cropper import LOCATOR_EVERY
+
+    assert inspect.signature(live).parameters["locator_every"].default.default == LOCATOR_EVERY

@@ -1,7 +1,7 @@
 """How much of the frame budget the live pipeline itself costs, on the same frames as the engine alone.
 
     python -m edgecalc.bench.live_overhead [--bundle B] [--backend onnxruntime] [--precision fp32]
-                                           [--frames 120] [--fps 15] [--threads 0] [--locator-every 15]
+                                           [--frames 120] [--fps 15] [--threads 0] [--locator-every 20]
                                            [--repeats 3] [--json OUT]
 
 Four measurements in one process, on one phantom cine:
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fps", type=float, default=15.0, help="frame rate of the paced source")
     ap.add_argument("--threads", type=int, default=0, help="engine threads (0: the engine's default)")
     ap.add_argument("--locator-every", type=int, default=None,
-                    help="run the nodule locator every k frames (default: the live loop's, 15)")
+                    help="run the nodule locator every k frames (default: the live loop's, 20)")
     ap.add_argument("--repeats", type=int, default=3, help="interleaved repeats of 1.-3. (medians reported)")
     ap.add_argument("--json", default=None, help="also write the result here")
     a = ap.parse_args(argv)

@@ -3,6 +3,7 @@
     python -m edgecalc.locator.evaluate ../shared/data/ddti-nodules [--bundle DIR] [--split FILE]
         [--on val|train] [--threshold T] [--margin M] [--figure docs/img/locator_cases.png] [--json figures.json]
     python -m edgecalc.locator.evaluate ../shared/data/ddti-nodules --boxes boxes.csv   # score `edgecalc locate` output
+    python -m edgecalc.locator.evaluate ../shared/data/ddti-nodules --halvings 5        # crop-threshold choice, less biased
 
 Per frame, both locators get the same largest scan area; scored against the true mask: box IoU,
 IoU >= 0.5, whether the square crop (``square_crop`` of the locator's extent, margin 0.1) holds
@@ -33,6 +34,8 @@ from edgecalc.runtime.scan_area import largest_scan_area
 
 DEFAULT_SPLIT = ASSET_DIR / "split.json"
 MARGIN = 0.1
+#: Extent thresholds the halving estimate chooses among.
+CROP_GRID = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4)
 
 
 def frame_scores(found: Located | None, true: np.ndarray, area, shape: tuple[int, ...], margin: float = MARGIN) -> dict[str, float]:
@@ -84,6 +87,50 @@ def evaluate(root: Path, ids: list[int], learned: LearnedLocator, margin: float 
     out: dict[str, Any] = {name: summarize(per[name], times[name]) for name in per}
     out["per_frame_learned_iou"] = {str(i): round(r["iou"], 4) for i, r in zip(ids, per["learned"])}
     return out
+
+
+def halving_estimate(root: Path, ids: list[int], learned: LearnedLocator, grid: tuple[float, ...] = CROP_GRID,
+                     goal: float = 0.90, repeats: int = 5, margin: float = MARGIN) -> dict[str, Any]:
+    """A less biased crop-holds figure for an extent threshold chosen on the same frames.
+
+    Split ``ids`` into two halves by group (dual-window halves together), pick on one half the
+    highest crop threshold in ``grid`` whose crop-holds share reaches ``goal`` there (the lowest when
+    none does), score it on the other half, swap, pool; ``repeats`` random halvings (seeds 0..).
+    """
+    from edgecalc.locator.split import group_of
+    from edgecalc.runtime.learned_locator import _as_area, mask_from_probability
+
+    cv2.setNumThreads(1)
+    holds: dict[float, dict[int, float]] = {t: {} for t in grid}
+    for i in ids:
+        img, true = load(root, i)
+        area = largest_scan_area(img)
+        if area is None:
+            for t in grid:
+                holds[t][i] = 0.0
+            continue
+        prob = learned.probability(img, _as_area(area))
+        for t in grid:
+            found = mask_from_probability(prob, _as_area(area), img.shape, learned.threshold, learned.min_share,
+                                          t, learned.min_peak)
+            holds[t][i] = frame_scores(found, true, area, img.shape, margin)["holds"]
+    groups = sorted({group_of(i) for i in ids})
+    runs = []
+    for seed in range(repeats):
+        order = [groups[k] for k in np.random.default_rng(seed).permutation(len(groups))]
+        first = set(order[: len(order) // 2])
+        halves = ([i for i in ids if group_of(i) in first], [i for i in ids if group_of(i) not in first])
+        held, picks = 0.0, []
+        for pick_on, score_on in (halves, halves[::-1]):
+            ok = [t for t in grid if np.mean([holds[t][i] for i in pick_on]) >= goal]
+            t = max(ok) if ok else min(grid)
+            picks.append(t)
+            held += sum(holds[t][i] for i in score_on)
+        runs.append({"seed": seed, "picked": picks, "pooled_crop_holds": round(held / len(ids), 4)})
+    pooled = [r["pooled_crop_holds"] for r in runs]
+    return {"frames": len(ids), "goal": goal, "grid": list(grid), "halvings": runs,
+            "pooled_mean": round(float(np.mean(pooled)), 4), "pooled_min": min(pooled), "pooled_max": max(pooled),
+            "all_frames_per_threshold": {str(t): round(float(np.mean(list(holds[t].values()))), 4) for t in grid}}
 
 
 def score_boxes_csv(root: Path, ids: list[int], csv_path: Path, margin: float = MARGIN) -> dict[str, float]:
@@ -170,8 +217,22 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--figure", type=Path, help="write the good/middle/bad cases figure here")
     ap.add_argument("--json", type=Path, help="also write the figures as JSON here")
     ap.add_argument("--boxes", type=Path, help="score this `edgecalc locate` CSV instead of running the locators")
+    ap.add_argument("--halvings", type=int, default=0, metavar="N",
+                    help="instead: estimate crop-holds for an extent threshold chosen on the same frames, by N "
+                         "random halvings (choose on one half, score the other; see halving_estimate)")
     args = ap.parse_args(argv)
     ids = read_split(args.split)[args.on]
+    if args.halvings:
+        learned = LearnedLocator(args.bundle, threads=1, threshold=args.threshold, min_peak=args.min_peak)
+        res = halving_estimate(args.root, ids, learned, repeats=args.halvings, margin=args.margin)
+        for r in res["halvings"]:
+            print(f"halving {r['seed']}: picked {r['picked']} -> crop holds {r['pooled_crop_holds']}")
+        print(f"pooled crop holds over {args.halvings} halvings: mean {res['pooled_mean']} "
+              f"(min {res['pooled_min']}, max {res['pooled_max']}); on all {res['frames']} frames per threshold: "
+              f"{res['all_frames_per_threshold']}")
+        if args.json:
+            args.json.write_text(json.dumps(res, indent=1) + "\n")
+        return
     if args.boxes:
         for key, value in score_boxes_csv(args.root, ids, args.boxes, args.margin).items():
             print(f"{'boxes':10s} {key:34s} {value}")

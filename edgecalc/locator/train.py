@@ -1,17 +1,18 @@
-"""Train the nodule locator on the DDTI frames, export it to ONNX and write the shipped bundle.
+"""Train the nodule locator's member networks on the DDTI frames, export them to ONNX and write the shipped bundle.
 
     python -m edgecalc.locator.train ../shared/data/ddti-nodules
 
-is the one command that retrains it: it makes (or reads) the grouped split, trains a width-reduced
-DS-AGnet on the scan areas of the training frames (plus phantom full frames, ``--phantom``), writes
-``model.safetensors`` to ``--run``, exports ``locator.onnx`` and ``manifest.json`` (input size,
-preprocessing, threshold, this command, the validation figures, sha256) to ``--out`` (default: the
-package's ``edgecalc/assets/locator``) and scores it on the validation split against the classical
-baseline. CPU, one thread by default; seeded (same command, same machine -> same weights).
+is the one command that retrains it: it makes (or reads) the grouped split, trains one width-reduced
+DS-AGnet per ``--size`` (64 and 96 px by default) on the scan areas of the training frames (plus
+phantom full frames with and without a nodule), writes each member's ``model.safetensors`` to
+``--run``/size<N>, exports ``locator-<N>.onnx`` per member and ``manifest.json`` (members, input
+sizes, preprocessing, thresholds, this command, the validation figures, sha256s) to ``--out``
+(default: the package's ``edgecalc/assets/locator``) and scores the ensemble on the validation split
+against the classical baseline. CPU; seeded (same command, same machine -> same weights).
 
 Input = the largest scan area of the frame (as on the cart), jittered in size and position during
 training so the network does not depend on the scan-area detector's exact edges; horizontal flips
-(never vertical: depth has a direction in ultrasound) and gain / gamma changes.
+(never vertical: depth has a direction in ultrasound) and gain / gamma changes (``--aug``).
 """
 
 from __future__ import annotations

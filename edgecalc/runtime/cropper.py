@@ -90,7 +90,7 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
 #: Locator cadence of the live loop: the largest k whose box IoU (within 0.01) and crop-holds share
 #: (within 0.02) on the phantom sweeps match running it on every frame, with box tracking in between
 #: (edgecalc.bench.locator_cadence).
-LOCATOR_EVERY = 15
+LOCATOR_EVERY = 20
 
 #: A locator takes a frame and returns (box, confidence, scan_area) or None when it finds no nodule;
 #: it may add a fourth item, the extent (a box holding ``box`` where the nodule may reach): the crop
