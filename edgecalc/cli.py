@@ -112,6 +112,10 @@ def data_check_cmd(
     raise typer.Exit(0 if rep.ok else 1)
 
 
+#: `edgecalc live --loop`: run_live's ``pipelined`` argument.
+LOOP_MODES = {"auto": None, "pipelined": True, "serial": False}
+
+
 @app.command(rich_help_panel="Deploy")
 def live(
     camera: Optional[int] = typer.Option(None, "--camera", help="Camera / capture-card index (OpenCV). Give this or --source."),
@@ -142,6 +146,9 @@ def live(
                               "and of the recorded video."),
     phantom_frames: int = typer.Option(90, "--phantom-frames", min=1, help="Length of the phantom cine (frames)."),
     threads: int = typer.Option(0, "--threads", min=0, help="CPU threads for the engine (0 = the engine's default)."),
+    loop: str = typer.Option("auto", "--loop", help="pipelined: the model call on a worker thread, overlapped with "
+                             "the neighbouring frames' crop and overlay; serial: one after the other; auto: "
+                             "pipelined for GPU engines, serial for CPU ones (measured: docs/live.md)."),
     attention: bool = typer.Option(False, "--attention", help="Start with the attention map shown ('a' toggles)."),
     summary_json: Optional[Path] = typer.Option(None, "--summary-json", help="Also write the end-of-run summary as JSON."),
 ) -> None:
@@ -159,6 +166,8 @@ def live(
 
     console = Console(stderr=True)
     try:
+        if loop not in LOOP_MODES:
+            raise ValueError(f"--loop must be one of {', '.join(LOOP_MODES)}; got {loop!r}")
         spec = parse_source(camera, source)
         if not headless and not has_display():
             console.print("no display found: running headless")
@@ -179,7 +188,7 @@ def live(
                            recorder=recorder, snapshot_dir=snapshots, snapshot_every=snapshot_every,
                            max_frames=max_frames, realtime=realtime, fps_hint=fps, phantom_frames=phantom_frames,
                            manual_box_picker=None if headless else select_roi_with_mouse,
-                           ask_box_first=crop == "manual")
+                           ask_box_first=crop == "manual", pipelined=LOOP_MODES[loop])
     except SourceError as exc:
         if recorder is not None:
             recorder.close()

@@ -75,3 +75,14 @@ def test_locator_cadence_picks_the_largest_k_that_keeps_box_and_crop_quality():
     # k=10 loses 0.05 crop-holds on the fast sweep, k=20 loses 0.05 IoU on the slow one
     assert pick_k(rows) == 5
     assert pick_k(rows, holds_tolerance=0.1) == 10
+
+
+def test_crop_cost_of_the_locator_scores_the_same_frames_for_every_crop():
+    """`crop_margin --locator`: true box, locator box and extent are scored on the same found frames."""
+    from edgecalc.bench.crop_margin import locator_rows
+
+    rows = locator_rows(8)
+    assert [r["crop"] for r in rows] == ["true box", "locator box", "locator extent"]
+    assert len({(r["found"], r["positives"]) for r in rows}) == 1
+    assert 6 <= rows[0]["found"] <= 8 and 0 < rows[0]["positives"] < rows[0]["found"]
+    assert all(0.0 <= r["auc"] <= 1.0 and 0.0 <= r["accuracy"] <= 1.0 for r in rows)

@@ -196,7 +196,73 @@ def test_headless_run_records_one_frame_and_one_log_line_per_processed_frame(tmp
     assert summary.latency_ms_p50 is not None and summary.latency_ms_p99 >= summary.latency_ms_p50
 
 
-def test_sigterm_finalises_recording_and_log(tmp_path):
+class ThreadSpy(SpyBackend):
+    """A SpyBackend that notes which thread each model call ran on; ``on_gpu`` as asked."""
+
+    def __init__(self, on_gpu=False):
+        super().__init__()
+        self.on_gpu = on_gpu
+        self.threads = []
+
+    def infer(self, batch):
+        import threading
+
+        self.threads.append(threading.current_thread().name)
+        return super().infer(batch)
+
+
+def _log_run(tmp_path, name, backend, pipelined, cropper=None, **kw):
+    rec = Recorder(None, tmp_path / f"{name}.jsonl")
+    video = tmp_path / "cine.mp4"
+    if not video.exists():
+        write_phantom_video(video, n=12)
+    summary = run_live(parse_source(None, str(video)), make_pipeline(backend, cropper), backend_name="spy",
+                       headless=True, recorder=rec, pipelined=pipelined, **kw)
+    lines = [json.loads(ln) for ln in (tmp_path / f"{name}.jsonl").read_text().splitlines()]
+    return summary, [{k: ln[k] for k in ("frame", "box", "crop", "score", "smoothed", "decision", "mask_area_px")}
+                     for ln in lines]
+
+
+def test_pipelined_loop_gives_the_serial_loop_s_results_frame_by_frame(tmp_path, tiny_model_files):
+    """The inference worker changes when the model runs, not what comes out: same frames, same
+    order, same boxes, scores, smoothed decisions and mask areas as one-after-the-other."""
+    d, _, _ = tiny_model_files
+    from edgecalc.runtime.classical_locator import (
+        locate_nodule,  # a real locator: state advances per frame
+    )
+
+    def locator(frame):
+        found = locate_nodule(frame)
+        return None if found is None else (found.box, found.confidence, None)
+
+    with open_backend("onnxruntime", d / "model.onnx") as be:
+        s_serial, serial = _log_run(tmp_path, "serial", be, False, AutoCropper(locator=locator, every=3, track=True))
+        s_pipe, piped = _log_run(tmp_path, "piped", be, True, AutoCropper(locator=locator, every=3, track=True))
+    assert s_serial.processed == s_pipe.processed == 12
+    assert sum(ln["score"] is not None for ln in serial) >= 6  # the model ran on most frames
+    assert len({ln["crop"] and tuple(ln["crop"]) for ln in serial}) > 1  # and the crop moved
+    assert piped == serial
+
+
+def test_pipelined_loop_runs_the_model_on_its_worker_and_honours_max_frames(tmp_path):
+    spy = ThreadSpy()
+    summary, lines = _log_run(tmp_path, "a", spy, True, max_frames=7)
+    assert summary.processed == 7 and [ln["frame"] for ln in lines] == list(range(7))
+    assert set(spy.threads) == {"edgecalc-infer_0"}
+    serial = ThreadSpy()
+    _log_run(tmp_path, "b", serial, False, max_frames=3)
+    assert set(serial.threads) == {"MainThread"}
+
+
+def test_loop_default_is_pipelined_for_gpu_engines_only(tmp_path):
+    gpu, cpu = ThreadSpy(on_gpu=True), ThreadSpy(on_gpu=False)
+    _log_run(tmp_path, "gpu", gpu, None, max_frames=2)
+    _log_run(tmp_path, "cpu", cpu, None, max_frames=2)
+    assert set(gpu.threads) == {"edgecalc-infer_0"} and set(cpu.threads) == {"MainThread"}
+
+
+@pytest.mark.parametrize("pipelined", [False, True], ids=["serial", "pipelined"])
+def test_sigterm_finalises_recording_and_log(tmp_path, pipelined):
     video = write_phantom_video(tmp_path / "cine.mp4", n=30)
     rec = Recorder(tmp_path / "out.avi", tmp_path / "log.jsonl", fps=10)
     seen = []
@@ -207,7 +273,7 @@ def test_sigterm_finalises_recording_and_log(tmp_path):
             os.kill(os.getpid(), signal.SIGTERM)
 
     summary = run_live(parse_source(None, str(video)), make_pipeline(SpyBackend()), backend_name="spy",
-                       headless=True, recorder=rec, on_frame=on_frame)
+                       headless=True, recorder=rec, on_frame=on_frame, pipelined=pipelined)
     assert summary.stopped_by == "SIGTERM"
     assert 5 <= summary.processed < 30
     cap = cv2.VideoCapture(str(tmp_path / "out.avi"))

@@ -2,7 +2,7 @@
 
     python -m edgecalc.bench.live_overhead [--bundle B] [--backend onnxruntime] [--precision fp32]
                                            [--frames 120] [--fps 15] [--threads 0] [--locator-every 20]
-                                           [--repeats 3] [--json OUT]
+                                           [--repeats 3] [--loop auto] [--json OUT]
 
 Four measurements in one process, on one phantom cine:
 1. the engine alone: the model call on the crops the pipeline would cut (inference FPS);
@@ -29,7 +29,7 @@ from edgecalc.data.preprocess import preprocess, to_gray_u8
 
 
 def measure(bundle: str | None, backend: str, precision: str, frames: int, fps: float, threads: int = 0,
-            locator_every: int | None = None, repeats: int = 3) -> dict:
+            locator_every: int | None = None, repeats: int = 3, pipelined: bool | None = None) -> dict:
     from edgecalc.runtime.capture import parse_source
     from edgecalc.runtime.live import run_live
     from edgecalc.runtime.live_setup import build_pipeline
@@ -70,12 +70,12 @@ def measure(bundle: str | None, backend: str, precision: str, frames: int, fps: 
             engine_runs.append(engine_alone())
             rec = Recorder(Path(tmp) / f"out{r}.mp4", Path(tmp) / f"log{r}.jsonl", fps=fps)
             full_runs.append(run_live(parse_source(None, "phantom"), pipe, backend_name=be.describe(), headless=True,
-                                      recorder=rec, phantom_frames=frames))
+                                      recorder=rec, phantom_frames=frames, pipelined=pipelined))
             bare_runs.append(run_live(parse_source(None, "phantom"), pipe, backend_name=be.describe(), headless=True,
-                                      phantom_frames=frames))
+                                      phantom_frames=frames, pipelined=pipelined))
         rec = Recorder(Path(tmp) / "paced.mp4", Path(tmp) / "paced.jsonl", fps=fps)
         paced = run_live(parse_source(None, "phantom"), pipe, backend_name=be.describe(), headless=True,
-                         recorder=rec, phantom_frames=frames, realtime=True, fps_hint=fps)
+                         recorder=rec, phantom_frames=frames, realtime=True, fps_hint=fps, pipelined=pipelined)
     engine_fps = float(np.median([e[0] for e in engine_runs]))
     full_fps = float(np.median([s.fps for s in full_runs]))
     bare_fps = float(np.median([s.fps for s in bare_runs]))
@@ -84,6 +84,7 @@ def measure(bundle: str | None, backend: str, precision: str, frames: int, fps: 
         "bundle": str(setup.bundle.root), "preset": setup.bundle.manifest.model.get("preset"),
         "input_size": setup.bundle.input_size, "engine": setup.selection.reason, "frames": frames,
         "threads": threads, "locator_every": locator_every,
+        "loop": {None: "auto", True: "pipelined", False: "serial"}[pipelined],
         "crops_found": len(crops),
         "repeats": max(1, repeats),
         "engine_alone": {"fps": engine_fps, "infer_ms_p50": float(np.median([e[1] for e in engine_runs])),
@@ -113,9 +114,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--locator-every", type=int, default=None,
                     help="run the nodule locator every k frames (default: the live loop's, 20)")
     ap.add_argument("--repeats", type=int, default=3, help="interleaved repeats of 1.-3. (medians reported)")
+    ap.add_argument("--loop", choices=("auto", "pipelined", "serial"), default="auto",
+                    help="pipelined: the model call on a worker thread, overlapped with crop and overlay; serial: "
+                         "one after the other; auto: as `edgecalc live` (pipelined for GPU engines)")
     ap.add_argument("--json", default=None, help="also write the result here")
     a = ap.parse_args(argv)
-    res = measure(a.bundle, a.backend, a.precision, a.frames, a.fps, a.threads, a.locator_every, a.repeats)
+    res = measure(a.bundle, a.backend, a.precision, a.frames, a.fps, a.threads, a.locator_every, a.repeats,
+                  pipelined={"auto": None, "pipelined": True, "serial": False}[a.loop])
     text = json.dumps(res, indent=2)
     print(text)
     if a.json:

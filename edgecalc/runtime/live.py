@@ -1,9 +1,12 @@
-"""`edgecalc live`: capture thread -> inference + overlay -> display / record thread, and a summary.
+"""`edgecalc live`: capture thread -> prepare / finish + inference worker -> display / record thread, and a summary.
 
-Three threads, as on a cart: capture keeps only the newest frame (live sources; files are read in
-full), the main thread runs the model and draws, the recorder encodes video and writes the log. The
-window (OpenCV HighGUI) lives on the main thread, which GUI toolkits require. Ctrl-C and SIGTERM
-stop the loop cleanly: the recording is finalised and the log complete.
+Three or four threads, as on a cart: capture keeps only the newest frame (live sources; files are
+read in full); the main thread crops, runs the model and draws — or, pipelined (the default for
+GPU engines), crops and preprocesses frame i+1 and draws frame i-1 while an inference worker runs
+the model on frame i (with no frame waiting, frame i is finished as soon as its model call
+returns); the recorder encodes video and writes the log. The window (OpenCV HighGUI) lives on the main
+thread, which GUI toolkits require. Ctrl-C and SIGTERM stop the loop cleanly: the recording is
+finalised and the log complete.
 """
 
 from __future__ import annotations
@@ -13,14 +16,15 @@ import signal
 import sys
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from edgecalc.runtime.capture import LatestFrameGrabber, SourceSpec, open_reader
-from edgecalc.runtime.pipeline import FramePipeline, FrameResult
+from edgecalc.runtime.capture import Frame, LatestFrameGrabber, SourceSpec, open_reader
+from edgecalc.runtime.pipeline import FramePipeline, FrameResult, Prepared
 
 WINDOW = "edgecalc live"
 KEYS_HELP = "q/Esc quit, space pause, a attention, m mask, r redraw box, c clear box, s snapshot"
@@ -96,8 +100,16 @@ def run_live(
     manual_box_picker: Callable[[np.ndarray], tuple[int, int, int, int] | None] | None = None,
     ask_box_first: bool = False,
     on_frame: Callable[[FrameResult], None] | None = None,
+    pipelined: bool | None = None,
 ) -> LiveSummary:
-    """Run the loop until the source ends, `max_frames` are processed, `q`, Ctrl-C or SIGTERM."""
+    """Run the loop until the source ends, `max_frames` are processed, `q`, Ctrl-C or SIGTERM.
+
+    ``pipelined``: run the model call on a worker thread, overlapped with this thread's crop and
+    overlay of the neighbouring frames (True), or prepare, model call and finish one after the
+    other on this thread (False). None (the default): pipelined when the engine runs on a GPU. On a
+    CPU the engine's threads and this thread share the cores; measured on 2 cores it lost latency
+    and throughput without recording (docs/live.md), so CPU engines run serially.
+    """
     import cv2
 
     # the per-frame OpenCV work here is on crops of ~100 pixels, too small to gain from OpenCV's own
@@ -121,14 +133,63 @@ def run_live(
     t_start = time.perf_counter()
     last_result: FrameResult | None = None
     fps_ema = None
+    # pipelined: the model call of frame i runs on a worker thread while this thread prepares frame
+    # i+1 (crop, preprocessing) and finishes frame i-1 (mask, overlay, hand-off to the recorder);
+    # the engine releases the GIL, so the two overlap on two cores
+    if pipelined is None:
+        pipelined = bool(getattr(pipeline.backend, "on_gpu", False))
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edgecalc-infer") if pipelined else None
+    pending: tuple[Frame, Prepared, Future | dict | None] | None = None
+
+    def emit(item: tuple[Frame, Prepared, Future | dict | None]) -> None:
+        nonlocal last_result, fps_ema, paused
+        frame, prepared, out = item
+        res = pipeline.finish(prepared, out.result() if isinstance(out, Future) else out)
+        if res.skipped is not None:
+            summary.skipped_bad += 1
+            summary.skipped_reasons[res.skipped] = summary.skipped_reasons.get(res.skipped, 0) + 1
+            return
+        summary.processed += 1
+        now = time.perf_counter()
+        lat = (now - frame.t_capture) * 1000.0
+        latencies.append(lat)
+        if res.score is not None:
+            infer_ms.append(res.infer_ms)
+        elapsed = now - t_start
+        inst = summary.processed / elapsed if elapsed > 0 else 0.0
+        fps_ema = inst if fps_ema is None else 0.9 * fps_ema + 0.1 * inst
+        pipeline.overlay.hud = [f"{fps_ema:5.1f} FPS  {lat:5.1f} ms", f"{backend_name}  crop: {res.crop_source}"]
+        if recorder is not None:
+            recorder.submit(res.overlay, res.log_record())
+        if on_frame is not None:
+            on_frame(res)
+        last_result = res
+        if snapshot_every and summary.processed % snapshot_every == 0:
+            summary.snapshots.append(_snapshot(res, snap_dir, summary))
+        if not headless:
+            cv2.imshow(WINDOW, res.overlay)
+            key = cv2.waitKey(1) & 0xFF
+            paused = _handle_key(key, pipeline, stop, paused, res, snap_dir, summary, manual_box_picker)
+        if max_frames is not None and summary.processed >= max_frames:
+            stop.set("max frames")
+
     try:
         while not stop.event.is_set():
             if paused and not headless:
+                if pending is not None:
+                    emit(pending)
+                    pending = None
+                    continue
                 key = cv2.waitKey(30) & 0xFF
                 paused = _handle_key(key, pipeline, stop, paused, last_result, snap_dir, summary, manual_box_picker)
                 continue
-            frame = grabber.get(timeout=0.5)
+            # with a frame in flight, do not wait for the next one: finish this one first
+            frame = grabber.get(timeout=0.0 if pending is not None else 0.5)
             if frame is None:
+                if pending is not None:
+                    emit(pending)
+                    pending = None
+                    continue
                 if grabber.finished:
                     break
                 continue
@@ -139,37 +200,29 @@ def run_live(
                     stop.set("no box drawn")
                     continue
                 pipeline.cropper.set_manual(box)
-            res = pipeline.process(frame.image, frame.index)
-            if res.skipped is not None:
-                summary.skipped_bad += 1
-                summary.skipped_reasons[res.skipped] = summary.skipped_reasons.get(res.skipped, 0) + 1
-                continue
-            summary.processed += 1
-            now = time.perf_counter()
-            lat = (now - frame.t_capture) * 1000.0
-            latencies.append(lat)
-            if res.score is not None:
-                infer_ms.append(res.infer_ms)
-            elapsed = now - t_start
-            inst = summary.processed / elapsed if elapsed > 0 else 0.0
-            fps_ema = inst if fps_ema is None else 0.9 * fps_ema + 0.1 * inst
-            pipeline.overlay.hud = [f"{fps_ema:5.1f} FPS  {lat:5.1f} ms", f"{backend_name}  crop: {res.crop_source}"]
-            if recorder is not None:
-                recorder.submit(res.overlay, res.log_record())
-            if on_frame is not None:
-                on_frame(res)
-            last_result = res
-            if snapshot_every and summary.processed % snapshot_every == 0:
-                summary.snapshots.append(_snapshot(res, snap_dir, summary))
-            if not headless:
-                cv2.imshow(WINDOW, res.overlay)
-                key = cv2.waitKey(1) & 0xFF
-                paused = _handle_key(key, pipeline, stop, paused, res, snap_dir, summary, manual_box_picker)
-            if max_frames is not None and summary.processed >= max_frames:
-                stop.set("max frames")
+            prepared = pipeline.prepare(frame.image, frame.index)
+            out: Future | dict | None
+            if pool is not None and prepared.batch is not None:
+                out = pool.submit(pipeline.infer, prepared)
+            else:
+                out = pipeline.infer(prepared)
+            if pending is not None:
+                emit(pending)
+                pending = None
+                if stop.event.is_set():  # q, max frames: the frame just read is not processed
+                    break
+            pending = (frame, prepared, out)
+            if pool is None:
+                emit(pending)
+                pending = None
+        if pending is not None:  # SIGTERM / Ctrl-C with a frame in flight: it was read and inferred, show it
+            emit(pending)
+            pending = None
     except KeyboardInterrupt:
         stop.set("SIGINT")
     finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
         grabber.stop()
         for sig, handler in old_handlers.items():
             signal.signal(sig, handler)

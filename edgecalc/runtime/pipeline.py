@@ -83,31 +83,64 @@ class FramePipeline:
         """Check, crop, infer, map back, draw. Only the crop is converted to gray and only the
         crop's pixels are mapped back and painted: the per-frame cost outside the model does not
         grow with the screen size (the locator, every few frames, reads the whole frame)."""
+        prepared = self.prepare(image, index)
+        return self.finish(prepared, self.infer(prepared))
+
+    def prepare(self, image: np.ndarray, index: int = 0) -> Prepared:
+        """Everything before the model call: frame check, crop (the cropper's state advances), the
+        shared preprocessing. Runs in frame order; the model call may then run on another thread."""
         t0 = time.perf_counter()
         problem = frame_problem(image)
         if problem is not None:
-            return FrameResult(index, skipped=problem)
+            return Prepared(FrameResult(index, skipped=problem), image, None, t0)
         dec = self.cropper(image, index)
         shape = (int(image.shape[0]), int(image.shape[1]))
         res = FrameResult(index, crop=dec.crop, box=dec.box, crop_source=dec.source, frame_shape=shape)
-        attention = None
+        batch = None
         if dec.crop is not None:
             x, y, w, h = dec.crop
             batch = preprocess(to_gray_u8(image[max(y, 0):y + h, max(x, 0):x + w]), self.input_size)[None]
-            t1 = time.perf_counter()
-            out = self.backend.infer(batch)
-            res.infer_ms = (time.perf_counter() - t1) * 1000.0
+        return Prepared(res, image, batch, t0)
+
+    def infer(self, prepared: Prepared) -> dict[str, np.ndarray] | None:
+        """The model call alone (None when the frame has no crop); thread-safe with respect to
+        ``prepare`` / ``finish`` of other frames, which never touch the engine."""
+        if prepared.batch is None:
+            return None
+        t1 = time.perf_counter()
+        out = self.backend.infer(prepared.batch)
+        prepared.result.infer_ms = (time.perf_counter() - t1) * 1000.0
+        return out
+
+    def finish(self, prepared: Prepared, out: dict[str, np.ndarray] | None) -> FrameResult:
+        """Everything after the model call, in frame order: score smoothing, mask back onto the
+        frame, overlay."""
+        res = prepared.result
+        if res.skipped is not None:
+            return res
+        attention = None
+        if out is not None and res.crop is not None:
             res.score = float(np.asarray(out["score"]).reshape(-1)[0])
             res.smoothed, res.decision = self.smoother.update(res.score)
-            prob = crop_map(out["mask"][0, 0], dec.crop, shape)
+            prob = crop_map(out["mask"][0, 0], res.crop, res.frame_shape)
             res.mask_map = CropMap(prob.values > self.mask_threshold, prob.origin)
             res.mask_area_px = int(np.count_nonzero(res.mask_map.values))
             if self.overlay.show_attention and "attention" in out:
                 att = out["attention"][0]
-                attention = crop_map(att[min(ATTENTION_CHANNEL, att.shape[0] - 1)], dec.crop, shape)
+                attention = crop_map(att[min(ATTENTION_CHANNEL, att.shape[0] - 1)], res.crop, res.frame_shape)
         else:
             self.smoother.reset()
-        res.overlay = draw_overlay(image, mask=res.mask_map, box=res.box, score=res.smoothed,
+        res.overlay = draw_overlay(prepared.image, mask=res.mask_map, box=res.box, score=res.smoothed,
                                    decision=res.decision, attention=attention, options=self.overlay)
-        res.total_ms = (time.perf_counter() - t0) * 1000.0
+        res.total_ms = (time.perf_counter() - prepared.t0) * 1000.0
         return res
+
+
+@dataclass
+class Prepared:
+    """A frame between ``prepare`` and ``finish``: its result so far, pixels, model input (or None)."""
+
+    result: FrameResult
+    image: np.ndarray
+    batch: np.ndarray | None
+    t0: float

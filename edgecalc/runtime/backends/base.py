@@ -23,6 +23,9 @@ class InferenceBackend(ABC):
     precision: str = "fp32"
     input_name: str = "image"
     output_names: tuple[str, ...] = ()
+    #: The model call runs on a GPU, leaving the CPU free meanwhile: the live loop then overlaps it
+    #: with the next frame's crop and the last frame's overlay (``run_live(pipelined=None)``).
+    on_gpu: bool = False
 
     @abstractmethod
     def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:

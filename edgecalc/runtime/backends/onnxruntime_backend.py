@@ -45,6 +45,7 @@ class OnnxRuntimeBackend(InferenceBackend):
             opts.inter_op_num_threads = 1
         self.session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
         self.providers = self.session.get_providers()
+        self.on_gpu = self.providers[0] in ("CUDAExecutionProvider", "TensorrtExecutionProvider")
         self.precision = precision
         self.input_name = self.session.get_inputs()[0].name
         self.output_names = tuple(o.name for o in self.session.get_outputs())

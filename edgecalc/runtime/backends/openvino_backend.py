@@ -36,6 +36,7 @@ class OpenVinoBackend(InferenceBackend):
             config["INFERENCE_NUM_THREADS"] = int(threads)
         config["INFERENCE_PRECISION_HINT"] = inference_precision or "f32"
         self.compiled = core.compile_model(core.read_model(str(path)), device, config)
+        self.on_gpu = device.upper().startswith("GPU")
         self.request = self.compiled.create_infer_request()
         self.precision = inference_precision or precision
         self.input_name = self.compiled.inputs[0].get_any_name()

@@ -69,6 +69,7 @@ class _Binding:
 
 
 class TensorRTBackend(InferenceBackend):
+    on_gpu = True
     """A deserialised TensorRT engine; `infer` handles any batch within the optimisation profile."""
 
     name = "tensorrt"

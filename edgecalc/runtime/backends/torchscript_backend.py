@@ -29,6 +29,7 @@ class TorchScriptBackend(InferenceBackend):
             torch.set_num_threads(int(threads))
         self._torch = torch
         self.device = torch.device(device)
+        self.on_gpu = self.device.type == "cuda"
         self.module = torch.jit.load(str(path), map_location=self.device).eval()
         self.output_names = tuple(output_names)
 
