@@ -131,6 +131,9 @@ def live(
                              "box with the mouse ('r' redraws); fixed: the --roi box on every frame."),
     roi: Optional[str] = typer.Option(None, "--roi", help="x,y,w,h of the nodule in frame pixels, for --crop fixed."),
     margin: float = typer.Option(0.1, "--margin", help="Crop margin around the nodule box, as a share of its long side."),
+    extent: bool = typer.Option(True, "--extent/--no-extent", help="--crop auto: the crop holds the nodule's extent "
+                                "(where the locator's probability reaches its lower crop threshold), which holds "
+                                "whole nodules more often (docs/locator.md); --no-extent: the box alone, as the paper."),
     locator_every: int = typer.Option(20, "--locator-every", min=1, help="Run the nodule locator every k frames "
                                       "(--crop auto); in between the box follows the picture by phase correlation. "
                                       "20 by measurement (docs/live.md)."),
@@ -175,7 +178,8 @@ def live(
         if crop == "manual" and headless:
             raise ValueError("--crop manual needs a window to draw the box in; use --crop auto or fixed when headless")
         setup = build_pipeline(bundle, backend=backend, precision=precision, crop=crop, roi=roi, margin=margin,
-                               locator_every=locator_every, threads=threads, show_attention=attention)
+                               locator_every=locator_every, threads=threads, show_attention=attention,
+                               extent=extent)
     except (SourceError, BundleError, BackendUnavailable, ValueError, FileNotFoundError) as exc:
         console.print(f"[red]error:[/red] {escape_markup(str(exc))}")
         raise typer.Exit(2)
@@ -459,6 +463,8 @@ def locate(
                                  "the box's long side (the CSV holds the box itself)."),
     locator: str = typer.Option("learned", "--locator", help="learned (the shipped network) | classical (the "
                                 "dark-blob baseline)."),
+    extent: bool = typer.Option(True, "--extent/--no-extent", help="Overlays: draw the crop around the nodule's "
+                                "extent (as `live` crops) or around the box alone."),
 ) -> None:
     """Find the nodule in each image: id,x,y,w,h,score in the image's pixels (empty box, score 0: none found).
 
@@ -477,7 +483,10 @@ def locate(
             from edgecalc.runtime.learned_locator import LearnedLocator, LocatorBundleError
 
             try:
-                locate_fn = LearnedLocator(threads=1).locate
+                learned = LearnedLocator(threads=1)
+                if not extent:
+                    learned.crop_threshold = learned.threshold
+                locate_fn = learned.locate
             except (LocatorBundleError, FileNotFoundError) as exc:
                 raise ValueError(str(exc)) from exc
         elif locator == "classical":

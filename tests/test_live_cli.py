@@ -107,3 +107,27 @@ def test_live_locator_cadence_default_is_the_measured_one():
     from edgecalc.runtime.cropper import LOCATOR_EVERY
 
     assert inspect.signature(live).parameters["locator_every"].default.default == LOCATOR_EVERY
+
+
+def test_no_extent_crops_around_the_box_alone(tmp_path):
+    """`--no-extent`: the live crop holds the locator's box alone; by default it holds the extent,
+    which is never smaller."""
+    from edgecalc.data.phantom import generate_frame
+    from edgecalc.runtime.live_setup import build_pipeline
+
+    frame = generate_frame(1, positive=True).image  # a frame whose extent reaches well past the box
+    crops = {}
+    for extent in (True, False):
+        setup = build_pipeline(None, backend="onnxruntime", extent=extent)
+        d = setup.pipeline.cropper(frame, 0)
+        setup.selection.backend.close()
+        crops[extent] = d.crop
+        assert d.box is not None
+    from edgecalc.runtime.crop import square_crop
+    from edgecalc.runtime.learned_locator import shipped_locator
+
+    found = shipped_locator().locate(frame)
+    area = shipped_locator()(frame)[2]
+    assert crops[False] == square_crop(found.box, area, 0.1, frame.shape)
+    assert crops[True] == square_crop(found.extent, area, 0.1, frame.shape)
+    assert found.extent != found.box and crops[True][2] > crops[False][2]
