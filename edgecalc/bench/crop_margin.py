@@ -102,18 +102,14 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     if a.locator:
         rows = locator_rows(a.frames, a.bundle, locator_dir=a.locator_bundle)
-        print("| crop (margin 0.1) | frames found (positives) | AUC | accuracy |")
-        print("|---|---|---|---|")
-        for r in rows:
-            print(f"| {r['crop']} | {r['found']} of {r['frames']} ({r['positives']}) | {r['auc']:.4f} | {r['accuracy']:.4f} |")
-        if a.json:
-            a.json.write_text(json.dumps(rows, indent=1) + "\n")
-        return 0
-    rows = margin_rows(a.frames, a.margin, a.bundle)
-    print("| margin | frames (positives) | AUC | accuracy |")
+        header, cells = "crop (margin 0.1) | frames found (positives)", lambda r: f"{r['crop']} | {r['found']} of {r['frames']} ({r['positives']})"
+    else:
+        rows = margin_rows(a.frames, a.margin, a.bundle)
+        header, cells = "margin | frames (positives)", lambda r: f"{r['margin']} | {r['frames']} ({r['positives']})"
+    print(f"| {header} | AUC | accuracy |")
     print("|---|---|---|---|")
     for r in rows:
-        print(f"| {r['margin']} | {r['frames']} ({r['positives']}) | {r['auc']:.4f} | {r['accuracy']:.4f} |")
+        print(f"| {cells(r)} | {r['auc']:.4f} | {r['accuracy']:.4f} |")
     if a.json:
         a.json.write_text(json.dumps(rows, indent=1) + "\n")
     return 0
