@@ -57,7 +57,7 @@ MODEL_FILE = "locator-{size}.onnx"
 #: The shipped recipe: two members, 64 px (9000 steps) and 96 px (6000 steps); docs/locator.md.
 DEFAULT_SIZES, DEFAULT_STEPS = (64, 96), (9000, 6000)
 #: Post-processing of the shipped bundle, chosen on the validation split (docs/locator.md says how).
-CROP_THRESHOLD, MIN_PEAK = 0.15, 0.5
+CROP_THRESHOLD, MIN_PEAK = 0.1, 0.5
 INPUT_NAME, OUTPUT_NAME = "image", "mask"
 OPSET = 17
 #: Phantom frames use seeds from here on (the phantom's own data sets start at 0).
