@@ -245,8 +245,8 @@ def test_extent_grows_the_box_to_the_lower_threshold_and_min_peak_rejects_faint_
     found = mask_from_probability(prob, area, shape, 0.4, 0.001, crop_threshold=0.15)
     x, y, w, h = found.box
     ex, ey, ew, eh = found.extent
-    assert abs(x - 100) <= 8 and abs(w - 100) <= 12
-    assert ex < x and ex + ew > x + w + 40 and ey + eh < 230  # the rim, not the separate speck
+    assert abs(x - 100) <= 8 and abs(w - 100) <= 12 and abs(y - 100) <= 8 and abs(h - 100) <= 12
+    assert ex < x and ex + ew > x + w + 40 and ey < y and ey + eh < 230  # the rim, not the separate speck
     assert found.crop_box == found.extent
     assert mask_from_probability(prob, area, shape, 0.4, 0.001, crop_threshold=0.15, min_peak=0.95) is None
     faint = np.where(prob > 0.5, 0.45, prob)  # same shape, no pixel above one half

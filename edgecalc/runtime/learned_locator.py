@@ -138,7 +138,7 @@ def _largest_component(prob: np.ndarray, area: tuple[int, int, int, int], frame_
         return None
     extent = box
     if crop_threshold is not None and crop_threshold < threshold:
-        n2, labels2, stats2, _ = cv2.connectedComponentsWithStats((up >= crop_threshold).astype(np.uint8),
+        _, labels2, stats2, _ = cv2.connectedComponentsWithStats((up >= crop_threshold).astype(np.uint8),
                                                                   connectivity=8)
         k2 = int(labels2[comp][0])  # the low-threshold component holding the chosen one (a superset)
         extent = stat_box(stats2[k2]) if inside else (_visible_box(labels2 == k2, area, H, W) or box)
