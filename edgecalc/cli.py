@@ -112,10 +112,6 @@ def data_check_cmd(
     raise typer.Exit(0 if rep.ok else 1)
 
 
-#: `edgecalc live --loop`: run_live's ``pipelined`` argument.
-LOOP_MODES = {"auto": None, "pipelined": True, "serial": False}
-
-
 @app.command(rich_help_panel="Deploy")
 def live(
     camera: Optional[int] = typer.Option(None, "--camera", help="Camera / capture-card index (OpenCV). Give this or --source."),
@@ -163,7 +159,7 @@ def live(
     from edgecalc.runtime.backends import BackendUnavailable
     from edgecalc.runtime.bundle import BundleError
     from edgecalc.runtime.capture import SourceError, parse_source
-    from edgecalc.runtime.live import KEYS_HELP, has_display, run_live, select_roi_with_mouse
+    from edgecalc.runtime.live import KEYS_HELP, LOOP_MODES, has_display, run_live, select_roi_with_mouse
     from edgecalc.runtime.live_setup import build_pipeline
     from edgecalc.runtime.recorder import Recorder
 

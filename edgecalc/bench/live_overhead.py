@@ -26,10 +26,11 @@ import numpy as np
 
 from edgecalc.bench.memory import peak_rss_mb
 from edgecalc.data.preprocess import preprocess, to_gray_u8
+from edgecalc.runtime.live import LOOP_MODES
 
 
 def measure(bundle: str | None, backend: str, precision: str, frames: int, fps: float, threads: int = 0,
-            locator_every: int | None = None, repeats: int = 3, pipelined: bool | None = None) -> dict:
+            locator_every: int | None = None, repeats: int = 3, loop: str = "auto") -> dict:
     from edgecalc.runtime.capture import parse_source
     from edgecalc.runtime.live import run_live
     from edgecalc.runtime.live_setup import build_pipeline
@@ -39,6 +40,7 @@ def measure(bundle: str | None, backend: str, precision: str, frames: int, fps: 
     from edgecalc.runtime.cropper import LOCATOR_EVERY
 
     locator_every = locator_every or LOCATOR_EVERY
+    pipelined = LOOP_MODES[loop]
     setup = build_pipeline(bundle, backend=backend, precision=precision, crop="auto", threads=threads,
                            locator_every=locator_every)
     pipe, be = setup.pipeline, setup.selection.backend
@@ -84,7 +86,7 @@ def measure(bundle: str | None, backend: str, precision: str, frames: int, fps: 
         "bundle": str(setup.bundle.root), "preset": setup.bundle.manifest.model.get("preset"),
         "input_size": setup.bundle.input_size, "engine": setup.selection.reason, "frames": frames,
         "threads": threads, "locator_every": locator_every,
-        "loop": {None: "auto", True: "pipelined", False: "serial"}[pipelined],
+        "loop": loop,
         "crops_found": len(crops),
         "repeats": max(1, repeats),
         "engine_alone": {"fps": engine_fps, "infer_ms_p50": float(np.median([e[1] for e in engine_runs])),
@@ -114,13 +116,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--locator-every", type=int, default=None,
                     help="run the nodule locator every k frames (default: the live loop's, 20)")
     ap.add_argument("--repeats", type=int, default=3, help="interleaved repeats of 1.-3. (medians reported)")
-    ap.add_argument("--loop", choices=("auto", "pipelined", "serial"), default="auto",
+    ap.add_argument("--loop", choices=tuple(LOOP_MODES), default="auto",
                     help="pipelined: the model call on a worker thread, overlapped with crop and overlay; serial: "
                          "one after the other; auto: as `edgecalc live` (pipelined for GPU engines)")
     ap.add_argument("--json", default=None, help="also write the result here")
     a = ap.parse_args(argv)
     res = measure(a.bundle, a.backend, a.precision, a.frames, a.fps, a.threads, a.locator_every, a.repeats,
-                  pipelined={"auto": None, "pipelined": True, "serial": False}[a.loop])
+                  loop=a.loop)
     text = json.dumps(res, indent=2)
     print(text)
     if a.json:

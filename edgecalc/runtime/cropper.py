@@ -211,7 +211,7 @@ class AutoCropper:
     def _decide(self, box: Box, frame: np.ndarray, source: str, conf: float, area: Box | None,
                 pad: tuple[int, int, int, int]) -> CropDecision:
         try:
-            crop = square_crop(grown(box, pad) if any(pad) else box, area, self.margin, frame.shape)
+            crop = square_crop(grown(box, pad), area, self.margin, frame.shape)
         except ValueError:
             return CropDecision(None, None, "none", 0.0)
         return CropDecision(crop, box, source, conf)

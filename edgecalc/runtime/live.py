@@ -27,6 +27,8 @@ from edgecalc.runtime.capture import Frame, LatestFrameGrabber, SourceSpec, open
 from edgecalc.runtime.pipeline import FramePipeline, FrameResult, Prepared
 
 WINDOW = "edgecalc live"
+#: ``--loop`` names -> ``run_live(pipelined=...)`` (auto: pipelined for GPU engines only).
+LOOP_MODES: dict[str, bool | None] = {"auto": None, "pipelined": True, "serial": False}
 KEYS_HELP = "q/Esc quit, space pause, a attention, m mask, r redraw box, c clear box, s snapshot"
 
 

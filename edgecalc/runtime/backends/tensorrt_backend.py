@@ -69,10 +69,10 @@ class _Binding:
 
 
 class TensorRTBackend(InferenceBackend):
-    on_gpu = True
     """A deserialised TensorRT engine; `infer` handles any batch within the optimisation profile."""
 
     name = "tensorrt"
+    on_gpu = True
 
     def __init__(self, engine_path: str | Path, *, precision: str = "fp16") -> None:
         trt = import_tensorrt()
