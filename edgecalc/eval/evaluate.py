@@ -1,7 +1,9 @@
 """``edgecalc eval``: a run's final weights (or the shipped default) on a data set or the run's test split.
 
 Writes ``metrics.json`` (accuracy, sensitivity, specificity, AUC with calcification positive,
-Dice and IoU of the masks on the positives that have a true mask, the confusion matrix),
+Dice and IoU of the masks on the positives that have a true mask, the confusion matrix, the share
+of positives whose Grid-AG 3 map peaks inside the calcification mask dilated by 1 mm:
+``attention_hit_rate_grid_ag3``, see ``edgecalc.eval.attention``),
 ``roc.png`` and ``attention.png`` (input, true mask, the three Grid-AG maps, predicted mask and
 score for a few positives and negatives), and prints a table.
 """
@@ -15,6 +17,8 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from edgecalc.eval.attention import METRIC_KEY as ATTENTION_KEY
+from edgecalc.eval.attention import dilation_for, hit_rate_metrics
 from edgecalc.eval.figures import attention_figure, roc_figure
 from edgecalc.eval.metrics import classification_report, dice_per_image, iou_per_image, roc_curve
 from edgecalc.eval.predict import predict
@@ -54,8 +58,13 @@ def evaluate_arrays(
     threshold: float = 0.5,
     device: torch.device | str = "cpu",
     extra: dict[str, Any] | None = None,
+    dilation: tuple[np.ndarray, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Evaluate a CS-AGnet on in-memory arrays; write metrics.json, roc.png, attention.png to ``out_dir``."""
+    """Evaluate a CS-AGnet on in-memory arrays; write metrics.json, roc.png, attention.png to ``out_dir``.
+
+    ``dilation``: per-image radii (pixels at the input size) and their source for the attention hit
+    rate (``edgecalc.eval.attention.dilation_for``); None = the stated fallback pixel radius.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     pred = predict(model, images, batch_size=32, device=device, attention=True)
@@ -71,6 +80,7 @@ def evaluate_arrays(
         "iou_positives": float(iou.mean()) if seg.size else None,
         "n_positives_with_mask": int(seg.size),
         "mask_threshold": threshold,
+        ATTENTION_KEY: hit_rate_metrics(pred.attention, masks, has_mask, labels, *(dilation or (None, None))),
         "title": title,
         **(extra or {}),
     }
@@ -98,6 +108,19 @@ def print_metrics(metrics: dict[str, Any], console: Any, out_dir: Path | None = 
     (tn, fp), (fn, tp) = metrics["confusion_matrix"]
     table.add_row("confusion [[TN, FP], [FN, TP]]", f"[[{tn}, {fp}], [{fn}, {tp}]]")
     table.add_row("images (positive)", f"{metrics['n']} ({metrics['n_positive']})")
+    att = metrics.get(ATTENTION_KEY)
+    if att:
+        if att.get("dilate_mm"):
+            how = f"mask + {att['dilate_mm']:g} mm = {att['dilate_px_median']:.2f} px median"
+        else:
+            how = f"mask + {att['fallback_dilate_px']:g} px, no spacing known"
+        shown = "-" if att["rate"] is None else f"{att['rate']:.4f} ({att['hits']}/{att['n']})"
+        table.add_row(f"Grid-AG 3 peak in calcification ({how})", shown)
+        if att.get("chance_uniform_peak") is not None:
+            table.add_row("  reference: random peak / centre peak",
+                          f"{att['chance_uniform_peak']:.4f} / {att['centre_peak_rate']:.4f}")
+        if not att.get("dilate_mm") or att.get("dilate_source") != "labels.csv mm_per_px":
+            table.add_row("  dilation", att["dilate_source"])
     console.print(table)
     if out_dir is not None:
         console.print(f"wrote {out_dir / 'metrics.json'}, {out_dir / 'roc.png'}, {out_dir / 'attention.png'}")
@@ -110,7 +133,8 @@ def evaluate_weights(weights: str | Path, data: str | Path, out_dir: str | Path,
     model = load_model(weights).to(device)
     ids, images, masks, has_mask, labels = load_eval_data(data, model.cfg.input_size)
     return evaluate_arrays(model, images, masks, has_mask, labels, ids, out_dir, console, title=Path(str(data)).name,
-                           device=device, extra={"weights": str(weights), "data": str(data)})
+                           device=device, extra={"weights": str(weights), "data": str(data)},
+                           dilation=dilation_for(data, ids, model.cfg.input_size, labels))
 
 
 def evaluate_run(run_dir: str | Path, data: str | Path | None = None, out_dir: str | Path | None = None,
@@ -133,6 +157,8 @@ def evaluate_run(run_dir: str | Path, data: str | Path | None = None, out_dir: s
     test = np.asarray(split["indices"]["test"], dtype=np.int64)
     if [ids[i] for i in test] != split["ids"]["test"]:
         raise ValueError(f"{run_dir / SPLIT_FILE}: the test ids no longer match the data set {cfg.data}")
-    return evaluate_arrays(model, images[test], masks[test], has_mask[test], labels[test], [ids[i] for i in test],
+    test_ids = [ids[i] for i in test]
+    return evaluate_arrays(model, images[test], masks[test], has_mask[test], labels[test], test_ids,
                            out_dir or run_dir / "eval", console, title=f"test fold {cfg.fold} of {cfg.folds}", device=device,
-                           extra={"weights": str(weights), "data": cfg.data, "split": "test"})
+                           extra={"weights": str(weights), "data": cfg.data, "split": "test"},
+                           dilation=dilation_for(cfg.data, test_ids, model.cfg.input_size, labels[test]))

@@ -29,7 +29,7 @@ def image_seed(seed: int, index: int) -> int:
     return int(seed) * 1_000_003 + int(index)
 
 
-def _one(job: tuple) -> tuple[str, int, str, str]:
+def _one(job: tuple) -> tuple[str, int, str, str, float]:
     out, idx, label, size, seed, cfg_dict, frames = job
     from edgecalc.data.phantom.crops import generate_crop
     from edgecalc.data.phantom.frames import generate_frame
@@ -41,14 +41,15 @@ def _one(job: tuple) -> tuple[str, int, str, str]:
     atomic_write_png(out / "images" / f"{sid}.png", s.image)
     atomic_write_png(out / "masks" / f"{sid}.png", s.mask)
     atomic_write_png(out / "nodules" / f"{sid}.png", s.nodule_mask)
+    mm_px = round(s.meta["crop_side_mm"] / size, 6)  # mm per pixel of the written crop (labels.csv mm_per_px)
     if frames:
         f = generate_frame(image_seed(seed, idx), bool(label), config=cfg)
         atomic_write_png(out / "frames" / "images" / f"{sid}.png", f.image)
         atomic_write_png(out / "frames" / "masks" / f"{sid}.png", f.mask)
         atomic_write_png(out / "frames" / "nodules" / f"{sid}.png", f.nodule_mask)
         box = ",".join(str(v) for v in f.nodule_box)
-        return sid, int(label), "|".join(s.meta["calcification_kinds"]), f"{box};" + ",".join(str(v) for v in f.scan_area)
-    return sid, int(label), "|".join(s.meta["calcification_kinds"]), ""
+        return sid, int(label), "|".join(s.meta["calcification_kinds"]), f"{box};" + ",".join(str(v) for v in f.scan_area), mm_px
+    return sid, int(label), "|".join(s.meta["calcification_kinds"]), "", mm_px
 
 
 def write_phantom_dataset(out_dir: str | os.PathLike, n: int = 1207, positive: int = 551, size: int = 192,
@@ -93,11 +94,11 @@ def write_phantom_dataset(out_dir: str | os.PathLike, n: int = 1207, positive: i
             rows = run(ex.map(_one, jobs, chunksize=8))
     else:
         rows = run(map(_one, jobs))
-    lines = ["id,calcification,kinds"] + [f"{sid},{lab},{kinds}" for sid, lab, kinds, _ in rows]
+    lines = ["id,calcification,kinds,mm_per_px"] + [f"{sid},{lab},{kinds},{mm}" for sid, lab, kinds, _, mm in rows]
     atomic_write_text(out / "labels.csv", "\n".join(lines) + "\n")
     if frames:
         blines = ["id,calcification,nodule_x,nodule_y,nodule_w,nodule_h,scan_x,scan_y,scan_w,scan_h"]
-        for sid, lab, _, fb in rows:
+        for sid, lab, _, fb, _ in rows:
             box, area = fb.split(";")
             blines.append(f"{sid},{lab},{box},{area}")
         atomic_write_text(out / "frames" / "boxes.csv", "\n".join(blines) + "\n")
