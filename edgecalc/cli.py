@@ -78,17 +78,33 @@ def data_phantom_cmd(
     video: bool = typer.Option(False, "--video", help="Also write a cine loop (cine.mp4, or cine.avi) for the live demo."),
     seed: int = typer.Option(0, "--seed", help="Seed: the same seed gives byte-identical images."),
     workers: int = typer.Option(0, "--workers", help="Worker processes; 0 = one per CPU core. Output does not depend on it."),
+    config: Optional[str] = typer.Option(None, "--config", help="JSON file of PhantomConfig fields to move off "
+                                         "their defaults (a phantom.json works too), e.g. docs/phantom_shifted.json."),
+    sets: Optional[list[str]] = typer.Option(None, "--set", help="KEY=VALUE (repeatable): one PhantomConfig field, "
+                                             "VALUE as JSON, applied after --config; e.g. --set dynamic_range_db=[45,60]."),
 ) -> None:
-    """Generate the phantom data set: images/, masks/, nodules/, labels.csv and phantom.json."""
+    """Generate the phantom data set: images/, masks/, nodules/, labels.csv, meta.jsonl and phantom.json."""
+    import json
     import time
 
     from edgecalc.data.phantom import write_phantom_dataset
+    from edgecalc.data.phantom.config import config_with
 
     if not 0 <= positive <= n:
         raise typer.BadParameter(f"--positive {positive} must lie between 0 and --n {n}")
+    overrides = None
+    if config:
+        try:
+            overrides = json.loads(Path(config).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise typer.BadParameter(f"cannot read {config}: {exc}", param_hint="--config") from exc
+    try:
+        cfg = config_with(overrides, sets)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--config/--set") from exc
     t0 = time.perf_counter()
     path = write_phantom_dataset(out, n=n, positive=positive, size=size, seed=seed, frames=frames, video=video,
-                                 progress=True, workers=workers or None)
+                                 progress=True, workers=workers or None, config=cfg)
     typer.echo(f"wrote {n} crops ({positive} with calcification) to {path} in {time.perf_counter() - t0:.1f} s")
 
 

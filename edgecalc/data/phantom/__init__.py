@@ -9,6 +9,7 @@ from edgecalc.data.phantom.config import PhantomConfig
 from edgecalc.data.phantom.crops import PhantomSample, generate_crop
 from edgecalc.data.phantom.dataset_writer import write_phantom_dataset
 from edgecalc.data.phantom.frames import PhantomFrame, generate_frame
+from edgecalc.data.phantom.visibility import calcification_visibility
 
 __all__ = ["PhantomConfig", "PhantomSample", "PhantomFrame", "generate_crop", "generate_frame",
-           "generate_cine", "write_cine", "write_phantom_dataset"]
+           "generate_cine", "write_cine", "write_phantom_dataset", "calcification_visibility"]

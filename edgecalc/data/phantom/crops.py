@@ -11,7 +11,8 @@ from edgecalc.data.phantom.calcifications import add_calcifications
 from edgecalc.data.phantom.config import PhantomConfig
 from edgecalc.data.phantom.confounders import add_confounders, specular_interface
 from edgecalc.data.phantom.fields import uniform
-from edgecalc.data.phantom.imaging import Scene, form_envelope, log_compress, speckle_field
+from edgecalc.data.phantom.imaging import Scene, echo_fields, envelope_of, log_compress, speckle_field
+from edgecalc.data.phantom.visibility import visibility_at_sizes
 from edgecalc.data.preprocess import resize_gray, resize_mask
 
 
@@ -44,10 +45,11 @@ def build_nodule_scene(rng: np.random.Generator, cfg: PhantomConfig, scene: Scen
     return calc, meta
 
 
-def render_crop(seed: int, positive: bool, size: int = 192, config: PhantomConfig | None = None) -> dict:
-    """Everything behind a crop, including the pre-log envelope (speckle statistics use it)."""
-    cfg = config or PhantomConfig()
-    rng = np.random.default_rng([int(seed), int(bool(positive)), 0xC0])
+def _scene_echo(seed: int, positive: bool, cfg: PhantomConfig, redraw: int = 0) -> dict:
+    """Draw everything random of a crop and beamform it; the calcification's echo is kept apart so
+    its level can be raised afterwards without touching any other pixel or random draw."""
+    key = [int(seed), int(bool(positive)), 0xC0] + ([int(redraw)] if redraw else [])
+    rng = np.random.default_rng(key)
     sp = cfg.pixel_spacing_mm
     geom = nodule_geometry(rng, cfg)
     pad = int(np.ceil(1.0 / sp))  # margin for the PSF and the crop's squaring
@@ -70,26 +72,84 @@ def render_crop(seed: int, positive: bool, size: int = 192, config: PhantomConfi
     speckle = speckle_field(rng, (n, n))
     noise = speckle_field(rng, (n, n))
     tgc_err = uniform(rng, cfg.tgc_error_db_per_mm)
-    env = form_envelope(scene, cfg, speckle, noise, tgc_err)
+    ri, ri_calc = echo_fields(scene, cfg, speckle, noise, tgc_err, calc if positive else None)
     dr, gain = uniform(rng, cfg.dynamic_range_db), uniform(rng, cfg.gain_db)
-    img = log_compress(env, dr, gain, cfg.headroom_db)
     win = (slice(top, top + side), slice(left, left + side))
     meta.update({"nodule": {k: v for k, v in geom.items() if k != "harmonics"}, "dynamic_range_db": round(dr, 3),
                  "gain_db": round(gain, 3), "tgc_error_db_per_mm": round(tgc_err, 4),
                  "crop_side_mm": round(side * sp, 3), "crop_depth_mm": round(depth_top, 3)})
     meta["nodule"] = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in meta["nodule"].items()}
-    return {"image_native": img[win], "calc_native": calc[win], "nodule_native": nodule[win],
-            "envelope": env, "scene": scene, "nodule_full": nodule, "calc_full": calc, "meta": meta,
-            "size": size}
+    return {"ri": ri, "ri_calc": ri_calc, "dr": dr, "gain": gain, "win": win, "scene": scene, "nodule_full": nodule,
+            "calc_full": calc, "meta": meta}
+
+
+def _at_size(e: dict, cfg: PhantomConfig, size: int, boost_db: float) -> tuple[np.ndarray, np.ndarray]:
+    """(native crop, crop at ``size``) with the calcification's echo raised by ``boost_db``."""
+    win = (slice(None),) + e["win"]
+    sub = e["ri_calc"][win] if e["ri_calc"] is not None else None
+    native = log_compress(envelope_of(e["ri"][win], sub, boost_db), e["dr"], e["gain"], cfg.headroom_db)
+    return native, resize_gray(native, size)
+
+
+def boost_schedule(cfg: PhantomConfig) -> list[float]:
+    """The calcification boosts tried in order: 0, step, 2·step, … ≤ max (dB)."""
+    k = int(np.floor(cfg.visibility_max_boost_db / cfg.visibility_step_db + 1e-9)) if cfg.visibility_step_db > 0 else 0
+    return [round(i * cfg.visibility_step_db, 6) for i in range(k + 1)]
+
+
+def check_sizes(cfg: PhantomConfig, size: int) -> list[int]:
+    """Output size first, then the configured check sizes (96 px: the kit's training size)."""
+    return [int(size)] + [int(s) for s in cfg.visibility_check_sizes if int(s) != int(size)]
+
+
+def render_crop(seed: int, positive: bool, size: int = 192, config: PhantomConfig | None = None) -> dict:
+    """Everything behind a crop, including the pre-log envelope (speckle statistics use it).
+
+    A positive is rendered with the smallest calcification boost (``boost_schedule``) at which its
+    calcification is visible (``visibility.calcification_visibility``) at every ``check_sizes``;
+    if no boost up to the cap suffices (the nodule's own bright structures reach white), the whole
+    scene is redrawn from a derived seed, at most ``visibility_max_redraws`` times.
+    """
+    cfg = config or PhantomConfig()
+    sizes = check_sizes(cfg, size)
+    best = None
+    for redraw in range(int(cfg.visibility_max_redraws) + 1 if positive else 1):
+        e = _scene_echo(seed, positive, cfg, redraw)
+        calc_native, nod_native = e["calc_full"][e["win"]], e["nodule_full"][e["win"]]
+        mask = resize_mask(calc_native.astype(np.uint8) * 255, size) * 255
+        nod = resize_mask(nod_native.astype(np.uint8) * 255, size) * 255
+        if not positive:
+            native, image = _at_size(e, cfg, size, 0.0)
+            e["meta"].update({"visibility_boost_db": 0.0, "visibility_margin_gray": None, "visibility_redraws": 0})
+            break
+        for boost in boost_schedule(cfg):
+            native, image = _at_size(e, cfg, size, boost)
+            vis = visibility_at_sizes(image, mask, nod, sizes, cfg.visibility_margin_gray)
+            if all(v["visible"] for v in vis.values()):
+                break
+        ok = all(v["visible"] for v in vis.values())
+        e["meta"].update({"visibility_boost_db": float(boost), "visible": ok, "visibility_redraws": redraw,
+                          "visibility_margin_gray": {str(k): v["margin"] for k, v in vis.items()}})
+        if best is None or ok:
+            best = (e, native, image, mask, nod, boost)
+        if ok:
+            break
+    if positive:
+        e, native, image, mask, nod, boost = best
+    env = envelope_of(e["ri"], e["ri_calc"], boost if positive else 0.0)
+    return {"image_native": native, "calc_native": e["calc_full"][e["win"]], "nodule_native": e["nodule_full"][e["win"]],
+            "envelope": env, "scene": e["scene"], "nodule_full": e["nodule_full"], "calc_full": e["calc_full"],
+            "meta": e["meta"], "size": size, "image": image, "mask": mask, "nodule": nod}
 
 
 def generate_crop(seed: int, positive: bool, size: int = 192, config: PhantomConfig | None = None) -> PhantomSample:
-    """A nodule crop with its exact calcification mask; same arguments -> byte-identical output."""
+    """A nodule crop with its exact calcification mask; same arguments -> byte-identical output.
+
+    Every positive's calcification outshines the nodule around it at the output size and at the
+    configured check sizes (see :func:`render_crop`); ``meta`` records the boost applied.
+    """
     r = render_crop(seed, positive, size, config)
-    image = resize_gray(r["image_native"], size)
-    mask = resize_mask(r["calc_native"].astype(np.uint8) * 255, size) * 255
-    nod = resize_mask(r["nodule_native"].astype(np.uint8) * 255, size) * 255
     meta = r["meta"]
     meta.update({"seed": int(seed), "label": int(bool(positive))})
-    return PhantomSample(image=np.ascontiguousarray(image), mask=mask.astype(np.uint8), label=int(bool(positive)),
-                         nodule_mask=nod.astype(np.uint8), meta=meta)
+    return PhantomSample(image=np.ascontiguousarray(r["image"]), mask=r["mask"].astype(np.uint8),
+                         label=int(bool(positive)), nodule_mask=r["nodule"].astype(np.uint8), meta=meta)

@@ -29,7 +29,14 @@ def image_seed(seed: int, index: int) -> int:
     return int(seed) * 1_000_003 + int(index)
 
 
-def _one(job: tuple) -> tuple[str, int, str, str, float]:
+def _crop_meta(sid: str, meta: dict) -> dict:
+    """The per-crop line of ``meta.jsonl``: what was drawn and how visible the calcification is."""
+    keys = ("label", "calcification_kinds", "low_contrast", "confounders", "visibility_boost_db",
+            "visibility_margin_gray", "visibility_redraws")
+    return {"id": sid, **{k: meta.get(k) for k in keys}}
+
+
+def _one(job: tuple) -> tuple[str, int, str, str, float, dict]:
     out, idx, label, size, seed, cfg_dict, frames = job
     from edgecalc.data.phantom.crops import generate_crop
     from edgecalc.data.phantom.frames import generate_frame
@@ -48,14 +55,15 @@ def _one(job: tuple) -> tuple[str, int, str, str, float]:
         atomic_write_png(out / "frames" / "masks" / f"{sid}.png", f.mask)
         atomic_write_png(out / "frames" / "nodules" / f"{sid}.png", f.nodule_mask)
         box = ",".join(str(v) for v in f.nodule_box)
-        return sid, int(label), "|".join(s.meta["calcification_kinds"]), f"{box};" + ",".join(str(v) for v in f.scan_area), mm_px
-    return sid, int(label), "|".join(s.meta["calcification_kinds"]), "", mm_px
+        return sid, int(label), "|".join(s.meta["calcification_kinds"]), f"{box};" + ",".join(str(v) for v in f.scan_area), mm_px, _crop_meta(sid, s.meta)
+    return sid, int(label), "|".join(s.meta["calcification_kinds"]), "", mm_px, _crop_meta(sid, s.meta)
 
 
 def write_phantom_dataset(out_dir: str | os.PathLike, n: int = 1207, positive: int = 551, size: int = 192,
                           seed: int = 0, frames: bool = False, video: bool = False, progress: bool = True,
                           workers: int | None = None, config: PhantomConfig | None = None) -> Path:
-    """Write ``images/``, ``masks/``, ``nodules/`` (nodule masks), ``labels.csv`` and ``phantom.json``.
+    """Write ``images/``, ``masks/``, ``nodules/`` (nodule masks), ``labels.csv``, ``meta.jsonl`` (per crop:
+    kinds, low contrast, confounders, the visibility boost and margins) and ``phantom.json``.
 
     With ``frames`` also full screen frames under ``frames/`` (with ``frames/boxes.csv``); with
     ``video`` a cine loop ``cine.mp4`` (or ``.avi``). Identical output for any ``workers``.
@@ -94,11 +102,12 @@ def write_phantom_dataset(out_dir: str | os.PathLike, n: int = 1207, positive: i
             rows = run(ex.map(_one, jobs, chunksize=8))
     else:
         rows = run(map(_one, jobs))
-    lines = ["id,calcification,kinds,mm_per_px"] + [f"{sid},{lab},{kinds},{mm}" for sid, lab, kinds, _, mm in rows]
+    lines = ["id,calcification,kinds,mm_per_px"] + [f"{sid},{lab},{kinds},{mm}" for sid, lab, kinds, _, mm, _ in rows]
     atomic_write_text(out / "labels.csv", "\n".join(lines) + "\n")
+    atomic_write_text(out / "meta.jsonl", "".join(json.dumps(r[5], sort_keys=True) + "\n" for r in rows))
     if frames:
         blines = ["id,calcification,nodule_x,nodule_y,nodule_w,nodule_h,scan_x,scan_y,scan_w,scan_h"]
-        for sid, lab, _, fb, _ in rows:
+        for sid, lab, _, fb, _, _ in rows:
             box, area = fb.split(";")
             blines.append(f"{sid},{lab},{box},{area}")
         atomic_write_text(out / "frames" / "boxes.csv", "\n".join(blines) + "\n")

@@ -11,9 +11,10 @@ import numpy as np
 
 from edgecalc.data.phantom.anatomy import draw_frame_anatomy, nodule_geometry, raster_nodule
 from edgecalc.data.phantom.config import PhantomConfig
-from edgecalc.data.phantom.crops import build_nodule_scene
+from edgecalc.data.phantom.crops import boost_schedule, build_nodule_scene
 from edgecalc.data.phantom.fields import uniform
-from edgecalc.data.phantom.imaging import Scene, form_envelope, log_compress, speckle_field
+from edgecalc.data.phantom.imaging import Scene, echo_fields, envelope_of, log_compress, speckle_field
+from edgecalc.data.phantom.visibility import visibility_at_sizes
 from edgecalc.data.phantom.shapes import erode, random_point
 
 
@@ -129,6 +130,40 @@ def _box(mask: np.ndarray) -> tuple[int, int, int, int]:
     return int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)
 
 
+def nodule_square(nodule: np.ndarray) -> tuple[slice, slice]:
+    """The smallest square holding the nodule (as the crops are cut), clipped to the image."""
+    ys, xs = np.nonzero(nodule)
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    side = max(y1 - y0, x1 - x0)
+    top = max(0, (y0 + y1) // 2 - side // 2)
+    left = max(0, (x0 + x1) // 2 - side // 2)
+    return slice(top, top + side), slice(left, left + side)
+
+
+def _visible_frame_image(built: dict, cfg: PhantomConfig, ri: np.ndarray, ri_calc: np.ndarray | None,
+                         imaging: dict, calc: np.ndarray, nodule: np.ndarray) -> tuple[float, np.ndarray]:
+    """(boost, scan-area image): the smallest calcification boost, not below the one an earlier frame
+    of the same scan needed (``built['visibility_boost_db']``, so a cine does not flicker), at which
+    the nodule's square crop shows its calcification at 192 px and the check sizes."""
+    def image(b: float) -> np.ndarray:
+        return log_compress(envelope_of(ri, ri_calc, b), imaging["dynamic_range_db"], imaging["gain_db"],
+                            cfg.headroom_db)
+
+    if ri_calc is None or not nodule.any():
+        return 0.0, image(0.0)
+    sq = nodule_square(nodule)
+    sizes = [192] + [int(s) for s in cfg.visibility_check_sizes if int(s) != 192]
+    start = float(built.get("visibility_boost_db", 0.0))
+    sched = [b for b in boost_schedule(cfg) if b >= start] or [start]
+    for b in sched:
+        img = image(b)
+        vis = visibility_at_sizes(img[sq], calc[sq], nodule[sq], sizes, cfg.visibility_margin_gray)
+        if all(v["visible"] for v in vis.values()):
+            break
+    built["visibility_boost_db"] = b
+    return b, img
+
+
 def compose_frame(built: dict, cfg: PhantomConfig, area: tuple[int, int, int, int], width: int, height: int,
                   speckle: np.ndarray, noise: np.ndarray, imaging: dict, style: dict | None,
                   rng: np.random.Generator, x_off: int = 0) -> tuple[PhantomFrame, dict]:
@@ -137,8 +172,10 @@ def compose_frame(built: dict, cfg: PhantomConfig, area: tuple[int, int, int, in
     sl = (slice(0, hs), slice(x_off, x_off + ws))
     sc = built["scene"]
     win = Scene(sc.spacing_mm, sc.depth0_mm, sc.amp[sl], sc.coh[sl], sc.atten[sl])
-    env = form_envelope(win, cfg, speckle[sl], noise[sl], imaging["tgc_error_db_per_mm"])
-    img = log_compress(env, imaging["dynamic_range_db"], imaging["gain_db"], cfg.headroom_db)
+    calc_win = built["calc"][sl]
+    part = calc_win if built["positive"] and calc_win.any() else None
+    ri, ri_calc = echo_fields(win, cfg, speckle[sl], noise[sl], imaging["tgc_error_db_per_mm"], part)
+    boost, img = _visible_frame_image(built, cfg, ri, ri_calc, imaging, calc_win, built["nodule"][sl])
     canvas = np.zeros((height, width), dtype=np.uint8)
     canvas[y0:y0 + hs, x0:x0 + ws] = img
     style = draw_furniture(canvas, rng, area, hs * sc.spacing_mm, style)
@@ -146,7 +183,7 @@ def compose_frame(built: dict, cfg: PhantomConfig, area: tuple[int, int, int, in
     nod = np.zeros((height, width), dtype=np.uint8)
     mask[y0:y0 + hs, x0:x0 + ws] = built["calc"][sl].astype(np.uint8) * 255
     nod[y0:y0 + hs, x0:x0 + ws] = built["nodule"][sl].astype(np.uint8) * 255
-    meta = dict(built["meta"], **imaging, depth_mm=round(hs * sc.spacing_mm, 3))
+    meta = dict(built["meta"], **imaging, depth_mm=round(hs * sc.spacing_mm, 3), visibility_boost_db=float(boost))
     box = _box(nod) if nod.any() else (0, 0, 0, 0)
     label = int(bool(mask.any())) if built["positive"] else 0
     return PhantomFrame(canvas, mask, nod, box, area, label, meta), style

@@ -46,9 +46,8 @@ def speckle_field(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarra
     return (g[0] + 1j * g[1]) * np.sqrt(0.5)
 
 
-def form_envelope(scene: Scene, cfg: PhantomConfig, speckle: np.ndarray, noise: np.ndarray,
-                  tgc_error_db_per_mm: float) -> np.ndarray:
-    """Envelope (linear amplitude) of the beamformed echo; ``speckle``/``noise`` are unit complex fields."""
+def _transmission(scene: Scene, cfg: PhantomConfig, tgc_error_db_per_mm: float) -> tuple[np.ndarray, np.ndarray]:
+    """(depth of each row in mm, two-way transmission after TGC, blurred laterally by the transmit beam)."""
     h, w = scene.shape
     dz = scene.spacing_mm
     z = scene.depth0_mm + (np.arange(h, dtype=np.float64) + 0.5) * dz
@@ -58,16 +57,51 @@ def form_envelope(scene: Scene, cfg: PhantomConfig, speckle: np.ndarray, noise: 
     tgc = (cfg.tissue_attenuation_db_per_mm + tgc_error_db_per_mm) * z
     trans = 10.0 ** (-(cum - tgc[:, None]) / 20.0)
     trans = ndimage.gaussian_filter1d(trans, cfg.shadow_lateral_sigma_mm / dz, axis=1, mode="nearest")
-    phase = np.exp(-1j * two_k(cfg.center_frequency_mhz, cfg.sound_speed_mm_per_us) * z)
-    scat = (scene.amp * speckle + scene.coh * phase[:, None]) * trans
+    return z, trans
+
+
+def _psf(scat: np.ndarray, cfg: PhantomConfig, dz: float) -> np.ndarray:
+    """Complex scatterer map -> (2, H, W) real/imaginary beamformed echo (separable Gaussian PSF)."""
     kz = gaussian_kernel(cfg.psf_axial_sigma_mm / dz)
     kx = gaussian_kernel(cfg.psf_lateral_sigma_mm / dz)
     ri = np.stack([scat.real, scat.imag])
     ri = ndimage.correlate1d(ri, kz, axis=1, mode="reflect")
-    ri = ndimage.correlate1d(ri, kx, axis=2, mode="reflect")
+    return ndimage.correlate1d(ri, kx, axis=2, mode="reflect")
+
+
+def echo_fields(scene: Scene, cfg: PhantomConfig, speckle: np.ndarray, noise: np.ndarray,
+                tgc_error_db_per_mm: float, part: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """The (2, H, W) complex echo before envelope detection, and the share of it due to the diffuse
+    scatterers under ``part`` (no noise, no specular term), or None.
+
+    The echo is linear in the scatter amplitude, so scaling the amplitude under ``part`` by ``f``
+    gives ``total + (f - 1) * part_echo`` exactly: the calcification level can be raised without
+    redrawing anything (:func:`envelope_of`).
+    """
+    dz = scene.spacing_mm
+    z, trans = _transmission(scene, cfg, tgc_error_db_per_mm)
+    phase = np.exp(-1j * two_k(cfg.center_frequency_mhz, cfg.sound_speed_mm_per_us) * z)
+    scat = (scene.amp * speckle + scene.coh * phase[:, None]) * trans
+    ri = _psf(scat, cfg, dz)
     ri[0] += cfg.noise_level * noise.real
     ri[1] += cfg.noise_level * noise.imag
+    sub = None
+    if part is not None and part.any():
+        sub = _psf(np.where(part, scene.amp, 0.0) * speckle * trans, cfg, dz)
+    return ri, sub
+
+
+def envelope_of(ri: np.ndarray, part_echo: np.ndarray | None = None, boost_db: float = 0.0) -> np.ndarray:
+    """Envelope (modulus) of an echo from :func:`echo_fields`, the ``part`` raised by ``boost_db``."""
+    if part_echo is not None and boost_db != 0.0:
+        ri = ri + (db(boost_db) - 1.0) * part_echo
     return np.sqrt(ri[0] * ri[0] + ri[1] * ri[1])
+
+
+def form_envelope(scene: Scene, cfg: PhantomConfig, speckle: np.ndarray, noise: np.ndarray,
+                  tgc_error_db_per_mm: float) -> np.ndarray:
+    """Envelope (linear amplitude) of the beamformed echo; ``speckle``/``noise`` are unit complex fields."""
+    return envelope_of(echo_fields(scene, cfg, speckle, noise, tgc_error_db_per_mm)[0])
 
 
 def log_compress(env: np.ndarray, dynamic_range_db: float, gain_db: float, headroom_db: float) -> np.ndarray:

@@ -4,7 +4,8 @@
 
 Writes ``phantom_grid.png`` (phantom crops, masks outlined, next to the two real nodules),
 ``phantom_frames.png`` (phantom frames next to real DDTI frames) and ``phantom_metrics.json``
-(brightness rules tuned on train folds and scored on test folds, envelope speckle SNR, speed).
+(brightness rules tuned on train folds and scored on test folds, calcification visibility at the data
+set's size and at 96 px, envelope speckle SNR, speed).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from edgecalc.data.phantom import generate_crop, generate_frame, write_phantom_d
 from edgecalc.data.phantom.crops import render_crop
 from edgecalc.data.phantom.realism import envelope_snr, evaluate_rule, max_intensity_feature, otsu_feature
 from edgecalc.data.phantom.shapes import distance_inside
+from edgecalc.data.phantom.visibility import EXCLUDE_PX, MARGIN_GRAY, PERCENTILE, visibility_at_sizes
 
 
 def _tile(img: np.ndarray, mask: np.ndarray | None, size: int, title: str) -> np.ndarray:
@@ -102,6 +104,61 @@ def rules(data: Path) -> dict:
     return out
 
 
+def _share(flags: list[bool]) -> float | None:
+    return round(float(np.mean(flags)), 4) if flags else None
+
+
+def visibility(data: Path, sizes: tuple[int, ...] = (96,)) -> dict:
+    """Share of positives whose calcification outshines the nodule's 99th percentile
+    (``visibility.calcification_visibility``), at the data set's size and at ``sizes`` (resized as
+    training does), by kind and by low contrast vs normal; boost statistics from ``meta.jsonl``."""
+    rows = [r for r in csv.DictReader((data / "labels.csv").open()) if r["calcification"] == "1"]
+    meta = {}
+    if (data / "meta.jsonl").is_file():
+        meta = {m["id"]: m for m in map(json.loads, (data / "meta.jsonl").read_text().splitlines())}
+    per: dict[str, list] = {}
+    for r in rows:
+        rd = lambda sub: cv2.imread(str(data / sub / f"{r['id']}.png"), cv2.IMREAD_GRAYSCALE)  # noqa: E731
+        img, m, nod = rd("images"), rd("masks"), rd("nodules")
+        own = int(img.shape[0])
+        vis = visibility_at_sizes(img, m, nod, [own] + [s for s in sizes if s != own])
+        md = meta.get(r["id"], {})
+        low = md.get("low_contrast")
+        for s, v in vis.items():
+            per.setdefault(str(s), []).append((r["kinds"], low, v["margin"], v["visible"]))
+    out: dict = {"definition": {"blur": "3x3 box", "percentile": PERCENTILE, "exclude_dilation_px": EXCLUDE_PX,
+                                "required_margin_gray": MARGIN_GRAY}, "n_positive": len(rows)}
+    for s, lst in per.items():
+        kinds = sorted({k for k, *_ in lst})
+        single = sorted({k for k in kinds if "|" not in k})
+        margins = np.array([mg for *_, mg, _ in lst])
+        out[f"at_{s}px"] = {
+            "share_visible": _share([v for *_, v in lst]),
+            "share_outshines_p99": _share([mg > 0 for *_, mg, _ in lst]),
+            "margin_gray": {"min": round(float(margins.min()), 3), "p5": round(float(np.percentile(margins, 5)), 3),
+                            "median": round(float(np.median(margins)), 3)},
+            "by_kind": {k: _share([v for kk, _, _, v in lst if kk == k or (k in kk.split("|"))]) for k in single}
+            | {"two_kinds": _share([v for kk, _, _, v in lst if "|" in kk])},
+            "low_contrast": _share([v for _, lo, _, v in lst if lo is True]),
+            "normal_contrast": _share([v for _, lo, _, v in lst if lo is False]),
+        }
+    if meta:
+        pos = [meta[r["id"]] for r in rows if r["id"] in meta]
+        b = np.array([m["visibility_boost_db"] for m in pos], dtype=np.float64)
+        lo = np.array([bool(m["low_contrast"]) for m in pos])
+
+        def stats(x: np.ndarray) -> dict:
+            if not len(x):
+                return {}
+            return {"n": int(len(x)), "share_boosted": round(float(np.mean(x > 0)), 4),
+                    "mean_db": round(float(x.mean()), 3), "median_db": round(float(np.median(x)), 3),
+                    "p90_db": round(float(np.percentile(x, 90)), 3), "max_db": round(float(x.max()), 3)}
+
+        out["boost"] = {"all": stats(b), "low_contrast": stats(b[lo]), "normal_contrast": stats(b[~lo]),
+                        "redrawn": int(sum(1 for m in pos if m.get("visibility_redraws")))}
+    return out
+
+
 def speckle(n: int = 60) -> dict:
     """Envelope SNR in 24×24-px windows of parenchyma ≥ 1.5 mm from the nodule and any specular line."""
     snrs = []
@@ -142,14 +199,27 @@ def main(argv: list[str] | None = None) -> None:
     metrics: dict = {"speckle_snr": speckle(), "speed": speed()}
     if a.data:
         metrics["rules"] = rules(Path(a.data))
+        metrics["visibility"] = visibility(Path(a.data))
     else:
         with tempfile.TemporaryDirectory() as tmp:
             t = time.perf_counter()
             write_phantom_dataset(tmp, progress=False)
             metrics["speed"]["default_dataset_s"] = round(time.perf_counter() - t, 1)
             metrics["rules"] = rules(Path(tmp))
+            metrics["visibility"] = visibility(Path(tmp))
+    mi = metrics["rules"]["max_intensity"]["accuracy"]
+    metrics["checks"] = {"max_intensity_accuracy_at_most_0.85": bool(mi <= 0.85),
+                         "all_positives_visible": all(v["share_visible"] == 1.0 for k, v in metrics["visibility"].items()
+                                                      if k.startswith("at_"))}
     (out / "phantom_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     print(json.dumps(metrics, indent=2))
+    for k, v in metrics["visibility"].items():
+        if k.startswith("at_"):
+            print(f"visible {k}: {v['share_visible']:.1%} of {metrics['visibility']['n_positive']} positives "
+                  f"(outshine p99: {v['share_outshines_p99']:.1%}; low contrast {v['low_contrast']}, "
+                  f"normal {v['normal_contrast']}; min margin {v['margin_gray']['min']} gray levels)")
+    print(f"max-intensity rule accuracy {mi:.3f} (must stay <= 0.85), "
+          f"Otsu {metrics['rules']['otsu']['accuracy']:.3f}; checks: {metrics['checks']}")
 
 
 if __name__ == "__main__":
