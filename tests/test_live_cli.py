@@ -69,7 +69,16 @@ def test_demo_writes_video_log_snapshots_and_summary(tiny_bundle, tmp_path):
     assert summary["processed"] == 6
     assert (out / "demo.mp4").stat().st_size > 0
     assert len((out / "log.jsonl").read_text().splitlines()) == 6
-    assert len(list((out / "snapshots").glob("*.png"))) == 3
+    # the cine: a positive scan (frames 0-2), then a negative one (3-5); a snapshot of each, named by segment
+    segs = summary["demo"]["segments"]
+    assert [(s["segment"], s["ground_truth"], s["frames"], s["processed"]) for s in segs] == [
+        ("positive", "calcification", "0-2", 3), ("negative", "no calcification", "3-5", 3)]
+    assert segs[0]["frames_with_true_calcification"] == 3 and segs[1]["frames_with_true_calcification"] == 0
+    for s in segs:
+        assert 0 <= s["called_positive_share"] <= 1 and isinstance(s["overlay_drew_calcification"], bool)
+    names = sorted(p.name for p in (out / "snapshots").glob("*.png"))
+    assert "positive_0001.png" in names and "negative_0004.png" in names, names
+    assert sorted(p.rsplit("/", 1)[-1] for p in summary["snapshots"]) == names
 
 
 def test_shipped_bundle_verifies_and_matches_shipped_weights():
@@ -96,7 +105,9 @@ def test_demo_on_the_shipped_bundle_without_torch(tmp_path):
         assert r.exit_code == 0, r.output
     """)
     assert res.returncode == 0, res.stdout + res.stderr
-    assert json.loads((tmp_path / "demo" / "summary.json").read_text())["processed"] == 5
+    summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
+    assert summary["processed"] == 5
+    assert [s["processed"] for s in summary["demo"]["segments"]] == [3, 2]
 
 
 def test_live_locator_cadence_default_is_the_measured_one():

@@ -297,6 +297,43 @@ def test_phantom_source_runs_without_files():
     assert summary.processed == 4 and summary.skipped_bad == 0
 
 
+def test_phantom_source_is_a_positive_scan_then_a_negative_one():
+    from edgecalc.data.phantom.cine import DEMO_MIN_CALC_PX
+    from edgecalc.runtime.phantom_source import PhantomCineReader
+
+    r = PhantomCineReader(n_frames=5)
+    pos, neg = r.segments
+    assert (pos.name, pos.label, pos.first, pos.n_frames) == ("positive", 1, 0, 3)
+    assert (neg.name, neg.label, neg.first, neg.n_frames) == ("negative", 0, 3, 2)
+    assert r.labels == [1, 1, 1, 0, 0]
+    # the positive's calcifications are the clearly visible kind; the negative has none, frame by frame
+    assert pos.criteria_met and {"macro", "rim"} & set(pos.calcification_kinds)
+    assert pos.calc_px_first_frame >= DEMO_MIN_CALC_PX and neg.calcification_kinds == []
+    assert all(t is not None and t[2].any() for t in r.truth[:3]) and r.truth[3:] == [None, None]
+    assert [r.segment_of(i).name for i in range(7)] == ["positive"] * 3 + ["negative"] * 2 + ["positive"] * 2
+    frames = [r.read()[1] for _ in range(5)]
+    assert all(f.shape == (360, 560, 3) for f in frames) and r.read() == (False, None)
+    assert not np.array_equal(frames[2], frames[3])  # another nodule, another neck
+    single = PhantomCineReader(seed=5, n_frames=2, positive=False)
+    assert single.segments is None and single.labels == [0, 0] and single.segment_of(0) is None
+
+
+def test_demo_tally_counts_mask_pixels_on_the_true_calcification():
+    from edgecalc.runtime.demo import mask_px_on_truth
+    from edgecalc.runtime.overlay import CropMap
+
+    truth = (50, 60, np.ones((2, 2), bool))  # true calcification at rows 50-51, cols 60-61
+    drawn = np.zeros((10, 10), bool)
+    drawn[7, 6] = True  # frame (y 52, x 61): 1 px below the calcification
+    drawn[0, 0] = True  # frame (y 45, x 55): 5 px up and 5 px left of its corner, 7.1 px away
+    m = CropMap(drawn, (55, 45))  # origin (x0, y0)
+    assert mask_px_on_truth(m, truth, 0) == 0
+    assert mask_px_on_truth(m, truth, 1) == 1
+    assert mask_px_on_truth(m, truth, 5) == 1
+    assert mask_px_on_truth(m, truth, 7.5) == 2
+    assert mask_px_on_truth(m, None, 5) == 0 and mask_px_on_truth(None, truth, 5) == 0
+
+
 def test_realtime_source_drops_stale_frames_instead_of_queueing():
     """A paced source faster than the pipeline: frames are dropped and counted, never queued."""
     import time

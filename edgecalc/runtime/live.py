@@ -103,6 +103,7 @@ def run_live(
     ask_box_first: bool = False,
     on_frame: Callable[[FrameResult], None] | None = None,
     pipelined: bool | None = None,
+    opener: Callable[[], object] | None = None,
 ) -> LiveSummary:
     """Run the loop until the source ends, `max_frames` are processed, `q`, Ctrl-C or SIGTERM.
 
@@ -111,6 +112,9 @@ def run_live(
     other on this thread (False). None (the default): pipelined when the engine runs on a GPU. On a
     CPU the engine's threads and this thread share the cores; measured on 2 cores it lost latency
     and throughput without recording (docs/live.md), so CPU engines run serially.
+
+    ``opener``: a zero-argument callable returning the frame reader, instead of opening ``spec``
+    (``edgecalc demo`` passes the phantom reader it built, to keep its ground truth at hand).
     """
     import cv2
 
@@ -121,7 +125,7 @@ def run_live(
     drop_stale = spec.live if realtime is None else realtime
     # a realtime phantom behaves like a capture card: frames arrive at fps_hint whatever we do
     pacing = fps_hint if (drop_stale and spec.kind == "phantom") else None
-    grabber = LatestFrameGrabber(open_source(spec, phantom_frames, phantom_fps=pacing), drop_stale=drop_stale,
+    grabber = LatestFrameGrabber(opener or open_source(spec, phantom_frames, phantom_fps=pacing), drop_stale=drop_stale,
                                  reconnect_on_eof=spec.live).start()
     stop = _StopFlag()
     summary = LiveSummary(source=spec.describe(), backend=backend_name)

@@ -1,5 +1,10 @@
 """`--source phantom`: the built-in phantom cine as a frame source, so everything runs with no hardware.
 
+By default the cine is the demo's (``edgecalc.data.phantom.cine.generate_demo_cine``): a positive
+nodule with clearly visible calcifications for the first half of the frames, then a negative
+nodule; ``segments`` and ``truth`` carry the ground truth of every frame. ``positive=True/False``
+gives a single scan of one nodule instead (``generate_cine(seed, n_frames, positive)``).
+
 Frames are rendered once into memory (about 15 ms each) and then served like a video file, so the
 frame rate seen by the pipeline is the pipeline's, not the generator's. With `fps` set, `read`
 paces itself like a frame grabber (one frame every 1/fps s, however slow the consumer), which is
@@ -14,19 +19,44 @@ import numpy as np
 
 
 class PhantomCineReader:
-    """A FrameReader over `n_frames` of the phantom cine (BGR frames, like a capture card's)."""
+    """A FrameReader over `n_frames` of the phantom cine (BGR frames, like a capture card's).
 
-    def __init__(self, seed: int = 0, n_frames: int = 90, positive: bool = True, loops: int = 1,
+    ``positive=None`` (default): the two-scan demo cine (``seed`` ignored; its seeds are the demo's);
+    ``segments`` lists the scans, ``labels`` the ground truth per frame, ``truth`` the calcification
+    mask per frame ((y0, x0, bool mask over its bounding box) or None). With ``positive`` True or
+    False: one scan from ``seed``, ``segments`` None.
+    """
+
+    def __init__(self, seed: int = 0, n_frames: int = 90, positive: bool | None = None, loops: int = 1,
                  fps: float | None = None) -> None:
         import cv2
 
-        from edgecalc.data.phantom import generate_cine
+        self.segments = None
+        if positive is None:
+            from edgecalc.data.phantom.cine import generate_demo_cine
 
-        self.frames = [cv2.cvtColor(f.image, cv2.COLOR_GRAY2BGR) for f in generate_cine(seed, n_frames, positive)]
+            cine = generate_demo_cine(n_frames)
+            gray = cine.images
+            self.segments, self.labels, self.truth = cine.segments, cine.labels, cine.truth
+        else:
+            from edgecalc.data.phantom import generate_cine
+
+            frames = list(generate_cine(seed, n_frames, positive))
+            gray = [f.image for f in frames]
+            self.labels = [int(bool(positive))] * len(frames)
+            self.truth = [None] * len(frames)
+        self.frames = [cv2.cvtColor(g, cv2.COLOR_GRAY2BGR) for g in gray]
         self.loops = max(1, int(loops))
         self.period = 1.0 / fps if fps else 0.0
         self._next = None
         self._i = 0
+
+    def segment_of(self, index: int):
+        """The demo segment frame ``index`` (a read count, loops included) belongs to; None for a single scan."""
+        if not self.segments:
+            return None
+        i = index % len(self.frames)
+        return next(s for s in self.segments if s.first <= i < s.first + s.n_frames)
 
     def read(self) -> tuple[bool, np.ndarray | None]:
         if self._i >= len(self.frames) * self.loops:
