@@ -375,41 +375,100 @@ def export_cmd(
 # --- training, evaluation, sweep (edgecalc.train / edgecalc.eval) ---
 
 
+# Options shared by `train` and `sweep`, declared once. Every recipe setting defaults to None = "the
+# recipe's value" (train/config.py RECIPES), so the defaults live in one place and --help says so.
+_RECIPE = typer.Option("cpu", "--recipe", help="Settings bundle: cpu (the kit's default, chosen on 2 CPU cores: lite 96 px, "
+                       "AdamW + warm-up/cosine, BCE+Dice, batch augmentation, step budgets) or paper (the published "
+                       "settings: paper preset 192 px, Adam 1e-4/5e-5 with time decay 1e-6, focal Tversky, flips, 20+20 "
+                       "epochs; for GPUs). Every option below overrides the recipe's value.")
+_MASK_FRACTION = typer.Option(0.3, "--mask-fraction", help="Share p of the training images whose pixel masks stage one uses "
+                              "(the paper's 10 %..100 %); 1.0 = deep supervision.")
+_PRESET = typer.Option(None, "--preset", help="Model preset: lite (width 0.25) or paper (the published widths). (recipe: cpu lite, paper paper)")
+_SIZE = typer.Option(None, "--size", help="Input size, a multiple of 16. (recipe: cpu 96, paper 192)")
+_STEPS1 = typer.Option(None, "--steps-stage1", min=1, help="Optimiser steps of stage one (a budget; overrides --epochs-stage1). (recipe: cpu: 2000; paper: epochs)")
+_STEPS2 = typer.Option(None, "--steps-stage2", min=1, help="Optimiser steps of stage two. (recipe: cpu: 5000; paper: epochs)")
+_EVAL_EVERY = typer.Option(None, "--eval-every", min=1, help="With step budgets: validate and checkpoint every N steps (a 'round'). (both recipes: 250)")
+_EPOCHS1 = typer.Option(None, "--epochs-stage1", min=1, help="Epochs of stage one; given without --steps-stage1 it switches "
+                        "stage one to counting epochs. (recipe: paper: 20)")
+_EPOCHS2 = typer.Option(None, "--epochs-stage2", min=1, help="Epochs of stage two (same rule). (recipe: paper: 20)")
+_BATCH = typer.Option(None, "--batch-size", min=1, help="Images per step (per process under torchrun). (both recipes: 16)")
+_OPTIMIZER = typer.Option(None, "--optimizer", help="adamw or adam. (recipe: cpu adamw, paper adam)")
+_LR1 = typer.Option(None, "--lr-stage1", help="Learning rate of stage one. (recipe: cpu 1e-3, paper 1e-4)")
+_LR2 = typer.Option(None, "--lr-stage2", help="Learning rate of stage two. (recipe: cpu 1e-3, paper 5e-5)")
+_WD = typer.Option(None, "--weight-decay", help="AdamW's decoupled weight decay. (both recipes: 0.01)")
+_SCHEDULE = typer.Option(None, "--schedule", help="cosine (linear warm-up, then cosine to lr x --min-lr-factor) or "
+                         "time-decay (lr / (1 + decay x step), the paper's). (recipe: cpu cosine, paper time-decay)")
+_WARMUP = typer.Option(None, "--warmup-steps", min=0, help="Warm-up steps of the cosine schedule, per stage. (both recipes: 200)")
+_MIN_LR = typer.Option(None, "--min-lr-factor", help="The cosine ends at lr x this. (both recipes: 0.02)")
+_DECAY = typer.Option(None, "--decay", help="The time-decay schedule's decay per step. (both recipes: 1e-6)")
+_HEAD_LR = typer.Option(None, "--head-lr-factor", help="Stage two: module C (classifier) learns at lr-stage2 x this. (both recipes: 1)")
+_SEG_LOSS = typer.Option(None, "--seg-loss", help="bce-dice (BCE + Dice with batch-summed counts), tversky (the paper's "
+                         "per-image Tversky/focal Tversky) or tversky-batch (batch-summed counts); docs/results.md says "
+                         "why. (recipe: cpu bce-dice, paper tversky)")
+_AUGMENT = typer.Option(None, "--augment", help="batch (horizontal flip, zoom/shift, gain/gamma; no vertical flip: "
+                        "shadows point away from the probe) or flips (the paper's horizontal + vertical). (recipe: cpu batch, paper flips)")
+_PRECISION = typer.Option(None, "--precision", help="auto (bfloat16 autocast where the CPU/GPU runs it natively, else "
+                          "float32), fp32 or bf16. (recipe: cpu auto, paper fp32)")
+_DEVICE = typer.Option("cpu", "--device", help="cpu or cuda (one GPU per process under torchrun).")
+_SEED = typer.Option(0, "--seed", help="Seed of the split, mask draw, initialisation, shuffling and augmentation.")
+_KEEP_TRUE = typer.Option(False, "--keep-true-masks", help="Stage two: use the true mask instead of the pseudo mask for the "
+                          "images drawn for stage one (not the paper's default).")
+_NO_PROGRESS = typer.Option(False, "--no-progress", help="No progress bars (validation lines still print).")
+_THREADS = typer.Option(0, "--threads", min=0, help="torch CPU threads per process (0 = torch's default); 1 when two "
+                        "processes share 2 cores.")
+
+
 @app.command("train", rich_help_panel="Train")
 def train_cmd(
     data: Optional[Path] = typer.Argument(None, help="Data-set folder (images/, masks/, labels.csv); omit with --resume."),
-    mask_fraction: float = typer.Option(0.3, "--mask-fraction", help="Share p of the training images whose pixel masks "
-                                        "stage one uses (the paper's 10 %..100 %); 1.0 = deep supervision."),
-    preset: str = typer.Option("lite", "--preset", help="Model preset: paper (the published widths) or lite (width 0.25)."),
-    size: Optional[int] = typer.Option(None, "--size", help="Input size, a multiple of 16; default the preset's (192)."),
-    epochs_stage1: int = typer.Option(20, "--epochs-stage1", min=1, help="Epochs of stage one (DS-AGnet on the masked images)."),
-    epochs_stage2: int = typer.Option(20, "--epochs-stage2", min=1, help="Epochs of stage two (CS-AGnet on all training images)."),
-    batch_size: int = typer.Option(16, "--batch-size", min=1, help="Images per step (per process under torchrun)."),
-    lr_stage1: float = typer.Option(1e-4, "--lr-stage1", help="Adam learning rate of stage one (the paper: 1e-4)."),
-    lr_stage2: float = typer.Option(5e-5, "--lr-stage2", help="Adam learning rate of stage two (the paper: 5e-5)."),
-    head_lr_factor: float = typer.Option(1.0, "--head-lr-factor", help="Stage two: module C (classifier) learns at "
-                                         "lr-stage2 x this (1 = the paper; see docs/results.md for the CPU recipe's)."),
+    recipe: str = _RECIPE,
+    mask_fraction: float = _MASK_FRACTION,
+    preset: Optional[str] = _PRESET,
+    size: Optional[int] = _SIZE,
+    steps_stage1: Optional[int] = _STEPS1,
+    steps_stage2: Optional[int] = _STEPS2,
+    eval_every: Optional[int] = _EVAL_EVERY,
+    epochs_stage1: Optional[int] = _EPOCHS1,
+    epochs_stage2: Optional[int] = _EPOCHS2,
+    batch_size: Optional[int] = _BATCH,
+    optimizer: Optional[str] = _OPTIMIZER,
+    lr_stage1: Optional[float] = _LR1,
+    lr_stage2: Optional[float] = _LR2,
+    weight_decay: Optional[float] = _WD,
+    schedule: Optional[str] = _SCHEDULE,
+    warmup_steps: Optional[int] = _WARMUP,
+    min_lr_factor: Optional[float] = _MIN_LR,
+    decay: Optional[float] = _DECAY,
+    head_lr_factor: Optional[float] = _HEAD_LR,
+    seg_loss: Optional[str] = _SEG_LOSS,
+    augment: Optional[str] = _AUGMENT,
+    precision: Optional[str] = _PRECISION,
     fold: int = typer.Option(0, "--fold", min=0, help="Which cross-validation fold is the test set (0-based)."),
     folds: int = typer.Option(5, "--folds", min=2, help="Number of cross-validation folds (the paper: 5)."),
-    val_fraction: float = typer.Option(0.1, "--val-fraction", help="Share of the training fold held out to pick the best epoch."),
+    val_fraction: float = typer.Option(0.1, "--val-fraction", help="Share of the training fold held out to pick the best round."),
     out: Optional[Path] = typer.Option(None, "--out", help="Run folder; default runs/<preset><size>-p<fraction>-fold<k>."),
-    device: str = typer.Option("cpu", "--device", help="cpu or cuda (one GPU per process under torchrun)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the split, mask draw, initialisation, shuffling and flips."),
-    keep_true_masks: bool = typer.Option(False, "--keep-true-masks", help="Stage two: use the true mask instead of the "
-                                         "pseudo mask for the images drawn for stage one (not the paper's default)."),
+    device: str = _DEVICE,
+    seed: int = _SEED,
+    keep_true_masks: bool = _KEEP_TRUE,
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue this run folder from its last checkpoint "
                                           "(with its own config.json; other options are ignored)."),
-    no_progress: bool = typer.Option(False, "--no-progress", help="No progress bars (validation lines still print)."),
-    threads: int = typer.Option(0, "--threads", min=0, help="torch CPU threads per process (0 = torch's default); 1 is "
-                                "fastest on a machine shared with other jobs."),
+    no_progress: bool = _NO_PROGRESS,
+    threads: int = _THREADS,
 ) -> None:
-    """Two-stage collaborative training: DS-AGnet on the masked fraction, pseudo masks, then CS-AGnet."""
+    """Two-stage collaborative training: DS-AGnet on the masked fraction, pseudo masks, then CS-AGnet.
+
+    Resumable: interrupt it (Ctrl-C, kill) and continue with --resume RUN_DIR; log.csv grows every round.
+    """
     from edgecalc.train.commands import train_cmd as run_train
 
     code = run_train(
-        resume, threads=threads, data=data, mask_fraction=mask_fraction, preset=preset, size=size, epochs_stage1=epochs_stage1,
-        epochs_stage2=epochs_stage2, batch_size=batch_size, lr_stage1=lr_stage1, lr_stage2=lr_stage2, head_lr_factor=head_lr_factor, fold=fold, folds=folds, val_fraction=val_fraction,
-        out=out, device=device, seed=seed, keep_true_masks=keep_true_masks, progress=not no_progress,
+        resume, threads=threads, data=data, recipe=recipe, mask_fraction=mask_fraction, preset=preset, size=size,
+        steps_stage1=steps_stage1, steps_stage2=steps_stage2, eval_every=eval_every, epochs_stage1=epochs_stage1,
+        epochs_stage2=epochs_stage2, batch_size=batch_size, optimizer=optimizer, lr_stage1=lr_stage1, lr_stage2=lr_stage2,
+        weight_decay=weight_decay, schedule=schedule, warmup_steps=warmup_steps, min_lr_factor=min_lr_factor, decay=decay,
+        head_lr_factor=head_lr_factor, seg_loss=seg_loss, augment=augment, precision=precision, fold=fold, folds=folds,
+        val_fraction=val_fraction, out=out, device=device, seed=seed, keep_true_masks=keep_true_masks,
+        progress=not no_progress,
     )
     raise typer.Exit(code)
 
@@ -436,27 +495,42 @@ def sweep_cmd(
     folds: int = typer.Option(5, "--folds", min=2, help="Number of cross-validation folds."),
     fold_ids: Optional[str] = typer.Option(None, "--fold-ids", help="Comma-separated folds to run (default all of --folds)."),
     out: Path = typer.Option(Path("runs/sweep"), "--out", help="Sweep folder: one run per p<fraction>/fold<k>, table1.md, roc.png."),
-    preset: str = typer.Option("lite", "--preset", help="Model preset: paper or lite."),
-    size: Optional[int] = typer.Option(None, "--size", help="Input size, a multiple of 16; default the preset's."),
-    epochs_stage1: int = typer.Option(20, "--epochs-stage1", min=1, help="Epochs of stage one."),
-    epochs_stage2: int = typer.Option(20, "--epochs-stage2", min=1, help="Epochs of stage two."),
-    batch_size: int = typer.Option(16, "--batch-size", min=1, help="Images per step."),
-    lr_stage1: float = typer.Option(1e-4, "--lr-stage1", help="Adam learning rate of stage one (the paper: 1e-4)."),
-    lr_stage2: float = typer.Option(5e-5, "--lr-stage2", help="Adam learning rate of stage two (the paper: 5e-5)."),
-    head_lr_factor: float = typer.Option(1.0, "--head-lr-factor", help="Stage two: module C (classifier) learns at "
-                                         "lr-stage2 x this (1 = the paper; see docs/results.md for the CPU recipe's)."),
-    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
-    seed: int = typer.Option(0, "--seed", help="Seed of every run (split, draw, initialisation, shuffling, flips)."),
-    keep_true_masks: bool = typer.Option(False, "--keep-true-masks", help="Stage two keeps the true masks of the drawn images."),
-    no_progress: bool = typer.Option(False, "--no-progress", help="No progress bars."),
-    threads: int = typer.Option(0, "--threads", min=0, help="torch CPU threads (0 = torch's default)."),
+    recipe: str = _RECIPE,
+    preset: Optional[str] = _PRESET,
+    size: Optional[int] = _SIZE,
+    steps_stage1: Optional[int] = _STEPS1,
+    steps_stage2: Optional[int] = _STEPS2,
+    eval_every: Optional[int] = _EVAL_EVERY,
+    epochs_stage1: Optional[int] = _EPOCHS1,
+    epochs_stage2: Optional[int] = _EPOCHS2,
+    batch_size: Optional[int] = _BATCH,
+    optimizer: Optional[str] = _OPTIMIZER,
+    lr_stage1: Optional[float] = _LR1,
+    lr_stage2: Optional[float] = _LR2,
+    weight_decay: Optional[float] = _WD,
+    schedule: Optional[str] = _SCHEDULE,
+    warmup_steps: Optional[int] = _WARMUP,
+    min_lr_factor: Optional[float] = _MIN_LR,
+    decay: Optional[float] = _DECAY,
+    head_lr_factor: Optional[float] = _HEAD_LR,
+    seg_loss: Optional[str] = _SEG_LOSS,
+    augment: Optional[str] = _AUGMENT,
+    precision: Optional[str] = _PRECISION,
+    device: str = _DEVICE,
+    seed: int = _SEED,
+    keep_true_masks: bool = _KEEP_TRUE,
+    no_progress: bool = _NO_PROGRESS,
+    threads: int = _THREADS,
 ) -> None:
     """Train + eval per mask fraction and fold: the paper's Table 1 (Markdown) and Fig. 7 (one ROC per fraction)."""
     from edgecalc.eval.commands import sweep_command
 
     raise typer.Exit(sweep_command(
-        data, fractions, folds, fold_ids, out, threads=threads, preset=preset, size=size, epochs_stage1=epochs_stage1,
-        epochs_stage2=epochs_stage2, batch_size=batch_size, lr_stage1=lr_stage1, lr_stage2=lr_stage2, head_lr_factor=head_lr_factor, device=device, seed=seed,
+        data, fractions, folds, fold_ids, out, threads=threads, recipe=recipe, preset=preset, size=size,
+        steps_stage1=steps_stage1, steps_stage2=steps_stage2, eval_every=eval_every, epochs_stage1=epochs_stage1,
+        epochs_stage2=epochs_stage2, batch_size=batch_size, optimizer=optimizer, lr_stage1=lr_stage1, lr_stage2=lr_stage2,
+        weight_decay=weight_decay, schedule=schedule, warmup_steps=warmup_steps, min_lr_factor=min_lr_factor, decay=decay,
+        head_lr_factor=head_lr_factor, seg_loss=seg_loss, augment=augment, precision=precision, device=device, seed=seed,
         keep_true_masks=keep_true_masks, progress=not no_progress,
     ))
 

@@ -18,7 +18,7 @@ from train_helpers import one_thread, tiny_config, tiny_data  # noqa: F401 (fixt
 @pytest.fixture(scope="module")
 def tiny_run(tiny_data, tmp_path_factory) -> Path:
     run_dir = tmp_path_factory.mktemp("runs") / "run"
-    run_training(tiny_config(tiny_data, epochs_stage1=1, epochs_stage2=1), run_dir)
+    run_training(tiny_config(tiny_data, steps_stage1=2, steps_stage2=2), run_dir)
     return run_dir
 
 

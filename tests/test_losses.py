@@ -74,7 +74,7 @@ def test_combined_loss_stage_one_and_two():
     labels = torch.tensor([1, 0])
     ds = DSAGNet(get_preset("lite", 32))
     loss1, parts1 = combined_loss(ds(x), t)
-    assert "cross_entropy" not in parts1 and len([k for k in parts1 if k.startswith("ftl_")]) == 3
+    assert "cross_entropy" not in parts1 and len([k for k in parts1 if k.startswith("seg_") and k != "seg_final"]) == 3
     assert parts1["total"] == pytest.approx(loss1.item())
     cs = CSAGNet(get_preset("lite", 32))
     loss2, parts2 = combined_loss(cs(x), t, labels)

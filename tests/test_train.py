@@ -44,7 +44,8 @@ def test_run_folder_has_every_file(reference_run):
     for key in ("accuracy", "sensitivity", "specificity", "auc", "confusion_matrix", "dice_positives"):
         assert key in metrics["test"]
     ckpt = json.loads((run_dir / "checkpoints/stage2.json").read_text())
-    assert ckpt["done"] and ckpt["epoch"] == 2 and ckpt["optimizer"]["param_groups"][0]["lr"] < 5e-5
+    assert ckpt["done"] and ckpt["epoch"] == 2 and ckpt["step"] == 4
+    assert ckpt["optimizer"]["param_groups"][0]["lr"] < 0.1 * tiny_config(run_dir).lr_stage2  # the cosine has decayed
 
 
 def test_split_and_pseudo_masks_cover_every_training_image(reference_run):
@@ -108,8 +109,8 @@ def test_nan_loss_stops_with_a_clear_message(tiny_data, tmp_path, monkeypatch):
     real = stage_mod.combined_loss
     state = {"poison": False}
 
-    def poisoned(output, target, labels=None):
-        total, parts = real(output, target, labels)
+    def poisoned(output, target, labels=None, **kwargs):
+        total, parts = real(output, target, labels, **kwargs)
         return (total * float("nan"), parts) if state["poison"] else (total, parts)
 
     monkeypatch.setattr(stage_mod, "combined_loss", poisoned)

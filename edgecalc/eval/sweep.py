@@ -75,8 +75,13 @@ def run_sweep(data: str | Path, fractions: Sequence[float], out: str | Path, fol
     from edgecalc.train.run import FINAL_WEIGHTS, METRICS_FILE, resume_training, run_training
 
     out = Path(out)
+    recipe = train_options.pop("recipe", None) or "cpu"
+
+    def config(frac: float, fold: int) -> TrainConfig:
+        return TrainConfig.for_recipe(recipe, data=str(data), mask_fraction=frac, fold=fold, **train_options)
+
     for frac in fractions:  # settings checked up front, before hours of training
-        TrainConfig(data=str(data), mask_fraction=frac, fold=fold_ids[0], **train_options)
+        config(frac, fold_ids[0])
     results: dict[float, list[dict[str, Any]]] = {}
     curves = {}
     for frac in fractions:
@@ -84,7 +89,7 @@ def run_sweep(data: str | Path, fractions: Sequence[float], out: str | Path, fol
         ys, ss = [], []
         for fold in fold_ids:
             run_dir = run_dir_for(out, frac, fold)
-            wanted = TrainConfig(data=str(data), mask_fraction=frac, fold=fold, **train_options)
+            wanted = config(frac, fold)
             _check_same_recipe(run_dir, wanted)
             if (run_dir / METRICS_FILE).is_file() and (run_dir / FINAL_WEIGHTS).is_file():
                 if console is not None:
@@ -96,8 +101,7 @@ def run_sweep(data: str | Path, fractions: Sequence[float], out: str | Path, fol
             else:
                 if console is not None:
                     console.print(f"p = {frac:g}, fold {fold}: training into {run_dir}")
-                cfg = TrainConfig(data=str(data), mask_fraction=frac, fold=fold, **train_options)
-                run_training(cfg, run_dir, console=console)
+                run_training(wanted, run_dir, console=console)
             metrics = json.loads((run_dir / METRICS_FILE).read_text())
             metrics["run_dir"] = str(run_dir)
             results[frac].append(metrics)
@@ -111,7 +115,7 @@ def run_sweep(data: str | Path, fractions: Sequence[float], out: str | Path, fol
     atomic_write_text(out / "table1.md", table)
     roc_figure(curves, out / "roc.png", title="CS-AGnet ROC per pixel-mask fraction (test folds pooled)")
     summary = {
-        "data": str(data), "fractions": list(fractions), "folds": list(fold_ids), "train_options": train_options,
+        "data": str(data), "fractions": list(fractions), "folds": list(fold_ids), "recipe": recipe, "train_options": train_options,
         "results": {f"{k:g}": v for k, v in results.items()},
         "pooled_auc": {name: c[2] for name, c in curves.items()},
     }

@@ -55,7 +55,7 @@ def train_cmd(resume: Path | None, threads: int = 0, console: Any = None, **opti
                 console.print("[red]give a data-set folder (edgecalc train DATA ...) or --resume RUN_DIR[/red]")
                 return 2
             options["data"] = str(options["data"])
-            cfg = TrainConfig(**options)
+            cfg = TrainConfig.for_recipe(options.pop("recipe", None) or "cpu", **options)
             run_dir = Path(out) if out else default_run_dir(cfg.mask_fraction, cfg.fold, cfg.preset, cfg.size)
             console.print(f"run folder {run_dir}")
             final = run_training(cfg, run_dir, console=console)

@@ -1,8 +1,10 @@
 """The training run's configuration: one dataclass, written to ``config.json`` in the run folder.
 
 A resumed run reads it back, so ``--resume RUN_DIR`` needs no other option and cannot silently train
-with different settings. Learning rates and decay are the paper's (design.md section 3): stage one
-Adam 1e-4, stage two Adam 5e-5, both with ``lr / (1 + 1e-6 * step)``.
+with different settings. The dataclass defaults are the kit's ``cpu`` recipe (chosen by measurement
+on 2 CPU cores, ``docs/results.md``); ``RECIPES["paper"]`` holds the published settings (design.md
+section 3: Adam 1e-4 / 5e-5 with ``lr / (1 + 1e-6 * step)``, focal Tversky, flips, 192 px, 20 epochs).
+``TrainConfig.for_recipe`` is the one place where a recipe and explicit options meet.
 """
 
 from __future__ import annotations
@@ -15,23 +17,48 @@ from typing import Any
 
 from edgecalc.model.config import ModelConfig, check_input_size, get_preset
 
+OPTIMIZERS = ("adamw", "adam")
+SCHEDULES = ("cosine", "time-decay")
+#: bce-dice: BCE + soft Dice with counts summed over the batch; tversky: the paper's per-image
+#: Tversky / focal Tversky; tversky-batch: the same with counts summed over the batch (train/losses.py).
+SEG_LOSSES = ("bce-dice", "tversky", "tversky-batch")
+#: batch: per-sample horizontal flip, small scale/shift and gain/gamma on the whole batch at once;
+#: flips: the paper's random horizontal and vertical flips (train/augment.py).
+AUGMENTS = ("batch", "flips")
+#: auto: bfloat16 autocast where the hardware runs it natively (train/precision.py), else float32.
+PRECISIONS = ("auto", "fp32", "bf16")
+
 
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that decides a run's result (plus ``device`` and ``progress``, which do not)."""
 
     data: str
+    recipe: str = "cpu"
     mask_fraction: float = 0.3
     preset: str = "lite"
-    size: int | None = None  #: input size; None = the preset's (192)
+    size: int | None = 96  #: input size; None = the preset's (192)
+    #: Step budgets; None = count epochs (``epochs_stage*``) instead, one pass over the data each.
+    steps_stage1: int | None = 2000
+    steps_stage2: int | None = 5000
+    #: With step budgets: validate (and checkpoint) every this many steps; each such round is an "epoch" in the logs.
+    eval_every: int = 250
     epochs_stage1: int = 20
     epochs_stage2: int = 20
     batch_size: int = 16
-    lr_stage1: float = 1e-4
-    lr_stage2: float = 5e-5
-    decay: float = 1e-6
+    optimizer: str = "adamw"
+    lr_stage1: float = 1e-3
+    lr_stage2: float = 1e-3
+    weight_decay: float = 0.01  #: AdamW's decoupled weight decay (ignored by adam)
+    schedule: str = "cosine"
+    warmup_steps: int = 200  #: linear warm-up of the cosine schedule (per stage)
+    min_lr_factor: float = 0.02  #: the cosine ends at lr x this
+    decay: float = 1e-6  #: the time-decay schedule's ``lr / (1 + decay * step)``
     #: Stage two: module C's learning rate = lr_stage2 x this (1 = the paper; see schedule.make_optimizer).
     head_lr_factor: float = 1.0
+    seg_loss: str = "bce-dice"
+    augment: str = "batch"
+    precision: str = "auto"
     fold: int = 0
     folds: int = 5
     #: Share of the training fold held out to pick the best epoch (never the test fold).
@@ -48,10 +75,18 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Raise ValueError naming the first bad field."""
+        if self.recipe not in RECIPES:
+            raise ValueError(f"recipe must be one of {sorted(RECIPES)}, got {self.recipe!r}")
         if not 0 < self.mask_fraction <= 1:
             raise ValueError(f"mask_fraction must lie in (0, 1], got {self.mask_fraction}")
         if self.epochs_stage1 < 1 or self.epochs_stage2 < 1:
             raise ValueError(f"epochs must be >= 1, got stage 1 {self.epochs_stage1}, stage 2 {self.epochs_stage2}")
+        for name in ("steps_stage1", "steps_stage2"):
+            v = getattr(self, name)
+            if v is not None and v < 1:
+                raise ValueError(f"{name} must be >= 1 (or None to count epochs), got {v}")
+        if self.eval_every < 1:
+            raise ValueError(f"eval_every must be >= 1, got {self.eval_every}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.folds < 2 or not 0 <= self.fold < self.folds:
@@ -60,6 +95,13 @@ class TrainConfig:
             raise ValueError(f"head_lr_factor must be > 0, got {self.head_lr_factor}")
         if not 0 < self.val_fraction < 0.5:
             raise ValueError(f"val_fraction must lie in (0, 0.5), got {self.val_fraction}")
+        for name, allowed in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("seg_loss", SEG_LOSSES),
+                              ("augment", AUGMENTS), ("precision", PRECISIONS)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {list(allowed)}, got {getattr(self, name)!r}")
+        if self.warmup_steps < 0 or not 0 <= self.min_lr_factor <= 1 or self.weight_decay < 0 or self.decay < 0:
+            raise ValueError(f"warmup_steps >= 0, min_lr_factor in [0, 1], weight_decay >= 0 and decay >= 0 needed, got "
+                             f"{self.warmup_steps}, {self.min_lr_factor}, {self.weight_decay}, {self.decay}")
         if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ValueError(f"device must be cpu or cuda[:N], got {self.device!r}")
         self.model_config()  # checks preset and size
@@ -73,6 +115,9 @@ class TrainConfig:
     def input_size(self) -> int:
         return self.model_config().input_size
 
+    def steps(self, stage: int) -> int | None:
+        return self.steps_stage1 if stage == 1 else self.steps_stage2
+
     def with_(self, **changes: Any) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
 
@@ -80,11 +125,27 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     @classmethod
+    def for_recipe(cls, recipe: str = "cpu", **options: Any) -> "TrainConfig":
+        """The recipe's settings, then every option that is not None on top (the CLI passes None for 'not given').
+
+        An epoch count given without the same stage's step budget switches that stage to counting epochs.
+        """
+        if recipe not in RECIPES:
+            raise ValueError(f"unknown recipe {recipe!r}; choose one of {sorted(RECIPES)}")
+        given = {k: v for k, v in options.items() if v is not None}
+        for stage in (1, 2):
+            if f"epochs_stage{stage}" in given and f"steps_stage{stage}" not in given:
+                given[f"steps_stage{stage}"] = None
+        return cls(recipe=recipe, **{**RECIPES[recipe], **given})
+
+    @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"unknown training config field(s) {unknown}; known: {sorted(known)}")
+        if "recipe" not in data:  # a run folder written before recipes existed trained like this
+            data = {**LEGACY, **data}
         return cls(**data)
 
     @classmethod
@@ -96,3 +157,18 @@ class TrainConfig:
             return cls.from_dict(json.loads(path.read_text()))
         except (json.JSONDecodeError, TypeError, ValueError) as exc:
             raise ValueError(f"{path}: {exc}") from exc
+
+
+#: Settings that differ from the dataclass defaults (= "cpu") per recipe.
+RECIPES: dict[str, dict[str, Any]] = {
+    "cpu": {},
+    # The paper's settings (design.md section 3), for GPU users: 192 px, full widths, epochs, Adam + time decay.
+    "paper": {"preset": "paper", "size": None, "steps_stage1": None, "steps_stage2": None, "optimizer": "adam",
+              "lr_stage1": 1e-4, "lr_stage2": 5e-5, "schedule": "time-decay", "seg_loss": "tversky", "augment": "flips",
+              "precision": "fp32"},
+}
+
+#: How runs written before the recipes trained (config.json without "recipe"): read back unchanged.
+LEGACY: dict[str, Any] = {"recipe": "paper", "size": None, "steps_stage1": None, "steps_stage2": None, "optimizer": "adam",
+                          "lr_stage1": 1e-4, "lr_stage2": 5e-5, "schedule": "time-decay", "seg_loss": "tversky",
+                          "augment": "flips", "precision": "fp32"}

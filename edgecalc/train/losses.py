@@ -1,4 +1,20 @@
-"""Focal Tversky deep supervision and the class head's cross-entropy (paper section 2.4, design.md section 3).
+"""Deep-supervision segmentation losses and the class head's cross-entropy (paper section 2.4, design.md section 3).
+
+Three segmentation losses (``SEG_LOSSES`` in train/config.py):
+
+* ``tversky`` — the paper's: focal Tversky on the pyramid outputs, plain Tversky on the final one,
+  each index computed **per image** with smoothing 1 and averaged over the batch.
+* ``tversky-batch`` — the same, with the counts summed over the batch (one index per batch).
+* ``bce-dice`` — the CPU recipe's: binary cross-entropy (mean over pixels) + soft Dice loss with the
+  counts summed over the batch, on every pyramid output against max-pooled targets.
+
+Why the per-image index collapses (measured, docs/results.md): on a negative (empty mask) the index
+is ``1 / (1 + beta * FP)``, so three false-positive pixels already cost 0.47 — half of what missing a
+whole 10-pixel calcification on a positive costs — and with half the images negative the cheapest
+answer is to predict nothing. Summed over the batch, the few pixels of a negative weigh as little
+as they should; BCE keeps a per-pixel gradient where Dice alone has none.
+
+The paper's definition:
 
 ``TI = (TP + s) / (TP + alpha*FN + beta*FP + s)`` per image with soft counts, alpha = 0.7 weighing
 false negatives, beta = 0.3 false positives, s = 1; ``FTL = (1 - TI)^(1/gamma)``, gamma = 4/3.
@@ -53,10 +69,41 @@ def focal_tversky_loss(
     Exactly 0 for a perfect prediction; the power's infinite slope at 0 is masked so a perfect
     image contributes a zero (not NaN) gradient.
     """
-    d = (1 - tversky_index(pred, target, alpha, beta)).clamp_min(0)
+    return _focal(1 - tversky_index(pred, target, alpha, beta), gamma).mean()
+
+
+def batch_tversky_index(
+    pred: torch.Tensor, target: torch.Tensor, alpha: float = ALPHA, beta: float = BETA, smooth: float = SMOOTH
+) -> torch.Tensor:
+    """One soft Tversky index over the whole batch (counts summed over images): a scalar."""
+    return tversky_index(pred.reshape(1, -1), target.reshape(1, -1), alpha, beta, smooth)[0]
+
+
+def bce_dice_loss(pred: torch.Tensor, target: torch.Tensor, smooth: float = SMOOTH) -> torch.Tensor:
+    """BCE (mean over pixels) + ``1 - Dice`` with soft counts summed over the batch; probabilities in."""
+    t = target.to(pred.dtype)
+    bce = F.binary_cross_entropy(pred.clamp(1e-6, 1 - 1e-6), t)
+    dice = (2 * (pred * t).sum() + smooth) / (pred.sum() + t.sum() + smooth)
+    return bce + (1 - dice)
+
+
+def _focal(d: torch.Tensor, gamma: float) -> torch.Tensor:
+    d = d.clamp_min(0)
     pos = d > 0
     safe = torch.where(pos, d, torch.ones_like(d))
-    return torch.where(pos, safe ** (1.0 / gamma), torch.zeros_like(d)).mean()
+    return torch.where(pos, safe ** (1.0 / gamma), torch.zeros_like(d))
+
+
+def segmentation_term(pred: torch.Tensor, target: torch.Tensor, kind: str, final: bool) -> torch.Tensor:
+    """One pyramid output's loss under ``kind``; ``final`` = the full-resolution output (plain, not focal, Tversky)."""
+    if kind == "tversky":
+        return tversky_loss(pred, target) if final else focal_tversky_loss(pred, target)
+    if kind == "tversky-batch":
+        d = 1 - batch_tversky_index(pred, target)
+        return d if final else _focal(d, GAMMA)
+    if kind == "bce-dice":
+        return bce_dice_loss(pred, target)
+    raise ValueError(f"unknown segmentation loss {kind!r}; choose bce-dice, tversky or tversky-batch")
 
 
 def pooled_target(target: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
@@ -83,27 +130,29 @@ class LossWeights:
 
 
 def deep_supervision_loss(
-    pyramid: Sequence[torch.Tensor], target: torch.Tensor, weights: LossWeights = LossWeights()
+    pyramid: Sequence[torch.Tensor], target: torch.Tensor, weights: LossWeights = LossWeights(), seg_loss: str = "tversky"
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """Stage one (DS-AGnet): Tversky on ``pyramid[-1]`` + FTL on the coarser outputs.
+    """Stage one (DS-AGnet): ``seg_loss`` on ``pyramid[-1]`` and on the coarser outputs (paper: Tversky + FTL).
 
     ``pyramid`` is coarse -> fine, the last at the target's resolution; ``target`` (N, 1, H, W) in
-    {0, 1}. Returns the total and its terms (floats, for logging).
+    {0, 1}. The terms are computed in float32 (outputs of a bfloat16 autocast are cast up first).
+    Returns the total and its terms (floats, for logging).
     """
     target = target.float()
-    final = tversky_loss(pyramid[-1], target)
+    final = segmentation_term(pyramid[-1].float(), target, seg_loss, final=True)
     total = weights.final * final
-    parts = {"tversky_final": final.detach().item()}
+    parts = {"seg_final": final.detach().item()}
     for p in pyramid[:-1]:
-        ftl = focal_tversky_loss(p, pooled_target(target, p.shape[-2:]))
-        total = total + weights.pyramid * ftl
-        parts[f"ftl_{p.shape[-2]}x{p.shape[-1]}"] = ftl.detach().item()
+        term = segmentation_term(p.float(), pooled_target(target, p.shape[-2:]), seg_loss, final=False)
+        total = total + weights.pyramid * term
+        parts[f"seg_{p.shape[-2]}x{p.shape[-1]}"] = term.detach().item()
     parts["total"] = total.detach().item()
     return total, parts
 
 
 def combined_loss(
-    output, target: torch.Tensor, labels: torch.Tensor | None = None, weights: LossWeights = LossWeights()
+    output, target: torch.Tensor, labels: torch.Tensor | None = None, weights: LossWeights = LossWeights(),
+    seg_loss: str = "tversky",
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """The training loss of a DS-AGnet or CS-AGnet output.
 
@@ -111,12 +160,12 @@ def combined_loss(
     or a ``CSAGNetOutput`` (stage two: + ``weights.classification`` x cross-entropy of
     ``output.logits`` against ``labels`` (N,) int64 in {0, 1}). Returns (total, terms).
     """
-    total, parts = deep_supervision_loss(output.pyramid, target, weights)
+    total, parts = deep_supervision_loss(output.pyramid, target, weights, seg_loss)
     logits = getattr(output, "logits", None)
     if logits is not None:
         if labels is None:
             raise ValueError("a CS-AGnet output needs image-level labels for the class term")
-        ce = F.cross_entropy(logits, labels.long())
+        ce = F.cross_entropy(logits.float(), labels.long())
         total = total + weights.classification * ce
         parts["cross_entropy"] = ce.detach().item()
         parts["total"] = total.detach().item()

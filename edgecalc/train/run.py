@@ -3,11 +3,14 @@
 1. Split: fold ``fold`` of a stratified ``folds``-fold split is the test set; ``val_fraction`` of the
    rest (stratified) picks the best epoch; of the remaining training images a stratified fraction p
    (``mask_fraction``) keeps its pixel mask. Written to ``split.json``.
-2. Stage one: DS-AGnet on the p-fraction with masks (Adam 1e-4, decay 1e-6, random flips).
+2. Stage one: DS-AGnet on the p-fraction with masks; best round by validation Dice.
 3. Pseudo masks: stage one's best model predicts a mask for every training image (``pseudo_masks/``).
 4. Stage two: CS-AGnet, modules A + B from stage one's best, C fresh; every training image with its
    image label and its pseudo mask (``keep_true_masks``: the true mask where the image is in the
-   draw), Adam 5e-5, decay 1e-6; best epoch by validation AUC.
+   draw); best round by validation AUC.
+
+Optimiser, schedule, loss, augmentation, precision and budgets come from the config's recipe
+(train/config.py: ``cpu`` by default, ``paper`` = Adam 1e-4 / 5e-5 with decay 1e-6, flips, epochs).
 5. ``final.safetensors`` (= stage two's best) evaluated on the test fold: ``metrics.json`` + ``eval/``.
 
 Run folder: ``config.json``, ``split.json``, ``log.csv``, ``log.jsonl``, ``checkpoints/``,
@@ -29,6 +32,7 @@ from edgecalc.atomic import atomic_write_json
 from edgecalc.model.weights import csagnet_from_dsagnet, load_model, save_model
 from edgecalc.train.config import TrainConfig
 from edgecalc.train.distributed import DistInfo, all_true, barrier, cleanup, device_for, init_distributed
+from edgecalc.train.precision import resolve_precision
 from edgecalc.train.pseudo_masks import PSEUDO_DIR, read_pseudo_masks, write_pseudo_masks
 from edgecalc.train.stage import Hooks, StageData, StageSpec, stage_dir, train_stage
 
@@ -72,11 +76,13 @@ def _load_data(cfg: TrainConfig) -> tuple[list[str], np.ndarray, np.ndarray, np.
     ids, images, masks, labels, table = load_dataset(cfg.data, cfg.input_size)
     size = cfg.input_size
     has_mask = np.array([m is not None for m in masks])
-    mask_arr = np.zeros((len(ids), 1, size, size), np.float32)
+    mask_arr = np.zeros((len(ids), 1, size, size), np.uint8)
     for i, m in enumerate(masks):
         if m is not None:
             mask_arr[i, 0] = np.asarray(m) > 0
-    return list(ids), np.ascontiguousarray(images, dtype=np.float32), mask_arr, np.asarray(labels, np.int64), has_mask, table
+    # Held as uint8 gray levels: exact (the shared preprocessing gives k / 255) at a quarter of the memory.
+    gray = np.rint(np.asarray(images, dtype=np.float32) * 255.0).astype(np.uint8)
+    return list(ids), gray, mask_arr, np.asarray(labels, np.int64), has_mask, table
 
 
 def _split(run_dir: Path, cfg: TrainConfig, ids: list[str], labels: np.ndarray, has_mask: np.ndarray, table: list[dict], info: DistInfo) -> dict[str, Any]:
@@ -98,6 +104,22 @@ def _split(run_dir: Path, cfg: TrainConfig, ids: list[str], labels: np.ndarray, 
 
 def _t(x: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(x))
+
+
+def stage_spec(cfg: TrainConfig, stage: int, precision: str) -> StageSpec:
+    """The config's settings for one stage (``precision`` already resolved for this machine)."""
+    return StageSpec(
+        stage=stage, epochs=cfg.epochs_stage1 if stage == 1 else cfg.epochs_stage2,
+        lr=cfg.lr_stage1 if stage == 1 else cfg.lr_stage2, decay=cfg.decay, batch_size=cfg.batch_size, seed=cfg.seed,
+        progress=cfg.progress, head_lr_factor=cfg.head_lr_factor if stage == 2 else 1.0, steps=cfg.steps(stage),
+        eval_every=cfg.eval_every, optimizer=cfg.optimizer, weight_decay=cfg.weight_decay, schedule=cfg.schedule,
+        warmup_steps=cfg.warmup_steps, min_lr_factor=cfg.min_lr_factor, seg_loss=cfg.seg_loss, augment=cfg.augment,
+        precision=precision,
+    )
+
+
+def _float(x: np.ndarray) -> np.ndarray:
+    return x.astype(np.float32) * np.float32(1.0 / 255.0)
 
 
 def run_training(cfg: TrainConfig, run_dir: str | Path, hooks: Hooks | None = None, console: Any = None, resume: bool = False) -> Path:
@@ -141,6 +163,10 @@ def _run(cfg: TrainConfig, run_dir: Path, hooks: Hooks | None, console: Any, res
     mcfg = cfg.model_config()
     size = mcfg.input_size
     val = (_t(images[idx["val"]]), _t(masks[idx["val"]]), _t(labels[idx["val"]]), _t(has_mask[idx["val"]]))
+    precision = resolve_precision(cfg.precision, device)
+    if console is not None and info.is_main:
+        console.print(f"recipe {cfg.recipe}: {cfg.optimizer}, {cfg.schedule} schedule, {cfg.seg_loss} loss, {cfg.augment} "
+                      f"augmentation, precision {precision} (asked: {cfg.precision}), {size} px {cfg.preset}")
     started = time.time()
 
     # Stage one: DS-AGnet on the mask draw.
@@ -150,8 +176,7 @@ def _run(cfg: TrainConfig, run_dir: Path, hooks: Hooks | None, console: Any, res
     ds = DSAGNet(mcfg)
     draw = idx["mask_draw"]
     data1 = StageData(_t(images[draw]), _t(masks[draw]), _t(labels[draw]), *val)
-    spec1 = StageSpec(1, cfg.epochs_stage1, cfg.lr_stage1, cfg.decay, cfg.batch_size, cfg.seed, cfg.progress)
-    train_stage(ds, data1, spec1, run_dir, device, info, hooks, console)
+    train_stage(ds, data1, stage_spec(cfg, 1, precision), run_dir, device, info, hooks, console)
     t1 = time.time()
 
     # Pseudo masks for every training image from stage one's best epoch.
@@ -161,7 +186,7 @@ def _run(cfg: TrainConfig, run_dir: Path, hooks: Hooks | None, console: Any, res
     if not all_true(marker.is_file(), info):
         if info.is_main:
             best1 = load_model(stage_dir(run_dir, 1) / "best.safetensors", map_location="cpu").to(device)
-            write_pseudo_masks(best1, images[idx["train"]], train_ids, pdir, cfg.mask_threshold, device)
+            write_pseudo_masks(best1, _float(images[idx["train"]]), train_ids, pdir, cfg.mask_threshold, device)
             write_json(marker, {"count": len(train_ids), "threshold": cfg.mask_threshold, "from": "stage1/best.safetensors"})
         barrier(info)
     targets = read_pseudo_masks(pdir, train_ids, size)
@@ -174,8 +199,7 @@ def _run(cfg: TrainConfig, run_dir: Path, hooks: Hooks | None, console: Any, res
     torch.manual_seed(cfg.seed + 1)
     cs = csagnet_from_dsagnet(load_model(stage_dir(run_dir, 1) / "best.safetensors"))
     data2 = StageData(_t(images[idx["train"]]), _t(targets), _t(labels[idx["train"]]), *val)
-    spec2 = StageSpec(2, cfg.epochs_stage2, cfg.lr_stage2, cfg.decay, cfg.batch_size, cfg.seed, cfg.progress, cfg.head_lr_factor)
-    state2 = train_stage(cs, data2, spec2, run_dir, device, info, hooks, console)
+    state2 = train_stage(cs, data2, stage_spec(cfg, 2, precision), run_dir, device, info, hooks, console)
     t2 = time.time()
 
     final = run_dir / FINAL_WEIGHTS
@@ -186,7 +210,7 @@ def _run(cfg: TrainConfig, run_dir: Path, hooks: Hooks | None, console: Any, res
 
         test = idx["test"]
         metrics = evaluate_arrays(
-            best2, images[test], masks[test], has_mask[test], labels[test], [ids[i] for i in test],
+            best2, _float(images[test]), masks[test].astype(np.float32), has_mask[test], labels[test], [ids[i] for i in test],
             run_dir / "eval", console=console, title=f"test fold {cfg.fold} of {cfg.folds}", threshold=cfg.mask_threshold, device=device,
         )
         write_json(run_dir / METRICS_FILE, {
@@ -197,6 +221,7 @@ def _run(cfg: TrainConfig, run_dir: Path, hooks: Hooks | None, console: Any, res
             "n_train": int(idx["train"].size), "n_val": int(idx["val"].size), "n_test": int(test.size),
             "n_masks_stage1": int(draw.size),
             "weights": FINAL_WEIGHTS,
+            "recipe": cfg.recipe, "precision": precision,
             "seconds_this_session": {"stage1": round(t1 - started, 1), "stage2": round(t2 - t1, 1)},
         })
     barrier(info)

@@ -1,11 +1,12 @@
-"""One training stage: epochs of Adam steps with random flips, validation, best-epoch and checkpoints.
+"""One training stage: rounds of optimiser steps with augmentation, validation, best round and checkpoints.
 
 Stage one trains a DS-AGnet on the images with masks (segmentation loss only); stage two a CS-AGnet
 on every training image (segmentation loss against pseudo masks + cross-entropy of the image label).
-After every epoch the stage's checkpoint is written (atomically), so an interruption loses at most
-the epoch in progress; resuming restores model, Adam, schedule and shuffling generator and gives
-bit-identical weights on the CPU. A NaN/inf loss raises ``TrainingDiverged`` before anything of the
-bad epoch is saved.
+A round ("epoch" in the logs) is one pass over the data, or, with a step budget, ``eval_every``
+steps drawn from reshuffled passes. After every round the stage's checkpoint is written
+(atomically), so an interruption loses at most the round in progress; resuming restores model,
+optimiser, schedule and generators and gives bit-identical weights on the CPU. A NaN/inf loss
+raises ``TrainingDiverged`` before anything of the bad round is saved.
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ from edgecalc.eval.metrics import dice_per_image, roc_auc
 from edgecalc.eval.predict import predict
 from edgecalc.atomic import atomic_write_text
 from edgecalc.model.weights import save_model
-from edgecalc.train.augment import random_flips
+from edgecalc.train.augment import as_float_images, batch_augment, random_flips
 from edgecalc.train.checkpoint import StageState, checkpoint_json, load_checkpoint, save_checkpoint
 from edgecalc.train.distributed import DistInfo, all_true, barrier, broadcast_buffers
-from edgecalc.train.losses import combined_loss, tversky_loss
+from edgecalc.train.losses import combined_loss, segmentation_term
+from edgecalc.train.precision import autocast
 from edgecalc.train.schedule import make_optimizer
 
 LOG_FIELDS = ("stage", "epoch", "step", "lr", "train_loss", "train_ce", "val_loss", "val_dice", "val_auc", "val_accuracy", "best", "seconds")
@@ -38,10 +40,13 @@ class TrainingDiverged(RuntimeError):
 
 @dataclass
 class StageData:
-    """Tensors of one stage (all on the CPU; batches move to the device)."""
+    """Tensors of one stage (all on the CPU; batches move to the device).
 
-    images: torch.Tensor  #: (N, 1, S, S) float32 in [0, 1]
-    masks: torch.Tensor  #: (N, 1, S, S) float32 in {0, 1}: true masks (stage one) or pseudo masks
+    Images are held as uint8 gray levels (a quarter of float32's memory; converted per batch) or float32 in [0, 1].
+    """
+
+    images: torch.Tensor  #: (N, 1, S, S) uint8 gray levels or float32 in [0, 1]
+    masks: torch.Tensor  #: (N, 1, S, S) {0, 1} (uint8 or float32): true masks (stage one) or pseudo masks
     labels: torch.Tensor  #: (N,) int64 image labels
     val_images: torch.Tensor
     val_masks: torch.Tensor
@@ -69,19 +74,45 @@ class StageSpec:
     progress: bool = True
     head_lr_factor: float = 1.0
     extra: dict[str, Any] = field(default_factory=dict)
+    steps: int | None = None  #: step budget; None = ``epochs`` passes over the data
+    eval_every: int = 250  #: steps per round with a step budget
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    schedule: str = "time-decay"
+    warmup_steps: int = 0
+    min_lr_factor: float = 0.0
+    seg_loss: str = "tversky"
+    augment: str = "flips"
+    precision: str = "fp32"  #: resolved: fp32 or bf16 (train/precision.py)
+
+    def rounds(self) -> int:
+        """How many validated rounds the stage has."""
+        return self.epochs if self.steps is None else -(-self.steps // self.eval_every)
+
+    def round_steps(self, round_index: int) -> int:
+        """Steps in round ``round_index`` (0-based) of a step budget; the last one may be shorter."""
+        assert self.steps is not None
+        return min(self.eval_every, self.steps - round_index * self.eval_every)
+
+    def total_steps(self, n: int, world_size: int = 1) -> int:
+        """Optimiser steps of the whole stage (what the cosine schedule spans)."""
+        if self.steps is not None:
+            return self.steps
+        return self.epochs * -(-n // (self.batch_size * world_size))
 
 
 def stage_dir(run_dir: Path, stage: int) -> Path:
     return run_dir / f"stage{stage}"
 
 
-def _validate(model: torch.nn.Module, data: StageData, stage: int, device: torch.device) -> dict[str, float | None]:
+def _validate(model: torch.nn.Module, data: StageData, stage: int, device: torch.device,
+              seg_loss: str = "tversky") -> dict[str, float | None]:
     """Validation loss, Dice on positives (true masks) and, for stage two, AUC and accuracy."""
     if data.val_images.shape[0] == 0:
         return {"val_loss": None, "val_dice": None, "val_auc": None, "val_accuracy": None}
-    pred = predict(model, data.val_images, batch_size=32, device=device)
-    # The segmentation part of the validation loss: plain Tversky on the full-resolution mask.
-    val_loss = float(tversky_loss(torch.from_numpy(pred.masks), data.val_masks.float()).item())
+    pred = predict(model, as_float_images(data.val_images), batch_size=32, device=device)
+    # The segmentation part of the validation loss: the stage's loss on the full-resolution mask.
+    val_loss = float(segmentation_term(torch.from_numpy(pred.masks), data.val_masks.float(), seg_loss, final=True).item())
     pos = data.val_labels.numpy() == 1
     if data.val_has_mask is not None:
         pos &= data.val_has_mask.numpy().astype(bool)
@@ -136,6 +167,29 @@ def _batches(n: int, spec: StageSpec, epoch: int, gen: torch.Generator, info: Di
     return list(order.split(spec.batch_size))
 
 
+def _step_batches(n: int, spec: StageSpec, round_index: int, info: DistInfo) -> list[torch.Tensor]:
+    """A step budget's round: ``round_steps`` batches from reshuffled passes over the ``n`` images.
+
+    Drawn from a generator seeded by (seed, stage, round), the same on every rank: each rank takes
+    its share of one global batch, and a resumed round draws exactly what an uninterrupted one does.
+    """
+    g = torch.Generator().manual_seed(spec.seed * 1_000_003 + spec.stage * 10_007 + round_index)
+    steps = spec.round_steps(round_index)
+    global_batch = spec.batch_size * info.world_size
+    need = steps * global_batch
+    passes = [torch.randperm(n, generator=g) for _ in range(-(-need // n))]
+    order = torch.cat(passes)[:need]
+    return [order[i * global_batch:(i + 1) * global_batch][info.rank::info.world_size] for i in range(steps)]
+
+
+def _augment(spec: StageSpec, images: torch.Tensor, masks: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    if spec.augment == "batch":
+        return batch_augment(images, masks, gen)
+    if spec.augment == "flips":
+        return random_flips(images, masks, gen)
+    raise ValueError(f"unknown augmentation {spec.augment!r}; choose batch or flips")
+
+
 def train_stage(
     model: torch.nn.Module,
     data: StageData,
@@ -155,11 +209,18 @@ def train_stage(
     ckpt_dir = run_dir / "checkpoints"
     sdir = stage_dir(run_dir, spec.stage)
     model.to(device)
-    opt, sched = make_optimizer(model, spec.lr, spec.decay, spec.head_lr_factor)
+    n = data.images.shape[0]
+    if n == 0:
+        raise ValueError(f"stage {spec.stage} has no training images")
+    opt, sched = make_optimizer(model, spec.lr, spec.decay, spec.head_lr_factor, optimizer=spec.optimizer,
+                                weight_decay=spec.weight_decay, schedule=spec.schedule,
+                                total_steps=spec.total_steps(n, info.world_size), warmup_steps=spec.warmup_steps,
+                                min_lr_factor=spec.min_lr_factor)
     gen = torch.Generator().manual_seed(spec.seed * 1000 + spec.stage)
     state = load_checkpoint(ckpt_dir, spec.stage, model, opt, gen, device) or StageState()
-    sched.last_epoch = state.step
-    sched._last_lr = [g["lr"] for g in opt.param_groups]  # noqa: SLF001 - keep get_last_lr() right after a resume
+    if state.step:  # resumed: put the schedule where it was (the optimiser's groups already hold that lr)
+        sched.last_epoch = state.step
+        sched._last_lr = [g["lr"] for g in opt.param_groups]  # noqa: SLF001 - keep get_last_lr() right after a resume
     if state.done:
         return state
     if hooks.on_stage_start is not None:
@@ -169,26 +230,25 @@ def train_stage(
         from torch.nn.parallel import DistributedDataParallel
 
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    n = data.images.shape[0]
-    if n == 0:
-        raise ValueError(f"stage {spec.stage} has no training images")
-    for epoch in range(state.epoch, spec.epochs):
+    rounds = spec.rounds()
+    for epoch in range(state.epoch, rounds):
         t0 = time.time()
         model.train()
         if info.enabled:  # each rank flips its own share; seeded per epoch so a resume draws the same
             flip_gen = torch.Generator().manual_seed(spec.seed * 1_000_003 + spec.stage * 10_007 + epoch * 101 + info.rank)
         else:
             flip_gen = gen
-        batches = _batches(n, spec, epoch, gen, info)
+        batches = _batches(n, spec, epoch, gen, info) if spec.steps is None else _step_batches(n, spec, epoch, info)
         total, ce_total, count = 0.0, 0.0, 0
         bar = _progress(spec, epoch, len(batches), info, console)
         try:
             for bi, idx in enumerate(batches):
-                x, m = random_flips(data.images[idx], data.masks[idx], flip_gen)
+                x, m = _augment(spec, data.images[idx], data.masks[idx], flip_gen)
                 y = data.labels[idx]
                 x, m, y = x.to(device), m.to(device), y.to(device)
-                out = net(x)
-                loss, parts = combined_loss(out, m, y if spec.stage == 2 else None)
+                with autocast(spec.precision, device):
+                    out = net(x)
+                loss, parts = combined_loss(out, m, y if spec.stage == 2 else None, seg_loss=spec.seg_loss)
                 finite = bool(torch.isfinite(loss).item())
                 if not all_true(finite, info):
                     last = checkpoint_json(ckpt_dir, spec.stage)
@@ -207,12 +267,12 @@ def train_stage(
                 ce_total += parts.get("cross_entropy", 0.0) * len(idx)
                 count += len(idx)
                 if bar is not None:
-                    bar[0].update(bar[1], advance=1, description=f"stage {spec.stage} epoch {epoch + 1}/{spec.epochs} loss {total / count:.4f}")
+                    bar[0].update(bar[1], advance=1, description=f"stage {spec.stage} {_unit(spec)} {epoch + 1}/{rounds} loss {total / count:.4f}")
         finally:
             if bar is not None:
                 bar[0].stop()
         broadcast_buffers(model, info)
-        metrics = _validate(model, data, spec.stage, device)
+        metrics = _validate(model, data, spec.stage, device, spec.seg_loss)
         state.epoch = epoch + 1
         value = _selection_value(spec.stage, metrics)
         improved = value is not None and (state.best_value is None or value > state.best_value)
@@ -230,7 +290,7 @@ def train_stage(
             "seconds": round(time.time() - t0, 2),
         }
         state.history.append(row)
-        if state.epoch == spec.epochs:
+        if state.epoch == rounds:
             state.done = True
         if info.is_main:
             if state.best_epoch == state.epoch:
@@ -246,6 +306,10 @@ def train_stage(
     return state
 
 
+def _unit(spec: StageSpec) -> str:
+    return "epoch" if spec.steps is None else "round"
+
+
 def _fmt(v: Any) -> str:
     return "-" if v is None else (f"{v:.4f}" if isinstance(v, float) else str(v))
 
@@ -254,7 +318,7 @@ def _report(row: dict[str, Any], console: Any) -> None:
     if console is None:
         return
     console.print(
-        f"stage {row['stage']} epoch {row['epoch']}: train loss {_fmt(row['train_loss'])}, val loss {_fmt(row['val_loss'])}, "
+        f"stage {row['stage']} epoch {row['epoch']} (step {row['step']}, lr {row['lr']:.2e}, {row['seconds']:.0f} s): train loss {_fmt(row['train_loss'])}, val loss {_fmt(row['val_loss'])}, "
         f"val Dice {_fmt(row['val_dice'])}, val AUC {_fmt(row['val_auc'])}, val acc {_fmt(row['val_accuracy'])}"
         + (" (best)" if row["best"] else "")
     )
@@ -269,7 +333,7 @@ def _progress(spec: StageSpec, epoch: int, total: int, info: DistInfo, console: 
         "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
         console=console, transient=True,
     )
-    task = prog.add_task(f"stage {spec.stage} epoch {epoch + 1}/{spec.epochs}", total=total)
+    task = prog.add_task(f"stage {spec.stage} {_unit(spec)} {epoch + 1}/{spec.rounds()}", total=total)
     prog.start()
     return prog, task
 
