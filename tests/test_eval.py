@@ -103,3 +103,26 @@ def test_sweep_refuses_a_run_with_other_settings(tiny_data, tmp_path):
     with pytest.raises(ValueError, match="epochs_stage1: run 3 vs asked 1"):
         run_sweep(tiny_data, [0.5], out, [0], folds=4, size=32, epochs_stage1=1, epochs_stage2=2, batch_size=4,
                   val_fraction=0.25, progress=False)
+
+
+def test_subgroup_figures_by_kind_contrast_and_confounder(tmp_path):
+    from edgecalc.eval.subgroups import format_subgroups, subgroup_figures
+
+    (tmp_path / "labels.csv").write_text("id,calcification,kinds\na,1,micro\nb,1,macro|rim\nc,0,\nd,0,\ne,1,micro\n")
+    (tmp_path / "meta.jsonl").write_text("\n".join(json.dumps(r) for r in [
+        {"id": "a", "low_contrast": True, "confounders": []}, {"id": "b", "low_contrast": False, "confounders": []},
+        {"id": "c", "low_contrast": False, "confounders": ["comet_tail"]}, {"id": "d", "low_contrast": False, "confounders": []},
+        {"id": "e", "low_contrast": False, "confounders": []}]) + "\n")
+    ids = ["a", "b", "c", "d", "e"]
+    labels = np.array([1, 1, 0, 0, 1])
+    scores = np.array([0.4, 0.9, 0.6, 0.1, 0.8])  # the low-contrast micro focus is missed, the comet tail fools it
+    fig = subgroup_figures(tmp_path, ids, labels, scores)
+    kinds = fig["positives_by_kind"]
+    assert set(kinds) == {"micro", "macro", "rim"} and kinds["micro"]["n"] == 2 and kinds["micro"]["sensitivity"] == 0.5
+    assert kinds["macro"]["auc_vs_all_negatives"] == 1.0 and kinds["micro"]["auc_vs_all_negatives"] == 0.75
+    assert fig["positives_by_contrast"]["low_contrast"] == {"n": 1, "sensitivity": 0.0, "auc_vs_all_negatives": 0.5}
+    assert fig["negatives_by_confounder"] == {"comet_tail": {"n": 1, "specificity": 0.0}, "(none)": {"n": 1, "specificity": 1.0}}
+    assert any("low_contrast" in label for label, _ in format_subgroups(fig))
+    (tmp_path / "meta.jsonl").unlink()
+    (tmp_path / "labels.csv").write_text("id,calcification\na,1\nc,0\n")
+    assert subgroup_figures(tmp_path, ["a", "c"], np.array([1, 0]), np.array([0.9, 0.1])) == {}

@@ -86,3 +86,25 @@ def test_dice_and_iou_by_hand():
     np.testing.assert_allclose(iou_per_image(pred, true), [4 / 6, 0.0, 1.0])
     with pytest.raises(ValueError, match="differ in shape"):
         dice_per_image(pred, true[:2])
+
+
+def test_bootstrap_interval_holds_the_estimate_and_groups_widen_it():
+    from edgecalc.eval.metrics import bootstrap_ci, roc_auc
+
+    rng = np.random.default_rng(0)
+    y = np.r_[np.ones(60), np.zeros(60)].astype(int)
+    s = np.r_[rng.normal(1.0, 1.0, 60), rng.normal(0.0, 1.0, 60)]
+    lo, hi = bootstrap_ci(y, s, "auc", n_boot=500)
+    assert lo < roc_auc(y, s) < hi and 0.05 < hi - lo < 0.4
+    assert bootstrap_ci(y, s, "auc", n_boot=500) == (lo, hi)  # seeded
+    # 12 "patients" of 10 identical images each: far less evidence than 120 independent images
+    groups = np.repeat(np.arange(12), 10)
+    s_grouped = np.repeat(s[::10], 10)
+    y_grouped = np.repeat(y[::10], 10)
+    glo, ghi = bootstrap_ci(y_grouped, s_grouped, "auc", n_boot=500, groups=groups)
+    ilo, ihi = bootstrap_ci(y_grouped, s_grouped, "auc", n_boot=500)
+    assert ghi - glo > 1.5 * (ihi - ilo)
+    alo, ahi = bootstrap_ci(y, s, "accuracy", n_boot=500)
+    assert 0.5 < alo < ahi < 1.0
+    with pytest.raises(ValueError, match="metric must be"):
+        bootstrap_ci(y, s, "f1")

@@ -20,8 +20,9 @@ import torch
 from edgecalc.eval.attention import METRIC_KEY as ATTENTION_KEY
 from edgecalc.eval.attention import dilation_for, hit_rate_metrics
 from edgecalc.eval.figures import attention_figure, roc_figure
-from edgecalc.eval.metrics import classification_report, dice_per_image, iou_per_image, roc_curve
+from edgecalc.eval.metrics import bootstrap_ci, classification_report, dice_per_image, iou_per_image, roc_auc, roc_curve
 from edgecalc.eval.predict import predict
+from edgecalc.eval.subgroups import format_subgroups, subgroup_figures
 
 N_EXAMPLES = 3  #: positives and negatives each in the attention figure
 
@@ -59,11 +60,13 @@ def evaluate_arrays(
     device: torch.device | str = "cpu",
     extra: dict[str, Any] | None = None,
     dilation: tuple[np.ndarray, dict[str, Any]] | None = None,
+    data_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """Evaluate a CS-AGnet on in-memory arrays; write metrics.json, roc.png, attention.png to ``out_dir``.
 
     ``dilation``: per-image radii (pixels at the input size) and their source for the attention hit
     rate (``edgecalc.eval.attention.dilation_for``); None = the stated fallback pixel radius.
+    ``data_dir``: the folder the arrays came from, for the figures per subgroup (``eval/subgroups.py``).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -74,8 +77,12 @@ def evaluate_arrays(
     seg = np.flatnonzero((labels == 1) & has_mask)
     dice = dice_per_image(pred.masks[seg], masks[seg], threshold) if seg.size else np.zeros(0)
     iou = iou_per_image(pred.masks[seg], masks[seg], threshold) if seg.size else np.zeros(0)
+    mask_peak = pred.masks.reshape(len(pred.masks), -1).max(1)  # the mask's own verdict: its brightest pixel
     metrics: dict[str, Any] = {
         **report.to_dict(),
+        "auc_ci95": list(bootstrap_ci(labels, pred.scores, "auc")),
+        "accuracy_ci95": list(bootstrap_ci(labels, pred.scores, "accuracy")),
+        "auc_mask_max": roc_auc(labels, mask_peak),
         "dice_positives": float(dice.mean()) if seg.size else None,
         "iou_positives": float(iou.mean()) if seg.size else None,
         "n_positives_with_mask": int(seg.size),
@@ -84,6 +91,8 @@ def evaluate_arrays(
         "title": title,
         **(extra or {}),
     }
+    if data_dir is not None:
+        metrics["subgroups"] = subgroup_figures(data_dir, ids, labels, pred.scores)
     fpr, tpr, _ = roc_curve(labels, pred.scores)
     roc_figure({title or "CS-AGnet": (fpr, tpr, report.auc)}, out_dir / "roc.png", title=f"ROC {title}".strip())
     pick = np.r_[np.flatnonzero(labels == 1)[:N_EXAMPLES], np.flatnonzero(labels == 0)[:N_EXAMPLES]]
@@ -102,9 +111,10 @@ def print_metrics(metrics: dict[str, Any], console: Any, out_dir: Path | None = 
     table = Table(title=f"CS-AGnet evaluation {metrics.get('title', '')}".strip())
     table.add_column("metric")
     table.add_column("value", justify="right")
-    for key in ("accuracy", "sensitivity", "specificity", "auc", "dice_positives", "iou_positives"):
+    for key in ("accuracy", "sensitivity", "specificity", "auc", "auc_mask_max", "dice_positives", "iou_positives"):
         v = metrics.get(key)
-        table.add_row(key, "-" if v is None else f"{v:.4f}")
+        ci = metrics.get(f"{key}_ci95")
+        table.add_row(key, ("-" if v is None else f"{v:.4f}") + (f" (95 % CI {ci[0]:.3f}-{ci[1]:.3f})" if ci else ""))
     (tn, fp), (fn, tp) = metrics["confusion_matrix"]
     table.add_row("confusion [[TN, FP], [FN, TP]]", f"[[{tn}, {fp}], [{fn}, {tp}]]")
     table.add_row("images (positive)", f"{metrics['n']} ({metrics['n_positive']})")
@@ -121,6 +131,8 @@ def print_metrics(metrics: dict[str, Any], console: Any, out_dir: Path | None = 
                           f"{att['chance_uniform_peak']:.4f} / {att['centre_peak_rate']:.4f}")
         if not att.get("dilate_mm") or att.get("dilate_source") != "labels.csv mm_per_px":
             table.add_row("  dilation", att["dilate_source"])
+    for label, value in format_subgroups(metrics.get("subgroups") or {}):
+        table.add_row(label, value)
     console.print(table)
     if out_dir is not None:
         console.print(f"wrote {out_dir / 'metrics.json'}, {out_dir / 'roc.png'}, {out_dir / 'attention.png'}")
@@ -134,7 +146,7 @@ def evaluate_weights(weights: str | Path, data: str | Path, out_dir: str | Path,
     ids, images, masks, has_mask, labels = load_eval_data(data, model.cfg.input_size)
     return evaluate_arrays(model, images, masks, has_mask, labels, ids, out_dir, console, title=Path(str(data)).name,
                            device=device, extra={"weights": str(weights), "data": str(data)},
-                           dilation=dilation_for(data, ids, model.cfg.input_size, labels))
+                           dilation=dilation_for(data, ids, model.cfg.input_size, labels), data_dir=data)
 
 
 def evaluate_run(run_dir: str | Path, data: str | Path | None = None, out_dir: str | Path | None = None,
@@ -161,4 +173,4 @@ def evaluate_run(run_dir: str | Path, data: str | Path | None = None, out_dir: s
     return evaluate_arrays(model, images[test], masks[test], has_mask[test], labels[test], test_ids,
                            out_dir or run_dir / "eval", console, title=f"test fold {cfg.fold} of {cfg.folds}", device=device,
                            extra={"weights": str(weights), "data": cfg.data, "split": "test"},
-                           dilation=dilation_for(cfg.data, test_ids, model.cfg.input_size, labels[test]))
+                           dilation=dilation_for(cfg.data, test_ids, model.cfg.input_size, labels[test]), data_dir=cfg.data)

@@ -176,7 +176,7 @@ def _run(cfg: TrainConfig, run_dir: Path, hooks: Hooks | None, console: Any, res
     ds = DSAGNet(mcfg)
     draw = idx["mask_draw"]
     data1 = StageData(_t(images[draw]), _t(masks[draw]), _t(labels[draw]), *val)
-    train_stage(ds, data1, stage_spec(cfg, 1, precision), run_dir, device, info, hooks, console)
+    state1 = train_stage(ds, data1, stage_spec(cfg, 1, precision), run_dir, device, info, hooks, console)
     t1 = time.time()
 
     # Pseudo masks for every training image from stage one's best epoch.
@@ -206,12 +206,14 @@ def _run(cfg: TrainConfig, run_dir: Path, hooks: Hooks | None, console: Any, res
     if info.is_main:
         best2 = load_model(stage_dir(run_dir, 2) / "best.safetensors")
         save_model(best2, final)
+        from edgecalc.eval.attention import dilation_for
         from edgecalc.eval.evaluate import evaluate_arrays
 
         test = idx["test"]
         metrics = evaluate_arrays(
             best2, _float(images[test]), masks[test].astype(np.float32), has_mask[test], labels[test], [ids[i] for i in test],
             run_dir / "eval", console=console, title=f"test fold {cfg.fold} of {cfg.folds}", threshold=cfg.mask_threshold, device=device,
+            data_dir=cfg.data, dilation=dilation_for(cfg.data, [ids[i] for i in test], size, labels[test]),
         )
         write_json(run_dir / METRICS_FILE, {
             "test": metrics,
@@ -223,6 +225,9 @@ def _run(cfg: TrainConfig, run_dir: Path, hooks: Hooks | None, console: Any, res
             "weights": FINAL_WEIGHTS,
             "recipe": cfg.recipe, "precision": precision,
             "seconds_this_session": {"stage1": round(t1 - started, 1), "stage2": round(t2 - t1, 1)},
+            # over every session of the run (interrupted and resumed ones too): the rounds' own timings
+            "train_seconds": {f"stage{k}": round(sum(float(r.get("seconds") or 0) for r in st.history), 1)
+                              for k, st in ((1, state1), (2, state2))},
         })
     barrier(info)
     return final
