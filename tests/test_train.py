@@ -166,3 +166,15 @@ def test_sigterm_becomes_an_interrupt_with_a_resume_hint(tiny_data, tmp_path, mo
         signal.signal(signal.SIGTERM, previous)
     assert code == 130
     assert f"edgecalc train --resume {tmp_path / 'run'}" in console.export_text()
+
+
+def test_resume_is_bit_identical_under_bf16_autocast(tiny_data, tmp_path):
+    """The same guarantee with bfloat16 autocast (what `--precision auto` picks on a CPU with native bf16)."""
+    cfg = tiny_config(tiny_data, precision="bf16", steps_stage1=2, steps_stage2=4, eval_every=2)
+    ref, run_dir = tmp_path / "ref", tmp_path / "interrupted"
+    run_training(cfg, ref)
+    assert json.loads((ref / "metrics.json").read_text())["precision"] == "bf16"
+    with pytest.raises(KeyboardInterrupt):
+        run_training(cfg, run_dir, hooks=_interrupt_at(2, 1))
+    resume_training(run_dir)
+    assert_identical(ref / "final.safetensors", run_dir / "final.safetensors")
