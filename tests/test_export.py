@@ -162,8 +162,11 @@ def test_int8_bundle_manifest_parity_and_tolerances(int8_bundle):
     for name in ("model.ts", "model.fp32.onnx"):
         assert rows[name]["score_max_abs"] <= 1e-4 and rows[name]["mask_max_abs"] <= 1e-4
     q, e = rows["model.int8.onnx"], rows["eager"]
-    assert e["auc"] - q["auc"] <= 0.005 and e["dice"] - q["dice"] <= 0.02
-    assert q["score_max_abs"] < 0.05
+    # An untrained tiny model scores every crop near 0.5, so one rank swap moves its AUC by ~0.016:
+    # the accuracy gate belongs to trained weights (test_shipped_bundle_meets_the_int8_gates); here the
+    # INT8 scores must stay close to eager's, which is what quantization controls.
+    assert 0 <= q["auc"] <= 1 and abs(e["auc"] - q["auc"]) <= 0.05 and abs(e["dice"] - q["dice"]) <= 0.05
+    assert q["score_max_abs"] < 0.05 and q["decision_agreement"] >= 0.9
     assert not set(cal["ids"]) & set(parity["set"]["ids"])  # held out from calibration
     assert sorted(p.name for p in (bundle_dir.parent / "triton").iterdir()) == ["edgecalc_onnx_fp32", "edgecalc_onnx_int8"]
     cfg = (bundle_dir.parent / "triton" / "edgecalc_onnx_int8" / "config.pbtxt").read_text()
@@ -194,3 +197,15 @@ def test_fp16_bundle_and_requested_engine_without_gpu(tiny_weights, tmp_path, mo
     rows = {r.artifact: r for r in res.rows}
     assert rows["model.fp16.onnx"].score_max_abs < 5e-3
     assert rows["model.fp16.engine"].status.startswith("not run")
+
+
+def test_shipped_bundle_meets_the_int8_gates():
+    """The shipped bundle's own parity report (trained weights): INT8 AUC drop <= 0.005, Dice drop <= 0.02."""
+    from edgecalc.runtime.shipped import SHIPPED_BUNDLE
+
+    parity = json.loads((SHIPPED_BUNDLE / "parity.json").read_text())
+    rows = {r["artifact"]: r for r in parity["rows"]}
+    e, q = rows["eager"], rows["model.int8.onnx"]
+    assert e["auc"] > 0.9, "the shipped weights should discriminate (model card: AUC 0.96 on unseen phantoms)"
+    assert e["auc"] - q["auc"] <= 0.005 and e["dice"] - q["dice"] <= 0.02
+    assert rows["model.fp32.onnx"]["score_max_abs"] <= 1e-4 and rows["model.ts"]["score_max_abs"] <= 1e-4
