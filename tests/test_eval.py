@@ -126,3 +126,13 @@ def test_subgroup_figures_by_kind_contrast_and_confounder(tmp_path):
     (tmp_path / "meta.jsonl").unlink()
     (tmp_path / "labels.csv").write_text("id,calcification\na,1\nc,0\n")
     assert subgroup_figures(tmp_path, ["a", "c"], np.array([1, 0]), np.array([0.9, 0.1])) == {}
+
+
+def test_patient_groups_only_when_every_image_names_one(tmp_path):
+    from edgecalc.eval.subgroups import patient_groups
+
+    (tmp_path / "labels.csv").write_text("id,calcification,patient\na,1,p1\nb,0,p1\nc,1,p2\n")
+    assert patient_groups(tmp_path, ["a", "b", "c"]).tolist() == ["p1", "p1", "p2"]
+    (tmp_path / "labels.csv").write_text("id,calcification,patient\na,1,p1\nb,0,\n")
+    assert patient_groups(tmp_path, ["a", "b"]) is None
+    assert patient_groups(None, ["a"]) is None

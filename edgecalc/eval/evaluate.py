@@ -22,7 +22,7 @@ from edgecalc.eval.attention import dilation_for, hit_rate_metrics
 from edgecalc.eval.figures import attention_figure, roc_figure
 from edgecalc.eval.metrics import bootstrap_ci, classification_report, dice_per_image, iou_per_image, roc_auc, roc_curve
 from edgecalc.eval.predict import predict
-from edgecalc.eval.subgroups import format_subgroups, subgroup_figures
+from edgecalc.eval.subgroups import format_subgroups, patient_groups, subgroup_figures
 
 N_EXAMPLES = 3  #: positives and negatives each in the attention figure
 
@@ -78,10 +78,12 @@ def evaluate_arrays(
     dice = dice_per_image(pred.masks[seg], masks[seg], threshold) if seg.size else np.zeros(0)
     iou = iou_per_image(pred.masks[seg], masks[seg], threshold) if seg.size else np.zeros(0)
     mask_peak = pred.masks.reshape(len(pred.masks), -1).max(1)  # the mask's own verdict: its brightest pixel
+    groups = patient_groups(data_dir, ids)  # resample patients, not images, where the data set names them
     metrics: dict[str, Any] = {
         **report.to_dict(),
-        "auc_ci95": list(bootstrap_ci(labels, pred.scores, "auc")),
-        "accuracy_ci95": list(bootstrap_ci(labels, pred.scores, "accuracy")),
+        "auc_ci95": list(bootstrap_ci(labels, pred.scores, "auc", groups=groups)),
+        "accuracy_ci95": list(bootstrap_ci(labels, pred.scores, "accuracy", groups=groups)),
+        "ci95_resampled": "patients" if groups is not None else "images",
         "auc_mask_max": roc_auc(labels, mask_peak),
         "dice_positives": float(dice.mean()) if seg.size else None,
         "iou_positives": float(iou.mean()) if seg.size else None,

@@ -23,6 +23,15 @@ import numpy as np
 from edgecalc.eval.metrics import THRESHOLD, roc_auc
 
 
+def patient_groups(data_dir: str | Path | None, ids: Sequence[str]) -> np.ndarray | None:
+    """The ``patient`` column of labels.csv for ``ids``, when every one of them has it; else None."""
+    if data_dir is None or not (Path(data_dir) / "labels.csv").is_file():
+        return None
+    rows = _rows(Path(data_dir))
+    vals = [(rows.get(i, {}).get("patient") or "").strip() for i in ids]
+    return np.asarray(vals) if vals and all(vals) else None
+
+
 def _rows(data_dir: Path) -> dict[str, dict[str, str]]:
     with (data_dir / "labels.csv").open(newline="", encoding="utf-8-sig") as fh:
         return {r["id"]: r for r in csv.DictReader(fh)}
