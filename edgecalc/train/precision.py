@@ -1,9 +1,9 @@
 """Mixed precision for training: bfloat16 autocast where the hardware runs it natively, float32 elsewhere.
 
-Measured (docs/results.md): on a CPU with AVX-512 BF16 (or AMX) the forward + backward of ``lite`` at
-96 px runs 1.5-1.8x faster under ``torch.autocast("cpu", dtype=torch.bfloat16)``; on a CPU without
-it (AVX2 only, e.g. AMD EPYC Milan) the same autocast is emulated and ~7x *slower*. Hence ``auto``
-asks the hardware, never assumes. Losses are computed in float32 (train/losses.py casts up).
+Measured (docs/results.md): on an Intel Xeon with AVX-512 BF16 and AMX a training step of ``lite`` at
+96 px ran 1.5-1.8x faster under ``torch.autocast("cpu", dtype=torch.bfloat16)``; on an AVX2-only AMD
+EPYC the same autocast is emulated and 8.7x *slower* (``python -m edgecalc.bench.train_speed``).
+Hence ``auto`` asks the hardware, never assumes. Losses are computed in float32 (train/losses.py casts up).
 """
 
 from __future__ import annotations
