@@ -418,6 +418,17 @@ _THREADS = typer.Option(0, "--threads", min=0, help="torch CPU threads per proce
                         "processes share 2 cores.")
 
 
+#: The options above that `train` and `sweep` both pass on to TrainConfig.for_recipe under their own names.
+_RECIPE_OPTION_NAMES = ("recipe", "preset", "size", "steps_stage1", "steps_stage2", "eval_every", "epochs_stage1",
+                        "epochs_stage2", "batch_size", "optimizer", "lr_stage1", "lr_stage2", "weight_decay", "schedule",
+                        "warmup_steps", "min_lr_factor", "decay", "head_lr_factor", "seg_loss", "augment", "precision",
+                        "device", "seed", "keep_true_masks")
+
+
+def _recipe_kwargs(given: dict) -> dict:
+    return {name: given[name] for name in _RECIPE_OPTION_NAMES}
+
+
 @app.command("train", rich_help_panel="Train")
 def train_cmd(
     data: Optional[Path] = typer.Argument(None, help="Data-set folder (images/, masks/, labels.csv); omit with --resume."),
@@ -462,13 +473,8 @@ def train_cmd(
     from edgecalc.train.commands import train_cmd as run_train
 
     code = run_train(
-        resume, threads=threads, data=data, recipe=recipe, mask_fraction=mask_fraction, preset=preset, size=size,
-        steps_stage1=steps_stage1, steps_stage2=steps_stage2, eval_every=eval_every, epochs_stage1=epochs_stage1,
-        epochs_stage2=epochs_stage2, batch_size=batch_size, optimizer=optimizer, lr_stage1=lr_stage1, lr_stage2=lr_stage2,
-        weight_decay=weight_decay, schedule=schedule, warmup_steps=warmup_steps, min_lr_factor=min_lr_factor, decay=decay,
-        head_lr_factor=head_lr_factor, seg_loss=seg_loss, augment=augment, precision=precision, fold=fold, folds=folds,
-        val_fraction=val_fraction, out=out, device=device, seed=seed, keep_true_masks=keep_true_masks,
-        progress=not no_progress,
+        resume, threads=threads, data=data, mask_fraction=mask_fraction, fold=fold, folds=folds, val_fraction=val_fraction,
+        out=out, **_recipe_kwargs(locals()), progress=not no_progress,
     )
     raise typer.Exit(code)
 
@@ -526,12 +532,7 @@ def sweep_cmd(
     from edgecalc.eval.commands import sweep_command
 
     raise typer.Exit(sweep_command(
-        data, fractions, folds, fold_ids, out, threads=threads, recipe=recipe, preset=preset, size=size,
-        steps_stage1=steps_stage1, steps_stage2=steps_stage2, eval_every=eval_every, epochs_stage1=epochs_stage1,
-        epochs_stage2=epochs_stage2, batch_size=batch_size, optimizer=optimizer, lr_stage1=lr_stage1, lr_stage2=lr_stage2,
-        weight_decay=weight_decay, schedule=schedule, warmup_steps=warmup_steps, min_lr_factor=min_lr_factor, decay=decay,
-        head_lr_factor=head_lr_factor, seg_loss=seg_loss, augment=augment, precision=precision, device=device, seed=seed,
-        keep_true_masks=keep_true_masks, progress=not no_progress,
+        data, fractions, folds, fold_ids, out, threads=threads, **_recipe_kwargs(locals()), progress=not no_progress,
     ))
 
 
