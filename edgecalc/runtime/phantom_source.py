@@ -32,10 +32,11 @@ class PhantomCineReader:
         import cv2
 
         self.segments = None
+        self._cine = None
         if positive is None:
             from edgecalc.data.phantom.cine import generate_demo_cine
 
-            cine = generate_demo_cine(n_frames)
+            cine = self._cine = generate_demo_cine(n_frames)
             gray = cine.images
             self.segments, self.labels, self.truth = cine.segments, cine.labels, cine.truth
         else:
@@ -53,10 +54,7 @@ class PhantomCineReader:
 
     def segment_of(self, index: int):
         """The demo segment frame ``index`` (a read count, loops included) belongs to; None for a single scan."""
-        if not self.segments:
-            return None
-        i = index % len(self.frames)
-        return next(s for s in self.segments if s.first <= i < s.first + s.n_frames)
+        return self._cine.segment_of(index) if self._cine is not None else None
 
     def read(self) -> tuple[bool, np.ndarray | None]:
         if self._i >= len(self.frames) * self.loops:

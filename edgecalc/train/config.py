@@ -168,7 +168,6 @@ RECIPES: dict[str, dict[str, Any]] = {
               "precision": "fp32"},
 }
 
-#: How runs written before the recipes trained (config.json without "recipe"): read back unchanged.
-LEGACY: dict[str, Any] = {"recipe": "paper", "size": None, "steps_stage1": None, "steps_stage2": None, "optimizer": "adam",
-                          "lr_stage1": 1e-4, "lr_stage2": 5e-5, "schedule": "time-decay", "seg_loss": "tversky",
-                          "augment": "flips", "precision": "fp32"}
+#: How runs written before the recipes trained (config.json without "recipe"): the paper's optimiser,
+#: schedule, loss, flips and epochs; their config.json always names its own preset.
+LEGACY: dict[str, Any] = {"recipe": "paper", **{k: v for k, v in RECIPES["paper"].items() if k != "preset"}}

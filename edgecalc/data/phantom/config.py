@@ -88,7 +88,7 @@ class PhantomConfig:
 
 
 def _fields() -> dict:
-    return {k: v for k, v in PhantomConfig().__dict__.items()}
+    return dict(PhantomConfig().__dict__)
 
 
 def _coerce(key: str, value, default):

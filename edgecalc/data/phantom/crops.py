@@ -12,7 +12,7 @@ from edgecalc.data.phantom.config import PhantomConfig
 from edgecalc.data.phantom.confounders import add_confounders, specular_interface
 from edgecalc.data.phantom.fields import uniform
 from edgecalc.data.phantom.imaging import Scene, echo_fields, envelope_of, log_compress, speckle_field
-from edgecalc.data.phantom.visibility import visibility_at_sizes
+from edgecalc.data.phantom.visibility import smallest_visible_boost, visibility_at_sizes
 from edgecalc.data.preprocess import resize_gray, resize_mask
 
 
@@ -122,11 +122,9 @@ def render_crop(seed: int, positive: bool, size: int = 192, config: PhantomConfi
             native, image = _at_size(e, cfg, size, 0.0)
             e["meta"].update({"visibility_boost_db": 0.0, "visibility_margin_gray": None, "visibility_redraws": 0})
             break
-        for boost in boost_schedule(cfg):
-            native, image = _at_size(e, cfg, size, boost)
-            vis = visibility_at_sizes(image, mask, nod, sizes, cfg.visibility_margin_gray)
-            if all(v["visible"] for v in vis.values()):
-                break
+        boost, (native, image), vis = smallest_visible_boost(
+            boost_schedule(cfg), lambda b: _at_size(e, cfg, size, b),
+            lambda r: visibility_at_sizes(r[1], mask, nod, sizes, cfg.visibility_margin_gray))
         ok = all(v["visible"] for v in vis.values())
         e["meta"].update({"visibility_boost_db": float(boost), "visible": ok, "visibility_redraws": redraw,
                           "visibility_margin_gray": {str(k): v["margin"] for k, v in vis.items()}})

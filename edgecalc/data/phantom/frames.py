@@ -11,10 +11,10 @@ import numpy as np
 
 from edgecalc.data.phantom.anatomy import draw_frame_anatomy, nodule_geometry, raster_nodule
 from edgecalc.data.phantom.config import PhantomConfig
-from edgecalc.data.phantom.crops import boost_schedule, build_nodule_scene
+from edgecalc.data.phantom.crops import boost_schedule, build_nodule_scene, check_sizes
 from edgecalc.data.phantom.fields import uniform
 from edgecalc.data.phantom.imaging import Scene, echo_fields, envelope_of, log_compress, speckle_field
-from edgecalc.data.phantom.visibility import visibility_at_sizes
+from edgecalc.data.phantom.visibility import smallest_visible_boost, visibility_at_sizes
 from edgecalc.data.phantom.shapes import erode, random_point
 
 
@@ -152,14 +152,11 @@ def _visible_frame_image(built: dict, cfg: PhantomConfig, ri: np.ndarray, ri_cal
     if ri_calc is None or not nodule.any():
         return 0.0, image(0.0)
     sq = nodule_square(nodule)
-    sizes = [192] + [int(s) for s in cfg.visibility_check_sizes if int(s) != 192]
+    sizes = check_sizes(cfg, 192)
     start = float(built.get("visibility_boost_db", 0.0))
     sched = [b for b in boost_schedule(cfg) if b >= start] or [start]
-    for b in sched:
-        img = image(b)
-        vis = visibility_at_sizes(img[sq], calc[sq], nodule[sq], sizes, cfg.visibility_margin_gray)
-        if all(v["visible"] for v in vis.values()):
-            break
+    b, img, _ = smallest_visible_boost(
+        sched, image, lambda im: visibility_at_sizes(im[sq], calc[sq], nodule[sq], sizes, cfg.visibility_margin_gray))
     built["visibility_boost_db"] = b
     return b, img
 

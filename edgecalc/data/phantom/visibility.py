@@ -71,3 +71,17 @@ def visibility_at_sizes(image_u8: np.ndarray, calc_mask: np.ndarray, nodule_mask
         nm = resize_mask((np.asarray(nodule_mask) > 0).astype(np.uint8) * 255, s)
         out[s] = calcification_visibility(img, cm, nm, margin_gray)
     return out
+
+
+def smallest_visible_boost(boosts, render, check) -> tuple[float, object, dict[int, dict]]:
+    """The first of ``boosts`` (dB, ascending) at which ``check(render(boost))`` finds the calcification
+    visible at every size (``visibility_at_sizes``'s result); the last boost when none does.
+
+    Returns (boost, what ``render`` made of it, the visibility per size). Crops and frames share it.
+    """
+    for boost in boosts:
+        rendered = render(boost)
+        vis = check(rendered)
+        if all(v["visible"] for v in vis.values()):
+            break
+    return boost, rendered, vis
