@@ -418,6 +418,8 @@ _THREADS = typer.Option(0, "--threads", min=0, help="torch CPU threads per proce
                         "processes share 2 cores.")
 
 
+from edgecalc.eval.compare import DEFAULT_METHODS as _COMPARE_DEFAULT, METHODS as _COMPARE_METHODS  # noqa: E402
+
 #: The options above that `train` and `sweep` both pass on to TrainConfig.for_recipe under their own names.
 _RECIPE_OPTION_NAMES = ("recipe", "preset", "size", "steps_stage1", "steps_stage2", "eval_every", "epochs_stage1",
                         "epochs_stage2", "batch_size", "optimizer", "lr_stage1", "lr_stage2", "weight_decay", "schedule",
@@ -461,6 +463,20 @@ def train_cmd(
     device: str = _DEVICE,
     seed: int = _SEED,
     keep_true_masks: bool = _KEEP_TRUE,
+    stage1_data: Optional[Path] = typer.Option(None, "--stage1-data", help="Sim-to-real: train stage one (DS-AGnet) on this "
+                                               "folder's pixel masks (e.g. the phantom; --mask-fraction of them) instead of "
+                                               "DATA's; stage two then learns DATA's image labels with stage one's pseudo "
+                                               "masks. DATA needs no masks (docs/real-data.md)."),
+    stage1_weights: Optional[Path] = typer.Option(None, "--stage1-weights", help="Skip training stage one: take these "
+                                                  "weights as its result (a run folder's stage1/best, a DS-AGnet file, or "
+                                                  "a CS-AGnet's encoder + decoder, e.g. the shipped weights)."),
+    init_weights: Optional[Path] = typer.Option(None, "--init-weights", help="Stage two starts from these CS-AGnet "
+                                                "weights (a run folder or .safetensors): fine-tuning. With --mask-fraction "
+                                                "0 and no stage one it learns image labels only."),
+    mix_data: Optional[Path] = typer.Option(None, "--mix-data", help="Stage two also draws --mix-ratio of every batch "
+                                            "from this folder (e.g. the phantom), with its true masks and labels."),
+    mix_ratio: Optional[float] = typer.Option(None, "--mix-ratio", min=0.0, max=0.95, help="Share of every stage-two "
+                                              "batch taken from --mix-data (default 0.25 when --mix-data is given)."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue this run folder from its last checkpoint "
                                           "(with its own config.json; other options are ignored)."),
     no_progress: bool = _NO_PROGRESS,
@@ -469,12 +485,17 @@ def train_cmd(
     """Two-stage collaborative training: DS-AGnet on the masked fraction, pseudo masks, then CS-AGnet.
 
     Resumable: interrupt it (Ctrl-C, kill) and continue with --resume RUN_DIR; log.csv grows every round.
+    Real data without masks: --mask-fraction 0 (image labels only), --init-weights (fine-tune), or
+    --stage1-data PHANTOM_DIR / --stage1-weights (sim-to-real two stages).
     """
     from edgecalc.train.commands import train_cmd as run_train
 
+    sources = {"stage1_data": stage1_data, "stage1_weights": stage1_weights, "init_weights": init_weights, "mix_data": mix_data}
     code = run_train(
         resume, threads=threads, data=data, mask_fraction=mask_fraction, fold=fold, folds=folds, val_fraction=val_fraction,
         out=out, **_recipe_kwargs(locals()), progress=not no_progress,
+        **{k: str(v) for k, v in sources.items() if v is not None},
+        mix_ratio=mix_ratio if mix_ratio is not None else (0.25 if mix_data is not None else 0.0),
     )
     raise typer.Exit(code)
 
@@ -536,21 +557,79 @@ def sweep_cmd(
     ))
 
 
+@app.command("compare", rich_help_panel="Train")
+def compare_cmd(
+    data: Path = typer.Argument(..., help="Data-set folder (e.g. ../shared/data/ddti-calc: real crops, image labels, patients)."),
+    methods: str = typer.Option(",".join(_COMPARE_DEFAULT), "--methods", help="Comma-separated, from: " + "; ".join(
+        f"{k}: {v.summary}" for k, v in _COMPARE_METHODS.items()) + "."),
+    folds: int = typer.Option(5, "--folds", min=2, help="Cross-validation folds (grouped by the patient column when present)."),
+    fold_ids: Optional[str] = typer.Option(None, "--fold-ids", help="Comma-separated folds to run (default all)."),
+    out: Path = typer.Option(Path("runs/compare"), "--out", help="Folder: <method>/fold<k>/, comparison.md, roc.png, scores.csv."),
+    pretrained: Optional[Path] = typer.Option(None, "--pretrained", help="Run folder or weights of the pretrained (phantom) "
+                                              "model: zero-shot scores it, fine-tune starts from it, sim-to-real takes its stage one."),
+    phantom: Optional[Path] = typer.Option(None, "--phantom", help="Phantom data-set folder: sim-to-real trains stage one on "
+                                           "it when --pretrained is not given, and --mix-ratio mixes it into stage two."),
+    mix_ratio: float = typer.Option(0.25, "--mix-ratio", min=0.05, max=0.95, help="sim-to-real+mix: share of every "
+                                    "stage-two batch drawn from --phantom."),
+    end_to_end: Optional[bool] = typer.Option(None, "--end-to-end/--no-end-to-end", help="Also score DATA's whole frames "
+                                              "(full/<id>.png + full/boxes.csv) through the shipped locator and each "
+                                              "fold's model (default: when DATA has them)."),
+    mask_fraction: float = _MASK_FRACTION,
+    recipe: str = _RECIPE,
+    preset: Optional[str] = _PRESET,
+    size: Optional[int] = _SIZE,
+    steps_stage1: Optional[int] = _STEPS1,
+    steps_stage2: Optional[int] = _STEPS2,
+    eval_every: Optional[int] = _EVAL_EVERY,
+    epochs_stage1: Optional[int] = _EPOCHS1,
+    epochs_stage2: Optional[int] = _EPOCHS2,
+    batch_size: Optional[int] = _BATCH,
+    optimizer: Optional[str] = _OPTIMIZER,
+    lr_stage1: Optional[float] = _LR1,
+    lr_stage2: Optional[float] = _LR2,
+    weight_decay: Optional[float] = _WD,
+    schedule: Optional[str] = _SCHEDULE,
+    warmup_steps: Optional[int] = _WARMUP,
+    min_lr_factor: Optional[float] = _MIN_LR,
+    decay: Optional[float] = _DECAY,
+    head_lr_factor: Optional[float] = _HEAD_LR,
+    seg_loss: Optional[str] = _SEG_LOSS,
+    augment: Optional[str] = _AUGMENT,
+    precision: Optional[str] = _PRECISION,
+    device: str = _DEVICE,
+    seed: int = _SEED,
+    keep_true_masks: bool = _KEEP_TRUE,
+    no_progress: bool = _NO_PROGRESS,
+    threads: int = _THREADS,
+) -> None:
+    """Every method on the same folds: pooled and per-fold AUC (patient-bootstrap CI), accuracy, sensitivity,
+    specificity, with and without text-bearing crops and per kind; ROC figure; resumable like sweep."""
+    from edgecalc.eval.commands import compare_command
+
+    raise typer.Exit(compare_command(
+        data, methods, folds, fold_ids, out, pretrained=pretrained, phantom=phantom, mix_ratio=mix_ratio, threads=threads,
+        end_to_end=end_to_end,
+        mask_fraction=mask_fraction, **_recipe_kwargs(locals()), progress=not no_progress,
+    ))
+
+
 @app.command(rich_help_panel="Deploy")
 def locate(
     images: Path = typer.Argument(..., help="An image file or a folder of images (png, jpg, bmp, tif, ...): whole "
                                   "screen frames as a frame grabber delivers them."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Write the boxes here as CSV (id,x,y,w,h,score); "
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the boxes here as CSV (id,x,y,w,h,score,crop_x,crop_y,"
+                                       "crop_side: the nodule box and the square crop the runtime feeds the model); "
                                        "default: print the CSV."),
     overlay: Optional[Path] = typer.Option(None, "--overlay", help="Also write one overlay PNG per image into this folder."),
-    margin: float = typer.Option(0.1, "--margin", min=0.0, help="Crop margin drawn on the overlays, as a share of "
-                                 "the box's long side (the CSV holds the box itself)."),
+    margin: float = typer.Option(0.1, "--margin", min=0.0, help="Crop margin (the CSV's crop columns and the overlays), "
+                                 "as a share of the box's long side; the runtime's default is 0.1."),
     locator: str = typer.Option("learned", "--locator", help="learned (the shipped network) | classical (the "
                                 "dark-blob baseline)."),
-    extent: bool = typer.Option(True, "--extent/--no-extent", help="Overlays: draw the crop around the nodule's "
-                                "extent (as `live` crops) or around the box alone."),
+    extent: bool = typer.Option(True, "--extent/--no-extent", help="Crop around the nodule's extent (as `live` "
+                                "crops) or around the box alone (CSV crop columns and overlays)."),
 ) -> None:
-    """Find the nodule in each image: id,x,y,w,h,score in the image's pixels (empty box, score 0: none found).
+    """Find the nodule in each image: id,x,y,w,h,score and the model's crop crop_x,crop_y,crop_side, in the
+    image's pixels (empty box and crop, score 0: none found).
 
     Unreadable images are reported by name and skipped. Exit 0 when at least one image was read,
     1 when none could be (or the folder holds no images), 2 on a bad argument or a broken locator bundle.

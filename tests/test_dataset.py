@@ -153,3 +153,27 @@ def test_draw_mask_subset():
     chosen = set(groups[gsub])
     assert all(set(np.flatnonzero(np.isin(groups, [g]))) <= set(gsub) for g in chosen)
     assert 26 <= len(gsub) <= 34
+
+
+def test_maskless_folder_of_real_like_crops_with_patients(tmp_path):
+    """ddti-calc's shape: no masks/ at all, crops of many sizes, a patient column; check and loader accept it."""
+    root = tmp_path / "real"
+    (root / "images").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    rows = ["id,calcification,patient,kind"]
+    for i in range(14):
+        side = 40 + 9 * i
+        cv2.imwrite(str(root / "images" / f"c{i}.png"), rng.integers(0, 255, (side, side), dtype=np.uint8))
+        rows.append(f"c{i},{i % 2},P{i // 2},{'micro' if i % 2 else 'none'}")
+    (root / "labels.csv").write_text("\n".join(rows) + "\n")
+    rep = check_dataset(root)
+    assert rep.ok and rep.summary["masks"] == 0 and rep.summary["patients"] == 7
+    res = CliRunner().invoke(app, ["data", "check", str(root)])
+    assert res.exit_code == 0
+    assert "14 distinct, 40..157 px" in res.output and "patients: 7" in res.output and "no pixel masks" in res.output
+    ids, images, masks, labels, table = load_dataset(root, 32)
+    assert images.shape == (14, 1, 32, 32) and all(m is None for m in masks)
+    folds = stratified_kfold(labels, k=3, seed=0, groups=[r["patient"] for r in table])
+    for _, test in folds:
+        test_patients = {table[i]["patient"] for i in test}
+        assert not test_patients & {table[i]["patient"] for i in set(range(14)) - set(test.tolist())}

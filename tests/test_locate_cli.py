@@ -18,7 +18,7 @@ runner = CliRunner()
 
 def _rows(text: str) -> dict[str, list[str]]:
     rows = list(csv.reader(io.StringIO(text)))
-    assert rows[0] == ["id", "x", "y", "w", "h", "score"]
+    assert rows[0] == ["id", "x", "y", "w", "h", "score", "crop_x", "crop_y", "crop_side"]
     return {r[0]: r[1:] for r in rows[1:]}
 
 
@@ -39,11 +39,16 @@ def test_locate_folder_with_a_nodule_an_empty_frame_and_bad_files(tmp_path):
     assert "broken.png" in res.output and "empty.jpg" in res.output and "skipped" in res.output
     rows = _rows(out.read_text())
     assert set(rows) == {"phantom", "black", "grey", "no-nodule"}
-    x, y, w, h, score = rows["phantom"]
+    x, y, w, h, score, cx, cy, side = rows["phantom"]
     assert box_iou((int(x), int(y), int(w), int(h)), f.nodule_box) >= 0.5 and float(score) > 0
-    assert rows["black"] == ["", "", "", "", "0"]
-    assert rows["grey"] == ["", "", "", "", "0"]
-    assert rows["no-nodule"] == ["", "", "", "", "0"]  # a scan area of thyroid, but no nodule in it
+    # the crop holds the box and is what the live runtime cuts from the same frame
+    assert int(cx) <= int(x) and int(cy) <= int(y) and int(cx) + int(side) >= int(x) + int(w)
+    from edgecalc.runtime.cropper import AutoCropper
+
+    assert AutoCropper()(f.image, 0).crop == (int(cx), int(cy), int(side), int(side))
+    empty = ["", "", "", "", "0", "", "", ""]
+    assert rows["black"] == empty and rows["grey"] == empty
+    assert rows["no-nodule"] == empty  # a scan area of thyroid, but no nodule in it
     assert sorted(p.name for p in overlays.iterdir()) == ["black.png", "grey.png", "no-nodule.png", "phantom.png"]
     assert cv2.imread(str(overlays / "phantom.png")).shape == (360, 560, 3)
 

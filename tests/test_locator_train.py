@@ -23,6 +23,23 @@ def test_split_groups_dual_window_halves():
     assert make_split(ids, 0.2, seed=1) == split
 
 
+def test_split_by_patient_when_patients_are_known(tmp_path):
+    from edgecalc.locator.split import read_patients, write_split
+
+    ids = list(range(1, 61))
+    patients = {i: f"P{(i - 1) // 3}" for i in ids}  # 20 patients of 3 frames each
+    split = make_split(ids, 0.2, seed=2, patients=patients)
+    assert not {patients[i] for i in split["train"]} & {patients[i] for i in split["val"]}
+    assert 10 <= len(split["val"]) <= 15
+    (tmp_path / "patients.csv").write_text("id,patient\n" + "".join(f"{i},{p}\n" for i, p in patients.items()))
+    assert read_patients(tmp_path) == patients
+    leaky = {"train": [1, 2, 4, 5, 6], "val": [3]}  # frame 3 is patient P0's, like 1 and 2
+    write_split(tmp_path / "split.json", leaky, 0, 0.2)
+    with pytest.raises(ValueError, match="same patient on both sides"):
+        read_split(tmp_path / "split.json", patients)
+    assert read_split(tmp_path / "split.json") == leaky  # without patients only dual-window halves are checked
+
+
 def test_train_export_and_ship_a_tiny_locator(tmp_path):
     root = tmp_path / "ddti"
     (root / "images").mkdir(parents=True)

@@ -228,6 +228,7 @@ def check_dataset(path) -> CheckReport:
         "positive_share": round(n_pos / n, 4) if n else None, "masks": n_masks,
         "image_sizes": dict(sizes.most_common()), "channels": {str(k): v for k, v in channels.items()},
         "extra_columns": [c for c in columns if c not in ("id", "calcification")],
+        "patients": len({(r.get("patient") or "").strip() for r in rep.rows} - {""}) if "patient" in columns else 0,
         "errors": len(rep.errors), "warnings": len(rep.warnings),
     }
     return rep
@@ -258,6 +259,15 @@ def load_dataset(path, size: int = 192):
     return ids, preprocess_batch(imgs, size), masks, np.asarray(labels, dtype=np.int64), table
 
 
+def _sizes_text(sizes: dict[str, int]) -> str:
+    """The size histogram when short; for many distinct sizes (real crops) the range and median side."""
+    if len(sizes) <= 6:
+        return str(sizes)
+    sides = sorted(int(k.split("x")[0]) * int(k.split("x")[1]) for k, n in sizes.items() for _ in range(n))
+    side = [round(v ** 0.5) for v in sides]
+    return f"{len(sizes)} distinct, {side[0]}..{side[-1]} px (median {side[len(side) // 2]} px, as sqrt of the area)"
+
+
 def format_report(rep: CheckReport) -> str:
     """Plain-text report: summary, then every error and warning with file and reason."""
     s = rep.summary
@@ -265,9 +275,14 @@ def format_report(rep: CheckReport) -> str:
     if s:
         lines.append(f"images: {s['images']} (positive {s['positive']}, negative {s['negative']}, "
                      f"positive share {s['positive_share']})")
-        lines.append(f"masks: {s['masks']}   sizes: {s['image_sizes']}   channels: {s['channels']}")
+        lines.append(f"masks: {s['masks']}   sizes: {_sizes_text(s['image_sizes'])}   channels: {s['channels']}")
         if s["extra_columns"]:
             lines.append(f"extra columns: {', '.join(s['extra_columns'])}")
+        if s.get("patients"):
+            lines.append(f"patients: {s['patients']} (cross-validation folds and bootstrap intervals are grouped by patient)")
+        if s["images"] and not s["masks"]:
+            lines.append("no pixel masks: train with image labels only (--mask-fraction 0), fine-tune (--init-weights) "
+                         "or sim-to-real (--stage1-data PHANTOM_DIR / --stage1-weights); see docs/real-data.md")
     lines += [f"ERROR   {e}" for e in rep.errors] + [f"WARNING {w}" for w in rep.warnings]
     lines.append(f"{len(rep.errors)} error(s), {len(rep.warnings)} warning(s): "
                  + ("OK" if rep.ok else "NOT usable for training"))

@@ -80,3 +80,37 @@ def sweep_command(data: Path, fractions: str, folds: int, fold_ids: str | None, 
         console.print(f"[red]{exc}[/red]")
         return 2
     return 0
+
+
+def compare_command(data: Path, methods: str, folds: int, fold_ids: str | None, out: Path, threads: int = 0,
+                    console: Any = None, **options: Any) -> int:
+    """Parse the lists, run the comparison, return an exit code."""
+    from rich.console import Console
+
+    from edgecalc.data.dataset import DatasetError
+    from edgecalc.eval.compare import parse_methods, run_compare
+    from edgecalc.export.weights_source import WeightsNotFound
+    from edgecalc.train.commands import _sigterm_as_interrupt, set_threads
+    from edgecalc.train.stage import TrainingDiverged
+
+    console = console or Console()
+    _sigterm_as_interrupt()
+    set_threads(threads)
+    try:
+        names = parse_methods(methods)
+        ids = _ints(fold_ids, "--fold-ids") if fold_ids else list(range(folds))
+        bad = [k for k in ids if not 0 <= k < folds]
+        if bad:
+            raise ValueError(f"--fold-ids {bad} outside 0..{folds - 1}")
+        device = options.pop("device", "cpu")
+        run_compare(data, names, out, folds=folds, fold_ids=ids, console=console, device=device, **options)
+    except KeyboardInterrupt:
+        console.print(f"\n[yellow]interrupted; run the same command again to resume the comparison in {out}[/yellow]")
+        return 130
+    except TrainingDiverged as exc:
+        console.print(f"[red]{exc}[/red]")
+        return 3
+    except (DatasetError, FileExistsError, FileNotFoundError, WeightsNotFound, ValueError) as exc:
+        console.print(f"[red]{exc}[/red]")
+        return 2
+    return 0

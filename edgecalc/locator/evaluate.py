@@ -134,13 +134,13 @@ def halving_estimate(root: Path, ids: list[int], learned: LearnedLocator, grid: 
 
 
 def score_boxes_csv(root: Path, ids: list[int], csv_path: Path, margin: float = MARGIN) -> dict[str, float]:
-    """Box figures of an ``edgecalc locate`` CSV (id,x,y,w,h,score) on ``ids``; a missing row or an empty
+    """Box figures of an ``edgecalc locate`` CSV (id,x,y,w,h,score[,crop_x,crop_y,crop_side]) on ``ids``; a missing row or an empty
     box scores 0. (No Dice: the CSV holds no mask.)"""
     boxes: dict[str, tuple[int, int, int, int] | None] = {}
     with open(csv_path, newline="") as f:
         rows = list(csv.reader(f))
-    if not rows or rows[0] != ["id", "x", "y", "w", "h", "score"]:
-        raise ValueError(f"{csv_path} is not an edgecalc locate CSV (header id,x,y,w,h,score)")
+    if not rows or rows[0][:6] != ["id", "x", "y", "w", "h", "score"]:
+        raise ValueError(f"{csv_path} is not an edgecalc locate CSV (header starting id,x,y,w,h,score)")
     for r in rows[1:]:
         try:
             boxes[r[0]] = tuple(int(v) for v in r[1:5]) if r[1] else None  # type: ignore[assignment]
@@ -221,7 +221,9 @@ def main(argv: list[str] | None = None) -> None:
                     help="instead: estimate crop-holds for an extent threshold chosen on the same frames, by N "
                          "random halvings (choose on one half, score the other; see halving_estimate)")
     args = ap.parse_args(argv)
-    ids = read_split(args.split)[args.on]
+    from edgecalc.locator.split import read_patients
+
+    ids = read_split(args.split, read_patients(args.root))[args.on]
     if args.halvings:
         learned = LearnedLocator(args.bundle, threads=1, threshold=args.threshold, min_peak=args.min_peak)
         res = halving_estimate(args.root, ids, learned, repeats=args.halvings, margin=args.margin)

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 
 from edgecalc.atomic import atomic_write_json
 from edgecalc.data.preprocess import PREPROCESSING_SPEC
-from edgecalc.locator.split import make_split, read_split, write_split
+from edgecalc.locator.split import make_split, read_patients, read_split, write_split
 from edgecalc.model import DSAGNet, get_preset
 from edgecalc.model.weights import load_model, save_model
 from edgecalc.runtime.evaluate_locator import frame_ids, load
@@ -306,12 +306,13 @@ def main(argv: list[str] | None = None) -> None:
     t_all = time.perf_counter()
 
     ids = frame_ids(args.root)
+    patients = read_patients(args.root)
     if args.split.is_file():
-        split = read_split(args.split)
+        split = read_split(args.split, patients)
     else:
-        split = make_split(ids, 0.2, args.seed)
-        write_split(args.split, split, args.seed, 0.2)
-        print(f"split -> {args.split}")
+        split = make_split(ids, 0.2, args.seed, patients)
+        write_split(args.split, split, args.seed, 0.2, by_patient=patients is not None)
+        print(f"split -> {args.split} (grouped by {'patient' if patients else 'frame'})")
     known = set(ids)
     missing = [i for i in split["train"] + split["val"] if i not in known]
     if missing:

@@ -102,3 +102,16 @@ def csagnet_from_dsagnet(checkpoint: str | Path | DSAGNet) -> CSAGNet:
         check_state_dict(dst.state_dict(), src, source=f"DSAGNet {part}")
         dst.load_state_dict(src)
     return cs.train(ds.training)
+
+
+def dsagnet_from_csagnet(model: CSAGNet) -> DSAGNet:
+    """The DS-AGnet inside a CS-AGnet (modules A + B, the same tensors copied): a trained CS-AGnet as stage one."""
+    if not isinstance(model, CSAGNet):
+        raise ValueError(f"expected a CSAGNet, got a {type(model).__name__}")
+    ds = DSAGNet(model.cfg)
+    for part in ("encoder", "decoder"):
+        src, dst = getattr(model, part).state_dict(), getattr(ds, part)
+        check_state_dict(dst.state_dict(), src, source=f"CSAGNet {part}")
+        dst.load_state_dict(src)
+    return ds.train(model.training)
+

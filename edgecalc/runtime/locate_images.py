@@ -1,7 +1,10 @@
 """``edgecalc locate``: the nodule box of every image in a folder (or one file), as CSV and overlays.
 
-One row per readable image, ``id,x,y,w,h,score`` in the image's own pixels (``id`` = file name
-without extension); an empty box and score 0 when no nodule is found. Unreadable images are
+One row per readable image, ``id,x,y,w,h,score,crop_x,crop_y,crop_side`` in the image's own pixels
+(``id`` = file name without extension): the nodule box, and the square crop the runtime cuts from
+it and feeds the model (``square_crop`` of the locator's extent with the margin, inside the scan
+area; where the scan area is too narrow for a square, ``crop_side`` is the crop's width and its
+height the area's). An empty box and crop and score 0 when no nodule is found. Unreadable images are
 collected with the reason and skipped, so one bad file does not cost a whole folder. numpy +
 OpenCV + onnxruntime; no torch.
 """
@@ -25,7 +28,7 @@ from edgecalc.runtime.crop import square_crop
 from edgecalc.runtime.scan_area import ScanArea, largest_scan_area
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".ppm", ".webp")
-CSV_HEADER = ("id", "x", "y", "w", "h", "score")
+CSV_HEADER = ("id", "x", "y", "w", "h", "score", "crop_x", "crop_y", "crop_side")
 
 #: (frame, scan area) -> Located | None: LearnedLocator.locate or classical_locator.locate_nodule.
 LocateFn = Callable[[np.ndarray, ScanArea], "Located | None"]
@@ -33,17 +36,19 @@ LocateFn = Callable[[np.ndarray, ScanArea], "Located | None"]
 
 @dataclass(frozen=True)
 class LocateResult:
-    """One image's answer: box (x, y, w, h) or None, the score, and the scan area used."""
+    """One image's answer: box (x, y, w, h) or None, the score, the scan area used and the model's crop."""
 
     id: str
     box: tuple[int, int, int, int] | None
     score: float
     scan_area: tuple[int, int, int, int] | None
+    crop: tuple[int, int, int, int] | None = None  #: (x, y, w, h) the runtime cuts for the model
 
     def csv_row(self) -> list[str]:
         if self.box is None:
-            return [self.id, "", "", "", "", "0"]
-        return [self.id, *(str(v) for v in self.box), f"{self.score:.4f}"]
+            return [self.id, "", "", "", "", "0", "", "", ""]
+        crop = ["", "", ""] if self.crop is None else [str(self.crop[0]), str(self.crop[1]), str(self.crop[2])]
+        return [self.id, *(str(v) for v in self.box), f"{self.score:.4f}", *crop]
 
 
 def _natural_key(p: Path) -> tuple:
@@ -72,13 +77,22 @@ def read_image(path: Path) -> np.ndarray:
         raise ValueError(f"{path.name}: {exc}") from None
 
 
-def locate_one(image_id: str, gray: np.ndarray, locate: LocateFn) -> tuple[LocateResult, Located | None]:
+def locate_one(image_id: str, gray: np.ndarray, locate: LocateFn, margin: float = 0.1) -> tuple[LocateResult, Located | None]:
     area = largest_scan_area(gray)
     found = locate(gray, area) if area is not None else None
     box_area = tuple(area.box) if area is not None else None
     if found is None:
         return LocateResult(image_id, None, 0.0, box_area), None
-    return LocateResult(image_id, tuple(int(v) for v in found.box), float(found.confidence), box_area), found
+    crop = model_crop(found, box_area, margin, gray.shape)
+    return LocateResult(image_id, tuple(int(v) for v in found.box), float(found.confidence), box_area, crop), found
+
+
+def model_crop(found: Located, scan_area, margin: float, shape: tuple[int, ...]) -> tuple[int, int, int, int] | None:
+    """The crop the runtime feeds the model for this locator answer (as ``AutoCropper`` cuts it); None if none fits."""
+    try:
+        return square_crop(found.crop_box, scan_area, margin, shape)
+    except ValueError:
+        return None
 
 
 def draw_located(gray: np.ndarray, result: LocateResult, found: Located | None, margin: float) -> np.ndarray:
@@ -92,8 +106,10 @@ def draw_located(gray: np.ndarray, result: LocateResult, found: Located | None, 
         cv2.drawContours(bgr, contours, -1, (0, 220, 255), 1)
         x, y, w, h = result.box
         cv2.rectangle(bgr, (x, y), (x + w - 1, y + h - 1), (0, 220, 255), 1)
-        cx, cy, cw, ch = square_crop(found.crop_box, result.scan_area, margin, gray.shape)
-        cv2.rectangle(bgr, (cx, cy), (cx + cw - 1, cy + ch - 1), (255, 160, 0), 1)
+        crop = result.crop or model_crop(found, result.scan_area, margin, gray.shape)
+        if crop is not None:
+            cx, cy, cw, ch = crop
+            cv2.rectangle(bgr, (cx, cy), (cx + cw - 1, cy + ch - 1), (255, 160, 0), 1)
     text = "no nodule found" if result.box is None else f"nodule {result.score:.2f}"
     cv2.putText(bgr, text, (6, gray.shape[0] - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 0), 1, cv2.LINE_AA)
     return bgr
@@ -118,7 +134,7 @@ def csv_text(results: Iterable[LocateResult]) -> str:
 
 
 def write_csv(path: str | Path, results: Iterable[LocateResult]) -> None:
-    """``id,x,y,w,h,score`` rows, written atomically."""
+    """``CSV_HEADER`` rows, written atomically."""
     atomic_write_bytes(Path(path), csv_text(results).encode())
 
 
@@ -133,7 +149,7 @@ def locate_paths(paths: list[Path], locate: LocateFn, overlay_dir: Path | None =
         except ValueError as exc:
             bad.append(str(exc))
         else:
-            result, found = locate_one(p.stem, gray, locate)
+            result, found = locate_one(p.stem, gray, locate, margin)
             results.append(result)
             if overlay_dir is not None:
                 write_png_atomic(overlay_dir / f"{p.stem}.png", draw_located(gray, result, found, margin))

@@ -69,6 +69,16 @@ class TrainConfig:
     mask_threshold: float = 0.5
     device: str = "cpu"
     progress: bool = True
+    #: Sim-to-real (docs/real-data.md): stage one trains on this folder's pixel masks (e.g. the phantom)
+    #: instead of ``data``'s own; stage two then trains on ``data`` with stage one's pseudo masks.
+    stage1_data: str | None = None
+    #: Skip training stage one: these DS-AGnet weights (or a run folder's ``stage1/best``) are its result.
+    stage1_weights: str | None = None
+    #: Stage two starts from these CS-AGnet weights (or a run folder's ``final``): fine-tuning.
+    init_weights: str | None = None
+    #: Stage two also draws ``mix_ratio`` of every batch from this folder, with its true masks and labels.
+    mix_data: str | None = None
+    mix_ratio: float = 0.0
 
     def __post_init__(self) -> None:
         self.validate()
@@ -77,8 +87,14 @@ class TrainConfig:
         """Raise ValueError naming the first bad field."""
         if self.recipe not in RECIPES:
             raise ValueError(f"recipe must be one of {sorted(RECIPES)}, got {self.recipe!r}")
-        if not 0 < self.mask_fraction <= 1:
-            raise ValueError(f"mask_fraction must lie in (0, 1], got {self.mask_fraction}")
+        if not 0 <= self.mask_fraction <= 1:
+            raise ValueError(f"mask_fraction must lie in [0, 1], got {self.mask_fraction}")
+        if self.stage1_data is not None and self.stage1_weights is not None:
+            raise ValueError("give stage one either its data (stage1_data) or its trained weights (stage1_weights), not both")
+        if not 0 <= self.mix_ratio < 1:
+            raise ValueError(f"mix_ratio must lie in [0, 1), got {self.mix_ratio}")
+        if (self.mix_data is None) != (self.mix_ratio == 0):
+            raise ValueError(f"mix_data and mix_ratio go together (got mix_data={self.mix_data!r}, mix_ratio={self.mix_ratio})")
         if self.epochs_stage1 < 1 or self.epochs_stage2 < 1:
             raise ValueError(f"epochs must be >= 1, got stage 1 {self.epochs_stage1}, stage 2 {self.epochs_stage2}")
         for name in ("steps_stage1", "steps_stage2"):
@@ -114,6 +130,11 @@ class TrainConfig:
     @property
     def input_size(self) -> int:
         return self.model_config().input_size
+
+    @property
+    def has_stage1(self) -> bool:
+        """Whether the run has a stage one (trained or given): False for image labels only (p = 0)."""
+        return self.stage1_data is not None or self.stage1_weights is not None or self.mask_fraction > 0
 
     def steps(self, stage: int) -> int | None:
         return self.steps_stage1 if stage == 1 else self.steps_stage2

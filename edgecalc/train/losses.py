@@ -152,15 +152,24 @@ def deep_supervision_loss(
 
 def combined_loss(
     output, target: torch.Tensor, labels: torch.Tensor | None = None, weights: LossWeights = LossWeights(),
-    seg_loss: str = "tversky",
+    seg_loss: str = "tversky", has_target: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """The training loss of a DS-AGnet or CS-AGnet output.
 
     ``output`` is a ``DSAGNetOutput`` (stage one: segmentation terms only, ``labels`` ignored)
     or a ``CSAGNetOutput`` (stage two: + ``weights.classification`` x cross-entropy of
-    ``output.logits`` against ``labels`` (N,) int64 in {0, 1}). Returns (total, terms).
+    ``output.logits`` against ``labels`` (N,) int64 in {0, 1}). ``has_target`` (N,) bool marks the
+    images that have a pixel target (true or pseudo mask); the segmentation terms see only those, and
+    a batch with none (image labels only) has no segmentation term. Returns (total, terms).
     """
-    total, parts = deep_supervision_loss(output.pyramid, target, weights, seg_loss)
+    pyramid, tgt = output.pyramid, target
+    if has_target is not None and not bool(has_target.all()):
+        keep = has_target.to(torch.bool)
+        pyramid, tgt = [p[keep] for p in pyramid], target[keep]
+    if tgt.shape[0] > 0:
+        total, parts = deep_supervision_loss(pyramid, tgt, weights, seg_loss)
+    else:
+        total, parts = output.pyramid[-1].sum() * 0.0, {"total": 0.0}
     logits = getattr(output, "logits", None)
     if logits is not None:
         if labels is None:

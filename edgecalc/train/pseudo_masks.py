@@ -18,6 +18,7 @@ from edgecalc.atomic import atomic_write_png
 from edgecalc.eval.predict import predict
 
 PSEUDO_DIR = "pseudo_masks"
+PSEUDO_MARKER = "pseudo_masks.json"  #: written once every pseudo mask is on disk
 
 
 def write_pseudo_masks(

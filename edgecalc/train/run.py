@@ -33,7 +33,7 @@ from edgecalc.model.weights import csagnet_from_dsagnet, load_model, save_model
 from edgecalc.train.config import TrainConfig
 from edgecalc.train.distributed import DistInfo, all_true, barrier, cleanup, device_for, init_distributed
 from edgecalc.train.precision import resolve_precision
-from edgecalc.train.pseudo_masks import PSEUDO_DIR, read_pseudo_masks, write_pseudo_masks
+from edgecalc.train.pseudo_masks import PSEUDO_DIR, PSEUDO_MARKER, read_pseudo_masks, write_pseudo_masks
 from edgecalc.train.stage import Hooks, StageData, StageSpec, stage_dir, train_stage
 
 CONFIG_FILE = "config.json"
@@ -60,9 +60,13 @@ def make_split(labels: np.ndarray, has_mask: np.ndarray, cfg: TrainConfig, group
     sub_groups = groups[train_full] if groups is not None else None
     inner_train, inner_val = stratified_kfold(labels[train_full], k=inner_k, seed=cfg.seed + 1, groups=sub_groups)[0]
     train, val = train_full[inner_train], train_full[inner_val]
+    if not cfg.has_stage1 or cfg.stage1_data is not None or cfg.stage1_weights is not None:
+        # stage one does not use this data set's masks (image labels only, or stage one elsewhere)
+        return {"train": sorted(train.tolist()), "val": sorted(val.tolist()), "test": sorted(test.tolist()), "mask_draw": []}
     candidates = train[has_mask[train]]
     if candidates.size == 0:
-        raise ValueError("no training image has a pixel mask; stage one needs some (masks/<id>.png)")
+        raise ValueError("no training image has a pixel mask; stage one needs some (masks/<id>.png), or train "
+                         "stage one on another folder (--stage1-data PHANTOM_DIR), or use image labels only (--mask-fraction 0)")
     fraction = cfg.mask_fraction if candidates.size == train.size else min(1.0, cfg.mask_fraction * train.size / candidates.size)
     draw = draw_mask_subset(candidates, labels, fraction, seed=cfg.seed, groups=groups)
     if draw.size == 0:
@@ -70,11 +74,11 @@ def make_split(labels: np.ndarray, has_mask: np.ndarray, cfg: TrainConfig, group
     return {"train": sorted(train.tolist()), "val": sorted(val.tolist()), "test": sorted(test.tolist()), "mask_draw": draw.tolist()}
 
 
-def _load_data(cfg: TrainConfig) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[dict]]:
+def _load_data(folder: str, size: int) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[dict]]:
+    """(ids, uint8 images N×1×S×S, uint8 masks, labels, has_mask, table) of one data-set folder."""
     from edgecalc.data.dataset import load_dataset
 
-    ids, images, masks, labels, table = load_dataset(cfg.data, cfg.input_size)
-    size = cfg.input_size
+    ids, images, masks, labels, table = load_dataset(folder, size)
     has_mask = np.array([m is not None for m in masks])
     mask_arr = np.zeros((len(ids), 1, size, size), np.uint8)
     for i, m in enumerate(masks):
@@ -114,8 +118,101 @@ def stage_spec(cfg: TrainConfig, stage: int, precision: str) -> StageSpec:
         progress=cfg.progress, head_lr_factor=cfg.head_lr_factor if stage == 2 else 1.0, steps=cfg.steps(stage),
         eval_every=cfg.eval_every, optimizer=cfg.optimizer, weight_decay=cfg.weight_decay, schedule=cfg.schedule,
         warmup_steps=cfg.warmup_steps, min_lr_factor=cfg.min_lr_factor, seg_loss=cfg.seg_loss, augment=cfg.augment,
-        precision=precision,
+        precision=precision, mix_ratio=cfg.mix_ratio if stage == 2 else 0.0,
     )
+
+
+def stage1_weights_file(path: str | Path) -> Path:
+    """``--stage1-weights``: a run folder (its ``stage1/best``) or a .safetensors file (DS-AGnet or CS-AGnet)."""
+    from edgecalc.export.weights_source import resolve_weights
+
+    p = Path(path)
+    if p.is_dir() and (stage_dir(p, 1) / "best.safetensors").is_file():
+        return stage_dir(p, 1) / "best.safetensors"
+    return resolve_weights(p)
+
+
+def _fit_config(model: torch.nn.Module, cfg: TrainConfig, source: Path) -> torch.nn.Module:
+    """``model`` as this run's network: same preset and widths required; another input size is fine
+    (the networks are fully convolutional), the weights move into a network built at the run's size."""
+    mc = cfg.model_config()
+    if model.cfg.with_(input_size=mc.input_size) != mc:
+        raise ValueError(f"{source} is a {model.cfg.name} model; this run trains {cfg.preset} "
+                         f"(give --preset to match the weights)")
+    if model.cfg.input_size != mc.input_size:
+        state = model.state_dict()
+        model = type(model)(mc)
+        model.load_state_dict(state)
+    return model
+
+
+def _stage_one(cfg: TrainConfig, run_dir: Path, images: np.ndarray, masks: np.ndarray, labels: np.ndarray,
+               draw: np.ndarray, val: tuple, precision: str, device: torch.device, info: DistInfo,
+               hooks: Hooks | None, console: Any) -> tuple[Path | None, Any, int]:
+    """Stage one's best DS-AGnet weights, its state and how many masks it saw; (None, None, 0) without one.
+
+    Trained on the run's mask draw, or on ``stage1_data``'s masks (validated by Dice on a share of
+    that folder); or given (``stage1_weights``: copied into ``stage1/best``, a CS-AGnet's A + B taken).
+    """
+    from edgecalc.model import DSAGNet
+    from edgecalc.model.weights import CSAGNet, dsagnet_from_csagnet
+
+    best = stage_dir(run_dir, 1) / "best.safetensors"
+    if cfg.stage1_weights is not None:
+        if info.is_main and not best.is_file():
+            source = stage1_weights_file(cfg.stage1_weights)
+            model = load_model(source)
+            model = dsagnet_from_csagnet(model) if isinstance(model, CSAGNet) else model
+            save_model(_fit_config(model, cfg, source), best)
+        barrier(info)
+        return best, None, 0
+    if not cfg.has_stage1:
+        return None, None, 0
+    if cfg.stage1_data is not None:
+        data1 = _external_stage_one_data(cfg)
+    else:
+        data1 = StageData(_t(images[draw]), _t(masks[draw]), _t(labels[draw]), *val)
+    torch.manual_seed(cfg.seed)
+    ds = DSAGNet(cfg.model_config())
+    state = train_stage(ds, data1, stage_spec(cfg, 1, precision), run_dir, device, info, hooks, console)
+    return best, state, int(data1.images.shape[0])
+
+
+def _external_stage_one_data(cfg: TrainConfig) -> StageData:
+    """``stage1_data``'s images with masks: a stratified (patient-grouped) validation share, then the p-draw of the rest."""
+    from edgecalc.data.splits import draw_mask_subset, stratified_kfold
+
+    assert cfg.stage1_data is not None
+    _, images, masks, labels, has_mask, table = _load_data(cfg.stage1_data, cfg.input_size)
+    cand = np.flatnonzero(has_mask)
+    if cand.size == 0:
+        raise ValueError(f"--stage1-data {cfg.stage1_data} holds no pixel masks (masks/<id>.png); stage one needs them")
+    groups = _groups(table)
+    sub = groups[cand] if groups is not None else None
+    tr, va = stratified_kfold(labels[cand], k=max(2, int(round(1.0 / cfg.val_fraction))), seed=cfg.seed + 2, groups=sub)[0]
+    draw = draw_mask_subset(cand[tr], labels, cfg.mask_fraction, seed=cfg.seed, groups=groups)
+    if draw.size == 0:
+        raise ValueError(f"mask fraction {cfg.mask_fraction} of {cfg.stage1_data}'s {tr.size} masked images draws none")
+    v = cand[va]
+    return StageData(_t(images[draw]), _t(masks[draw]), _t(labels[draw]), _t(images[v]), _t(masks[v]), _t(labels[v]),
+                     _t(has_mask[v]))
+
+
+def _stage_two_model(cfg: TrainConfig, best1: Path | None) -> torch.nn.Module:
+    """``init_weights`` (fine-tuning), else A + B of stage one's best with a fresh C, else a fresh CS-AGnet."""
+    from edgecalc.export.weights_source import resolve_weights
+    from edgecalc.model import CSAGNet
+
+    if cfg.init_weights is not None:
+        source = resolve_weights(cfg.init_weights)
+        model = load_model(source)
+        if not isinstance(model, CSAGNet):
+            raise ValueError(f"--init-weights {source} holds a {type(model).__name__}; fine-tuning starts from a CS-AGnet "
+                             f"(use --stage1-weights for a stage-one DS-AGnet)")
+        return _fit_config(model, cfg, source).train()
+    if best1 is not None:
+        return csagnet_from_dsagnet(load_model(best1))
+    return CSAGNet(cfg.model_config()).train()
 
 
 def _float(x: np.ndarray) -> np.ndarray:
@@ -157,7 +254,7 @@ def _run(cfg: TrainConfig, run_dir: Path, hooks: Hooks | None, console: Any, res
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json(cfg_path, cfg.to_dict())
     barrier(info)
-    ids, images, masks, labels, has_mask, table = _load_data(cfg)
+    ids, images, masks, labels, has_mask, table = _load_data(cfg.data, cfg.input_size)
     split = _split(run_dir, cfg, ids, labels, has_mask, table, info)
     idx = {k: np.asarray(v, dtype=np.int64) for k, v in split["indices"].items()}
     mcfg = cfg.model_config()
@@ -169,36 +266,42 @@ def _run(cfg: TrainConfig, run_dir: Path, hooks: Hooks | None, console: Any, res
                       f"augmentation, precision {precision} (asked: {cfg.precision}), {size} px {cfg.preset}")
     started = time.time()
 
-    # Stage one: DS-AGnet on the mask draw.
-    from edgecalc.model import DSAGNet
-
-    torch.manual_seed(cfg.seed)
-    ds = DSAGNet(mcfg)
-    draw = idx["mask_draw"]
-    data1 = StageData(_t(images[draw]), _t(masks[draw]), _t(labels[draw]), *val)
-    state1 = train_stage(ds, data1, stage_spec(cfg, 1, precision), run_dir, device, info, hooks, console)
+    best1, state1, n_masks1 = _stage_one(cfg, run_dir, images, masks, labels, idx["mask_draw"], val, precision,
+                                         device, info, hooks, console)
     t1 = time.time()
 
-    # Pseudo masks for every training image from stage one's best epoch.
-    pdir = run_dir / PSEUDO_DIR
+    # Pseudo masks for every training image from stage one's best round (none without a stage one).
     train_ids = [ids[i] for i in idx["train"]]
-    marker = run_dir / "pseudo_masks.json"
-    if not all_true(marker.is_file(), info):
-        if info.is_main:
-            best1 = load_model(stage_dir(run_dir, 1) / "best.safetensors", map_location="cpu").to(device)
-            write_pseudo_masks(best1, _float(images[idx["train"]]), train_ids, pdir, cfg.mask_threshold, device)
-            write_json(marker, {"count": len(train_ids), "threshold": cfg.mask_threshold, "from": "stage1/best.safetensors"})
-        barrier(info)
-    targets = read_pseudo_masks(pdir, train_ids, size)
-    if cfg.keep_true_masks:
-        pos = {int(i): k for k, i in enumerate(idx["train"])}
-        for i in draw:
-            targets[pos[int(i)]] = masks[i]
+    targets = np.zeros((len(train_ids), 1, size, size), np.float32)
+    has_target = np.zeros(len(train_ids), bool)
+    if best1 is not None:
+        pdir = run_dir / PSEUDO_DIR
+        marker = run_dir / PSEUDO_MARKER
+        if not all_true(marker.is_file(), info):
+            if info.is_main:
+                model1 = load_model(best1, map_location="cpu").to(device)
+                write_pseudo_masks(model1, _float(images[idx["train"]]), train_ids, pdir, cfg.mask_threshold, device)
+                write_json(marker, {"count": len(train_ids), "threshold": cfg.mask_threshold,
+                                    "from": str(best1.relative_to(run_dir))})
+            barrier(info)
+        targets = read_pseudo_masks(pdir, train_ids, size)
+        has_target[:] = True
+        if cfg.keep_true_masks:
+            pos = {int(i): k for k, i in enumerate(idx["train"])}
+            for i in idx["mask_draw"]:
+                targets[pos[int(i)]] = masks[i]
 
-    # Stage two: CS-AGnet from stage one's best, all training images, labels + pseudo masks.
+    # Stage two: CS-AGnet (from stage one's A + B, from --init-weights, or fresh), labels + pseudo masks.
     torch.manual_seed(cfg.seed + 1)
-    cs = csagnet_from_dsagnet(load_model(stage_dir(run_dir, 1) / "best.safetensors"))
-    data2 = StageData(_t(images[idx["train"]]), _t(targets), _t(labels[idx["train"]]), *val)
+    cs = _stage_two_model(cfg, best1)
+    x2, m2, y2, t2_has = images[idx["train"]], targets, labels[idx["train"]], has_target
+    mix_from = None
+    if cfg.mix_data is not None:
+        _, mx, mm, my, mhas, _ = _load_data(cfg.mix_data, size)
+        mix_from = len(y2)
+        x2, m2 = np.concatenate([x2, mx]), np.concatenate([m2, mm.astype(np.float32)])
+        y2, t2_has = np.concatenate([y2, my]), np.concatenate([t2_has, mhas])
+    data2 = StageData(_t(x2), _t(m2), _t(y2), *val, has_target=_t(t2_has), mix_from=mix_from)
     state2 = train_stage(cs, data2, stage_spec(cfg, 2, precision), run_dir, device, info, hooks, console)
     t2 = time.time()
 
@@ -221,13 +324,15 @@ def _run(cfg: TrainConfig, run_dir: Path, hooks: Hooks | None, console: Any, res
             "best_val_auc_stage2": state2.best_value,
             "mask_fraction": cfg.mask_fraction,
             "n_train": int(idx["train"].size), "n_val": int(idx["val"].size), "n_test": int(test.size),
-            "n_masks_stage1": int(draw.size),
+            "n_masks_stage1": n_masks1,
+            "stage1_data": cfg.stage1_data, "stage1_weights": cfg.stage1_weights, "init_weights": cfg.init_weights,
+            "mix_data": cfg.mix_data, "mix_ratio": cfg.mix_ratio,
             "weights": FINAL_WEIGHTS,
             "recipe": cfg.recipe, "precision": precision,
             "seconds_this_session": {"stage1": round(t1 - started, 1), "stage2": round(t2 - t1, 1)},
             # over every session of the run (interrupted and resumed ones too): the rounds' own timings
             "train_seconds": {f"stage{k}": round(sum(float(r.get("seconds") or 0) for r in st.history), 1)
-                              for k, st in ((1, state1), (2, state2))},
+                              for k, st in ((1, state1), (2, state2)) if st is not None},
         })
     barrier(info)
     return final

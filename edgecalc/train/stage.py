@@ -53,6 +53,10 @@ class StageData:
     val_labels: torch.Tensor
     #: (N_val,) bool: which validation images have a true mask (Dice only over those); None = all.
     val_has_mask: torch.Tensor | None = None
+    #: (N,) bool: which training images have a pixel target (the segmentation loss sees only those); None = all.
+    has_target: torch.Tensor | None = None
+    #: Images from this index on are the mix set (``StageSpec.mix_ratio`` of every batch); None = no mix.
+    mix_from: int | None = None
 
 
 @dataclass
@@ -84,6 +88,7 @@ class StageSpec:
     seg_loss: str = "tversky"
     augment: str = "flips"
     precision: str = "fp32"  #: resolved: fp32 or bf16 (train/precision.py)
+    mix_ratio: float = 0.0  #: share of every batch drawn from the data's mix set (``StageData.mix_from``)
 
     def rounds(self) -> int:
         """How many validated rounds the stage has."""
@@ -182,6 +187,23 @@ def _step_batches(n: int, spec: StageSpec, round_index: int, info: DistInfo) -> 
     return [order[i * global_batch:(i + 1) * global_batch][info.rank::info.world_size] for i in range(steps)]
 
 
+def _with_mix(batches: list[torch.Tensor], n_main: int, n_mix: int, spec: StageSpec, round_index: int) -> list[torch.Tensor]:
+    """Replace ``mix_ratio`` of every batch by images of the mix set (indices ``n_main ..``), seeded per round.
+
+    The batches keep their size; the main set's images that make room are the batch's last ones, so
+    the main set is still walked in its shuffled order.
+    """
+    k = int(round(spec.mix_ratio * spec.batch_size))
+    if k == 0 or n_mix == 0:
+        return batches
+    g = torch.Generator().manual_seed(spec.seed * 1_000_003 + spec.stage * 10_007 + round_index + 7_919)
+    out = []
+    for b in batches:
+        keep = b[: max(1, b.numel() - k)]
+        out.append(torch.cat([keep, n_main + torch.randint(0, n_mix, (k,), generator=g)]))
+    return out
+
+
 def _augment(spec: StageSpec, images: torch.Tensor, masks: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     if spec.augment == "batch":
         return batch_augment(images, masks, gen)
@@ -209,7 +231,8 @@ def train_stage(
     ckpt_dir = run_dir / "checkpoints"
     sdir = stage_dir(run_dir, spec.stage)
     model.to(device)
-    n = data.images.shape[0]
+    n_all = data.images.shape[0]
+    n = n_all if data.mix_from is None else data.mix_from  # the main set; the mix set rides along in every batch
     if n == 0:
         raise ValueError(f"stage {spec.stage} has no training images")
     opt, sched = make_optimizer(model, spec.lr, spec.decay, spec.head_lr_factor, optimizer=spec.optimizer,
@@ -239,6 +262,8 @@ def train_stage(
         else:
             flip_gen = gen
         batches = _batches(n, spec, epoch, gen, info) if spec.steps is None else _step_batches(n, spec, epoch, info)
+        if data.mix_from is not None:
+            batches = _with_mix(batches, n, n_all - n, spec, epoch)
         total, ce_total, count = 0.0, 0.0, 0
         bar = _progress(spec, epoch, len(batches), info, console)
         try:
@@ -248,7 +273,8 @@ def train_stage(
                 x, m, y = x.to(device), m.to(device), y.to(device)
                 with autocast(spec.precision, device):
                     out = net(x)
-                loss, parts = combined_loss(out, m, y if spec.stage == 2 else None, seg_loss=spec.seg_loss)
+                has = None if data.has_target is None else data.has_target[idx].to(device)
+                loss, parts = combined_loss(out, m, y if spec.stage == 2 else None, seg_loss=spec.seg_loss, has_target=has)
                 finite = bool(torch.isfinite(loss).item())
                 if not all_true(finite, info):
                     last = checkpoint_json(ckpt_dir, spec.stage)

@@ -1,82 +1,8 @@
-"""Realism measured: the paper's brightness rules (Table 2) and the envelope speckle SNR.
-
-Rules, both on the nodule's pixels of a crop and tuned on the training folds, scored on the test folds:
-
-* **max-intensity rule** — feature: the maximum gray level inside the nodule (after a 3×3 median, so
-  one speckle pixel is not a "focus"); positive if feature ≥ T, T the threshold with the best
-  training accuracy.
-* **Otsu rule** (after Choi et al.) — t1 = Otsu threshold of the nodule's pixels, t2 = Otsu threshold
-  of the pixels above t1 (the brightest class of a recursive split); feature: area in pixels of the
-  largest 8-connected component of nodule pixels ≥ t2 (after the same median); positive if
-  feature ≥ A, A tuned on the training folds like T.
-"""
+"""Realism measured: the envelope speckle SNR (the brightness rules live in ``edgecalc.eval.rules``)."""
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
-
-from edgecalc.data.splits import stratified_kfold
-
-
-def _otsu(values: np.ndarray) -> float:
-    v = np.asarray(values, dtype=np.uint8).reshape(-1, 1)
-    if v.size == 0 or v.min() == v.max():
-        return float(v.max() if v.size else 0)
-    t, _ = cv2.threshold(v, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    return float(t)
-
-
-def max_intensity_feature(image: np.ndarray, nodule: np.ndarray) -> float:
-    """Maximum (3×3-median) gray level inside the nodule."""
-    m = cv2.medianBlur(image, 3)
-    inside = nodule > 0
-    return float(m[inside].max()) if inside.any() else 0.0
-
-
-def otsu_feature(image: np.ndarray, nodule: np.ndarray) -> float:
-    """Area (px) of the largest connected component of the brightest recursive-Otsu class in the nodule."""
-    m = cv2.medianBlur(image, 3)
-    inside = nodule > 0
-    if not inside.any():
-        return 0.0
-    t1 = _otsu(m[inside])
-    upper = m[inside & (m > t1)]
-    t2 = _otsu(upper) if upper.size else 255.0
-    bright = (inside & (m > t2)).astype(np.uint8)
-    n, _, stats, _ = cv2.connectedComponentsWithStats(bright, connectivity=8)
-    return float(stats[1:, cv2.CC_STAT_AREA].max()) if n > 1 else 0.0
-
-
-def best_threshold(feature: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
-    """Threshold (positive if feature ≥ T) with the best accuracy on these data; (T, accuracy)."""
-    f = np.asarray(feature, dtype=np.float64)
-    y = np.asarray(labels).astype(np.int64)
-    cands = np.unique(np.concatenate([f, [np.inf]]))
-    best = (float(cands[0]), -1.0)
-    for t in cands:
-        acc = float(np.mean((f >= t).astype(np.int64) == y))
-        if acc > best[1]:
-            best = (float(t), acc)
-    return best
-
-
-def evaluate_rule(feature: np.ndarray, labels: np.ndarray, k: int = 5, seed: int = 0) -> dict:
-    """k-fold: tune on train, score on test. Returns per-fold and mean test accuracy, sens, spec."""
-    y = np.asarray(labels).astype(np.int64)
-    folds = []
-    for tr, te in stratified_kfold(y, k=k, seed=seed):
-        t, train_acc = best_threshold(feature[tr], y[tr])
-        pred = (feature[te] >= t).astype(np.int64)
-        tp = int(np.sum((pred == 1) & (y[te] == 1)))
-        tn = int(np.sum((pred == 0) & (y[te] == 0)))
-        folds.append({"threshold": t, "train_accuracy": train_acc, "accuracy": float(np.mean(pred == y[te])),
-                      "sensitivity": tp / max(1, int(np.sum(y[te] == 1))),
-                      "specificity": tn / max(1, int(np.sum(y[te] == 0)))})
-    out = {key: float(np.mean([f[key] for f in folds])) for key in ("accuracy", "sensitivity", "specificity")}
-    out["accuracy_std"] = float(np.std([f["accuracy"] for f in folds]))
-    out["folds"] = folds
-    return out
 
 
 def envelope_snr(envelope: np.ndarray, region: np.ndarray, window: int = 24) -> list[float]:

@@ -22,7 +22,8 @@ import numpy as np
 
 from edgecalc.data.phantom import generate_crop, generate_frame, write_phantom_dataset
 from edgecalc.data.phantom.crops import render_crop
-from edgecalc.data.phantom.realism import envelope_snr, evaluate_rule, max_intensity_feature, otsu_feature
+from edgecalc.data.phantom.realism import envelope_snr
+from edgecalc.eval.rules import evaluate_rule, max_intensity_feature, otsu_feature
 from edgecalc.data.phantom.shapes import distance_inside
 from edgecalc.data.phantom.visibility import EXCLUDE_PX, MARGIN_GRAY, PERCENTILE, visibility_at_sizes
 

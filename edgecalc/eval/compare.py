@@ -1,0 +1,374 @@
+"""``edgecalc compare``: training schemes and rules scored under one k-fold split of one data set.
+
+Every method sees the same folds (``stratified_kfold`` with the run's seed, grouped by ``patient``
+when labels.csv has the column), so their figures compare and differences can be paired per fold.
+Methods (``METHODS``):
+
+* ``two-stage`` — the kit's default: stage one on ``mask_fraction`` of DATA's own pixel masks, stage two.
+* ``labels-only`` — CS-AGnet from scratch on DATA's image labels only (p = 0, no segmentation term).
+* ``zero-shot`` — the pretrained weights (``--pretrained``, e.g. the phantom run), not trained on DATA.
+* ``fine-tune`` — the pretrained CS-AGnet, stage two on DATA's image labels only.
+* ``sim-to-real`` — the paper's two stages with the pixel masks from elsewhere: stage one = the
+  pretrained run's stage one (or trained on ``--phantom``), pseudo masks on DATA, stage two on DATA's
+  labels + pseudo masks.
+* ``sim-to-real+mix`` — the same, with ``--mix-ratio`` of every stage-two batch from ``--phantom``
+  (its true masks and labels), so the segmentation branch keeps seeing real masks.
+* ``brightness`` — the max-intensity rule (``eval/rules.py``), region share and threshold tuned on
+  the training folds.
+
+Layout: ``OUT/<method>/fold<k>/`` (a run folder for trained methods: finished ones are reused,
+interrupted ones resumed), ``OUT/comparison.md`` (pooled and per-fold table, with and without the
+crops that show burned-in text, and per ``kind``), ``OUT/comparison.json``, ``OUT/roc.png``,
+``OUT/scores.csv`` (every test score).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+#: Columns that mark crops whose frame shows burned-in text (DDTI: sonographers' notes); see docs/real-data.md.
+TEXT_COLUMNS = ("text_in_crop", "note_text_in_frame")
+
+
+@dataclass(frozen=True)
+class Method:
+    summary: str
+    kind: str  #: train | weights | rule
+    needs_pretrained: bool = False
+
+
+METHODS: dict[str, Method] = {
+    "two-stage": Method("stage one on DATA's own masks (--mask-fraction), pseudo masks, stage two", "train"),
+    "labels-only": Method("CS-AGnet from scratch on DATA's image labels only (p = 0)", "train"),
+    "zero-shot": Method("the pretrained weights as they are (no training on DATA)", "weights", True),
+    "fine-tune": Method("the pretrained CS-AGnet, stage two on DATA's image labels only", "train", True),
+    "sim-to-real": Method("stage one from the pretrained run (or --phantom), stage two on DATA with its pseudo "
+                          "masks", "train"),
+    "sim-to-real+mix": Method("sim-to-real with --mix-ratio of every stage-two batch from --phantom (true masks)", "train"),
+    "brightness": Method("max gray level (3x3 median) in the crop's centre; share and threshold tuned on the "
+                         "training folds", "rule"),
+}
+DEFAULT_METHODS = ("labels-only", "zero-shot", "fine-tune", "sim-to-real", "sim-to-real+mix", "brightness")
+#: sim-to-real+mix's share of every stage-two batch from the phantom when --mix-ratio is not given.
+DEFAULT_MIX_RATIO = 0.25
+
+
+def parse_methods(text: str) -> list[str]:
+    names = [m.strip() for m in text.split(",") if m.strip()]
+    bad = [m for m in names if m not in METHODS]
+    if not names or bad:
+        raise ValueError(f"--methods: unknown {bad or text!r}; choose from {', '.join(METHODS)}")
+    return names
+
+
+def fold_dir(out: Path, method: str, fold: int) -> Path:
+    return Path(out) / method / f"fold{fold}"
+
+
+def _table(data: Path) -> list[dict[str, str]]:
+    with (Path(data) / "labels.csv").open(newline="", encoding="utf-8-sig") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _train_config(method: str, data: Path, fold: int, pretrained: Path | None, phantom: Path | None, mix_ratio: float,
+                  train_options: dict[str, Any]):
+    from edgecalc.train.config import TrainConfig
+
+    opts = dict(train_options)
+    recipe = opts.pop("recipe", None) or "cpu"
+    extra: dict[str, Any] = {}
+    if method in ("labels-only", "fine-tune"):
+        extra["mask_fraction"] = 0.0
+    if method == "fine-tune":
+        extra["init_weights"] = str(pretrained)
+    if method in ("sim-to-real", "sim-to-real+mix"):
+        if pretrained is not None:
+            extra["stage1_weights"] = str(pretrained)
+        elif phantom is not None:
+            extra["stage1_data"] = str(phantom)
+            extra["mask_fraction"] = opts.pop("mask_fraction", None) or 1.0
+        else:
+            raise ValueError("sim-to-real needs --pretrained RUN (its stage one) or --phantom DIR (to train stage one on)")
+        if method == "sim-to-real+mix":
+            if phantom is None:
+                raise ValueError("sim-to-real+mix needs --phantom DIR (the images mixed into stage two)")
+            extra.update(mix_data=str(phantom), mix_ratio=mix_ratio or DEFAULT_MIX_RATIO)
+    opts = {k: v for k, v in opts.items() if k not in extra}
+    return TrainConfig.for_recipe(recipe, data=str(data), fold=fold, **opts, **extra)
+
+
+def _run_trained(cfg, run_dir: Path, console: Any) -> None:
+    from edgecalc.eval.sweep import _check_same_recipe
+    from edgecalc.train.run import FINAL_WEIGHTS, METRICS_FILE, resume_training, run_training
+
+    _check_same_recipe(run_dir, cfg)
+    if (run_dir / METRICS_FILE).is_file() and (run_dir / FINAL_WEIGHTS).is_file():
+        _say(console, f"{run_dir}: finished, reused")
+    elif (run_dir / "config.json").is_file():
+        _say(console, f"{run_dir}: resuming")
+        resume_training(run_dir, console=console)
+    else:
+        _say(console, f"{run_dir}: training")
+        run_training(cfg, run_dir, console=console)
+
+
+def _say(console: Any, text: str) -> None:
+    if console is not None:
+        console.print(text)
+
+
+def _zero_shot(weights: Path, data: Path, test: np.ndarray, out: Path, fold: int, folds: int, device: str) -> None:
+    from edgecalc.eval.attention import dilation_for
+    from edgecalc.eval.evaluate import evaluate_arrays, load_eval_data
+    from edgecalc.export.weights_source import resolve_weights
+    from edgecalc.model.weights import load_model
+
+    if (out / "eval" / "scores.npz").is_file():
+        return
+    path = resolve_weights(weights)
+    model = load_model(path).to(device)
+    ids, images, masks, has_mask, labels = load_eval_data(data, model.cfg.input_size)
+    test_ids = [ids[i] for i in test]
+    evaluate_arrays(model, images[test], masks[test], has_mask[test], labels[test], test_ids, out / "eval",
+                    title=f"zero-shot, test fold {fold} of {folds}", device=device, data_dir=data,
+                    extra={"weights": str(path), "data": str(data)},
+                    dilation=dilation_for(data, test_ids, model.cfg.input_size, labels[test]))
+
+
+def _brightness(data: Path, train: np.ndarray, test: np.ndarray, out: Path) -> None:
+    from edgecalc.atomic import atomic_write_json
+    from edgecalc.data.dataset import check_dataset, read_image
+    from edgecalc.data.preprocess import to_gray_u8
+    from edgecalc.eval.rules import centre_features, tune_brightness
+
+    if (out / "scores.npz").is_file():
+        return
+    rep = check_dataset(data)
+    ids = [r["id"] for r in rep.rows]
+    labels = np.asarray([int(r["calcification"]) for r in rep.rows], np.int64)
+    images = [to_gray_u8(read_image(Path(r["_image"]))[0]) for r in rep.rows]
+    feats = centre_features(images)
+    rule = tune_brightness(feats[train], labels[train])
+    score = feats[test, rule["column"]]
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "rule.json", rule)
+    np.savez_compressed(out / "scores.npz", ids=np.asarray([ids[i] for i in test]), labels=labels[test], scores=score,
+                        predictions=(score >= rule["threshold"]).astype(np.int64))
+
+
+def _scores_of(method: str, out: Path, fold: int) -> dict[str, np.ndarray]:
+    d = fold_dir(out, method, fold)
+    path = d / "scores.npz" if METHODS[method].kind == "rule" else d / "eval" / "scores.npz"
+    z = np.load(path)
+    res = {k: z[k] for k in z.files}
+    if "predictions" not in res:
+        from edgecalc.eval.metrics import predict
+
+        res["predictions"] = predict(res["scores"])
+    res["fold"] = np.full(res["ids"].shape, fold)
+    return res
+
+
+def _figures(y: np.ndarray, s: np.ndarray, p: np.ndarray, groups: np.ndarray | None) -> dict[str, Any]:
+    from edgecalc.eval.metrics import bootstrap_ci, roc_auc
+
+    out: dict[str, Any] = {"n": int(y.size), "n_positive": int(y.sum())}
+    if 0 < y.sum() < y.size:
+        out["auc"] = roc_auc(y, s)
+        out["auc_ci95"] = list(bootstrap_ci(y, s, "auc", groups=groups))
+    out["accuracy"] = float((p == y).mean()) if y.size else None
+    out["sensitivity"] = float(p[y == 1].mean()) if (y == 1).any() else None
+    out["specificity"] = float(1 - p[y == 0].mean()) if (y == 0).any() else None
+    return out
+
+
+def summarise(methods: Sequence[str], out: Path, folds: Sequence[int], data: Path) -> dict[str, Any]:
+    """Pooled (all test folds) and per-fold figures per method; subsets without text crops and per kind."""
+    rows = {r["id"]: r for r in _table(data)}
+    has_patient = all((r.get("patient") or "").strip() for r in rows.values())
+    text_cols = [c for c in TEXT_COLUMNS if any(c in r for r in rows.values())]
+    result: dict[str, Any] = {"methods": {}, "text_columns": text_cols, "folds": list(folds)}
+    for m in methods:
+        parts = [_scores_of(m, out, k) for k in folds]
+        z = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        ids = [str(i) for i in z["ids"]]
+        groups = np.asarray([rows[i]["patient"] for i in ids]) if has_patient else None
+        y, s, p = z["labels"].astype(np.int64), z["scores"].astype(np.float64), z["predictions"].astype(np.int64)
+        entry: dict[str, Any] = {"pooled": _figures(y, s, p, groups), "per_fold": []}
+        for k in folds:
+            sel = z["fold"] == k
+            entry["per_fold"].append({"fold": int(k), **_figures(y[sel], s[sel], p[sel], None)})
+        if text_cols:
+            clean = np.asarray([all(rows[i].get(c, "0") in ("0", "") for c in text_cols) for i in ids])
+            entry["without_text"] = _figures(y[clean], s[clean], p[clean], groups[clean] if groups is not None else None)
+        kinds = sorted({rows[i].get("kind", "") for i in ids} - {"", "none"})
+        if kinds:
+            neg = y == 0
+            entry["by_kind"] = {}
+            for kind in kinds:
+                sel = neg | np.asarray([rows[i].get("kind") == kind for i in ids])
+                entry["by_kind"][kind] = _figures(y[sel], s[sel], p[sel], groups[sel] if groups is not None else None)
+        entry["roc"] = (y, s)
+        result["methods"][m] = entry
+    return result
+
+
+def _cell(v: Any) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
+def _auc_cell(f: dict[str, Any]) -> str:
+    if "auc" not in f:
+        return "-"
+    lo, hi = f["auc_ci95"]
+    return f"{f['auc']:.3f} ({lo:.3f}–{hi:.3f})"
+
+
+def format_comparison(summary: dict[str, Any]) -> str:
+    """Markdown: pooled table, the same without text-bearing crops, per kind, and mean ± std over folds."""
+    ms = summary["methods"]
+    buf = io.StringIO()
+    head = "| method | n | AUC (95 % CI) | accuracy | sensitivity | specificity |\n|---|---|---|---|---|---|\n"
+    buf.write("Pooled over the test folds (CI: bootstrap over patients where labels.csv names them):\n\n" + head)
+    for m, e in ms.items():
+        f = e["pooled"]
+        buf.write(f"| {m} | {f['n']} | {_auc_cell(f)} | {_cell(f['accuracy'])} | {_cell(f['sensitivity'])} | "
+                  f"{_cell(f['specificity'])} |\n")
+    if summary["text_columns"]:
+        buf.write(f"\nWithout the crops marked in {', '.join(summary['text_columns'])} (burned-in text):\n\n" + head)
+        for m, e in ms.items():
+            f = e["without_text"]
+            buf.write(f"| {m} | {f['n']} | {_auc_cell(f)} | {_cell(f['accuracy'])} | {_cell(f['sensitivity'])} | "
+                      f"{_cell(f['specificity'])} |\n")
+    kinds = sorted({k for e in ms.values() for k in e.get("by_kind", {})})
+    if kinds:
+        buf.write("\nAUC per kind (that kind's positives against all negatives):\n\n| method | "
+                  + " | ".join(kinds) + " |\n|---|" + "---|" * len(kinds) + "\n")
+        for m, e in ms.items():
+            buf.write(f"| {m} | " + " | ".join(_auc_cell(e["by_kind"].get(k, {})) for k in kinds) + " |\n")
+    e2e = {m: e["end_to_end"] for m, e in ms.items() if "end_to_end" in e}
+    if e2e:
+        buf.write("\nWhole frames (full/): shipped locator -> the runtime's crop -> the same fold's model, against the "
+                  "annotated crops (a frame with no nodule found scores 0):\n\n| method | n | nodule located | median box "
+                  "IoU | IoU ≥ 0.5 | AUC, locator crops | AUC, annotated crops |\n|---|---|---|---|---|---|---|\n")
+        for m, f in e2e.items():
+            lo, hi = f["auc_locator_crops_ci95"]
+            alo, ahi = f["auc_annotated_crops_ci95"]
+            buf.write(f"| {m} | {f['n']} | {f['located']:.3f} | {f['median_iou']:.3f} | {f['iou_at_least_0.5']:.3f} | "
+                      f"{f['auc_locator_crops']:.3f} ({lo:.3f}–{hi:.3f}) | {f['auc_annotated_crops']:.3f} ({alo:.3f}–{ahi:.3f}) |\n")
+    buf.write("\nPer fold (mean ± std over folds; AUC of each fold):\n\n| method | AUC mean ± std | accuracy | "
+              "sensitivity | specificity | AUC per fold |\n|---|---|---|---|---|---|\n")
+    for m, e in ms.items():
+        cells = []
+        for key in ("auc", "accuracy", "sensitivity", "specificity"):
+            v = np.asarray([f[key] for f in e["per_fold"] if f.get(key) is not None], np.float64)
+            cells.append("-" if v.size == 0 else (f"{v.mean():.3f}" if v.size < 2 else f"{v.mean():.3f} ± {v.std(ddof=1):.3f}"))
+        per = ", ".join(_cell(f.get("auc")) for f in e["per_fold"])
+        buf.write(f"| {m} | " + " | ".join(cells) + f" | {per} |\n")
+    return buf.getvalue()
+
+
+def _end_to_end(methods: Sequence[str], out: Path, fold_ids: Sequence[int], data: Path, pretrained: Path | None,
+                split: list, labels: np.ndarray, ids: list[str], summary: dict[str, Any], console: Any) -> None:
+    """Whole frames through the shipped locator and each fold's model (``eval/end_to_end.py``), into ``summary``."""
+    from edgecalc.eval.end_to_end import run_end_to_end, summarise_end_to_end
+    from edgecalc.export.weights_source import resolve_weights
+    from edgecalc.runtime.learned_locator import LearnedLocator
+    from edgecalc.train.run import FINAL_WEIGHTS
+
+    locate = LearnedLocator(threads=1).locate
+    rows = {r["id"]: r for r in _table(data)}
+    groups = {i: r["patient"] for i, r in rows.items()} if all((r.get("patient") or "").strip() for r in rows.values()) else None
+    for m in methods:
+        kind = METHODS[m].kind
+        if kind == "rule":
+            continue
+        for k in fold_ids:
+            weights = fold_dir(out, m, k) / FINAL_WEIGHTS if kind == "train" else resolve_weights(pretrained)
+            test = split[k][1]
+            _say(console, f"{m}, fold {k}: whole frames through the locator")
+            run_end_to_end(out, m, k, weights, data, [ids[i] for i in test], labels[test], locate)
+        parts = [_scores_of(m, out, k) for k in fold_ids]
+        annotated = {str(i): float(v) for p in parts for i, v in zip(p["ids"], p["scores"])}
+        summary["methods"][m]["end_to_end"] = summarise_end_to_end(out, m, fold_ids, annotated, groups)
+
+
+def run_compare(data: str | Path, methods: Sequence[str], out: str | Path, folds: int = 5, fold_ids: Sequence[int] | None = None,
+                pretrained: str | Path | None = None, phantom: str | Path | None = None, mix_ratio: float = 0.0,
+                console: Any = None, device: str = "cpu", end_to_end: bool | None = None,
+                **train_options: Any) -> dict[str, Any]:
+    """Run (or reuse/resume) every method on every fold, then write the table, ROC figure and scores.
+
+    ``end_to_end`` (default: when DATA has ``full/boxes.csv``): also score the whole frames through the
+    shipped locator and each fold's model.
+    """
+    from edgecalc.eval.end_to_end import has_full_frames
+    from edgecalc.atomic import atomic_write_json, atomic_write_text
+    from edgecalc.data.dataset import DatasetError, check_dataset
+    from edgecalc.data.splits import stratified_kfold
+    from edgecalc.eval.figures import roc_figure
+    from edgecalc.eval.metrics import roc_auc, roc_curve
+
+    data, out = Path(data), Path(out)
+    pretrained = Path(pretrained) if pretrained is not None else None
+    phantom = Path(phantom) if phantom is not None else None
+    fold_ids = list(range(folds)) if fold_ids is None else list(fold_ids)
+    rep = check_dataset(data)
+    if rep.errors:
+        raise DatasetError(f"data set {data} has {len(rep.errors)} error(s):\n" + "\n".join(str(e) for e in rep.errors))
+    for m in methods:
+        if METHODS[m].needs_pretrained and pretrained is None:
+            raise ValueError(f"method {m} needs --pretrained (a run folder or weights file, e.g. the phantom run)")
+        if METHODS[m].kind == "train":  # settings checked before hours of training
+            _train_config(m, data, fold_ids[0], pretrained, phantom, mix_ratio, {**train_options, "folds": folds, "device": device})
+    labels = np.asarray([int(r["calcification"]) for r in rep.rows], np.int64)
+    pats = [(r.get("patient") or "").strip() for r in rep.rows]
+    groups = np.asarray(pats) if all(pats) else None
+    seed = int(train_options.get("seed") or 0)
+    split = stratified_kfold(labels, k=folds, seed=seed, groups=groups)
+    for m in methods:
+        for k in fold_ids:
+            d = fold_dir(out, m, k)
+            kind = METHODS[m].kind
+            if kind == "train":
+                cfg = _train_config(m, data, k, pretrained, phantom, mix_ratio, {**train_options, "folds": folds, "device": device})
+                _run_trained(cfg, d, console)
+            elif kind == "weights":
+                _say(console, f"{d}: scoring {pretrained} on test fold {k}")
+                _zero_shot(pretrained, data, split[k][1], d, k, folds, device)
+            else:
+                _brightness(data, split[k][0], split[k][1], d)
+    summary = summarise(methods, out, fold_ids, data)
+    if end_to_end is None:
+        end_to_end = has_full_frames(data)
+    if end_to_end:
+        _end_to_end(methods, out, fold_ids, data, pretrained, split, labels, [r["id"] for r in rep.rows], summary, console)
+    curves = {}
+    lines = ["method,fold,id,label,score,prediction"]
+    for m, e in summary["methods"].items():
+        y, s = e.pop("roc")
+        fpr, tpr, _ = roc_curve(y, s)
+        curves[m] = (fpr, tpr, roc_auc(y, s))
+        for k in fold_ids:
+            z = _scores_of(m, out, k)
+            lines += [f"{m},{k},{i},{int(a)},{float(b):.6g},{int(c)}" for i, a, b, c in
+                      zip(z["ids"], z["labels"], z["scores"], z["predictions"])]
+    table = format_comparison(summary)
+    header = (f"# Comparison on {data} ({folds} folds{', grouped by patient' if groups is not None else ''}, seed {seed})\n\n"
+              + "".join(f"- **{m}**: {METHODS[m].summary}\n" for m in methods) + "\n")
+    atomic_write_text(out / "comparison.md", header + table)
+    atomic_write_text(out / "scores.csv", "\n".join(lines) + "\n")
+    roc_figure(curves, out / "roc.png", title=f"ROC per method, {data.name} (test folds pooled)")
+    atomic_write_json(out / "comparison.json", {"data": str(data), "methods": list(methods), "pretrained": str(pretrained) if pretrained else None,
+                                                "phantom": str(phantom) if phantom else None, "mix_ratio": mix_ratio,
+                                                "train_options": {k: v for k, v in train_options.items()}, **summary})
+    _say(console, table)
+    _say(console, f"wrote {out / 'comparison.md'}, {out / 'roc.png'}, {out / 'scores.csv'}, {out / 'comparison.json'}")
+    return summary

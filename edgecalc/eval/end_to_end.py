@@ -1,0 +1,109 @@
+"""The cart's path on real whole frames: scan area -> nodule locator -> the runtime's crop -> model.
+
+``ddti-calc/full/<id>.png`` holds the whole screen frame of every annotated crop and
+``full/boxes.csv`` the annotated nodule box. Here each frame goes through the shipped locator and
+``locate_images.model_crop`` (the crop ``AutoCropper`` cuts), and the crop through the very model
+that ``edgecalc compare`` trained for that crop's test fold, so the figure is out-of-fold like the
+annotated-crop one beside it. A frame where the locator finds nothing scores 0 (the cart shows no
+verdict there, which a reader must count as "no calcification called").
+
+Written per method and fold as ``OUT/<method>/fold<k>/end_to_end.npz``; ``summarise_end_to_end``
+puts the locator-crop AUC next to the annotated-crop AUC on the same crops.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+FULL_DIR = "full"
+BOXES_FILE = "boxes.csv"
+
+
+def has_full_frames(data: str | Path) -> bool:
+    return (Path(data) / FULL_DIR / BOXES_FILE).is_file()
+
+
+def read_boxes(data: str | Path) -> dict[str, tuple[int, int, int, int]]:
+    path = Path(data) / FULL_DIR / BOXES_FILE
+    with path.open(newline="", encoding="utf-8-sig") as fh:
+        try:
+            return {r["id"]: (int(r["x"]), int(r["y"]), int(r["w"]), int(r["h"])) for r in csv.DictReader(fh)}
+        except (KeyError, ValueError) as exc:
+            raise ValueError(f"{path}: need columns id,x,y,w,h with integers ({exc})") from None
+
+
+def locator_crops(data: str | Path, ids: Sequence[str], locate: Any, margin: float = 0.1) -> tuple[list[np.ndarray | None], list[float]]:
+    """Per id: the runtime's crop of the located nodule in ``full/<id>.png`` (None: nothing found) and
+    the IoU of the located box with the annotated one (0 when nothing was found)."""
+    from edgecalc.runtime.evaluate_locator import box_iou
+    from edgecalc.runtime.locate_images import locate_one, read_image
+
+    boxes = read_boxes(data)
+    crops: list[np.ndarray | None] = []
+    ious: list[float] = []
+    for sid in ids:
+        gray = read_image(Path(data) / FULL_DIR / f"{sid}.png")
+        result, _ = locate_one(sid, gray, locate, margin)
+        if result.crop is None or result.box is None:
+            crops.append(None)
+            ious.append(0.0)
+            continue
+        x, y, w, h = result.crop
+        crops.append(gray[y:y + h, x:x + w])
+        ious.append(box_iou(result.box, boxes[sid]) if sid in boxes else 0.0)
+    return crops, ious
+
+
+def score_crops(weights: str | Path, crops: Sequence[np.ndarray | None]) -> np.ndarray:
+    """P(calcification) of each crop under ``weights`` (the shared preprocessing); 0 where there is no crop."""
+    from edgecalc.data.preprocess import preprocess_batch
+    from edgecalc.eval.predict import predict
+    from edgecalc.model.weights import load_model
+
+    model = load_model(weights)
+    have = [i for i, c in enumerate(crops) if c is not None]
+    scores = np.zeros(len(crops), np.float32)
+    if have:
+        x = preprocess_batch([crops[i] for i in have], model.cfg.input_size)
+        scores[have] = predict(model, x).scores
+    return scores
+
+
+def run_end_to_end(out: Path, method: str, fold: int, weights: Path, data: Path, test_ids: Sequence[str],
+                   labels: np.ndarray, locate: Any) -> Path:
+    """Score fold ``fold``'s test frames through locator + ``weights``; write and return the .npz (reused when present)."""
+    from edgecalc.atomic import atomic_write
+
+    path = Path(out) / method / f"fold{fold}" / "end_to_end.npz"
+    if path.is_file():
+        return path
+    crops, ious = locator_crops(data, test_ids, locate)
+    scores = score_crops(weights, crops)
+    found = np.asarray([c is not None for c in crops])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda p: np.savez_compressed(open(p, "wb"), ids=np.asarray(test_ids), labels=labels,
+                                                     scores=scores, found=found, iou=np.asarray(ious)))
+    return path
+
+
+def summarise_end_to_end(out: Path, method: str, folds: Sequence[int], annotated: dict[str, float],
+                         groups: dict[str, str] | None) -> dict[str, Any]:
+    """Pooled locator-crop AUC (patient CI), the annotated-crop AUC on the same ids, locator found share and IoU."""
+    from edgecalc.eval.metrics import bootstrap_ci, roc_auc
+
+    parts = [np.load(Path(out) / method / f"fold{k}" / "end_to_end.npz") for k in folds]
+    ids = [str(i) for p in parts for i in p["ids"]]
+    y = np.concatenate([p["labels"] for p in parts]).astype(np.int64)
+    s = np.concatenate([p["scores"] for p in parts]).astype(np.float64)
+    found = np.concatenate([p["found"] for p in parts])
+    iou = np.concatenate([p["iou"] for p in parts])
+    a = np.asarray([annotated[i] for i in ids], np.float64)
+    g = np.asarray([groups[i] for i in ids]) if groups else None
+    return {"n": len(ids), "located": float(found.mean()), "median_iou": float(np.median(iou)),
+            "iou_at_least_0.5": float((iou >= 0.5).mean()),
+            "auc_locator_crops": roc_auc(y, s), "auc_locator_crops_ci95": list(bootstrap_ci(y, s, "auc", groups=g)),
+            "auc_annotated_crops": roc_auc(y, a), "auc_annotated_crops_ci95": list(bootstrap_ci(y, a, "auc", groups=g))}

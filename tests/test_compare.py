@@ -1,0 +1,135 @@
+"""``edgecalc compare`` on a tiny mask-less set: every method on the same folds, the table's subsets, resume."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from edgecalc.eval.compare import METHODS, parse_methods, run_compare
+from edgecalc.train.run import run_training
+from train_helpers import one_thread, tiny_config, tiny_data  # noqa: F401 (fixtures)
+
+TINY = dict(size=32, steps_stage1=4, steps_stage2=4, eval_every=2, warmup_steps=1, batch_size=4, val_fraction=0.25,
+            progress=False)
+
+
+@pytest.fixture(scope="module")
+def real_like(tiny_data, tmp_path_factory):
+    """The tiny phantom without masks, with patient, kind and text columns like ddti-calc's."""
+    out = tmp_path_factory.mktemp("real") / "crops"
+    shutil.copytree(tiny_data, out)
+    shutil.rmtree(out / "masks")
+    rows = list(csv.DictReader((out / "labels.csv").open()))
+    with (out / "labels.csv").open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["id", "calcification", "patient", "kind", "note_text_in_frame"])
+        for i, r in enumerate(rows):
+            w.writerow([r["id"], r["calcification"], f"P{i // 2}", "micro" if r["calcification"] == "1" else "none", i % 5 == 0])
+    # booleans written as True/False by csv: the text column must hold 0/1
+    text = (out / "labels.csv").read_text().replace(",True\n", ",1\n").replace(",False\n", ",0\n")
+    (out / "labels.csv").write_text(text)
+    # whole frames with the annotated box, as ddti-calc/full/ holds them (the first few only: speed)
+    import cv2
+
+    from edgecalc.data.phantom import generate_frame
+
+    (out / "full").mkdir()
+    boxes = ["id,x,y,w,h"]
+    for i, r in enumerate(rows):
+        f = generate_frame(100 + i, positive=r["calcification"] == "1")
+        cv2.imwrite(str(out / "full" / f"{r['id']}.png"), f.image)
+        boxes.append(",".join([r["id"], *(str(v) for v in f.nodule_box)]))
+    (out / "full" / "boxes.csv").write_text("\n".join(boxes) + "\n")
+    return out
+
+
+@pytest.fixture(scope="module")
+def pretrained(tiny_data, tmp_path_factory):
+    run = tmp_path_factory.mktemp("pre") / "phantom-run"
+    run_training(tiny_config(tiny_data), run)
+    return run
+
+
+@pytest.fixture(scope="module")
+def compared(real_like, pretrained, tiny_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("cmp") / "out"
+    methods = ["labels-only", "zero-shot", "fine-tune", "sim-to-real+mix", "brightness"]
+    summary = run_compare(real_like, methods, out, folds=3, pretrained=pretrained, phantom=tiny_data, mix_ratio=0.25, **TINY)
+    return out, summary, methods
+
+
+def test_every_method_scores_the_same_test_ids_per_fold(compared):
+    out, _, methods = compared
+    rows = list(csv.DictReader((out / "scores.csv").open()))
+    for fold in ("0", "1", "2"):
+        ids = {m: sorted(r["id"] for r in rows if r["method"] == m and r["fold"] == fold) for m in methods}
+        assert len({tuple(v) for v in ids.values()}) == 1, ids
+    every = sorted(r["id"] for r in rows if r["method"] == "brightness")
+    assert len(every) == len(set(every)) == 24  # each crop tested once
+
+
+def test_patients_never_straddle_train_and_test(compared, real_like):
+    out, _, _ = compared
+    patient = {r["id"]: r["patient"] for r in csv.DictReader((real_like / "labels.csv").open())}
+    for fold in range(3):
+        split = json.loads((out / "labels-only" / f"fold{fold}" / "split.json").read_text())["ids"]
+        test = {patient[i] for i in split["test"]}
+        assert not test & {patient[i] for i in split["train"] + split["val"]}
+
+
+def test_table_has_pooled_text_free_and_kind_sections(compared):
+    out, summary, methods = compared
+    text = (out / "comparison.md").read_text()
+    assert "Without the crops marked in note_text_in_frame" in text and "AUC per kind" in text
+    for m in methods:
+        assert f"| {m} |" in text
+        e = summary["methods"][m]
+        assert e["pooled"]["n"] == 24 and e["without_text"]["n"] == 24 - 5
+        assert e["by_kind"]["micro"]["n"] == 24
+    assert (out / "roc.png").stat().st_size > 0
+    assert "Whole frames (full/)" in text
+    e2e = summary["methods"]["fine-tune"]["end_to_end"]
+    assert e2e["n"] == 24 and e2e["located"] > 0.5 and 0 <= e2e["auc_locator_crops"] <= 1
+    assert "end_to_end" not in summary["methods"]["brightness"]
+    assert (out / "zero-shot" / "fold2" / "end_to_end.npz").is_file()
+    mix = json.loads((out / "sim-to-real+mix" / "fold0" / "metrics.json").read_text())
+    assert mix["mix_ratio"] == 0.25 and mix["n_masks_stage1"] == 0  # stage one given by the pretrained run
+    assert json.loads((out / "fine-tune" / "fold0" / "metrics.json").read_text())["init_weights"]
+
+
+def test_rerun_reuses_every_fold(compared, real_like, pretrained, tiny_data):
+    out, summary, methods = compared
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("final.safetensors")}
+    again = run_compare(real_like, methods, out, folds=3, pretrained=pretrained, phantom=tiny_data, mix_ratio=0.25, **TINY)
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("final.safetensors")} == before
+    assert again["methods"]["brightness"]["pooled"] == summary["methods"]["brightness"]["pooled"]
+
+
+def test_methods_are_checked_before_training(real_like, tmp_path):
+    with pytest.raises(ValueError, match="unknown"):
+        parse_methods("labels-only,vgg99")
+    with pytest.raises(ValueError, match="needs --pretrained"):
+        run_compare(real_like, ["fine-tune"], tmp_path / "x", folds=3, **TINY)
+    with pytest.raises(ValueError, match="sim-to-real needs"):
+        run_compare(real_like, ["sim-to-real"], tmp_path / "y", folds=3, **TINY)
+    assert not (tmp_path / "x").exists() and set(METHODS) >= {"labels-only", "brightness"}
+
+
+def test_brightness_rule_finds_a_bright_centre(tmp_path):
+    from edgecalc.eval.rules import centre_features, tune_brightness
+
+    rng = np.random.default_rng(0)
+    images, labels = [], []
+    for i in range(40):
+        im = rng.integers(40, 90, (60, 60)).astype(np.uint8)
+        if i % 2:
+            im[28:32, 28:32] = 230
+        images.append(im)
+        labels.append(i % 2)
+    feats = centre_features(images)
+    rule = tune_brightness(feats, np.asarray(labels))
+    assert rule["train_auc"] == 1.0 and 90 < rule["threshold"] <= 230
