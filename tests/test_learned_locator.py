@@ -209,6 +209,12 @@ def test_locate_csv_scoring_on_real_frames(shared_data, tmp_path):
     (tmp_path / "b.csv").write_text("\n".join(lines) + "\n")
     res = score_boxes_csv(root, ids, tmp_path / "b.csv")
     assert res["mean_box_iou"] == pytest.approx(2 / 3, abs=1e-3) and res["rows_found"] == 3
+    assert res["crop_from"] == "box + margin" and res["crop_holds_nodule_share"] == pytest.approx(2 / 3, abs=1e-3)
+    # with crop columns the CSV's own crop decides: a 4-px crop in the corner holds no nodule
+    with_crop = ["id,x,y,w,h,score,crop_x,crop_y,crop_side"] + [ln + ",0,0,4" for ln in lines[1:3]] + [f"{ids[2]},,,,,0,,,"]
+    (tmp_path / "c.csv").write_text("\n".join(with_crop) + "\n")
+    res = score_boxes_csv(root, ids, tmp_path / "c.csv")
+    assert res["crop_from"] == "csv" and res["crop_holds_nodule_share"] == 0.0 and res["mean_box_iou"] == pytest.approx(2 / 3, abs=1e-3)
     (tmp_path / "bad.csv").write_text("a,b\n")
     with pytest.raises(ValueError, match="bad.csv"):
         score_boxes_csv(root, ids, tmp_path / "bad.csv")

@@ -8,6 +8,8 @@ Methods (``METHODS``):
 * ``labels-only`` — CS-AGnet from scratch on DATA's image labels only (p = 0, no segmentation term).
 * ``zero-shot`` — the pretrained weights (``--pretrained``, e.g. the phantom run), not trained on DATA.
 * ``fine-tune`` — the pretrained CS-AGnet, stage two on DATA's image labels only.
+* ``fine-tune+mix`` — the same, with ``--mix-ratio`` of every batch from ``--phantom`` (so what the
+  model knew of the phantom is rehearsed, not forgotten).
 * ``sim-to-real`` — the paper's two stages with the pixel masks from elsewhere: stage one = the
   pretrained run's stage one (or trained on ``--phantom``), pseudo masks on DATA, stage two on DATA's
   labels + pseudo masks.
@@ -49,6 +51,7 @@ METHODS: dict[str, Method] = {
     "labels-only": Method("CS-AGnet from scratch on DATA's image labels only (p = 0)", "train"),
     "zero-shot": Method("the pretrained weights as they are (no training on DATA)", "weights", True),
     "fine-tune": Method("the pretrained CS-AGnet, stage two on DATA's image labels only", "train", True),
+    "fine-tune+mix": Method("fine-tune with --mix-ratio of every batch from --phantom (true masks and labels)", "train", True),
     "sim-to-real": Method("stage one from the pretrained run (or --phantom), stage two on DATA with its pseudo "
                           "masks", "train"),
     "sim-to-real+mix": Method("sim-to-real with --mix-ratio of every stage-two batch from --phantom (true masks)", "train"),
@@ -84,9 +87,9 @@ def _train_config(method: str, data: Path, fold: int, pretrained: Path | None, p
     opts = dict(train_options)
     recipe = opts.pop("recipe", None) or "cpu"
     extra: dict[str, Any] = {}
-    if method in ("labels-only", "fine-tune"):
+    if method in ("labels-only", "fine-tune", "fine-tune+mix"):
         extra["mask_fraction"] = 0.0
-    if method == "fine-tune":
+    if method in ("fine-tune", "fine-tune+mix"):
         extra["init_weights"] = str(pretrained)
     if method in ("sim-to-real", "sim-to-real+mix"):
         if pretrained is not None:
@@ -96,10 +99,10 @@ def _train_config(method: str, data: Path, fold: int, pretrained: Path | None, p
             extra["mask_fraction"] = opts.pop("mask_fraction", None) or 1.0
         else:
             raise ValueError("sim-to-real needs --pretrained RUN (its stage one) or --phantom DIR (to train stage one on)")
-        if method == "sim-to-real+mix":
-            if phantom is None:
-                raise ValueError("sim-to-real+mix needs --phantom DIR (the images mixed into stage two)")
-            extra.update(mix_data=str(phantom), mix_ratio=mix_ratio or DEFAULT_MIX_RATIO)
+    if method.endswith("+mix"):
+        if phantom is None:
+            raise ValueError(f"{method} needs --phantom DIR (the images mixed into stage two)")
+        extra.update(mix_data=str(phantom), mix_ratio=mix_ratio or DEFAULT_MIX_RATIO)
     opts = {k: v for k, v in opts.items() if k not in extra}
     return TrainConfig.for_recipe(recipe, data=str(data), fold=fold, **opts, **extra)
 

@@ -113,10 +113,11 @@ def print_metrics(metrics: dict[str, Any], console: Any, out_dir: Path | None = 
     table = Table(title=f"CS-AGnet evaluation {metrics.get('title', '')}".strip())
     table.add_column("metric")
     table.add_column("value", justify="right")
+    over = metrics.get("ci95_resampled", "images")
     for key in ("accuracy", "sensitivity", "specificity", "auc", "auc_mask_max", "dice_positives", "iou_positives"):
         v = metrics.get(key)
         ci = metrics.get(f"{key}_ci95")
-        table.add_row(key, ("-" if v is None else f"{v:.4f}") + (f" (95 % CI {ci[0]:.3f}-{ci[1]:.3f})" if ci else ""))
+        table.add_row(key, ("-" if v is None else f"{v:.4f}") + (f" (95 % CI {ci[0]:.3f}-{ci[1]:.3f}, over {over})" if ci else ""))
     (tn, fp), (fn, tp) = metrics["confusion_matrix"]
     table.add_row("confusion [[TN, FP], [FN, TP]]", f"[[{tn}, {fp}], [{fn}, {tp}]]")
     table.add_row("images (positive)", f"{metrics['n']} ({metrics['n_positive']})")

@@ -134,16 +134,22 @@ def halving_estimate(root: Path, ids: list[int], learned: LearnedLocator, grid: 
 
 
 def score_boxes_csv(root: Path, ids: list[int], csv_path: Path, margin: float = MARGIN) -> dict[str, float]:
-    """Box figures of an ``edgecalc locate`` CSV (id,x,y,w,h,score[,crop_x,crop_y,crop_side]) on ``ids``; a missing row or an empty
-    box scores 0. (No Dice: the CSV holds no mask.)"""
+    """Box figures of an ``edgecalc locate`` CSV (id,x,y,w,h,score[,crop_x,crop_y,crop_side]) on ``ids``;
+    a missing row or an empty box scores 0. Crop-holds uses the CSV's own crop (what the runtime cuts)
+    where it has one, else the square around the box with ``margin``. (No Dice: the CSV holds no mask.)"""
     boxes: dict[str, tuple[int, int, int, int] | None] = {}
+    crops: dict[str, tuple[int, int, int, int] | None] = {}
     with open(csv_path, newline="") as f:
         rows = list(csv.reader(f))
     if not rows or rows[0][:6] != ["id", "x", "y", "w", "h", "score"]:
         raise ValueError(f"{csv_path} is not an edgecalc locate CSV (header starting id,x,y,w,h,score)")
+    has_crop = rows[0][6:9] == ["crop_x", "crop_y", "crop_side"]
     for r in rows[1:]:
         try:
             boxes[r[0]] = tuple(int(v) for v in r[1:5]) if r[1] else None  # type: ignore[assignment]
+            if has_crop and len(r) > 8 and r[6]:
+                cx, cy, side = (int(v) for v in r[6:9])
+                crops[r[0]] = (cx, cy, side, side)
         except (ValueError, IndexError):
             raise ValueError(f"{csv_path}: malformed row {r!r}") from None
     ious, holds = [], []
@@ -154,12 +160,12 @@ def score_boxes_csv(root: Path, ids: list[int], csv_path: Path, margin: float = 
             ious.append(0.0), holds.append(False)
             continue
         ious.append(box_iou(box, mask_box(true)))
-        x, y, w, h = square_crop(box, largest_scan_area(img), margin, img.shape)
+        x, y, w, h = crops.get(str(i)) or square_crop(box, largest_scan_area(img), margin, img.shape)
         holds.append(np.count_nonzero(true[y:y + h, x:x + w]) == np.count_nonzero(true))
     iou = np.array(ious)
     return {"frames": len(ids), "rows_found": sum(str(i) in boxes for i in ids),
             "mean_box_iou": round(float(iou.mean()), 4), "iou_ge_0.5_share": round(float(np.mean(iou >= 0.5)), 4),
-            "crop_holds_nodule_share": round(float(np.mean(holds)), 4)}
+            "crop_holds_nodule_share": round(float(np.mean(holds)), 4), "crop_from": "csv" if has_crop else "box + margin"}
 
 
 def _tile(root: Path, i: int, learned: LearnedLocator, iou: float, margin: float) -> np.ndarray:
