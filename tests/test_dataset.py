@@ -177,3 +177,12 @@ def test_maskless_folder_of_real_like_crops_with_patients(tmp_path):
     for _, test in folds:
         test_patients = {table[i]["patient"] for i in test}
         assert not test_patients & {table[i]["patient"] for i in set(range(14)) - set(test.tolist())}
+
+
+def test_an_image_whose_header_claims_huge_sizes_is_an_error_not_a_crash(tmp_path):
+    root = tmp_path / "d"
+    (root / "images").mkdir(parents=True)
+    (root / "images" / "big.pgm").write_bytes(b"P5\n99999 99999\n255\n" + bytes(100))
+    (root / "labels.csv").write_text("id,calcification,path\nbig,1,images/big.pgm\n")
+    rep = check_dataset(root)
+    assert not rep.ok and "big.pgm" in str(rep.errors[0]) and "not decodable" in str(rep.errors[0])

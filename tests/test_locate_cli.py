@@ -33,10 +33,13 @@ def test_locate_folder_with_a_nodule_an_empty_frame_and_bad_files(tmp_path):
     (images / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
     (images / "empty.jpg").write_bytes(b"")
     (images / "notes.txt").write_text("not an image, not looked at")
+    # a header claiming 99999 x 99999 pixels: OpenCV asserts (CV_IO_MAX_IMAGE_PIXELS); reported, skipped
+    (images / "huge.pgm").write_bytes(b"P5\n99999 99999\n255\n" + bytes(100))
     out, overlays = tmp_path / "boxes.csv", tmp_path / "overlays"
     res = runner.invoke(app, ["locate", str(images), "--out", str(out), "--overlay", str(overlays)])
     assert res.exit_code == 0, res.output
     assert "broken.png" in res.output and "empty.jpg" in res.output and "skipped" in res.output
+    assert "huge.pgm" in res.output and "Traceback" not in res.output
     rows = _rows(out.read_text())
     assert set(rows) == {"phantom", "black", "grey", "no-nodule"}
     x, y, w, h, score, cx, cy, side = rows["phantom"]

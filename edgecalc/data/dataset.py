@@ -79,6 +79,8 @@ def read_image(path: Path) -> tuple[np.ndarray | None, str | None]:
         img = cv2.imdecode(np.fromfile(str(path), dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     except OSError as e:
         return None, f"unreadable: {e.strerror or e}"
+    except cv2.error as e:  # e.g. a header claiming more pixels than CV_IO_MAX_IMAGE_PIXELS
+        return None, f"not decodable: {str(e).strip().splitlines()[-1] if str(e).strip() else 'OpenCV refused it'}"
     if img is None:
         return None, "unreadable or not an image OpenCV can decode"
     return img, None

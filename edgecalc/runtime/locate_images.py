@@ -68,7 +68,11 @@ def list_images(path: str | Path) -> list[Path]:
 
 def read_image(path: Path) -> np.ndarray:
     """The image as 2-D uint8 gray; ValueError naming the file and what is wrong."""
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    try:
+        img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    except cv2.error as exc:  # e.g. a header claiming more pixels than CV_IO_MAX_IMAGE_PIXELS
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else "OpenCV refused it"
+        raise ValueError(f"{path.name}: not decodable ({reason})") from None
     if img is None:
         raise ValueError(f"{path.name}: not a readable image (empty, truncated or not an image format OpenCV reads)")
     try:
