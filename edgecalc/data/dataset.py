@@ -87,18 +87,26 @@ def read_image(path: Path) -> tuple[np.ndarray | None, str | None]:
 
 
 def _inside(root: Path, rel: str) -> Path | None:
-    p = (root / rel).resolve()
+    """``root / rel`` resolved, or None when it leaves ``root`` or is no possible path (NUL byte, too long)."""
     try:
+        p = (root / rel).resolve()
         p.relative_to(root.resolve())
-    except ValueError:
+    except (ValueError, OSError):
         return None
     return p
+
+
+def _is_file(p: Path) -> bool:
+    try:
+        return p.is_file()
+    except (OSError, ValueError):  # a name too long for the file system, a NUL byte
+        return False
 
 
 def _find(root: Path, sub: str, sid: str) -> Path | None:
     for ext in IMAGE_EXTS:
         p = root / sub / f"{sid}{ext}"
-        if p.is_file():
+        if _is_file(p):
             return p
     return None
 
@@ -126,7 +134,7 @@ def check_dataset(path) -> CheckReport:
     if missing:
         rep.error(labels_csv, f"missing column(s) {', '.join(missing)}; found {', '.join(columns) or 'none'}")
         return rep
-    seen: Counter = Counter(r["id"].strip() for r in table)
+    seen: Counter = Counter((r.get("id") or "").strip() for r in table)
     for sid, c in seen.items():
         if c > 1:
             rep.error(labels_csv, f"duplicate id {sid!r} ({c} rows)")
@@ -162,7 +170,7 @@ def check_dataset(path) -> CheckReport:
                 rep.error(where, f"id {sid!r} escapes the data-set folder (ids are file names)")
                 continue
             img_path = _find(root, "images", sid)
-        if img_path is None or not img_path.is_file():
+        if img_path is None or not _is_file(img_path):
             rep.error(where, f"id {sid!r} has no image ({rel or f'images/{sid}.png'} not found)")
             continue
         listed_images.add(img_path.resolve())
@@ -178,7 +186,7 @@ def check_dataset(path) -> CheckReport:
             if mask_path is None:
                 rep.error(where, f"id {sid!r}: mask_path {mrel!r} escapes the data-set folder")
                 continue
-            if not mask_path.is_file():
+            if not _is_file(mask_path):
                 rep.error(where, f"id {sid!r}: mask {mrel!r} not found")
                 mask_path = None
         else:
