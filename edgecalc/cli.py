@@ -574,6 +574,9 @@ def compare_cmd(
     end_to_end: Optional[bool] = typer.Option(None, "--end-to-end/--no-end-to-end", help="Also score DATA's whole frames "
                                               "(full/<id>.png + full/boxes.csv) through the shipped locator and each "
                                               "fold's model (default: when DATA has them)."),
+    locator_data: Optional[Path] = typer.Option(None, "--locator-data", help="The frames the shipped locator trained "
+                                                "on (e.g. ../shared/data/ddti-nodules, with patients.csv): the whole-frame "
+                                                "figures are then also given for patients the locator never trained on."),
     mask_fraction: float = _MASK_FRACTION,
     recipe: str = _RECIPE,
     preset: Optional[str] = _PRESET,
@@ -608,7 +611,7 @@ def compare_cmd(
 
     raise typer.Exit(compare_command(
         data, methods, folds, fold_ids, out, pretrained=pretrained, phantom=phantom, mix_ratio=mix_ratio, threads=threads,
-        end_to_end=end_to_end,
+        end_to_end=end_to_end, locator_data=locator_data,
         mask_fraction=mask_fraction, **_recipe_kwargs(locals()), progress=not no_progress,
     ))
 

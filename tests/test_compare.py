@@ -133,3 +133,18 @@ def test_brightness_rule_finds_a_bright_centre(tmp_path):
     feats = centre_features(images)
     rule = tune_brightness(feats, np.asarray(labels))
     assert rule["train_auc"] == 1.0 and 90 < rule["threshold"] <= 230
+
+
+def test_locator_training_patients_come_from_the_bundle_split(tmp_path):
+    from edgecalc.eval.end_to_end import locator_training_patients
+    from edgecalc.locator.split import write_split
+
+    bundle, frames = tmp_path / "bundle", tmp_path / "frames"
+    frames.mkdir()
+    write_split(bundle / "split.json", {"train": [1, 2, 10003, 20003], "val": [4]}, 0, 0.2)
+    (frames / "patients.csv").write_text("id,patient,ddti_case,ddti_frame\n1,1,7,1\n2,1,7,2\n10003,2,9,1\n"
+                                         "20003,2,9,1\n4,3,11,1\n")
+    assert locator_training_patients(frames, bundle) == {"7", "9"}
+    (frames / "patients.csv").write_text("id,patient\n1,7\n")
+    with pytest.raises(ValueError, match="no patient for locator training frame"):
+        locator_training_patients(frames, bundle)

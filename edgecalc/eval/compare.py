@@ -261,11 +261,15 @@ def format_comparison(summary: dict[str, Any]) -> str:
         buf.write("\nWhole frames (full/): shipped locator -> the runtime's crop -> the same fold's model, against the "
                   "annotated crops (a frame with no nodule found scores 0):\n\n| method | n | nodule located | median box "
                   "IoU | IoU ≥ 0.5 | AUC, locator crops | AUC, annotated crops |\n|---|---|---|---|---|---|---|\n")
-        for m, f in e2e.items():
-            lo, hi = f["auc_locator_crops_ci95"]
-            alo, ahi = f["auc_annotated_crops_ci95"]
-            buf.write(f"| {m} | {f['n']} | {f['located']:.3f} | {f['median_iou']:.3f} | {f['iou_at_least_0.5']:.3f} | "
-                      f"{f['auc_locator_crops']:.3f} ({lo:.3f}–{hi:.3f}) | {f['auc_annotated_crops']:.3f} ({alo:.3f}–{ahi:.3f}) |\n")
+        for m, full in e2e.items():
+            for label, f in ((m, full), (f"{m}, patients the locator never trained on", full.get("unseen_by_locator"))):
+                if f is None:
+                    continue
+                auc = "- | -" if "auc_locator_crops" not in f else (
+                    f"{_auc_cell({'auc': f['auc_locator_crops'], 'auc_ci95': f['auc_locator_crops_ci95']})} | "
+                    f"{_auc_cell({'auc': f['auc_annotated_crops'], 'auc_ci95': f['auc_annotated_crops_ci95']})}")
+                buf.write(f"| {label} | {f['n']} | {f['located']:.3f} | {f['median_iou']:.3f} | {f['iou_at_least_0.5']:.3f} | "
+                          f"{auc} |\n")
     buf.write("\nPer fold (mean ± std over folds; AUC of each fold):\n\n| method | AUC mean ± std | accuracy | "
               "sensitivity | specificity | AUC per fold |\n|---|---|---|---|---|---|\n")
     for m, e in ms.items():
@@ -279,9 +283,10 @@ def format_comparison(summary: dict[str, Any]) -> str:
 
 
 def _end_to_end(methods: Sequence[str], out: Path, fold_ids: Sequence[int], data: Path, pretrained: Path | None,
-                split: list, labels: np.ndarray, ids: list[str], summary: dict[str, Any], console: Any) -> None:
+                split: list, labels: np.ndarray, ids: list[str], summary: dict[str, Any], console: Any,
+                locator_data: Path | None = None) -> None:
     """Whole frames through the shipped locator and each fold's model (``eval/end_to_end.py``), into ``summary``."""
-    from edgecalc.eval.end_to_end import run_end_to_end, summarise_end_to_end
+    from edgecalc.eval.end_to_end import locator_training_patients, run_end_to_end, summarise_end_to_end
     from edgecalc.export.weights_source import resolve_weights
     from edgecalc.runtime.learned_locator import LearnedLocator
     from edgecalc.train.run import FINAL_WEIGHTS
@@ -289,6 +294,7 @@ def _end_to_end(methods: Sequence[str], out: Path, fold_ids: Sequence[int], data
     locate = LearnedLocator(threads=1).locate
     rows = {r["id"]: r for r in _table(data)}
     groups = {i: r["patient"] for i, r in rows.items()} if all((r.get("patient") or "").strip() for r in rows.values()) else None
+    seen = locator_training_patients(locator_data) if locator_data is not None else None
     for m in methods:
         kind = METHODS[m].kind
         if kind == "rule":
@@ -300,17 +306,18 @@ def _end_to_end(methods: Sequence[str], out: Path, fold_ids: Sequence[int], data
             run_end_to_end(out, m, k, weights, data, [ids[i] for i in test], labels[test], locate)
         parts = [_scores_of(m, out, k) for k in fold_ids]
         annotated = {str(i): float(v) for p in parts for i, v in zip(p["ids"], p["scores"])}
-        summary["methods"][m]["end_to_end"] = summarise_end_to_end(out, m, fold_ids, annotated, groups)
+        summary["methods"][m]["end_to_end"] = summarise_end_to_end(out, m, fold_ids, annotated, groups, seen)
 
 
 def run_compare(data: str | Path, methods: Sequence[str], out: str | Path, folds: int = 5, fold_ids: Sequence[int] | None = None,
                 pretrained: str | Path | None = None, phantom: str | Path | None = None, mix_ratio: float = 0.0,
                 console: Any = None, device: str = "cpu", end_to_end: bool | None = None,
-                **train_options: Any) -> dict[str, Any]:
+                locator_data: str | Path | None = None, **train_options: Any) -> dict[str, Any]:
     """Run (or reuse/resume) every method on every fold, then write the table, ROC figure and scores.
 
     ``end_to_end`` (default: when DATA has ``full/boxes.csv``): also score the whole frames through the
-    shipped locator and each fold's model.
+    shipped locator and each fold's model; ``locator_data`` (the frames the locator trained on, with
+    ``patients.csv``) adds the figures on crops of patients the locator never trained on.
     """
     from edgecalc.eval.end_to_end import has_full_frames
     from edgecalc.atomic import atomic_write_json, atomic_write_text
@@ -352,7 +359,8 @@ def run_compare(data: str | Path, methods: Sequence[str], out: str | Path, folds
     if end_to_end is None:
         end_to_end = has_full_frames(data)
     if end_to_end:
-        _end_to_end(methods, out, fold_ids, data, pretrained, split, labels, [r["id"] for r in rep.rows], summary, console)
+        _end_to_end(methods, out, fold_ids, data, pretrained, split, labels, [r["id"] for r in rep.rows], summary, console,
+                    Path(locator_data) if locator_data is not None else None)
     curves = {}
     lines = ["method,fold,id,label,score,prediction"]
     for m, e in summary["methods"].items():

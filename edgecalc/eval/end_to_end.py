@@ -90,9 +90,29 @@ def run_end_to_end(out: Path, method: str, fold: int, weights: Path, data: Path,
     return path
 
 
+def locator_training_patients(locator_data: str | Path, bundle_dir: str | Path | None = None) -> set[str]:
+    """The DDTI cases whose frames trained the locator: its bundle's ``split.json`` training ids mapped
+    through ``locator_data/patients.csv`` (``id,patient,ddti_case,...``)."""
+    from edgecalc.locator.split import read_split
+    from edgecalc.runtime.learned_locator import ASSET_DIR
+
+    split = read_split(Path(bundle_dir or ASSET_DIR) / "split.json")
+    path = Path(locator_data) / "patients.csv"
+    with path.open(newline="", encoding="utf-8-sig") as fh:
+        case = {int(r["id"]): (r.get("ddti_case") or r["patient"]).strip() for r in csv.DictReader(fh)}
+    missing = [i for i in split["train"] if i not in case]
+    if missing:
+        raise ValueError(f"{path} names no patient for locator training frame(s) {missing[:5]}")
+    return {case[i] for i in split["train"]}
+
+
 def summarise_end_to_end(out: Path, method: str, folds: Sequence[int], annotated: dict[str, float],
-                         groups: dict[str, str] | None) -> dict[str, Any]:
-    """Pooled locator-crop AUC (patient CI), the annotated-crop AUC on the same ids, locator found share and IoU."""
+                         groups: dict[str, str] | None, locator_seen: set[str] | None = None) -> dict[str, Any]:
+    """Pooled locator-crop AUC (patient CI), the annotated-crop AUC on the same ids, locator found share and IoU.
+
+    ``locator_seen``: patients whose frames trained the locator; the same figures are then also given
+    for the crops of the other patients (``unseen_by_locator``), where the locator is not flattered.
+    """
     from edgecalc.eval.metrics import bootstrap_ci, roc_auc
 
     parts = [np.load(Path(out) / method / f"fold{k}" / "end_to_end.npz") for k in folds]
@@ -103,7 +123,19 @@ def summarise_end_to_end(out: Path, method: str, folds: Sequence[int], annotated
     iou = np.concatenate([p["iou"] for p in parts])
     a = np.asarray([annotated[i] for i in ids], np.float64)
     g = np.asarray([groups[i] for i in ids]) if groups else None
-    return {"n": len(ids), "located": float(found.mean()), "median_iou": float(np.median(iou)),
-            "iou_at_least_0.5": float((iou >= 0.5).mean()),
-            "auc_locator_crops": roc_auc(y, s), "auc_locator_crops_ci95": list(bootstrap_ci(y, s, "auc", groups=g)),
-            "auc_annotated_crops": roc_auc(y, a), "auc_annotated_crops_ci95": list(bootstrap_ci(y, a, "auc", groups=g))}
+
+    def figures(sel: np.ndarray) -> dict[str, Any]:
+        gs = g[sel] if g is not None else None
+        out = {"n": int(sel.sum()), "located": float(found[sel].mean()), "median_iou": float(np.median(iou[sel])),
+               "iou_at_least_0.5": float((iou[sel] >= 0.5).mean())}
+        if 0 < y[sel].sum() < sel.sum():
+            out.update(auc_locator_crops=roc_auc(y[sel], s[sel]),
+                       auc_locator_crops_ci95=list(bootstrap_ci(y[sel], s[sel], "auc", groups=gs)),
+                       auc_annotated_crops=roc_auc(y[sel], a[sel]),
+                       auc_annotated_crops_ci95=list(bootstrap_ci(y[sel], a[sel], "auc", groups=gs)))
+        return out
+
+    res = figures(np.ones(len(ids), bool))
+    if locator_seen is not None and g is not None:
+        res["unseen_by_locator"] = figures(np.asarray([p not in locator_seen for p in g]))
+    return res
