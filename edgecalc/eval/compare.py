@@ -108,10 +108,10 @@ def _train_config(method: str, data: Path, fold: int, pretrained: Path | None, p
 
 
 def _run_trained(cfg, run_dir: Path, console: Any) -> None:
-    from edgecalc.eval.sweep import _check_same_recipe
+    from edgecalc.eval.sweep import check_same_recipe
     from edgecalc.train.run import FINAL_WEIGHTS, METRICS_FILE, resume_training, run_training
 
-    _check_same_recipe(run_dir, cfg)
+    check_same_recipe(run_dir, cfg)
     if (run_dir / METRICS_FILE).is_file() and (run_dir / FINAL_WEIGHTS).is_file():
         _say(console, f"{run_dir}: finished, reused")
     elif (run_dir / "config.json").is_file():

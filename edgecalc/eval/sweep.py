@@ -51,7 +51,7 @@ def format_table(results: dict[float, list[dict[str, Any]]], n_train: dict[float
     return "\n".join(lines) + "\n"
 
 
-def _check_same_recipe(run_dir: Path, wanted: Any) -> None:
+def check_same_recipe(run_dir: Path, wanted: Any) -> None:
     """Refuse to reuse or resume a run folder trained with other settings (device and progress aside)."""
     from edgecalc.train.config import TrainConfig
 
@@ -90,7 +90,7 @@ def run_sweep(data: str | Path, fractions: Sequence[float], out: str | Path, fol
         for fold in fold_ids:
             run_dir = run_dir_for(out, frac, fold)
             wanted = config(frac, fold)
-            _check_same_recipe(run_dir, wanted)
+            check_same_recipe(run_dir, wanted)
             if (run_dir / METRICS_FILE).is_file() and (run_dir / FINAL_WEIGHTS).is_file():
                 if console is not None:
                     console.print(f"p = {frac:g}, fold {fold}: finished run {run_dir} reused")
