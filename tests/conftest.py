@@ -58,3 +58,19 @@ def tiny_bundle(tmp_path_factory):
     export_bundle(ExportOptions(weights=weights, precision="int8", calib_size=16, parity_size=8, out=out,
                                 engine=False, command="test"), log=lambda m: None)
     return out, weights
+
+
+# Hypothesis profiles for the fuzz suite (tests/fuzz). "default", what the normal test run uses:
+# derandomised (a fixed seed, so CI is reproducible), no example database, a small budget per test.
+# "long": `python -m pytest tests/fuzz --hypothesis-profile long`, 50x the examples with random seeds,
+# for a session that hunts crashes (not in CI). A failure either finds becomes an @example in its test.
+try:
+    from hypothesis import HealthCheck, settings
+except ImportError:  # the [dev] extra is not installed: the fuzz tests are skipped by their importorskip
+    pass
+else:
+    _quiet = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+    settings.register_profile("default", max_examples=60, derandomize=True, database=None, deadline=None,
+                              suppress_health_check=_quiet)
+    settings.register_profile("long", max_examples=3000, deadline=None, suppress_health_check=_quiet)
+    settings.load_profile("default")

@@ -15,12 +15,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from hypothesis import example, given
-from hypothesis import strategies as st
 
-from edgecalc.data import dataset
-from edgecalc.runtime import locate_images
-from edgecalc.runtime.classical_locator import locate_nodule
+pytest.importorskip("hypothesis", reason="the fuzz suite needs hypothesis (pip install -e '.[dev]')")
+
+from hypothesis import example, given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from edgecalc.data import dataset  # noqa: E402
+from edgecalc.runtime import locate_images  # noqa: E402
+from edgecalc.runtime.classical_locator import locate_nodule  # noqa: E402
 
 
 def _png(pixels: np.ndarray, color_type: int, palette: bytes | None = None) -> bytes:

@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-from hypothesis import example, given
-from hypothesis import strategies as st
+import pytest
 
-from edgecalc.data.dataset import DatasetError, check_dataset, load_dataset
+pytest.importorskip("hypothesis", reason="the fuzz suite needs hypothesis (pip install -e '.[dev]')")
+
+from hypothesis import example, given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from edgecalc.data.dataset import DatasetError, check_dataset, load_dataset  # noqa: E402
 
 IDS = ["a", "b", "c", "../a", "a/../b", "/etc/passwd", "..", "", " a ", "a\x00", "ü", "x" * 300]
 LABELS = ["0", "1", "", "2", "-1", "yes", "1.0", '"1"']
