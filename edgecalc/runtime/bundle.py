@@ -227,10 +227,20 @@ class Bundle:
 def verify_files(root: Path, manifest: Manifest) -> None:
     """Every listed file exists and matches its size and sha256; BundleError names the first that does not."""
     for art in manifest.artifacts:
+        if not isinstance(art.file, str) or not art.file or "\x00" in art.file:
+            raise BundleError(f"manifest lists an artifact file name {art.file!r} that is no file name")
         path = root / art.file
         if Path(art.file).is_absolute() or ".." in Path(art.file).parts:
             raise BundleError(f"manifest lists {art.file!r}, which is outside the bundle")
-        if not path.is_file():
+        try:
+            resolved = path.resolve()
+            inside = root.resolve() in resolved.parents
+            exists = path.is_file()
+        except (OSError, ValueError) as exc:
+            raise BundleError(f"manifest lists {art.file!r}, which cannot be read: {exc}") from None
+        if not inside:  # e.g. a symlink whose target lies outside the bundle
+            raise BundleError(f"{art.file} resolves to {resolved}, outside the bundle {root}")
+        if not exists:
             raise BundleError(f"{art.file} is listed in {root / MANIFEST_NAME} but missing from the bundle")
         if path.stat().st_size != art.size:
             raise BundleError(f"{art.file} has changed: {path.stat().st_size} bytes, the manifest says {art.size}")
@@ -251,9 +261,11 @@ def load_bundle(bundle_dir: str | Path, verify: bool = True) -> Bundle:
         data = json.loads(mpath.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BundleError(f"{mpath} is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise BundleError(f"{mpath} holds a JSON {type(data).__name__}, not an object")
     try:
         manifest = Manifest.from_dict(data)
-    except TypeError as exc:
+    except (TypeError, ValueError, AttributeError, KeyError) as exc:  # wrong types anywhere in the manifest
         raise BundleError(f"{mpath}: {exc}") from exc
     if verify:
         verify_files(root, manifest)

@@ -1,0 +1,96 @@
+"""Export bundles under a fuzzed ``manifest.json``: ``load_bundle`` gives a Bundle or a BundleError.
+
+The seed is the shipped bundle's manifest with one small artifact. Hypothesis drops keys, swaps
+values for other types (lists, strings, nulls, huge numbers), and points artifact file names out of
+the bundle (``..``, absolute paths, a symlink whose target lies outside). Contract: a ``Bundle`` whose
+every artifact file resolves inside the folder, or ``BundleError`` — never another exception.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("hypothesis", reason="the fuzz suite needs hypothesis (pip install -e '.[dev]')")
+
+from hypothesis import example, given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from edgecalc.runtime.bundle import MANIFEST_NAME, BundleError, load_bundle, sha256_file  # noqa: E402
+
+SHIPPED = Path(__file__).resolve().parents[2] / "edgecalc" / "assets" / "bundle" / MANIFEST_NAME
+PAYLOAD = b"onnx bytes stand-in"
+
+
+def _seed() -> dict:
+    m = json.loads(SHIPPED.read_text())
+    m["artifacts"] = [{"file": "model.onnx", "kind": "onnx", "precision": "fp32", "sha256": "", "size": len(PAYLOAD),
+                       "engine": None, "notes": ""}]
+    return m
+
+
+SEED = _seed()
+ODD = st.sampled_from([None, "", "x", [], [1, 2], {}, {"a": 1}, 0, -1, 10**30, 1.5, float("nan"), True])
+ESCAPES = st.sampled_from(["../outside.onnx", "/etc/hostname", "sub/../../outside.onnx", "link.onnx", "", ".",
+                           "model.onnx\x00", "a" * 400])
+
+
+@st.composite
+def manifests(draw) -> dict | list | str:
+    m = copy.deepcopy(SEED)
+    for _ in range(draw(st.integers(1, 4))):
+        what = draw(st.sampled_from(["drop", "retype", "artifact_field", "artifact_retype", "escape", "format", "whole"]))
+        keys = sorted(m) if isinstance(m, dict) else []
+        if what == "drop" and keys:
+            m.pop(draw(st.sampled_from(keys)))
+        elif what == "retype" and keys:
+            m[draw(st.sampled_from(keys))] = draw(ODD)
+        elif what == "artifact_field" and isinstance(m, dict) and isinstance(m.get("artifacts"), list) and m["artifacts"]:
+            art = m["artifacts"][0]
+            if isinstance(art, dict):
+                art[draw(st.sampled_from(["file", "kind", "precision", "sha256", "size", "engine", "extra"]))] = draw(ODD)
+        elif what == "artifact_retype" and isinstance(m, dict):
+            m["artifacts"] = draw(st.one_of(ODD, st.lists(ODD, max_size=2)))
+        elif what == "escape" and isinstance(m, dict) and isinstance(m.get("artifacts"), list) and m["artifacts"]:
+            if isinstance(m["artifacts"][0], dict):
+                m["artifacts"][0]["file"] = draw(ESCAPES)
+        elif what == "format" and isinstance(m, dict):
+            m["format"] = draw(st.one_of(ODD, st.sampled_from([1, 2, 99])))
+        elif what == "whole":
+            m = draw(st.sampled_from([[], "manifest", 3, None]))
+    return m
+
+
+@given(manifests())
+@example({**SEED, "artifacts": "model.onnx"})  # found by this test: a ValueError escaped load_bundle
+@example({**SEED, "artifacts": [{**SEED["artifacts"][0], "file": "link.onnx"}]})  # found by this test: a symlink out was accepted
+def test_load_bundle_returns_a_bundle_or_a_bundle_error(tmp_path_factory, manifest):
+    root = tmp_path_factory.mktemp("bundle")
+    outside = root.parent / "outside.onnx"
+    outside.write_bytes(PAYLOAD)
+    (root / "model.onnx").write_bytes(PAYLOAD)
+    (root / "link.onnx").symlink_to(outside)
+    digest = sha256_file(root / "model.onnx")
+    if isinstance(manifest, dict) and isinstance(manifest.get("artifacts"), list):
+        for art in manifest["artifacts"]:
+            if isinstance(art, dict) and art.get("sha256") == "":
+                art["sha256"] = digest  # so that the checksum is not what stops a good manifest
+    (root / MANIFEST_NAME).write_text(json.dumps(manifest, allow_nan=True))
+    try:
+        bundle = load_bundle(root)
+    except BundleError:
+        return
+    for art in bundle.manifest.artifacts:
+        resolved = (root / art.file).resolve()
+        assert root.resolve() in resolved.parents, f"{art.file} resolves outside the bundle: {resolved}"
+
+
+def test_the_seed_itself_loads(tmp_path):
+    (tmp_path / "model.onnx").write_bytes(PAYLOAD)
+    m = copy.deepcopy(SEED)
+    m["artifacts"][0]["sha256"] = sha256_file(tmp_path / "model.onnx")
+    (tmp_path / MANIFEST_NAME).write_text(json.dumps(m))
+    assert load_bundle(tmp_path).manifest.artifacts[0].file == "model.onnx"
