@@ -1,9 +1,9 @@
-"""Bodies of ``edgecalc eval`` and ``edgecalc sweep`` (the CLI only parses options)."""
+"""Bodies of ``edgecalc eval``, ``edgecalc sweep`` and ``edgecalc compare`` (the CLI only parses options)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 
 def _ints(text: str, what: str) -> list[int]:
@@ -50,62 +50,27 @@ def eval_command(run_dir: Path | None, data: Path | None, out: Path | None, devi
     return 0
 
 
-def sweep_command(data: Path, fractions: str, folds: int, fold_ids: str | None, out: Path, threads: int = 0,
-                  console: Any = None, **train_options: Any) -> int:
-    """Parse the lists, run the sweep, return an exit code."""
-    from rich.console import Console
+def _fold_list(fold_ids: str | None, folds: int) -> list[int]:
+    ids = _ints(fold_ids, "--fold-ids") if fold_ids else list(range(folds))
+    bad = [k for k in ids if not 0 <= k < folds]
+    if bad:
+        raise ValueError(f"--fold-ids {bad} outside 0..{folds - 1}")
+    return ids
 
+
+def _long_job(job: Callable[[], Any], what: str, out: Path, threads: int, console: Any) -> int:
+    """Run a resumable multi-run job (sweep, compare) and map its failures to the CLI's exit codes."""
     from edgecalc.data.dataset import DatasetError
-    from edgecalc.eval.sweep import run_sweep
-    from edgecalc.train.commands import _sigterm_as_interrupt, set_threads
-    from edgecalc.train.stage import TrainingDiverged
-
-    console = console or Console()
-    _sigterm_as_interrupt()
-    set_threads(threads)
-    try:
-        fr = _floats(fractions, "--fractions")
-        ids = _ints(fold_ids, "--fold-ids") if fold_ids else list(range(folds))
-        bad = [k for k in ids if not 0 <= k < folds]
-        if bad:
-            raise ValueError(f"--fold-ids {bad} outside 0..{folds - 1}")
-        run_sweep(data, fr, out, ids, console=console, folds=folds, **train_options)
-    except KeyboardInterrupt:
-        console.print(f"\n[yellow]interrupted; run the same command again to resume the sweep in {out}[/yellow]")
-        return 130
-    except TrainingDiverged as exc:
-        console.print(f"[red]{exc}[/red]")
-        return 3
-    except (DatasetError, FileExistsError, FileNotFoundError, ValueError) as exc:
-        console.print(f"[red]{exc}[/red]")
-        return 2
-    return 0
-
-
-def compare_command(data: Path, methods: str, folds: int, fold_ids: str | None, out: Path, threads: int = 0,
-                    console: Any = None, **options: Any) -> int:
-    """Parse the lists, run the comparison, return an exit code."""
-    from rich.console import Console
-
-    from edgecalc.data.dataset import DatasetError
-    from edgecalc.eval.compare import parse_methods, run_compare
     from edgecalc.export.weights_source import WeightsNotFound
     from edgecalc.train.commands import _sigterm_as_interrupt, set_threads
     from edgecalc.train.stage import TrainingDiverged
 
-    console = console or Console()
     _sigterm_as_interrupt()
     set_threads(threads)
     try:
-        names = parse_methods(methods)
-        ids = _ints(fold_ids, "--fold-ids") if fold_ids else list(range(folds))
-        bad = [k for k in ids if not 0 <= k < folds]
-        if bad:
-            raise ValueError(f"--fold-ids {bad} outside 0..{folds - 1}")
-        device = options.pop("device", "cpu")
-        run_compare(data, names, out, folds=folds, fold_ids=ids, console=console, device=device, **options)
+        job()
     except KeyboardInterrupt:
-        console.print(f"\n[yellow]interrupted; run the same command again to resume the comparison in {out}[/yellow]")
+        console.print(f"\n[yellow]interrupted; run the same command again to resume the {what} in {out}[/yellow]")
         return 130
     except TrainingDiverged as exc:
         console.print(f"[red]{exc}[/red]")
@@ -114,3 +79,35 @@ def compare_command(data: Path, methods: str, folds: int, fold_ids: str | None, 
         console.print(f"[red]{exc}[/red]")
         return 2
     return 0
+
+
+def sweep_command(data: Path, fractions: str, folds: int, fold_ids: str | None, out: Path, threads: int = 0,
+                  console: Any = None, **train_options: Any) -> int:
+    """Parse the lists, run the sweep, return an exit code."""
+    from rich.console import Console
+
+    from edgecalc.eval.sweep import run_sweep
+
+    console = console or Console()
+
+    def job() -> None:
+        run_sweep(data, _floats(fractions, "--fractions"), out, _fold_list(fold_ids, folds), console=console,
+                  folds=folds, **train_options)
+
+    return _long_job(job, "sweep", out, threads, console)
+
+
+def compare_command(data: Path, methods: str, folds: int, fold_ids: str | None, out: Path, threads: int = 0,
+                    console: Any = None, **options: Any) -> int:
+    """Parse the lists, run the comparison, return an exit code."""
+    from rich.console import Console
+
+    from edgecalc.eval.compare import parse_methods, run_compare
+
+    console = console or Console()
+
+    def job() -> None:
+        run_compare(data, parse_methods(methods), out, folds=folds, fold_ids=_fold_list(fold_ids, folds),
+                    console=console, **options)
+
+    return _long_job(job, "comparison", out, threads, console)

@@ -145,19 +145,20 @@ def _zero_shot(weights: Path, data: Path, test: np.ndarray, out: Path, fold: int
                     dilation=dilation_for(data, test_ids, model.cfg.input_size, labels[test]))
 
 
-def _brightness(data: Path, train: np.ndarray, test: np.ndarray, out: Path) -> None:
-    from edgecalc.atomic import atomic_write_json
+def brightness_features(data: Path) -> np.ndarray:
+    """The rule's features of every crop of ``data`` (one row per labels.csv row, one column per centre share)."""
     from edgecalc.data.dataset import check_dataset, read_image
     from edgecalc.data.preprocess import to_gray_u8
-    from edgecalc.eval.rules import centre_features, tune_brightness
+    from edgecalc.eval.rules import centre_features
 
-    if (out / "scores.npz").is_file():
-        return
-    rep = check_dataset(data)
-    ids = [r["id"] for r in rep.rows]
-    labels = np.asarray([int(r["calcification"]) for r in rep.rows], np.int64)
-    images = [to_gray_u8(read_image(Path(r["_image"]))[0]) for r in rep.rows]
-    feats = centre_features(images)
+    return centre_features([to_gray_u8(read_image(Path(r["_image"]))[0]) for r in check_dataset(data).rows])
+
+
+def _brightness(feats: np.ndarray, ids: list[str], labels: np.ndarray, train: np.ndarray, test: np.ndarray, out: Path) -> None:
+    """Tune the rule on ``train``, score ``test``; write ``rule.json`` and ``scores.npz``."""
+    from edgecalc.atomic import atomic_write_json
+    from edgecalc.eval.rules import tune_brightness
+
     rule = tune_brightness(feats[train], labels[train])
     score = feats[test, rule["column"]]
     out.mkdir(parents=True, exist_ok=True)
@@ -286,12 +287,12 @@ def _end_to_end(methods: Sequence[str], out: Path, fold_ids: Sequence[int], data
                 split: list, labels: np.ndarray, ids: list[str], summary: dict[str, Any], console: Any,
                 locator_data: Path | None = None) -> None:
     """Whole frames through the shipped locator and each fold's model (``eval/end_to_end.py``), into ``summary``."""
-    from edgecalc.eval.end_to_end import locator_training_patients, run_end_to_end, summarise_end_to_end
+    from edgecalc.eval.end_to_end import LocatedFrames, locator_training_patients, run_end_to_end, summarise_end_to_end
     from edgecalc.export.weights_source import resolve_weights
     from edgecalc.runtime.learned_locator import LearnedLocator
     from edgecalc.train.run import FINAL_WEIGHTS
 
-    locate = LearnedLocator(threads=1).locate
+    frames = LocatedFrames(data, LearnedLocator(threads=1).locate)  # each frame located once for every method
     rows = {r["id"]: r for r in _table(data)}
     groups = {i: r["patient"] for i, r in rows.items()} if all((r.get("patient") or "").strip() for r in rows.values()) else None
     seen = locator_training_patients(locator_data) if locator_data is not None else None
@@ -303,7 +304,7 @@ def _end_to_end(methods: Sequence[str], out: Path, fold_ids: Sequence[int], data
             weights = fold_dir(out, m, k) / FINAL_WEIGHTS if kind == "train" else resolve_weights(pretrained)
             test = split[k][1]
             _say(console, f"{m}, fold {k}: whole frames through the locator")
-            run_end_to_end(out, m, k, weights, data, [ids[i] for i in test], labels[test], locate)
+            run_end_to_end(out, m, k, weights, [ids[i] for i in test], labels[test], frames)
         parts = [_scores_of(m, out, k) for k in fold_ids]
         annotated = {str(i): float(v) for p in parts for i, v in zip(p["ids"], p["scores"])}
         summary["methods"][m]["end_to_end"] = summarise_end_to_end(out, m, fold_ids, annotated, groups, seen)
@@ -343,6 +344,8 @@ def run_compare(data: str | Path, methods: Sequence[str], out: str | Path, folds
     groups = np.asarray(pats) if all(pats) else None
     seed = int(train_options.get("seed") or 0)
     split = stratified_kfold(labels, k=folds, seed=seed, groups=groups)
+    ids = [r["id"] for r in rep.rows]
+    feats = None  # the brightness rule's features, read once when a fold needs them
     for m in methods:
         for k in fold_ids:
             d = fold_dir(out, m, k)
@@ -353,13 +356,14 @@ def run_compare(data: str | Path, methods: Sequence[str], out: str | Path, folds
             elif kind == "weights":
                 _say(console, f"{d}: scoring {pretrained} on test fold {k}")
                 _zero_shot(pretrained, data, split[k][1], d, k, folds, device)
-            else:
-                _brightness(data, split[k][0], split[k][1], d)
+            elif not (d / "scores.npz").is_file():
+                feats = brightness_features(data) if feats is None else feats
+                _brightness(feats, ids, labels, split[k][0], split[k][1], d)
     summary = summarise(methods, out, fold_ids, data)
     if end_to_end is None:
         end_to_end = has_full_frames(data)
     if end_to_end:
-        _end_to_end(methods, out, fold_ids, data, pretrained, split, labels, [r["id"] for r in rep.rows], summary, console,
+        _end_to_end(methods, out, fold_ids, data, pretrained, split, labels, ids, summary, console,
                     Path(locator_data) if locator_data is not None else None)
     curves = {}
     lines = ["method,fold,id,label,score,prediction"]

@@ -73,20 +73,39 @@ def score_crops(weights: str | Path, crops: Sequence[np.ndarray | None]) -> np.n
     return scores
 
 
-def run_end_to_end(out: Path, method: str, fold: int, weights: Path, data: Path, test_ids: Sequence[str],
-                   labels: np.ndarray, locate: Any) -> Path:
+class LocatedFrames:
+    """The runtime's crop of each whole frame, located once and reused by every model scored on it."""
+
+    def __init__(self, data: str | Path, locate: Any, margin: float = 0.1) -> None:
+        self.data, self.locate, self.margin = data, locate, margin
+        self._seen: dict[str, tuple[np.ndarray | None, float]] = {}
+
+    def __call__(self, ids: Sequence[str]) -> tuple[list[np.ndarray | None], list[float]]:
+        todo = [i for i in ids if i not in self._seen]
+        if todo:
+            crops, ious = locator_crops(self.data, todo, self.locate, self.margin)
+            self._seen.update(zip(todo, zip(crops, ious)))
+        return [self._seen[i][0] for i in ids], [self._seen[i][1] for i in ids]
+
+
+def run_end_to_end(out: Path, method: str, fold: int, weights: Path, test_ids: Sequence[str], labels: np.ndarray,
+                   frames: LocatedFrames) -> Path:
     """Score fold ``fold``'s test frames through locator + ``weights``; write and return the .npz (reused when present)."""
     from edgecalc.atomic import atomic_write
 
     path = Path(out) / method / f"fold{fold}" / "end_to_end.npz"
     if path.is_file():
         return path
-    crops, ious = locator_crops(data, test_ids, locate)
+    crops, ious = frames(test_ids)
     scores = score_crops(weights, crops)
     found = np.asarray([c is not None for c in crops])
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda p: np.savez_compressed(open(p, "wb"), ids=np.asarray(test_ids), labels=labels,
-                                                     scores=scores, found=found, iou=np.asarray(ious)))
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:  # a file object: np.savez would append .npz to the temporary name
+            np.savez_compressed(fh, ids=np.asarray(test_ids), labels=labels, scores=scores, found=found, iou=np.asarray(ious))
+
+    atomic_write(path, write)
     return path
 
 

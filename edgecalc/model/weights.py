@@ -97,11 +97,16 @@ def csagnet_from_dsagnet(checkpoint: str | Path | DSAGNet) -> CSAGNet:
     if not isinstance(ds, DSAGNet):
         raise ValueError(f"{checkpoint} holds a {type(ds).__name__}, not a stage-one DSAGNet")
     cs = CSAGNet(ds.cfg)
-    for part in ("encoder", "decoder"):
-        src, dst = getattr(ds, part).state_dict(), getattr(cs, part)
-        check_state_dict(dst.state_dict(), src, source=f"DSAGNet {part}")
-        dst.load_state_dict(src)
+    _copy_encoder_decoder(ds, cs)
     return cs.train(ds.training)
+
+
+def _copy_encoder_decoder(src: torch.nn.Module, dst: torch.nn.Module) -> None:
+    """Modules A (encoder) and B (decoder) of ``src`` into ``dst``, checked tensor by tensor."""
+    for part in ("encoder", "decoder"):
+        state = getattr(src, part).state_dict()
+        check_state_dict(getattr(dst, part).state_dict(), state, source=f"{type(src).__name__} {part}")
+        getattr(dst, part).load_state_dict(state)
 
 
 def dsagnet_from_csagnet(model: CSAGNet) -> DSAGNet:
@@ -109,9 +114,6 @@ def dsagnet_from_csagnet(model: CSAGNet) -> DSAGNet:
     if not isinstance(model, CSAGNet):
         raise ValueError(f"expected a CSAGNet, got a {type(model).__name__}")
     ds = DSAGNet(model.cfg)
-    for part in ("encoder", "decoder"):
-        src, dst = getattr(model, part).state_dict(), getattr(ds, part)
-        check_state_dict(dst.state_dict(), src, source=f"CSAGNet {part}")
-        dst.load_state_dict(src)
+    _copy_encoder_decoder(model, ds)
     return ds.train(model.training)
 
