@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from edgecalc.atomic import atomic_write
@@ -22,6 +23,13 @@ from edgecalc.model.dsagnet import DSAGNet
 
 ARCHITECTURES: dict[str, type[torch.nn.Module]] = {"dsagnet": DSAGNet, "csagnet": CSAGNet}
 FORMAT_VERSION = 1
+
+
+class WeightsError(ValueError):
+    """A weights file or its JSON config that cannot be read or does not fit; the message names the file.
+
+    A ValueError, so every command that reports bad input as ValueError (exit 2) reports this too.
+    """
 
 
 def config_path(weights_path: str | Path) -> Path:
@@ -52,15 +60,36 @@ def save_model(model: torch.nn.Module, weights_path: str | Path) -> Path:
 
 
 def read_config(weights_path: str | Path) -> tuple[str, ModelConfig]:
-    """(architecture, config) from the JSON beside ``weights_path``."""
+    """(architecture, config) from the JSON beside ``weights_path``; WeightsError naming it when malformed."""
     cpath = config_path(weights_path)
     if not cpath.is_file():
         raise FileNotFoundError(f"config {cpath} not found beside {weights_path}")
-    meta = json.loads(cpath.read_text())
+    try:
+        meta = json.loads(cpath.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise WeightsError(f"{cpath} is not valid JSON: {exc}") from None
+    if not isinstance(meta, dict):
+        raise WeightsError(f"{cpath} holds a JSON {type(meta).__name__}, not an object")
     arch = meta.get("architecture")
-    if arch not in ARCHITECTURES:
-        raise ValueError(f"{cpath}: architecture {arch!r} is not one of {sorted(ARCHITECTURES)}")
-    return arch, ModelConfig.from_dict(meta["config"])
+    if not isinstance(arch, str) or arch not in ARCHITECTURES:
+        raise WeightsError(f"{cpath}: architecture {arch!r} is not one of {sorted(ARCHITECTURES)}")
+    if not isinstance(meta.get("config"), dict):
+        raise WeightsError(f"{cpath}: 'config' is missing or not an object")
+    try:
+        return arch, ModelConfig.from_dict(meta["config"])
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise WeightsError(f"{cpath}: bad model config: {exc}") from None
+
+
+def _file_shapes(weights_path: Path) -> dict[str, torch.Tensor]:
+    """The file's tensor names and shapes (as meta tensors) from its header alone, nothing loaded."""
+    try:
+        with safe_open(str(weights_path), framework="pt") as fh:
+            return {k: torch.empty(fh.get_slice(k).get_shape(), device="meta") for k in fh.keys()}
+    except SafetensorError as exc:
+        raise WeightsError(f"{weights_path} is not a readable safetensors file: {exc}") from None
+    except OSError as exc:
+        raise WeightsError(f"{weights_path} cannot be read: {exc}") from None
 
 
 def check_state_dict(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor], source: str = "weights") -> None:
@@ -81,10 +110,21 @@ def check_state_dict(expected: dict[str, torch.Tensor], found: dict[str, torch.T
 def load_model(weights_path: str | Path, map_location: str = "cpu") -> torch.nn.Module:
     """Rebuild a DSAGNet / CSAGNet from ``weights_path`` + its JSON config (eval mode)."""
     arch, cfg = read_config(weights_path)
+    # shapes first, on the meta device: a config claiming a huge network allocates nothing, and the
+    # real network is built only once the file (whose size bounds the memory) is known to fit it
+    with torch.device("meta"):
+        skeleton = ARCHITECTURES[arch](cfg)
+    check_state_dict(skeleton.state_dict(), _file_shapes(Path(weights_path)), source=str(weights_path))
     model = ARCHITECTURES[arch](cfg)
-    state = load_file(str(weights_path), device=map_location)
+    try:
+        state = load_file(str(weights_path), device=map_location)
+    except SafetensorError as exc:
+        raise WeightsError(f"{weights_path} is not a readable safetensors file: {exc}") from None
     check_state_dict(model.state_dict(), state, source=str(weights_path))
-    model.load_state_dict(state)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:  # e.g. a dtype that cannot be copied into a float parameter
+        raise WeightsError(f"{weights_path}: {exc}") from None
     return model.eval()
 
 

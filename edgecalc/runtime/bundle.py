@@ -14,7 +14,9 @@ Export writes through the same ``Manifest`` class the runtime reads, so the two 
 module is the one definition, and it lives in the runtime because the runtime must not import the
 export code (which needs torch). ``load_bundle`` refuses a bundle whose listed files are missing or
 changed, naming the file; ``Bundle.engine_path`` refuses an engine built for another GPU or
-TensorRT version and says how to rebuild it.
+TensorRT version and says how to rebuild it. An ONNX file whose external data (``location``) lies
+outside its folder (``../x``, an absolute path, a symlink out) is refused before any engine reads it
+(``check_onnx_file``).
 """
 
 from __future__ import annotations
@@ -224,6 +226,118 @@ class Bundle:
         return float(self.manifest.decision["threshold"])
 
 
+# --- ONNX external data: where a model file says its tensors live -------------------------------
+# An ONNX tensor may keep its bytes in another file (``data_location = EXTERNAL``, an ``external_data``
+# entry ``location`` relative to the model's folder, as ``onnx.external_data_helper`` writes it). A
+# location like ``../x``, an absolute path or a symlink out would make the engine read outside the
+# bundle. onnxruntime >= 1.17 and OpenVINO refuse such paths themselves, but with raw exceptions and
+# only in their own versions; the kit checks first, without onnx (a torch-free runtime need not have
+# it), by walking the protobuf wire format over the fields that can hold a TensorProto.
+
+#: ONNX message -> {field number: message type of that field} for every path down to a TensorProto.
+_ONNX_FIELDS: dict[str, dict[int, str]] = {
+    "model": {7: "graph", 25: "function"},
+    "function": {7: "node"},
+    "graph": {1: "node", 5: "tensor", 15: "sparse"},
+    "node": {5: "attribute"},
+    "attribute": {5: "tensor", 6: "graph", 10: "tensor", 11: "graph", 22: "sparse", 23: "sparse"},
+    "sparse": {1: "tensor", 2: "tensor"},
+    "tensor": {13: "entry"},
+    "entry": {},
+}
+_ONNX_MAX_DEPTH = 64
+
+
+def _varint(buf: memoryview, i: int, end: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if i >= end or shift > 63:
+            raise ValueError("truncated or overlong varint")
+        b = buf[i]
+        i += 1
+        value |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            return value, i
+
+
+def _walk(buf: memoryview, start: int, end: int, kind: str, depth: int, found: list[str]) -> dict[int, bytes]:
+    """Visit one message; collect ``location`` values of tensors; return an entry's key/value fields."""
+    if depth > _ONNX_MAX_DEPTH:
+        raise ValueError(f"messages nested deeper than {_ONNX_MAX_DEPTH}")
+    fields = _ONNX_FIELDS[kind]
+    strings: dict[int, bytes] = {}
+    external = False
+    entries: list[dict[int, bytes]] = []
+    i = start
+    while i < end:
+        key, i = _varint(buf, i, end)
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            value, i = _varint(buf, i, end)
+            if kind == "tensor" and number == 14:
+                external = value == 1
+        elif wire == 1 or wire == 5:
+            i += 8 if wire == 1 else 4
+        elif wire == 2:
+            length, i = _varint(buf, i, end)
+            if length > end - i:
+                raise ValueError("a field runs past the end of its message (truncated file?)")
+            if number in fields:
+                sub = _walk(buf, i, i + length, fields[number], depth + 1, found)
+                if fields[number] == "entry":
+                    entries.append(sub)
+            elif kind == "entry" and number in (1, 2):
+                strings[number] = bytes(buf[i:i + length])
+            i += length
+        else:
+            raise ValueError(f"wire type {wire} (groups or garbage)")
+        if i > end:
+            raise ValueError("a field runs past the end of its message (truncated file?)")
+    if kind == "tensor" and (external or entries):
+        for e in entries:
+            if e.get(1) == b"location":
+                found.append(e.get(2, b"").decode("utf-8", errors="replace"))
+    return strings
+
+
+def onnx_external_locations(path: str | Path) -> list[str]:
+    """Every external-data ``location`` an ONNX file names; ValueError if it is no valid protobuf."""
+    data = Path(path).read_bytes()
+    found: list[str] = []
+    _walk(memoryview(data), 0, len(data), "model", 0, found)
+    return found
+
+
+def check_onnx_file(path: str | Path, strict: bool = True) -> None:
+    """BundleError unless ``path``'s external data, if any, lies beside it (and, ``strict``, it parses).
+
+    The backends call it (strict) before the engine opens the file, so no engine is ever asked to read
+    outside the folder. ``load_bundle`` calls it lenient: a file that does not parse names no location
+    and is the engine's to refuse (the backends turn that into a BundleError naming the file).
+    """
+    path = Path(path)
+    try:
+        locations = onnx_external_locations(path)
+    except OSError as exc:
+        raise BundleError(f"{path} cannot be read: {exc}") from None
+    except ValueError as exc:
+        if not strict:
+            return
+        raise BundleError(f"{path} is not a valid ONNX file: {exc}") from None
+    folder = path.parent.resolve()
+    for loc in locations:
+        if not loc or "\x00" in loc or Path(loc).is_absolute() or ".." in Path(loc).parts:
+            raise BundleError(f"{path} keeps tensor data at {loc!r}, outside its folder: refusing to load it")
+        try:
+            resolved = (path.parent / loc).resolve()
+        except (OSError, ValueError) as exc:
+            raise BundleError(f"{path} keeps tensor data at {loc!r}, which cannot be resolved: {exc}") from None
+        if folder not in resolved.parents:
+            raise BundleError(f"{path} keeps tensor data at {loc!r}, which resolves to {resolved}, outside "
+                              f"{folder}: refusing to load it")
+
+
 def verify_files(root: Path, manifest: Manifest) -> None:
     """Every listed file exists and matches its size and sha256; BundleError names the first that does not."""
     for art in manifest.artifacts:
@@ -247,6 +361,8 @@ def verify_files(root: Path, manifest: Manifest) -> None:
         if sha256_file(path) != art.sha256:
             raise BundleError(f"{art.file} has changed: its sha256 does not match the manifest "
                               "(corrupt copy or edited file; re-export the bundle)")
+        if art.kind == "onnx":
+            check_onnx_file(path, strict=False)
 
 
 def load_bundle(bundle_dir: str | Path, verify: bool = True) -> Bundle:

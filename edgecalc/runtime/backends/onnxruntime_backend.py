@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from edgecalc.runtime.backends.base import BackendUnavailable, InferenceBackend, as_input_batch
+from edgecalc.runtime.bundle import BundleError, check_onnx_file
 
 #: Preferred order when `providers` is not given; the first available one wins.
 PROVIDER_ORDER = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
@@ -43,7 +44,11 @@ class OnnxRuntimeBackend(InferenceBackend):
         if threads:
             opts.intra_op_num_threads = int(threads)
             opts.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+        check_onnx_file(path)  # its external data, if any, must lie beside it: checked before onnxruntime reads
+        try:
+            self.session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+        except Exception as exc:  # noqa: BLE001 - onnxruntime's own exception types (Fail, InvalidProtobuf, ...)
+            raise BundleError(f"onnxruntime cannot load {path}: {exc}") from exc
         self.providers = self.session.get_providers()
         self.on_gpu = self.providers[0] in ("CUDAExecutionProvider", "TensorrtExecutionProvider")
         self.precision = precision

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from edgecalc.runtime.backends.base import BackendUnavailable, InferenceBackend, as_input_batch
+from edgecalc.runtime.bundle import BundleError, check_onnx_file
 
 
 class OpenVinoBackend(InferenceBackend):
@@ -35,7 +36,11 @@ class OpenVinoBackend(InferenceBackend):
         if threads:
             config["INFERENCE_NUM_THREADS"] = int(threads)
         config["INFERENCE_PRECISION_HINT"] = inference_precision or "f32"
-        self.compiled = core.compile_model(core.read_model(str(path)), device, config)
+        check_onnx_file(path)  # its external data, if any, must lie beside it: checked before OpenVINO reads
+        try:
+            self.compiled = core.compile_model(core.read_model(str(path)), device, config)
+        except RuntimeError as exc:  # OpenVINO reports unreadable or malformed models as RuntimeError
+            raise BundleError(f"OpenVINO cannot load {path}: {exc}") from exc
         self.on_gpu = device.upper().startswith("GPU")
         self.request = self.compiled.create_infer_request()
         self.precision = inference_precision or precision
