@@ -2,8 +2,10 @@
 
 A folder holds ``images/<id>.png`` (gray or colour, any size), optional ``masks/<id>.png`` (0/255,
 same size as the image) and ``labels.csv`` with columns ``id,calcification`` (0/1) plus optional
-extra columns (``split``, ``patient``, ``path``/``mask_path`` relative to the folder). The loader
-refuses a folder with errors, with the same messages ``edgecalc data check`` prints.
+extra columns (``split``, ``patient``, ``path``/``mask_path`` relative to the folder). An empty
+``calcification`` means *unlabelled* (frames imported from DICOM, ``edgecalc data import-dicom``): the
+check reads their images and counts them but warns, and training and evaluation leave them out. The
+loader refuses a folder with errors, with the same messages ``edgecalc data check`` prints.
 """
 
 from __future__ import annotations
@@ -141,7 +143,7 @@ def check_dataset(path) -> CheckReport:
     listed_images: set[Path] = set()
     sizes: Counter = Counter()
     channels: Counter = Counter()
-    n_pos = n_neg = n_masks = 0
+    n_pos = n_neg = n_masks = n_unlabelled = 0
     done: set[str] = set()
     for line, row in enumerate(table, start=2):
         sid = (row.get("id") or "").strip()
@@ -153,7 +155,10 @@ def check_dataset(path) -> CheckReport:
             continue
         done.add(sid)
         lab = (row.get("calcification") or "").strip()
-        if lab not in ("0", "1"):
+        if not lab:
+            n_unlabelled += 1
+            label = None
+        elif lab not in ("0", "1"):
             rep.error(where, f"id {sid!r}: label {lab!r} is not 0 or 1")
             label = None
         else:
@@ -232,10 +237,13 @@ def check_dataset(path) -> CheckReport:
         for p in sorted(mask_dir.iterdir()):
             if p.is_file() and p.suffix.lower() in IMAGE_EXTS and p.stem not in seen:
                 rep.warn(p, "mask has no row in labels.csv")
+    if n_unlabelled:
+        rep.warn(labels_csv, f"{n_unlabelled} row(s) without a label (empty calcification: unlabelled); "
+                             "training and evaluation leave them out")
     n = n_pos + n_neg
     rep.summary = {
         "rows": len(table), "images": n, "positive": int(n_pos), "negative": int(n_neg),
-        "positive_share": round(n_pos / n, 4) if n else None, "masks": n_masks,
+        "positive_share": round(n_pos / n, 4) if n else None, "unlabelled": n_unlabelled, "masks": n_masks,
         "image_sizes": dict(sizes.most_common()), "channels": {str(k): v for k, v in channels.items()},
         "extra_columns": [c for c in columns if c not in ("id", "calcification")],
         "patients": len({(r.get("patient") or "").strip() for r in rep.rows} - {""}) if "patient" in columns else 0,
@@ -254,6 +262,8 @@ def load_dataset(path, size: int = 192):
     if rep.errors:
         msg = "\n".join(str(e) for e in rep.errors)
         raise DatasetError(f"data set {path} has {len(rep.errors)} error(s):\n{msg}")
+    if not rep.rows:
+        raise DatasetError(f"data set {path} has no labelled image (calcification 0 or 1)")
     ids, imgs, masks, labels, table = [], [], [], [], []
     for row in rep.rows:
         img, _ = read_image(Path(row["_image"]))
@@ -284,7 +294,8 @@ def format_report(rep: CheckReport) -> str:
     lines = [f"data set: {rep.path}"]
     if s:
         lines.append(f"images: {s['images']} (positive {s['positive']}, negative {s['negative']}, "
-                     f"positive share {s['positive_share']})")
+                     f"positive share {s['positive_share']})"
+                     + (f"; unlabelled: {s['unlabelled']}" if s.get("unlabelled") else ""))
         lines.append(f"masks: {s['masks']}   sizes: {_sizes_text(s['image_sizes'])}   channels: {s['channels']}")
         if s["extra_columns"]:
             lines.append(f"extra columns: {', '.join(s['extra_columns'])}")
