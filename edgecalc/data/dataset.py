@@ -21,6 +21,15 @@ import numpy as np
 from edgecalc.data.preprocess import preprocess_batch, resize_mask
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+#: the folder layout and the required columns of labels.csv
+LABELS_FILE = "labels.csv"
+IMAGES_DIR = "images"
+MASKS_DIR = "masks"
+REQUIRED_COLUMNS = ("id", "calcification")
+#: the ``calcification`` value of an unlabelled image (see the module docstring)
+UNLABELLED = ""
+#: optional column: mm per pixel of the image file (isotropic), used for sizes in mm
+MM_PER_PX_COLUMN = "mm_per_px"
 
 
 class DatasetError(ValueError):
@@ -120,7 +129,7 @@ def check_dataset(path) -> CheckReport:
     if not root.is_dir():
         rep.error(root, "not a folder")
         return rep
-    labels_csv = root / "labels.csv"
+    labels_csv = root / LABELS_FILE
     if not labels_csv.is_file():
         rep.error(labels_csv, "missing (need columns id,calcification)")
         return rep
@@ -132,7 +141,7 @@ def check_dataset(path) -> CheckReport:
     except (OSError, UnicodeDecodeError, csv.Error) as e:
         rep.error(labels_csv, f"cannot be read as CSV: {e}")
         return rep
-    missing = [c for c in ("id", "calcification") if c not in columns]
+    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
     if missing:
         rep.error(labels_csv, f"missing column(s) {', '.join(missing)}; found {', '.join(columns) or 'none'}")
         return rep
@@ -155,7 +164,7 @@ def check_dataset(path) -> CheckReport:
             continue
         done.add(sid)
         lab = (row.get("calcification") or "").strip()
-        if not lab:
+        if lab == UNLABELLED:
             n_unlabelled += 1
             label = None
         elif lab not in ("0", "1"):
@@ -174,7 +183,7 @@ def check_dataset(path) -> CheckReport:
             if _inside(root, f"images/{sid}") is None or "/" in sid or "\\" in sid:
                 rep.error(where, f"id {sid!r} escapes the data-set folder (ids are file names)")
                 continue
-            img_path = _find(root, "images", sid)
+            img_path = _find(root, IMAGES_DIR, sid)
         if img_path is None or not _is_file(img_path):
             rep.error(where, f"id {sid!r} has no image ({rel or f'images/{sid}.png'} not found)")
             continue
@@ -195,7 +204,7 @@ def check_dataset(path) -> CheckReport:
                 rep.error(where, f"id {sid!r}: mask {mrel!r} not found")
                 mask_path = None
         else:
-            mask_path = _find(root, "masks", sid)
+            mask_path = _find(root, MASKS_DIR, sid)
         mask_ok = None
         if mask_path is not None:
             m, why = read_image(mask_path)
@@ -227,12 +236,12 @@ def check_dataset(path) -> CheckReport:
         n_neg += label == 0
         rep.rows.append(dict(row, id=sid, _image=str(img_path), _mask=str(mask_ok) if mask_ok else None))
     # the reverse: images (and masks) no row of labels.csv names
-    img_dir = root / "images"
+    img_dir = root / IMAGES_DIR
     if img_dir.is_dir():
         for p in sorted(img_dir.iterdir()):
             if p.is_file() and p.suffix.lower() in IMAGE_EXTS and p.resolve() not in listed_images:
                 rep.error(p, "image has no row in labels.csv")
-    mask_dir = root / "masks"
+    mask_dir = root / MASKS_DIR
     if mask_dir.is_dir():
         for p in sorted(mask_dir.iterdir()):
             if p.is_file() and p.suffix.lower() in IMAGE_EXTS and p.stem not in seen:
@@ -245,7 +254,7 @@ def check_dataset(path) -> CheckReport:
         "rows": len(table), "images": n, "positive": int(n_pos), "negative": int(n_neg),
         "positive_share": round(n_pos / n, 4) if n else None, "unlabelled": n_unlabelled, "masks": n_masks,
         "image_sizes": dict(sizes.most_common()), "channels": {str(k): v for k, v in channels.items()},
-        "extra_columns": [c for c in columns if c not in ("id", "calcification")],
+        "extra_columns": [c for c in columns if c not in REQUIRED_COLUMNS],
         "patients": len({(r.get("patient") or "").strip() for r in rep.rows} - {""}) if "patient" in columns else 0,
         "errors": len(rep.errors), "warnings": len(rep.warnings),
     }
