@@ -1,5 +1,9 @@
 """The network's configuration: one frozen dataclass, saved as JSON beside the weights.
 
+Every network of the registry (``edgecalc/model/registry.py``) is built from it: the comparison
+networks read ``input_size``, ``in_channels``, ``width`` (through ``scaled``) and ``batch_norm``, and
+keep their own published layer layout; the remaining fields shape CS-AGnet / VGG_U-net.
+
 The ``paper`` preset is CS-AGnet exactly as published (192 x 192, one channel, 32/64/128/256 filters
 in the four VGG16 blocks, a 2 x 512 bridge, Grid-AGs on the three skips below full resolution).
 Everything that changes the tensors' shapes lives here, so a config plus a safetensors file is a
@@ -91,10 +95,14 @@ class ModelConfig:
         if self.gate_subsample not in (1, 2):
             raise ValueError(f"gate_subsample must be 1 or 2, got {self.gate_subsample}")
 
+    def scaled(self, filters: int) -> int:
+        """A filter count after the width multiplier: rounded to a multiple of 8, at least 8 (every network's rule)."""
+        return max(8, int(filters * self.width / 8 + 0.5) * 8)
+
     @property
     def filters(self) -> tuple[int, int, int, int, int]:
         """Filters of blocks 1-4 and the bridge after the width multiplier."""
-        return tuple(max(8, int(f * self.width / 8 + 0.5) * 8) for f in self.base_filters)  # type: ignore[return-value]
+        return tuple(self.scaled(f) for f in self.base_filters)  # type: ignore[return-value]
 
     @property
     def classifier_levels(self) -> tuple[int, int, int]:

@@ -1,7 +1,8 @@
 """Checkpoints as safetensors + a JSON config beside them; never pickle.
 
 ``save_model(model, "run/model.safetensors")`` writes ``run/model.safetensors`` and
-``run/model.json`` (``{"architecture": "csagnet" | "dsagnet", "config": {...}}``), each atomically
+``run/model.json`` (``{"architecture": "csagnet" | "dsagnet" | ..., "network": "csagnet", "config": {...}}``:
+the architecture names the class, the network the registry entry it belongs to), each atomically
 (temporary file in the same folder, then ``os.replace``), so a crash never leaves half a checkpoint.
 ``load_model`` rebuilds the network from the JSON and refuses weights that do not fit it, naming the
 first mismatching tensor.
@@ -20,8 +21,10 @@ from edgecalc.atomic import atomic_write
 from edgecalc.model.config import ModelConfig
 from edgecalc.model.csagnet import CSAGNet
 from edgecalc.model.dsagnet import DSAGNet
+from edgecalc.model.registry import architectures, network_class, network_of_architecture, stage_one_class
 
-ARCHITECTURES: dict[str, type[torch.nn.Module]] = {"dsagnet": DSAGNet, "csagnet": CSAGNet}
+#: Every network of the registry and its stage-one network (``edgecalc/model/registry.py``), by architecture name.
+ARCHITECTURES: dict[str, type[torch.nn.Module]] = architectures()
 FORMAT_VERSION = 1
 
 
@@ -51,7 +54,8 @@ def save_model(model: torch.nn.Module, weights_path: str | Path) -> Path:
         raise ValueError(f"weights file {weights_path} should end in .safetensors")
     arch = architecture_of(model)
     cfg: ModelConfig = model.cfg
-    meta = {"architecture": arch, "format_version": FORMAT_VERSION, "config": cfg.to_dict()}
+    meta = {"architecture": arch, "network": network_of_architecture(arch), "format_version": FORMAT_VERSION,
+            "config": cfg.to_dict()}
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     # Weights first, config last: a config on disk always describes complete weights.
     atomic_write(weights_path, lambda p: save_file(tensors, str(p), metadata={"edgecalc": json.dumps(meta)}))
@@ -112,8 +116,11 @@ def load_model(weights_path: str | Path, map_location: str = "cpu") -> torch.nn.
     arch, cfg = read_config(weights_path)
     # shapes first, on the meta device: a config claiming a huge network allocates nothing, and the
     # real network is built only once the file (whose size bounds the memory) is known to fit it
-    with torch.device("meta"):
-        skeleton = ARCHITECTURES[arch](cfg)
+    try:
+        with torch.device("meta"):
+            skeleton = ARCHITECTURES[arch](cfg)
+    except (RuntimeError, ValueError, OverflowError) as exc:  # e.g. filter counts whose size overflows
+        raise WeightsError(f"{config_path(weights_path)}: the config describes no buildable network: {exc}") from None
     check_state_dict(skeleton.state_dict(), _file_shapes(Path(weights_path)), source=str(weights_path))
     model = ARCHITECTURES[arch](cfg)
     try:
@@ -157,3 +164,13 @@ def dsagnet_from_csagnet(model: CSAGNet) -> DSAGNet:
     _copy_encoder_decoder(model, ds)
     return ds.train(model.training)
 
+
+
+def network_from_stage_one(stage_one: torch.nn.Module, network: str) -> torch.nn.Module:
+    """Network ``network`` (two-stage: CS-AGnet, VGG_U-net) with modules A + B of its trained stage one; C fresh."""
+    expected = stage_one_class(network)
+    if type(stage_one) is not expected:
+        raise ValueError(f"a {type(stage_one).__name__} is not the stage one of {network} (expected {expected.__name__})")
+    net = network_class(network)(stage_one.cfg)
+    _copy_encoder_decoder(stage_one, net)
+    return net.train(stage_one.training)

@@ -1,8 +1,10 @@
 """Building blocks of DS-AGnet / CS-AGnet, one job per module."""
 
 from edgecalc.model.blocks.attention_gate import GridAttentionGate
+from edgecalc.model.blocks.cam import class_activation_map, labels_only_output
 from edgecalc.model.blocks.classifier import AttentionPoolingClassifier
 from edgecalc.model.blocks.conv import ConvBlock, UpConv
 from edgecalc.model.blocks.pyramid import PyramidInput
 
-__all__ = ["AttentionPoolingClassifier", "ConvBlock", "GridAttentionGate", "PyramidInput", "UpConv"]
+__all__ = ["AttentionPoolingClassifier", "ConvBlock", "GridAttentionGate", "PyramidInput", "UpConv", "class_activation_map",
+           "labels_only_output"]
