@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from edgecalc.atomic import atomic_write
@@ -115,12 +116,20 @@ def load_checkpoint(
         meta = json.loads(jpath.read_text())
     except json.JSONDecodeError as exc:
         raise ValueError(f"checkpoint {jpath} is not valid JSON: {exc}") from exc
-    tpath = ckpt_dir / str(meta.get("tensors") or f"stage{stage}.safetensors")  # the name before per-epoch files
+    if not isinstance(meta, dict):
+        raise ValueError(f"checkpoint {jpath} holds a JSON {type(meta).__name__}, not an object")
+    tname = str(meta.get("tensors") or f"stage{stage}.safetensors")  # the name before per-epoch files
+    if Path(tname).name != tname or tname in (".", ".."):  # a plain file name: nothing read outside ckpt_dir
+        raise ValueError(f"checkpoint {jpath} names tensors {tname!r}, outside its folder")
+    tpath = ckpt_dir / tname
     if not tpath.is_file():
         raise FileNotFoundError(f"checkpoint {jpath} names tensors {tpath.name}, which are missing")
     if meta.get("format_version") != FORMAT_VERSION or meta.get("stage") != stage:
         raise ValueError(f"checkpoint {jpath}: expected format {FORMAT_VERSION} for stage {stage}, got {meta.get('format_version')}/{meta.get('stage')}")
-    tensors = load_file(str(tpath))
+    try:
+        tensors = load_file(str(tpath))
+    except SafetensorError as exc:
+        raise ValueError(f"checkpoint {tpath} is not a readable safetensors file: {exc}") from None
     model_state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
     check_state_dict(model.state_dict(), model_state, source=str(tpath))
     model.load_state_dict(model_state)
