@@ -76,6 +76,9 @@ def data_phantom_cmd(
     size: int = typer.Option(192, "--size", help="Side in pixels of the square crops (paper: 192)."),
     frames: bool = typer.Option(False, "--frames", help="Also write a 560x360 screen frame per crop under frames/."),
     video: bool = typer.Option(False, "--video", help="Also write a cine loop (cine.mp4, or cine.avi) for the live demo."),
+    dicom: bool = typer.Option(False, "--dicom", help="Also write the same cine (60 frames, 20 frames/s) as cine.dcm: "
+                               "a multi-frame ultrasound DICOM whose ultrasound region carries the frames' exact "
+                               "spacing, with synthetic patient fields (needs the [dicom] extra)."),
     seed: int = typer.Option(0, "--seed", help="Seed: the same seed gives byte-identical images."),
     workers: int = typer.Option(0, "--workers", help="Worker processes; 0 = one per CPU core. Output does not depend on it."),
     config: Optional[str] = typer.Option(None, "--config", help="JSON file of PhantomConfig fields to move off "
@@ -103,9 +106,65 @@ def data_phantom_cmd(
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--config/--set") from exc
     t0 = time.perf_counter()
+    if dicom:
+        from edgecalc.runtime.dicom import DicomError, require_pydicom
+
+        try:
+            require_pydicom("--dicom")
+        except DicomError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--dicom") from exc
     path = write_phantom_dataset(out, n=n, positive=positive, size=size, seed=seed, frames=frames, video=video,
                                  progress=True, workers=workers or None, config=cfg)
     typer.echo(f"wrote {n} crops ({positive} with calcification) to {path} in {time.perf_counter() - t0:.1f} s")
+    if dicom:
+        from edgecalc.data.phantom.dicom_writer import write_cine_dicom
+
+        typer.echo(f"wrote {write_cine_dicom(Path(out) / 'cine.dcm', seed=seed, config=cfg)}")
+
+
+@data_app.command("import-dicom")
+def data_import_dicom_cmd(
+    src: Path = typer.Argument(..., help="A DICOM file, or a folder searched recursively for DICOM files (found by "
+                               "their 'DICM' marker, whatever their names)."),
+    out: Path = typer.Option(..., "--out", help="New data-set folder to write (images/, labels.csv); refused if it "
+                             "already holds a labels.csv."),
+    every: int = typer.Option(1, "--every", min=1, help="Keep every k-th frame of a cine (neighbouring frames are "
+                              "near copies)."),
+) -> None:
+    """Write the frames of DICOM files into a data set: images/<file_id>_<frame>.png, labels.csv with each
+    frame's mm per pixel and spacing source, the label left empty (unlabelled), no patient identifiers.
+
+    Unusable files are reported (path and file_id, never patient data) and skipped. Exit 0 when at least
+    one frame was written, 1 when none was, 2 on a bad argument or a missing pydicom.
+    """
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from edgecalc.data.dataset import LABELS_FILE
+    from edgecalc.data.dicom_import import find_dicom_files, import_dicom
+    from edgecalc.runtime.dicom import DicomError, require_pydicom
+
+    console = Console(stderr=True)
+    try:
+        require_pydicom("data import-dicom")
+        paths = find_dicom_files(src)
+        if (out / LABELS_FILE).exists():
+            raise ValueError(f"{out / LABELS_FILE} exists: import into a new folder")
+    except (DicomError, ValueError, FileNotFoundError) as exc:
+        console.print(f"[red]error:[/red] {escape_markup(str(exc))}")
+        raise typer.Exit(2)
+    if not paths:
+        console.print(f"[red]error:[/red] no DICOM file under {escape_markup(str(src))}")
+        raise typer.Exit(1)
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("importing", total=len(paths))
+        rep = import_dicom(src, out, every=every, paths=paths, on_file=lambda p: progress.advance(task))
+    for reason in rep.skipped:
+        console.print(f"[yellow]skipped[/yellow] {escape_markup(reason)}")
+    console.print(f"{rep.frames} frame(s) from {rep.files} file(s) ({rep.with_spacing} with a known spacing) "
+                  f"-> {out}; {len(rep.skipped)} skipped; labels empty (unlabelled): check with "
+                  f"`edgecalc data check {out}`")
+    raise typer.Exit(0 if rep.frames else 1)
 
 
 @data_app.command("check")
@@ -131,7 +190,8 @@ def data_check_cmd(
 @app.command(rich_help_panel="Deploy")
 def live(
     camera: Optional[int] = typer.Option(None, "--camera", help="Camera / capture-card index (OpenCV). Give this or --source."),
-    source: Optional[str] = typer.Option(None, "--source", help="Video file, RTSP/HTTP URL, GStreamer pipeline "
+    source: Optional[str] = typer.Option(None, "--source", help="Video file, DICOM cine (played at its recorded "
+                                         "frame rate; the [dicom] extra), RTSP/HTTP URL, GStreamer pipeline "
                                          "('... ! appsink'), or 'phantom' for the built-in phantom cine."),
     bundle: Optional[Path] = typer.Option(None, "--bundle", help="Export bundle folder (edgecalc export). "
                                           "Default: the bundle shipped with the package."),
@@ -419,6 +479,7 @@ _THREADS = typer.Option(0, "--threads", min=0, help="torch CPU threads per proce
 
 
 from edgecalc.eval.compare import DEFAULT_METHODS as _COMPARE_DEFAULT, METHODS as _COMPARE_METHODS  # noqa: E402
+from edgecalc.model.registry import NETWORKS as _NETWORKS  # noqa: E402
 
 #: The options above that `train` and `sweep` both pass on to TrainConfig.for_recipe under their own names.
 _RECIPE_OPTION_NAMES = ("recipe", "preset", "size", "steps_stage1", "steps_stage2", "eval_every", "epochs_stage1",
@@ -435,6 +496,10 @@ def _recipe_kwargs(given: dict) -> dict:
 def train_cmd(
     data: Optional[Path] = typer.Argument(None, help="Data-set folder (images/, masks/, labels.csv); omit with --resume."),
     recipe: str = _RECIPE,
+    network: str = typer.Option("csagnet", "--network", help="The network trained (docs/comparison.md): " + "; ".join(
+        f"{k}: {v.summary} [{v.supervision}]" for k, v in _NETWORKS.items()) + ". two-stage networks use --mask-fraction; "
+        "all-masks (alexnet-seg) trains one stage on every mask, labels (sononet-ag, vgg16, resnet50) one stage on "
+        "image labels only, whatever --mask-fraction says."),
     mask_fraction: float = _MASK_FRACTION,
     preset: Optional[str] = _PRESET,
     size: Optional[int] = _SIZE,
@@ -492,7 +557,7 @@ def train_cmd(
 
     sources = {"stage1_data": stage1_data, "stage1_weights": stage1_weights, "init_weights": init_weights, "mix_data": mix_data}
     code = run_train(
-        resume, threads=threads, data=data, mask_fraction=mask_fraction, fold=fold, folds=folds, val_fraction=val_fraction,
+        resume, threads=threads, data=data, network=network, mask_fraction=mask_fraction, fold=fold, folds=folds, val_fraction=val_fraction,
         out=out, **_recipe_kwargs(locals()), progress=not no_progress,
         **{k: str(v) for k, v in sources.items() if v is not None},
         mix_ratio=mix_ratio if mix_ratio is not None else (0.25 if mix_data is not None else 0.0),

@@ -34,7 +34,7 @@ class FrameReader(Protocol):
 class SourceSpec:
     """A parsed `--camera N` / `--source X`: what kind of source and how to open it."""
 
-    kind: str  # "camera" | "file" | "url" | "gstreamer" | "phantom"
+    kind: str  # "camera" | "file" | "dicom" | "url" | "gstreamer" | "phantom"
     target: str | int
 
     @property
@@ -64,11 +64,76 @@ def parse_source(camera: int | None = None, source: str | None = None) -> Source
         return SourceSpec("url", s)
     if "!" in s:  # GStreamer pipelines are "elem ! elem ! appsink"
         return SourceSpec("gstreamer", s)
+    from edgecalc.runtime.dicom import DICOM_SUFFIXES, is_dicom
+
+    if s.lower().endswith(DICOM_SUFFIXES) or is_dicom(s):
+        return SourceSpec("dicom", s)
     return SourceSpec("file", s)
 
 
+class MemoryFrameReader:
+    """A FrameReader over frames held in memory, served like a video file, ``loops`` times over.
+
+    With ``fps`` set, ``read`` paces itself like a frame grabber: one frame every 1 / fps s from the
+    first read, sleeping when early, never catching up by skipping (a consumer slower than that sees
+    every frame, later; with ``--realtime`` the grabber drops the stale ones).
+    """
+
+    def __init__(self, frames: list[np.ndarray], loops: int = 1, fps: float | None = None) -> None:
+        self.frames = frames
+        self.loops = max(1, int(loops))
+        self.period = 1.0 / fps if fps else 0.0
+        self._next: float | None = None
+        self._i = 0
+
+    def read(self) -> tuple[bool, np.ndarray | None]:
+        if self._i >= len(self.frames) * self.loops:
+            return False, None
+        if self.period:
+            now = time.perf_counter()
+            self._next = now if self._next is None else self._next
+            if self._next > now:
+                time.sleep(self._next - now)
+            self._next += self.period
+        frame = self.frames[self._i % len(self.frames)]
+        self._i += 1
+        return True, frame
+
+    def release(self) -> None:
+        self._i = len(self.frames) * self.loops
+
+
+class DicomCineReader(MemoryFrameReader):
+    """A DICOM cine (or image) played at its recorded frame rate (no recorded rate: unpaced).
+
+    The file is decoded once (``read_dicom``). ``spacing_mm`` / ``spacing_source`` / ``fps`` /
+    ``file_id`` are the file's, for the HUD and the log; the file is named by path and ``file_id``
+    only, never by patient data.
+    """
+
+    def __init__(self, path: str | Path, loops: int = 1, pace: bool = True) -> None:
+        from edgecalc.runtime.dicom import DicomError, read_dicom
+
+        try:
+            cine = read_dicom(path)
+        except DicomError as exc:
+            raise SourceError(str(exc)) from None
+        super().__init__(cine.frames, loops, cine.fps if pace else None)
+        self.path = Path(path)
+        self.spacing_mm = cine.spacing_mm
+        self.spacing_source = cine.spacing_source
+        self.fps = cine.fps
+        self.file_id = cine.file_id
+
+
 def open_reader(spec: SourceSpec) -> FrameReader:
-    """Open a cv2.VideoCapture for a camera/file/URL/GStreamer source, or raise SourceError."""
+    """Open a cv2.VideoCapture for a camera/file/URL/GStreamer source (a DicomCineReader for a DICOM
+    file), or raise SourceError."""
+    if spec.kind == "dicom":
+        path = Path(str(spec.target))
+        if not path.exists():
+            raise SourceError(f"DICOM file {path} does not exist")
+        return DicomCineReader(path)
     import cv2
 
     if spec.kind == "file":
@@ -199,6 +264,11 @@ class LatestFrameGrabber:
             frame, self._pending = self._pending, None
             self._cond.notify_all()
             return frame
+
+    @property
+    def reader(self) -> FrameReader:
+        """The reader now open: its attributes (a DICOM reader's ``spacing_mm``, ``spacing_source``) for the HUD."""
+        return self._reader
 
     @property
     def finished(self) -> bool:

@@ -13,12 +13,10 @@ what `--realtime` uses to measure live behaviour: dropped frames and capture-to-
 
 from __future__ import annotations
 
-import time
-
-import numpy as np
+from edgecalc.runtime.capture import MemoryFrameReader
 
 
-class PhantomCineReader:
+class PhantomCineReader(MemoryFrameReader):
     """A FrameReader over `n_frames` of the phantom cine (BGR frames, like a capture card's).
 
     ``positive=None`` (default): the two-scan demo cine (``seed`` ignored; its seeds are the demo's);
@@ -46,28 +44,8 @@ class PhantomCineReader:
             gray = [f.image for f in frames]
             self.labels = [int(bool(positive))] * len(frames)
             self.truth = [None] * len(frames)
-        self.frames = [cv2.cvtColor(g, cv2.COLOR_GRAY2BGR) for g in gray]
-        self.loops = max(1, int(loops))
-        self.period = 1.0 / fps if fps else 0.0
-        self._next = None
-        self._i = 0
+        super().__init__([cv2.cvtColor(g, cv2.COLOR_GRAY2BGR) for g in gray], loops, fps)
 
     def segment_of(self, index: int):
         """The demo segment frame ``index`` (a read count, loops included) belongs to; None for a single scan."""
         return self._cine.segment_of(index) if self._cine is not None else None
-
-    def read(self) -> tuple[bool, np.ndarray | None]:
-        if self._i >= len(self.frames) * self.loops:
-            return False, None
-        if self.period:
-            now = time.perf_counter()
-            self._next = now if self._next is None else self._next
-            if self._next > now:
-                time.sleep(self._next - now)
-            self._next += self.period
-        frame = self.frames[self._i % len(self.frames)]
-        self._i += 1
-        return True, frame
-
-    def release(self) -> None:
-        self._i = len(self.frames) * self.loops
