@@ -1,6 +1,11 @@
 """Calcifications (positives only): micro (punctate ≤ 1 mm, no shadow), macro (coarse, shadowing),
 rim/eggshell (peripheral arc, shadowing). The returned mask marks exactly the echogenic pixels: the
-proximal layer of a shadowing calcification (its deeper part lies in its own shadow and is not seen)."""
+proximal layer of a shadowing calcification (its deeper part lies in its own shadow and is not seen).
+
+Each drawing function also hands back its parts, one ``(kind, visible mask)`` per calcification
+drawn (each punctate focus, each macro, each rim arc), so the data set can record every
+calcification's kind, size and position (``truth.py``). Collecting them draws no random number:
+a seed's images stay byte-identical."""
 
 from __future__ import annotations
 
@@ -19,8 +24,8 @@ def _level(rng: np.random.Generator, cfg: PhantomConfig, nodule_level: float, lo
 
 
 def add_calcifications(scene: Scene, rng: np.random.Generator, cfg: PhantomConfig, nodule: np.ndarray,
-                       nodule_level: float) -> tuple[np.ndarray, dict]:
-    """Draw one or two kinds of calcification inside ``nodule``; returns (visible mask, meta)."""
+                       nodule_level: float) -> tuple[np.ndarray, dict, list[tuple[str, np.ndarray]]]:
+    """Draw one or two kinds of calcification inside ``nodule``; returns (visible mask, meta, parts)."""
     names = list(cfg.calcification_kinds)
     probs = np.array([cfg.calcification_kinds[k] for k in names], dtype=np.float64)
     kinds = [names[int(rng.choice(len(names), p=probs / probs.sum()))]]
@@ -29,16 +34,17 @@ def add_calcifications(scene: Scene, rng: np.random.Generator, cfg: PhantomConfi
         kinds.append(other[int(rng.integers(len(other)))])
     low = bool(rng.random() < cfg.low_contrast_fraction)
     mask = np.zeros(scene.shape, dtype=bool)
+    parts: list[tuple[str, np.ndarray]] = []
     for kind in kinds:
         fn = {"micro": micro, "macro": macro, "rim": rim}[kind]
-        mask |= fn(scene, rng, cfg, nodule, _level(rng, cfg, nodule_level, low))
+        mask |= fn(scene, rng, cfg, nodule, _level(rng, cfg, nodule_level, low), parts=parts)
     if not mask.any():  # nodule too small for the drawn kind: fall back to one punctate focus
-        mask |= micro(scene, rng, cfg, nodule, _level(rng, cfg, nodule_level, low), count=1)
-    return mask, {"calcification_kinds": kinds, "low_contrast": low}
+        mask |= micro(scene, rng, cfg, nodule, _level(rng, cfg, nodule_level, low), count=1, parts=parts)
+    return mask, {"calcification_kinds": kinds, "low_contrast": low}, parts
 
 
 def micro(scene: Scene, rng: np.random.Generator, cfg: PhantomConfig, nodule: np.ndarray, level: float,
-          count: int | None = None) -> np.ndarray:
+          count: int | None = None, parts: list | None = None) -> np.ndarray:
     """Punctate foci ≤ 1 mm, single, clustered or scattered; too small to cast a shadow."""
     sp = scene.spacing_mm
     inner = erode(nodule, 0.6 / sp)
@@ -60,11 +66,14 @@ def micro(scene: Scene, rng: np.random.Generator, cfg: PhantomConfig, nodule: np
         r = max(d / 2, 0.5)
         foc = radial_blob(scene.shape, p[0], p[1], r * uniform(rng, [0.7, 1.0]), r, 0.0) & nodule
         mask |= foc
+        if parts is not None and foc.any():
+            parts.append(("micro", foc))
     scene.amp[mask] = level
     return mask
 
 
-def macro(scene: Scene, rng: np.random.Generator, cfg: PhantomConfig, nodule: np.ndarray, level: float) -> np.ndarray:
+def macro(scene: Scene, rng: np.random.Generator, cfg: PhantomConfig, nodule: np.ndarray, level: float,
+          parts: list | None = None) -> np.ndarray:
     """Coarse irregular focus: bright proximal surface, strong attenuation -> posterior shadow."""
     sp = scene.spacing_mm
     d = uniform(rng, cfg.macro_diameter_mm) / sp
@@ -79,10 +88,13 @@ def macro(scene: Scene, rng: np.random.Generator, cfg: PhantomConfig, nodule: np
     scene.amp[vis] = level
     scene.amp[blob & ~vis] = level * 0.5
     scene.atten[blob] = uniform(rng, cfg.macro_attenuation_db_per_mm)
+    if parts is not None and vis.any():
+        parts.append(("macro", vis))
     return vis
 
 
-def rim(scene: Scene, rng: np.random.Generator, cfg: PhantomConfig, nodule: np.ndarray, level: float) -> np.ndarray:
+def rim(scene: Scene, rng: np.random.Generator, cfg: PhantomConfig, nodule: np.ndarray, level: float,
+        parts: list | None = None) -> np.ndarray:
     """Eggshell calcification: a bright arc along the proximal periphery, shadowing the nodule beneath."""
     sp = scene.spacing_mm
     t = uniform(rng, cfg.rim_thickness_mm) / sp
@@ -99,4 +111,6 @@ def rim(scene: Scene, rng: np.random.Generator, cfg: PhantomConfig, nodule: np.n
     vis = proximal_layer(arc, cfg.visible_depth_mm / sp)
     scene.amp[vis] = level
     scene.atten[arc] = uniform(rng, cfg.macro_attenuation_db_per_mm) * uniform(rng, [0.2, 0.6])
+    if parts is not None and vis.any():
+        parts.append(("rim", vis))
     return vis

@@ -11,6 +11,7 @@ from edgecalc.data.phantom.calcifications import add_calcifications
 from edgecalc.data.phantom.config import PhantomConfig
 from edgecalc.data.phantom.confounders import add_confounders, specular_interface
 from edgecalc.data.phantom.fields import uniform
+from edgecalc.data.phantom.truth import CALCIFICATIONS_KEY, calcification_records
 from edgecalc.data.phantom.imaging import Scene, echo_fields, envelope_of, log_compress, speckle_field
 from edgecalc.data.phantom.visibility import smallest_visible_boost, visibility_at_sizes
 from edgecalc.data.preprocess import resize_gray, resize_mask
@@ -28,21 +29,23 @@ class PhantomSample:
 
 
 def build_nodule_scene(rng: np.random.Generator, cfg: PhantomConfig, scene: Scene, nodule: np.ndarray,
-                       positive: bool) -> tuple[np.ndarray, dict]:
-    """Nodule content, calcifications (positives) and confounders into ``scene``; returns (calc mask, meta)."""
+                       positive: bool) -> tuple[np.ndarray, dict, list[tuple[str, np.ndarray]]]:
+    """Nodule content, calcifications (positives) and confounders into ``scene``; returns (calc mask, meta,
+    parts: one (kind, visible mask) per calcification drawn)."""
     info = draw_nodule(scene, rng, cfg, nodule)
     meta = dict(info["meta"])
     calc = np.zeros(scene.shape, dtype=bool)
+    parts: list[tuple[str, np.ndarray]] = []
     cyst = info["cyst"]
     # confounders first, calcifications last, so nothing paints over a calcification's pixels
     meta["confounders"] = add_confounders(scene, rng, cfg, nodule, cyst, positive)
     if positive:
-        calc, cmeta = add_calcifications(scene, rng, cfg, nodule & ~cyst if (nodule & ~cyst).any() else nodule,
+        calc, cmeta, parts = add_calcifications(scene, rng, cfg, nodule & ~cyst if (nodule & ~cyst).any() else nodule,
                                          info["level"])
         meta.update(cmeta)
     else:
         meta.update({"calcification_kinds": [], "low_contrast": False})
-    return calc, meta
+    return calc, meta, parts
 
 
 def _scene_echo(seed: int, positive: bool, cfg: PhantomConfig, redraw: int = 0) -> dict:
@@ -65,7 +68,7 @@ def _scene_echo(seed: int, positive: bool, cfg: PhantomConfig, redraw: int = 0) 
     depth_top = uniform(rng, cfg.nodule_depth_mm)  # depth of the crop's top edge
     scene = Scene.blank((n, n), sp, depth_top - top * sp, cfg)
     texture_parenchyma(scene, rng)
-    calc, meta = build_nodule_scene(rng, cfg, scene, nodule, positive)
+    calc, meta, parts = build_nodule_scene(rng, cfg, scene, nodule, positive)
     if rng.random() < cfg.p_specular_interface:
         if specular_interface(scene, rng, cfg, nodule):
             meta["confounders"] = meta["confounders"] + ["specular_interface"]
@@ -80,7 +83,7 @@ def _scene_echo(seed: int, positive: bool, cfg: PhantomConfig, redraw: int = 0) 
                  "crop_side_mm": round(side * sp, 3), "crop_depth_mm": round(depth_top, 3)})
     meta["nodule"] = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in meta["nodule"].items()}
     return {"ri": ri, "ri_calc": ri_calc, "dr": dr, "gain": gain, "win": win, "scene": scene, "nodule_full": nodule,
-            "calc_full": calc, "meta": meta}
+            "calc_full": calc, "parts": parts, "meta": meta}
 
 
 def _at_size(e: dict, cfg: PhantomConfig, size: int, boost_db: float) -> tuple[np.ndarray, np.ndarray]:
@@ -137,7 +140,8 @@ def render_crop(seed: int, positive: bool, size: int = 192, config: PhantomConfi
     env = envelope_of(e["ri"], e["ri_calc"], boost if positive else 0.0)
     return {"image_native": native, "calc_native": e["calc_full"][e["win"]], "nodule_native": e["nodule_full"][e["win"]],
             "envelope": env, "scene": e["scene"], "nodule_full": e["nodule_full"], "calc_full": e["calc_full"],
-            "meta": e["meta"], "size": size, "image": image, "mask": mask, "nodule": nod}
+            "meta": e["meta"], "size": size, "image": image, "mask": mask, "nodule": nod, "parts": e["parts"],
+            "window": e["win"]}
 
 
 def generate_crop(seed: int, positive: bool, size: int = 192, config: PhantomConfig | None = None) -> PhantomSample:
@@ -146,8 +150,11 @@ def generate_crop(seed: int, positive: bool, size: int = 192, config: PhantomCon
     Every positive's calcification outshines the nodule around it at the output size and at the
     configured check sizes (see :func:`render_crop`); ``meta`` records the boost applied.
     """
-    r = render_crop(seed, positive, size, config)
+    cfg = config or PhantomConfig()
+    r = render_crop(seed, positive, size, cfg)
     meta = r["meta"]
-    meta.update({"seed": int(seed), "label": int(bool(positive))})
+    side = r["window"][0].stop - r["window"][0].start
+    meta.update({"seed": int(seed), "label": int(bool(positive)),
+                 CALCIFICATIONS_KEY: calcification_records(r["parts"], r["window"], cfg.pixel_spacing_mm, size / side)})
     return PhantomSample(image=np.ascontiguousarray(r["image"]), mask=r["mask"].astype(np.uint8),
                          label=int(bool(positive)), nodule_mask=r["nodule"].astype(np.uint8), meta=meta)

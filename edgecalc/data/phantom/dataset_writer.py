@@ -13,6 +13,10 @@ import numpy as np
 
 from edgecalc.atomic import atomic_write_png, atomic_write_text
 from edgecalc.data.phantom.config import PhantomConfig
+from edgecalc.data.phantom.truth import CALCIFICATIONS_KEY
+
+#: Per-frame truth of ``--frames`` (id, mm_per_px, calcifications), beside ``frames/boxes.csv``.
+FRAMES_META = "frames/meta.jsonl"
 
 
 def labels_for(n: int, positive: int, seed: int) -> np.ndarray:
@@ -30,13 +34,14 @@ def image_seed(seed: int, index: int) -> int:
 
 
 def _crop_meta(sid: str, meta: dict) -> dict:
-    """The per-crop line of ``meta.jsonl``: what was drawn and how visible the calcification is."""
+    """The per-crop line of ``meta.jsonl``: what was drawn (each calcification's kind, size and position)
+    and how visible the calcification is."""
     keys = ("label", "calcification_kinds", "low_contrast", "confounders", "visibility_boost_db",
-            "visibility_margin_gray", "visibility_redraws")
+            "visibility_margin_gray", "visibility_redraws", CALCIFICATIONS_KEY)
     return {"id": sid, **{k: meta.get(k) for k in keys}}
 
 
-def _one(job: tuple) -> tuple[str, int, str, str, float, dict]:
+def _one(job: tuple) -> tuple[str, int, str, str, float, dict, dict | None]:
     out, idx, label, size, seed, cfg_dict, frames = job
     from edgecalc.data.phantom.crops import generate_crop
     from edgecalc.data.phantom.frames import generate_frame
@@ -55,17 +60,22 @@ def _one(job: tuple) -> tuple[str, int, str, str, float, dict]:
         atomic_write_png(out / "frames" / "masks" / f"{sid}.png", f.mask)
         atomic_write_png(out / "frames" / "nodules" / f"{sid}.png", f.nodule_mask)
         box = ",".join(str(v) for v in f.nodule_box)
-        return sid, int(label), "|".join(s.meta["calcification_kinds"]), f"{box};" + ",".join(str(v) for v in f.scan_area), mm_px, _crop_meta(sid, s.meta)
-    return sid, int(label), "|".join(s.meta["calcification_kinds"]), "", mm_px, _crop_meta(sid, s.meta)
+        fmeta = {"id": sid, "label": f.label, "mm_per_px": f.meta["mm_per_px"],
+                 CALCIFICATIONS_KEY: f.meta[CALCIFICATIONS_KEY]}
+        return (sid, int(label), "|".join(s.meta["calcification_kinds"]), f"{box};" + ",".join(str(v) for v in f.scan_area),
+                mm_px, _crop_meta(sid, s.meta), fmeta)
+    return sid, int(label), "|".join(s.meta["calcification_kinds"]), "", mm_px, _crop_meta(sid, s.meta), None
 
 
 def write_phantom_dataset(out_dir: str | os.PathLike, n: int = 1207, positive: int = 551, size: int = 192,
                           seed: int = 0, frames: bool = False, video: bool = False, progress: bool = True,
                           workers: int | None = None, config: PhantomConfig | None = None) -> Path:
     """Write ``images/``, ``masks/``, ``nodules/`` (nodule masks), ``labels.csv``, ``meta.jsonl`` (per crop:
-    kinds, low contrast, confounders, the visibility boost and margins) and ``phantom.json``.
+    kinds, low contrast, confounders, the visibility boost and margins, every calcification's kind,
+    size and position) and ``phantom.json``.
 
-    With ``frames`` also full screen frames under ``frames/`` (with ``frames/boxes.csv``); with
+    With ``frames`` also full screen frames under ``frames/`` (with ``frames/boxes.csv`` and
+    ``frames/meta.jsonl``: each frame's mm per pixel and calcifications); with
     ``video`` a cine loop ``cine.mp4`` (or ``.avi``). Identical output for any ``workers``.
     """
     cfg = config or PhantomConfig()
@@ -102,15 +112,16 @@ def write_phantom_dataset(out_dir: str | os.PathLike, n: int = 1207, positive: i
             rows = run(ex.map(_one, jobs, chunksize=8))
     else:
         rows = run(map(_one, jobs))
-    lines = ["id,calcification,kinds,mm_per_px"] + [f"{sid},{lab},{kinds},{mm}" for sid, lab, kinds, _, mm, _ in rows]
+    lines = ["id,calcification,kinds,mm_per_px"] + [f"{sid},{lab},{kinds},{mm}" for sid, lab, kinds, _, mm, *_ in rows]
     atomic_write_text(out / "labels.csv", "\n".join(lines) + "\n")
     atomic_write_text(out / "meta.jsonl", "".join(json.dumps(r[5], sort_keys=True) + "\n" for r in rows))
     if frames:
         blines = ["id,calcification,nodule_x,nodule_y,nodule_w,nodule_h,scan_x,scan_y,scan_w,scan_h"]
-        for sid, lab, _, fb, _, _ in rows:
+        for sid, lab, _, fb, *_ in rows:
             box, area = fb.split(";")
             blines.append(f"{sid},{lab},{box},{area}")
         atomic_write_text(out / "frames" / "boxes.csv", "\n".join(blines) + "\n")
+        atomic_write_text(out / FRAMES_META, "".join(json.dumps(r[6], sort_keys=True) + "\n" for r in rows))
     video_path = None
     if video:
         from edgecalc.data.phantom.cine import write_cine

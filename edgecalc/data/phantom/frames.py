@@ -13,6 +13,7 @@ from edgecalc.data.phantom.anatomy import draw_frame_anatomy, nodule_geometry, r
 from edgecalc.data.phantom.config import PhantomConfig
 from edgecalc.data.phantom.crops import boost_schedule, build_nodule_scene, check_sizes
 from edgecalc.data.phantom.fields import uniform
+from edgecalc.data.phantom.truth import CALCIFICATIONS_KEY, calcification_records
 from edgecalc.data.phantom.imaging import Scene, echo_fields, envelope_of, log_compress, speckle_field
 from edgecalc.data.phantom.visibility import smallest_visible_boost, visibility_at_sizes
 from edgecalc.data.phantom.shapes import erode, random_point
@@ -55,7 +56,7 @@ def build_frame_scene(rng: np.random.Generator, cfg: PhantomConfig, shape: tuple
     if not with_nodule:
         empty = np.zeros(shape, dtype=bool)
         meta = dict(anat["meta"], nodule=None, confounders=[], calcification_kinds=[], low_contrast=False)
-        return {"scene": scene, "nodule": empty, "calc": empty.copy(), "meta": meta}
+        return {"scene": scene, "nodule": empty, "calc": empty.copy(), "parts": [], "meta": meta}
     geom = nodule_geometry(rng, cfg)
     # the nodule must fit in the lobe: shrink until an interior point exists
     for _ in range(8):
@@ -69,10 +70,10 @@ def build_frame_scene(rng: np.random.Generator, cfg: PhantomConfig, shape: tuple
             geom[k] *= 0.8
     p = random_point(rng, allowed if allowed.any() else thyroid)
     nodule = raster_nodule(geom, shape, p[0], p[1], sp)
-    calc, meta = build_nodule_scene(rng, cfg, scene, nodule, positive)
+    calc, meta, parts = build_nodule_scene(rng, cfg, scene, nodule, positive)
     meta.update(anat["meta"])
     meta["nodule"] = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in geom.items() if k != "harmonics"}
-    return {"scene": scene, "nodule": nodule, "calc": calc, "meta": meta}
+    return {"scene": scene, "nodule": nodule, "calc": calc, "parts": parts, "meta": meta}
 
 
 def draw_furniture(canvas: np.ndarray, rng: np.random.Generator, area: tuple[int, int, int, int],
@@ -181,6 +182,8 @@ def compose_frame(built: dict, cfg: PhantomConfig, area: tuple[int, int, int, in
     mask[y0:y0 + hs, x0:x0 + ws] = built["calc"][sl].astype(np.uint8) * 255
     nod[y0:y0 + hs, x0:x0 + ws] = built["nodule"][sl].astype(np.uint8) * 255
     meta = dict(built["meta"], **imaging, depth_mm=round(hs * sc.spacing_mm, 3), visibility_boost_db=float(boost))
+    meta[CALCIFICATIONS_KEY] = calcification_records(built.get("parts", []), sl, sc.spacing_mm, 1.0, (x0, y0))
+    meta["mm_per_px"] = sc.spacing_mm
     box = _box(nod) if nod.any() else (0, 0, 0, 0)
     label = int(bool(mask.any())) if built["positive"] else 0
     return PhantomFrame(canvas, mask, nod, box, area, label, meta), style

@@ -1,0 +1,346 @@
+"""Calcification quantification: each calcification of a predicted mask, measured and named, and the
+nodule's ACR TI-RADS echogenic-foci points (numpy + OpenCV; no torch).
+
+A radiologist reports the echogenic foci of a nodule, not a score: how many, how large, which kind.
+Each 8-connected component of the calcification mask is one calcification. Per component:
+
+- **area** (mm², or px where no spacing is known) and **longest diameter** (the maximum Feret
+  diameter of its pixel squares, with the x and y spacing applied separately: spacing may be
+  anisotropic);
+- **posterior acoustic shadowing**: ``shadow_ratio`` = mean gray of the pixels *below* the component
+  (a band ``SHADOW_DEPTH_MM`` deep, starting ``SHADOW_GAP_MM`` under its lowest row, over its columns)
+  divided by the mean gray of the pixels *beside* that band (the same rows, a band as wide as the
+  component on each side), calcification pixels left out. 1 = no shadow; the component shadows when
+  the ratio is at most ``SHADOW_MAX_RATIO``. None when either band has too few pixels (the component
+  sits at the bottom or side edge of the image);
+- **margin share** and **arc**: the share of its pixels within ``RIM_BAND_MM`` of the nodule's
+  margin, and the angle (degrees, about the nodule's centroid) its pixels cover;
+- **kind**, in this order: ``rim`` (margin share >= ``RIM_MIN_MARGIN_SHARE`` and arc >=
+  ``RIM_MIN_ARC_DEG``; needs the nodule), ``macro`` (shadowing, or longest diameter >
+  ``PUNCTATE_MAX_MM``), ``punctate`` (<= ``PUNCTATE_MAX_MM`` and not shadowing), ``unknown`` (no
+  spacing and no shadow: its size in millimetres would decide, and no spacing is ever invented).
+
+Sources. The categories and points are the ACR TI-RADS white paper's (Tessler FN et al., "ACR
+Thyroid Imaging, Reporting and Data System (TI-RADS): White Paper of the ACR TI-RADS Committee",
+J Am Coll Radiol 2017;14:587-595): echogenic foci score none or large comet-tail artifacts 0,
+macrocalcifications (coarse, with acoustic shadowing) 1, peripheral (rim) calcifications 2,
+punctate echogenic foci (smaller than macrocalcifications, non-shadowing) 3, and the points of
+several kinds add. The white paper gives no millimetre cut between punctate and macro; the 1 mm
+(``PUNCTATE_MAX_MM``) is the microcalcification size convention the kit's issue 17 adopts. The
+shadow, rim and arc thresholds are image-analysis choices of this kit, set on phantom seeds other
+than the evaluation's and checked against its truth (docs/quantification.md), not clinical values.
+Large comet-tail artifacts are not detected (the model has no such class): they never score 0 here
+by that route.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import cv2
+import numpy as np
+
+from edgecalc.data.preprocess import to_gray_u8
+
+#: (x, y): millimetres per pixel along a row (column spacing) and along a column (row spacing).
+Spacing = tuple[float, float]
+Box = tuple[int, int, int, int]  # x, y, w, h
+
+#: Longest diameter (mm) up to which a non-shadowing focus is punctate (micro); above it, macro.
+PUNCTATE_MAX_MM = 1.0
+#: Shadow band: its depth below the component and the gap left under the component's lowest row
+#: (the echo's axial blur), in mm; without spacing, in multiples of the component's height.
+SHADOW_DEPTH_MM = 2.0
+SHADOW_GAP_MM = 0.3
+SHADOW_DEPTH_NO_SPACING = 2.0
+#: below / beside mean gray at or under which a component shadows (phantom-set, see the docstring).
+SHADOW_MAX_RATIO = 0.75
+#: Components smaller than this are mask noise, not calcifications: mm² with spacing, else pixels.
+MIN_AREA_MM2 = 0.03
+MIN_AREA_PX = 2
+#: Fewest pixels each shadow band needs for a ratio.
+SHADOW_MIN_PIXELS = 6
+#: Rim: distance (mm) from the nodule's margin, inside or out, that counts as "along the margin";
+#: without spacing, this share of the nodule's equivalent diameter.
+RIM_BAND_MM = 1.2
+RIM_BAND_FRACTION = 0.1
+RIM_MIN_MARGIN_SHARE = 0.8
+RIM_MIN_ARC_DEG = 40.0
+
+KINDS = ("punctate", "macro", "rim", "unknown")
+#: ACR TI-RADS echogenic-foci points per kind (Tessler et al. 2017); none (or comet tails) = 0.
+EF_POINTS = {"punctate": 3, "rim": 2, "macro": 1}
+
+
+@dataclass(frozen=True)
+class Calcification:
+    """One connected component of the calcification mask, in the image's pixels and, with spacing, in mm."""
+
+    centroid: tuple[float, float]  #: (x, y) in image pixels
+    box: Box
+    area_px: int
+    longest_px: float  #: longest diameter in pixels (with anisotropic spacing: of the mm-longest chord)
+    area_mm2: float | None
+    longest_mm: float | None
+    shadow_ratio: float | None
+    shadowing: bool | None
+    margin_share: float | None
+    arc_deg: float | None
+    kind: str
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        for k, v in d.items():
+            if isinstance(v, float):
+                d[k] = round(v, 4)
+        d["centroid"] = [round(float(v), 2) for v in self.centroid]
+        d["box"] = list(self.box)
+        return d
+
+
+@dataclass(frozen=True)
+class NoduleFoci:
+    """Every calcification of one nodule and the nodule's echogenic-foci summary."""
+
+    calcifications: tuple[Calcification, ...]
+    spacing_mm: Spacing | None
+
+    @property
+    def units(self) -> str:
+        """'mm' when sizes are physical, 'px' when no spacing is known."""
+        return "px" if self.spacing_mm is None else "mm"
+
+    @property
+    def count(self) -> int:
+        return len(self.calcifications)
+
+    @property
+    def largest(self) -> float | None:
+        """The longest diameter of the largest calcification, in ``units``; None when there is none."""
+        if not self.calcifications:
+            return None
+        return max(c.longest_px if self.spacing_mm is None else c.longest_mm for c in self.calcifications)
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """The distinct kinds present, in ``KINDS`` order."""
+        present = {c.kind for c in self.calcifications}
+        return tuple(k for k in KINDS if k in present)
+
+    @property
+    def points(self) -> int | None:
+        """ACR TI-RADS echogenic-foci points (kinds add); None when a calcification's kind is unknown."""
+        return tirads_points(self.kinds)
+
+    def to_dict(self) -> dict:
+        return {"count": self.count, "units": self.units, "largest": None if self.largest is None else round(self.largest, 4),
+                "kinds": list(self.kinds), "tirads_ef_points": self.points,
+                "spacing_mm": None if self.spacing_mm is None else list(self.spacing_mm),
+                "calcifications": [c.to_dict() for c in self.calcifications]}
+
+
+NO_FOCI = NoduleFoci((), None)
+
+
+def tirads_points(kinds) -> int | None:
+    """Echogenic-foci points of a set of kinds: each distinct kind's points added; None if one is unknown."""
+    kinds = set(kinds)
+    if "unknown" in kinds:
+        return None
+    return sum(EF_POINTS[k] for k in kinds)
+
+
+def check_spacing(spacing_mm) -> Spacing | None:
+    """``(x, y)`` mm per pixel as floats, or None; ValueError for anything not two positive finite numbers."""
+    if spacing_mm is None:
+        return None
+    try:
+        sx, sy = (float(v) for v in spacing_mm)
+    except (TypeError, ValueError):
+        raise ValueError(f"pixel spacing must be (x_mm, y_mm); got {spacing_mm!r}") from None
+    if not (np.isfinite(sx) and np.isfinite(sy) and sx > 0 and sy > 0):
+        raise ValueError(f"pixel spacing must be positive and finite; got {spacing_mm!r}")
+    return sx, sy
+
+
+def longest_diameter(ys: np.ndarray, xs: np.ndarray, sx: float = 1.0, sy: float = 1.0) -> tuple[float, float]:
+    """(longest diameter in the units of ``sx``/``sy``, the same chord in pixels) of a set of pixels.
+
+    The longest chord between pixel centres (x scaled by ``sx``, y by ``sy``), plus one pixel step
+    along it, so a bar of n pixels measures n pixels and a single pixel its spacing (the geometric
+    mean of ``sx`` and ``sy``).
+    """
+    pts = np.stack([xs, ys], axis=1).astype(np.float32)
+    hull = cv2.convexHull(pts).reshape(-1, 2).astype(np.float64) if len(pts) > 2 else pts.astype(np.float64)
+    d = hull[:, None, :] - hull[None, :, :]
+    scaled = np.hypot(d[..., 0] * sx, d[..., 1] * sy)
+    i, j = np.unravel_index(int(np.argmax(scaled)), scaled.shape)
+    chord, chord_px = float(scaled[i, j]), float(np.hypot(d[i, j, 0], d[i, j, 1]))
+    if chord_px == 0.0:
+        return float(np.sqrt(sx * sy)), 1.0
+    return chord + chord / chord_px, chord_px + 1.0
+
+
+def shadow_ratio(gray: np.ndarray, calc: np.ndarray, box: Box, depth_px: int, gap_px: int) -> float | None:
+    """Mean gray below the box (``gap_px`` under it, ``depth_px`` deep) over the mean beside that band.
+
+    ``calc`` (bool, like ``gray``) marks calcification pixels, which count in neither band. None when
+    a band has fewer than ``SHADOW_MIN_PIXELS`` usable pixels.
+    """
+    H, W = gray.shape
+    x, y, w, h = box
+    top = y + h + gap_px
+    bot = min(H, top + max(1, depth_px))
+    if bot <= top:
+        return None
+    rows = slice(top, bot)
+
+    def mean(x0: int, x1: int) -> tuple[float, int]:
+        x0, x1 = max(0, x0), min(W, x1)
+        if x1 <= x0:
+            return 0.0, 0
+        keep = ~calc[rows, x0:x1]
+        n = int(np.count_nonzero(keep))
+        return (float(gray[rows, x0:x1][keep].sum()), n)
+
+    below, nb = mean(x, x + w)
+    side = max(w, 2)
+    left, nl = mean(x - gap_px - side, x - gap_px)
+    right, nr = mean(x + w + gap_px, x + w + gap_px + side)
+    if nb < SHADOW_MIN_PIXELS or nl + nr < SHADOW_MIN_PIXELS:
+        return None
+    beside = (left + right) / (nl + nr)
+    return float(below / nb / max(beside, 1.0))
+
+
+def ellipse_in_box(shape: tuple[int, int], box: Box) -> np.ndarray:
+    """The ellipse inscribed in ``box`` as a bool mask: the nodule's outline when only its box is known."""
+    x, y, w, h = (int(v) for v in box)
+    out = np.zeros(shape, np.uint8)
+    if w > 0 and h > 0:
+        cv2.ellipse(out, ((x + w / 2.0 - 0.5, y + h / 2.0 - 0.5), (float(w), float(h)), 0.0), 1, -1)
+    return out.astype(bool)
+
+
+def _arc_degrees(ys: np.ndarray, xs: np.ndarray, cy: float, cx: float) -> float:
+    """The angle (degrees) about (cx, cy) the pixels cover: 360 minus the largest empty gap."""
+    ang = np.sort(np.degrees(np.arctan2(ys + 0.5 - cy, xs + 0.5 - cx)))
+    if ang.size < 2:
+        return 0.0
+    gaps = np.diff(np.concatenate([ang, ang[:1] + 360.0]))
+    return float(360.0 - gaps.max())
+
+
+class _Margin:
+    """Distance of every pixel to a nodule's margin, its centroid and the rim band width."""
+
+    def __init__(self, nodule: np.ndarray, spacing: Spacing | None) -> None:
+        nod = nodule.astype(np.uint8)
+        inside = cv2.distanceTransform(nod, cv2.DIST_L2, 5)
+        outside = cv2.distanceTransform(1 - nod, cv2.DIST_L2, 5)
+        self.dist_px = np.where(nod > 0, inside, outside)
+        ys, xs = np.nonzero(nod)
+        self.cy, self.cx = float(ys.mean()) + 0.5, float(xs.mean()) + 0.5
+        if spacing is not None:
+            self.band_px = RIM_BAND_MM / float(np.mean(spacing))
+        else:
+            self.band_px = RIM_BAND_FRACTION * float(np.sqrt(4.0 * ys.size / np.pi))
+
+    def measure(self, ys: np.ndarray, xs: np.ndarray) -> tuple[float, float]:
+        share = float(np.mean(self.dist_px[ys, xs] <= self.band_px))
+        return share, _arc_degrees(ys, xs, self.cy, self.cx)
+
+
+def classify(longest_mm: float | None, shadowing: bool | None, margin_share: float | None, arc_deg: float | None) -> str:
+    """The kind of one calcification from its measurements (rules in the module docstring)."""
+    if margin_share is not None and arc_deg is not None and margin_share >= RIM_MIN_MARGIN_SHARE \
+            and arc_deg >= RIM_MIN_ARC_DEG:
+        return "rim"
+    if shadowing:
+        return "macro"
+    if longest_mm is None:
+        return "unknown"
+    return "macro" if longest_mm > PUNCTATE_MAX_MM else "punctate"
+
+
+def quantify(gray: np.ndarray, mask: np.ndarray, nodule: np.ndarray | Box | None = None,
+             spacing_mm: Spacing | None = None, origin: tuple[int, int] = (0, 0), min_area_px: int | None = None) -> NoduleFoci:
+    """Measure every calcification of ``mask`` (bool, same shape as the 2-D uint8 ``gray``).
+
+    ``nodule``: the nodule's mask (same shape), or its box (x, y, w, h) in these pixels (its inscribed
+    ellipse stands for the outline), or None (no rim test). ``spacing_mm``: (x, y) mm per pixel, or
+    None (sizes in pixels; kinds needing millimetres are "unknown"). ``origin`` is added to reported
+    positions (the array's place in a larger frame). Components smaller than ``min_area_px`` are noise
+    (default: ``MIN_AREA_MM2`` with spacing, ``MIN_AREA_PX`` without).
+    """
+    spacing = check_spacing(spacing_mm)
+    gray = np.asarray(gray)
+    mask = np.asarray(mask).astype(bool)
+    if gray.ndim != 2 or mask.shape != gray.shape:
+        raise ValueError(f"quantify needs a 2-D gray image and a mask of its shape; got {gray.shape} and {mask.shape}")
+    if not mask.any():
+        return NoduleFoci((), spacing)
+    if nodule is not None and not isinstance(nodule, np.ndarray):
+        nodule = ellipse_in_box(gray.shape, nodule)
+    margin = _Margin(nodule, spacing) if nodule is not None and np.asarray(nodule).any() else None
+    sx, sy = spacing if spacing is not None else (1.0, 1.0)
+    if min_area_px is None:
+        min_area_px = max(1, int(np.ceil(MIN_AREA_MM2 / (sx * sy)))) if spacing is not None else MIN_AREA_PX
+    n, labels, stats, cents = cv2.connectedComponentsWithStats(mask.view(np.uint8), connectivity=8)
+    ox, oy = int(origin[0]), int(origin[1])
+    found = []
+    for i in range(1, n):
+        x, y, w, h, area = (int(v) for v in stats[i])
+        if area < min_area_px:
+            continue
+        ys, xs = np.nonzero(labels[y:y + h, x:x + w] == i)
+        ys, xs = ys + y, xs + x
+        longest, longest_px = longest_diameter(ys, xs, sx, sy)
+        if spacing is not None:
+            depth, gap = int(round(SHADOW_DEPTH_MM / sy)), int(round(SHADOW_GAP_MM / sy))
+        else:
+            depth, gap = int(round(SHADOW_DEPTH_NO_SPACING * h)), 1
+        ratio = shadow_ratio(gray, mask, (x, y, w, h), max(depth, 2), max(gap, 1))
+        shadowing = None if ratio is None else ratio <= SHADOW_MAX_RATIO
+        share, arc = margin.measure(ys, xs) if margin is not None else (None, None)
+        longest_mm = longest if spacing is not None else None
+        found.append(Calcification(
+            centroid=(float(cents[i][0]) + ox, float(cents[i][1]) + oy), box=(x + ox, y + oy, w, h), area_px=area,
+            longest_px=longest_px, area_mm2=area * sx * sy if spacing is not None else None, longest_mm=longest_mm,
+            shadow_ratio=ratio, shadowing=shadowing, margin_share=share, arc_deg=arc,
+            kind=classify(longest_mm, shadowing, share, arc)))
+    found.sort(key=lambda c: -c.area_px)
+    return NoduleFoci(tuple(found), spacing)
+
+
+def quantify_in_frame(gray: np.ndarray, mask_values: np.ndarray, mask_origin: tuple[int, int],
+                      nodule: np.ndarray | Box | None, spacing_mm: Spacing | None,
+                      limit: Box | None = None, min_area_px: int | None = None) -> NoduleFoci:
+    """``quantify`` on the part of a frame the crop's mask covers, extended downward by the shadow band.
+
+    ``mask_values`` (bool) lies in the frame with its top-left pixel at ``mask_origin`` (a CropMap);
+    ``nodule`` is a frame-sized mask or a box in frame pixels; ``limit`` (x, y, w, h, e.g. the scan
+    area) keeps the shadow band off the screen's furniture. Nothing frame-sized is allocated, so the
+    live loop can call it on every frame.
+    """
+    spacing = check_spacing(spacing_mm)
+    H, W = gray.shape[:2]
+    mh, mw = mask_values.shape[:2]
+    x0, y0 = int(mask_origin[0]), int(mask_origin[1])
+    lx0, ly0, lx1, ly1 = (0, 0, W, H) if limit is None else (limit[0], limit[1], limit[0] + limit[2], limit[1] + limit[3])
+    extra = int(np.ceil((SHADOW_DEPTH_MM + SHADOW_GAP_MM) / spacing[1])) if spacing is not None else mh
+    side = max(2, mw // 4)
+    wx0, wx1 = max(lx0, x0 - side), min(lx1, W, x0 + mw + side)
+    wy0, wy1 = max(ly0, y0), min(ly1, H, y0 + mh + extra)
+    if wx1 <= wx0 or wy1 <= wy0:
+        return NoduleFoci((), spacing)
+    win = np.zeros((wy1 - wy0, wx1 - wx0), bool)
+    sub = mask_values.astype(bool)[max(0, wy0 - y0):wy1 - y0, max(0, wx0 - x0):wx1 - x0]
+    win[max(0, y0 - wy0):max(0, y0 - wy0) + sub.shape[0], max(0, x0 - wx0):max(0, x0 - wx0) + sub.shape[1]] = sub
+    if isinstance(nodule, np.ndarray):
+        nod = nodule[wy0:wy1, wx0:wx1].astype(bool)
+    elif nodule is not None:
+        nod = (int(nodule[0]) - wx0, int(nodule[1]) - wy0, int(nodule[2]), int(nodule[3]))
+    else:
+        nod = None
+    return quantify(to_gray_u8(gray[wy0:wy1, wx0:wx1]), win, nod, spacing, origin=(wx0, wy0), min_area_px=min_area_px)

@@ -1,0 +1,137 @@
+"""Calcification quantification on synthetic masks with known components (edgecalc.runtime.quantify)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from edgecalc.runtime.quantify import (
+    EF_POINTS,
+    PUNCTATE_MAX_MM,
+    ellipse_in_box,
+    longest_diameter,
+    quantify,
+    quantify_in_frame,
+    tirads_points,
+)
+
+SP = 0.1  # mm per pixel of the synthetic scene
+
+
+def _scene(seed: int = 0):
+    """A 200 x 200 speckle-like image with a nodule (ellipse) holding a 0.5 mm dot, a 3 mm blob with a
+    shadow beneath, and a rim arc along the top of the nodule's margin; returns (gray, calc, nodule)."""
+    rng = np.random.default_rng(seed)
+    gray = rng.integers(90, 150, size=(200, 200)).astype(np.uint8)
+    nodule = np.zeros((200, 200), np.uint8)
+    cv2.ellipse(nodule, ((100, 100), (160, 120), 0), 1, -1)
+    calc = np.zeros((200, 200), np.uint8)
+    cv2.circle(calc, (60, 110), 2, 1, -1)  # 5 px across: 0.5 mm
+    cv2.circle(calc, (125, 105), 15, 1, -1)  # 31 px across: 3.1 mm
+    gray[121:160, 110:141] = rng.integers(10, 30, size=(39, 31))  # its acoustic shadow
+    inside = cv2.distanceTransform(nodule, cv2.DIST_L2, 5)
+    yy, xx = np.mgrid[0:200, 0:200]
+    ang = np.degrees(np.arctan2(yy - 100, xx - 100))
+    arc = (inside > 1) & (inside <= 6) & (np.abs(ang + 90) <= 35)  # 70 degrees across the top
+    calc[arc] = 1
+    gray[calc > 0] = 250
+    return gray, calc.astype(bool), nodule.astype(bool)
+
+
+def _by_kind(foci):
+    return {c.kind: c for c in foci.calcifications}
+
+
+def test_dot_blob_and_arc_get_their_kinds_sizes_and_points():
+    gray, calc, nodule = _scene()
+    foci = quantify(gray, calc, nodule, spacing_mm=(SP, SP))
+    assert foci.count == 3 and foci.units == "mm"
+    kinds = _by_kind(foci)
+    assert set(kinds) == {"punctate", "macro", "rim"}
+    dot, blob, arc = kinds["punctate"], kinds["macro"], kinds["rim"]
+    assert dot.longest_mm <= PUNCTATE_MAX_MM and 0.45 <= dot.longest_mm <= 0.75
+    assert dot.shadowing is False
+    assert 3.0 <= blob.longest_mm <= 3.4 and blob.shadowing is True and blob.shadow_ratio < 0.4
+    assert blob.area_mm2 == pytest.approx(np.pi * 1.55 ** 2, rel=0.1)
+    assert abs(blob.centroid[0] - 125) < 1 and abs(blob.centroid[1] - 105) < 1
+    assert arc.margin_share >= 0.95 and arc.arc_deg >= 60
+    assert foci.kinds == ("punctate", "macro", "rim")
+    assert foci.points == EF_POINTS["punctate"] + EF_POINTS["macro"] + EF_POINTS["rim"] == 6
+    assert foci.largest == max(c.longest_mm for c in foci.calcifications)
+
+
+def test_no_spacing_gives_pixels_and_unknown_for_kinds_that_need_millimetres():
+    gray, calc, nodule = _scene()
+    foci = quantify(gray, calc, nodule, spacing_mm=None)
+    assert foci.units == "px" and foci.count == 3
+    assert all(c.longest_mm is None and c.area_mm2 is None for c in foci.calcifications)
+    kinds = sorted(c.kind for c in foci.calcifications)
+    # the dot's size would decide; the blob's shadow and the arc's place need no millimetres
+    assert kinds == ["macro", "rim", "unknown"]
+    assert foci.points is None
+    assert foci.largest == max(c.longest_px for c in foci.calcifications)
+
+
+def test_without_a_nodule_the_arc_is_not_called_rim():
+    gray, calc, _ = _scene()
+    foci = quantify(gray, calc, None, spacing_mm=(SP, SP))
+    assert "rim" not in foci.kinds and foci.count == 3
+
+
+def test_a_nodule_box_stands_for_its_outline():
+    gray, calc, nodule = _scene()
+    ys, xs = np.nonzero(nodule)
+    box = (int(xs.min()), int(ys.min()), int(np.ptp(xs)) + 1, int(np.ptp(ys)) + 1)
+    assert np.mean(ellipse_in_box(nodule.shape, box) == nodule) > 0.99
+    assert "rim" in quantify(gray, calc, box, spacing_mm=(SP, SP)).kinds
+
+
+def test_anisotropic_spacing_scales_each_axis():
+    ys, xs = np.zeros(20, int), np.arange(20)  # a horizontal bar 20 px long, 1 px tall
+    mm, px = longest_diameter(ys, xs, 0.1, 0.5)
+    assert mm == pytest.approx(2.0) and px == pytest.approx(20.0)
+    ys, xs = np.arange(20), np.zeros(20, int)  # the same bar standing: rows are 0.5 mm
+    assert longest_diameter(ys, xs, 0.1, 0.5) == pytest.approx((10.0, 20.0))
+    assert longest_diameter(np.array([3]), np.array([4]), 0.1, 0.4)[0] == pytest.approx(0.2)  # one pixel
+    # a 3 x 4 px rectangle at (0.1, 0.5) mm/px: its longest chord is the diagonal, 0.3 x 2.0 mm
+    ys, xs = np.nonzero(np.ones((4, 3), bool))
+    assert longest_diameter(ys, xs, 0.1, 0.5)[0] == pytest.approx(np.hypot(0.2, 1.5) * (1 + 1 / np.hypot(2, 3)))
+
+
+def test_points_add_across_kinds_and_none_is_zero():
+    assert tirads_points([]) == 0
+    assert tirads_points(["macro", "macro"]) == 1
+    assert tirads_points(["punctate", "macro"]) == 4
+    assert tirads_points(["rim", "unknown"]) is None
+
+
+def test_empty_mask_and_bad_input():
+    gray, calc, nodule = _scene()
+    foci = quantify(gray, np.zeros_like(calc), nodule, (SP, SP))
+    assert foci.count == 0 and foci.points == 0 and foci.largest is None
+    with pytest.raises(ValueError, match="spacing"):
+        quantify(gray, calc, nodule, (0.0, SP))
+    with pytest.raises(ValueError, match="shape"):
+        quantify(gray, calc[:10], nodule, (SP, SP))
+
+
+def test_quantify_in_frame_matches_the_whole_frame():
+    """The live path measures on a window around the crop; positions come back in frame pixels."""
+    gray, calc, nodule = _scene()
+    frame = np.zeros((300, 400), np.uint8)
+    frame[50:250, 100:300] = gray
+    big_calc = np.zeros(frame.shape, bool)
+    big_calc[50:250, 100:300] = calc
+    big_nod = np.zeros(frame.shape, bool)
+    big_nod[50:250, 100:300] = nodule
+    whole = quantify(frame, big_calc, big_nod, (SP, SP))
+    crop = (110, 60, 180, 115)  # x, y, w, h: holds every calcification, not the blob's shadow
+    values = big_calc[60:175, 110:290]
+    part = quantify_in_frame(frame, values, (110, 60), big_nod, (SP, SP), limit=(100, 50, 200, 200))
+    assert [c.kind for c in part.calcifications] == [c.kind for c in whole.calcifications]
+    for a, b in zip(part.calcifications, whole.calcifications):
+        assert a.box == b.box and a.area_px == b.area_px
+        assert a.centroid == pytest.approx(b.centroid)
+    assert crop[1] + crop[3] < 50 + 121 + 20  # the shadow band reaches below the crop and was still seen
+    assert _by_kind(part)["macro"].shadowing is True
