@@ -113,8 +113,12 @@ def data_phantom_cmd(
             require_pydicom("--dicom")
         except DicomError as exc:
             raise typer.BadParameter(str(exc), param_hint="--dicom") from exc
-    path = write_phantom_dataset(out, n=n, positive=positive, size=size, seed=seed, frames=frames, video=video,
-                                 progress=True, workers=workers or None, config=cfg)
+    try:
+        path = write_phantom_dataset(out, n=n, positive=positive, size=size, seed=seed, frames=frames, video=video,
+                                     progress=True, workers=workers or None, config=cfg)
+    except OSError as exc:  # a full disk or a read-only --out: labels.csv (written last) is absent, data check refuses it
+        typer.echo(f"error: cannot write the data set to {out}: {exc}; it is incomplete (no labels.csv)", err=True)
+        raise typer.Exit(2)
     typer.echo(f"wrote {n} crops ({positive} with calcification) to {path} in {time.perf_counter() - t0:.1f} s")
     if dicom:
         from edgecalc.data.phantom.dicom_writer import write_cine_dicom
@@ -258,7 +262,12 @@ def live(
     console.print(f"bundle {setup.bundle.root}  engine: {escape_markup(setup.selection.reason)}")
     if not headless:
         console.print(f"keys: {KEYS_HELP}")
-    recorder = Recorder(record, log, fps=fps) if (record or log) else None
+    try:
+        recorder = Recorder(record, log, fps=fps) if (record or log) else None
+    except OSError as exc:  # a read-only or missing folder for --record / --log
+        setup.selection.backend.close()
+        console.print(f"[red]error:[/red] {escape_markup(str(exc))}")
+        raise typer.Exit(2)
     try:
         summary = run_live(spec, setup.pipeline, backend_name=setup.selection.backend.describe(), headless=headless,
                            recorder=recorder, snapshot_dir=snapshots, snapshot_every=snapshot_every,
@@ -268,6 +277,9 @@ def live(
     except SourceError as exc:
         if recorder is not None:
             recorder.close()
+        console.print(f"[red]error:[/red] {escape_markup(str(exc))}")
+        raise typer.Exit(2)
+    except OSError as exc:  # the recording or the log could not be written (full disk): the recorder names the file
         console.print(f"[red]error:[/red] {escape_markup(str(exc))}")
         raise typer.Exit(2)
     finally:

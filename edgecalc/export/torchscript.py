@@ -6,6 +6,7 @@ no data-dependent control flow (the model skips its input checks while tracing).
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import torch
@@ -27,7 +28,11 @@ def export_torchscript(wrapper: torch.nn.Module, example: torch.Tensor, path: st
     with torch.no_grad():
         traced = torch.jit.trace(wrapper, (example,), check_trace=False)
         frozen = torch.jit.freeze(traced)
-    torch.jit.save(frozen, str(path))
+    # saved to memory and written by Python: torch.jit.save writing the file itself aborts the process
+    # (an uncaught C++ exception) when the disk is full, where Python raises OSError
+    buffer = io.BytesIO()
+    torch.jit.save(frozen, buffer)
+    Path(path).write_bytes(buffer.getvalue())
     loaded = torch.jit.load(str(path), map_location="cpu")
     batch = example if check is None else check
     with torch.no_grad():

@@ -58,7 +58,10 @@ def save_model(model: torch.nn.Module, weights_path: str | Path) -> Path:
             "config": cfg.to_dict()}
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     # Weights first, config last: a config on disk always describes complete weights.
-    atomic_write(weights_path, lambda p: save_file(tensors, str(p), metadata={"edgecalc": json.dumps(meta)}))
+    try:
+        atomic_write(weights_path, lambda p: save_file(tensors, str(p), metadata={"edgecalc": json.dumps(meta)}))
+    except SafetensorError as exc:  # safetensors reports a full disk or a read-only folder as its own error
+        raise OSError(f"cannot write {weights_path}: {exc}") from None
     atomic_write(config_path(weights_path), lambda p: p.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n"))
     return weights_path
 

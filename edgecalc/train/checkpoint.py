@@ -92,7 +92,10 @@ def save_checkpoint(
         "optimizer": {"param_groups": _jsonable(opt_state["param_groups"]), "state_keys": tensor_keys},
     }
     tpath, jpath = ckpt_dir / tname, checkpoint_json(ckpt_dir, stage)
-    atomic_write(tpath, lambda p: save_file(tensors, str(p)))
+    try:
+        atomic_write(tpath, lambda p: save_file(tensors, str(p)))
+    except SafetensorError as exc:  # a full disk or a read-only folder, reported by safetensors
+        raise OSError(f"cannot write checkpoint {tpath}: {exc}") from None
     atomic_write(jpath, lambda p: p.write_text(json.dumps(meta, indent=1) + "\n"))
     for old in ckpt_dir.glob(f"stage{stage}-epoch*.safetensors"):
         if old.name != tname:

@@ -66,7 +66,7 @@ def train_cmd(resume: Path | None, threads: int = 0, console: Any = None, **opti
     except TrainingDiverged as exc:
         console.print(f"[red]{exc}[/red]")
         return 3
-    except (DatasetError, FileExistsError, FileNotFoundError, ValueError) as exc:
+    except (DatasetError, OSError, ValueError) as exc:  # OSError: also a full disk or a read-only run folder
         console.print(f"[red]{exc}[/red]")
         return 2
     console.print(f"final weights: {final}")
