@@ -80,6 +80,10 @@ def write_phantom_dataset(out_dir: str | os.PathLike, n: int = 1207, positive: i
     """
     cfg = config or PhantomConfig()
     out = Path(out_dir)
+    # labels.csv is the completion mark, written last: a run stopped anywhere before (kill, full disk)
+    # leaves a folder `edgecalc data check` refuses; one from an earlier run must not vouch for this one
+    for stale in ("labels.csv", "phantom.json"):
+        (out / stale).unlink(missing_ok=True)
     for sub in ("images", "masks", "nodules") + (("frames/images", "frames/masks", "frames/nodules") if frames else ()):
         (out / sub).mkdir(parents=True, exist_ok=True)
     labels = labels_for(n, positive, seed)
@@ -113,7 +117,6 @@ def write_phantom_dataset(out_dir: str | os.PathLike, n: int = 1207, positive: i
     else:
         rows = run(map(_one, jobs))
     lines = ["id,calcification,kinds,mm_per_px"] + [f"{sid},{lab},{kinds},{mm}" for sid, lab, kinds, _, mm, *_ in rows]
-    atomic_write_text(out / "labels.csv", "\n".join(lines) + "\n")
     atomic_write_text(out / "meta.jsonl", "".join(json.dumps(r[5], sort_keys=True) + "\n" for r in rows))
     if frames:
         blines = ["id,calcification,nodule_x,nodule_y,nodule_w,nodule_h,scan_x,scan_y,scan_w,scan_h"]
@@ -133,4 +136,5 @@ def write_phantom_dataset(out_dir: str | os.PathLike, n: int = 1207, positive: i
             "image_seed": "seed * 1000003 + index", "config": cfg_dict,
             "versions": {"numpy": np.__version__, "opencv": cv2.__version__}}
     atomic_write_text(out / "phantom.json", json.dumps(meta, indent=2) + "\n")
+    atomic_write_text(out / "labels.csv", "\n".join(lines) + "\n")  # last: the data set is complete
     return out
