@@ -230,6 +230,9 @@ def live(
                              "pipelined for GPU engines, serial for CPU ones (measured: docs/live.md)."),
     attention: bool = typer.Option(False, "--attention", help="Start with the attention map shown ('a' toggles)."),
     summary_json: Optional[Path] = typer.Option(None, "--summary-json", help="Also write the end-of-run summary as JSON."),
+    mm_per_px: Optional[float] = typer.Option(None, "--mm-per-px", help="Pixel spacing of the "
+                                              "frames (mm per pixel, square pixels) for the HUD's calcification sizes; "
+                                              "default: the source's own (a DICOM file's), else sizes in pixels."),
 ) -> None:
     """Run the model live on frames from a camera, file, stream or the phantom, with the overlay."""
     import json
@@ -259,6 +262,12 @@ def live(
     except (SourceError, BundleError, BackendUnavailable, ValueError, FileNotFoundError) as exc:
         console.print(f"[red]error:[/red] {escape_markup(str(exc))}")
         raise typer.Exit(2)
+    if mm_per_px is not None:
+        if not mm_per_px > 0:
+            setup.selection.backend.close()
+            console.print(f"[red]error:[/red] --mm-per-px must be a positive number of millimetres per pixel; got {mm_per_px}")
+            raise typer.Exit(2)
+        setup.pipeline.spacing_mm = (mm_per_px, mm_per_px)
     console.print(f"bundle {setup.bundle.root}  engine: {escape_markup(setup.selection.reason)}")
     if not headless:
         console.print(f"keys: {KEYS_HELP}")
@@ -755,6 +764,90 @@ def locate(
     console.print(f"{len(results)} image(s) located ({found} with a nodule), {len(bad)} skipped"
                   + (f"; boxes -> {out}" if out is not None else ""))
     raise typer.Exit(0 if results else 1)
+
+
+@app.command(rich_help_panel="Deploy")
+def analyze(
+    images: Path = typer.Argument(..., help="An image or DICOM file, or a folder of them (png, jpg, bmp, tif, ..., "
+                                  ".dcm): whole screen frames as a frame grabber or the scanner delivers them."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the report here as CSV, one row per image (per "
+                                       "frame of a multi-frame DICOM); default: print the CSV."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the report as JSON, with every "
+                                            "calcification's area, longest diameter, position, shadow and kind."),
+    overlay: Optional[Path] = typer.Option(None, "--overlay", help="Write one overlay PNG per row into this folder: "
+                                           "mask, nodule box, crop, and each calcification outlined and labelled "
+                                           "(P punctate, M macro, R rim, ? unknown, with its size)."),
+    mm_per_px: Optional[float] = typer.Option(None, "--mm-per-px", help="Pixel spacing (mm "
+                                              "per pixel, square pixels) for every file, over any the files or their "
+                                              "data set record; default: a DICOM file's own, else the data set's "
+                                              "labels.csv/meta.jsonl mm_per_px, else none (sizes in pixels)."),
+    bundle: Optional[Path] = typer.Option(None, "--bundle", help="Export bundle folder (edgecalc export). "
+                                          "Default: the bundle shipped with the package."),
+    backend: str = typer.Option("auto", "--backend", help="auto | onnxruntime | openvino | torchscript | tensorrt."),
+    precision: str = typer.Option("fp32", "--precision", help="fp32 | fp16 | int8: which of the bundle's models to run."),
+    locator: str = typer.Option("learned", "--locator", help="learned (the shipped network) | classical (the "
+                                "dark-blob baseline)."),
+    margin: float = typer.Option(0.1, "--margin", min=0.0, help="Crop margin around the nodule, as a share of its "
+                                 "long side (the runtime's default)."),
+    threads: int = typer.Option(0, "--threads", min=0, help="CPU threads for the engine (0 = the engine's default)."),
+) -> None:
+    """The whole cart path on stills: scan area, nodule locator, crop, model and calcification quantification
+    (count, largest size, kinds, ACR TI-RADS echogenic-foci points), one row per image.
+
+    Sizes are in mm where the spacing is known (--mm-per-px, the DICOM file, the data set), else in pixels
+    (largest_mm empty, kinds needing mm "unknown"). Unreadable files are reported by name and skipped.
+    Exit 0 when at least one image was analyzed, 1 when none could be, 2 on a bad argument or bundle.
+    """
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from edgecalc.runtime.analyze import StillAnalyzer, analyze_paths, csv_text, list_inputs, write_reports
+    from edgecalc.runtime.backends import BackendUnavailable
+    from edgecalc.runtime.bundle import BundleError
+    from edgecalc.runtime.live_setup import build_pipeline
+
+    console = Console(stderr=True)
+    try:
+        if mm_per_px is not None and not mm_per_px > 0:
+            raise ValueError(f"--mm-per-px must be a positive number of millimetres per pixel; got {mm_per_px}")
+        paths = list_inputs(images)
+        if locator == "learned":
+            from edgecalc.runtime.learned_locator import LearnedLocator, LocatorBundleError
+
+            try:
+                locate_fn = LearnedLocator(threads=1).locate
+            except (LocatorBundleError, FileNotFoundError) as exc:
+                raise ValueError(str(exc)) from exc
+        elif locator == "classical":
+            from edgecalc.runtime.classical_locator import locate_nodule as locate_fn
+        else:
+            raise ValueError(f"--locator must be learned or classical, got {locator!r}")
+        setup = build_pipeline(bundle, backend=backend, precision=precision, crop="manual", margin=margin,
+                               threads=threads)
+    except (BundleError, BackendUnavailable, ValueError, FileNotFoundError) as exc:
+        console.print(f"[red]error:[/red] {escape_markup(str(exc))}")
+        raise typer.Exit(2)
+    if not paths:
+        setup.selection.backend.close()
+        console.print(f"[red]error:[/red] no files in {escape_markup(str(images))}")
+        raise typer.Exit(1)
+    console.print(f"bundle {setup.bundle.root}  engine: {escape_markup(setup.selection.reason)}")
+    try:
+        with Progress(console=console, transient=True) as progress:
+            task = progress.add_task("analyzing", total=len(paths))
+            rows, bad = analyze_paths(paths, StillAnalyzer(setup.pipeline, locate_fn, margin), mm_per_px, overlay,
+                                      lambda p: progress.advance(task))
+    finally:
+        setup.selection.backend.close()
+    for reason in bad:
+        console.print(f"[yellow]skipped[/yellow] {escape_markup(reason)}")
+    write_reports(rows, out, json_out, bad)
+    if out is None:
+        typer.echo(csv_text(rows), nl=False)
+    called = sum(r.foci.count > 0 for r in rows)
+    console.print(f"{len(rows)} image(s) analyzed ({called} with calcifications reported), {len(bad)} skipped"
+                  + (f"; report -> {out}" if out is not None else ""))
+    raise typer.Exit(0 if rows else 1)
 
 
 @app.command(rich_help_panel="Set-up")

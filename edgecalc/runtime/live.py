@@ -51,6 +51,8 @@ class LiveSummary:
     snapshots: list[str] = field(default_factory=list)
     skipped_reasons: dict[str, int] = field(default_factory=dict)
     stopped_by: str = "end of source"
+    spacing_mm: list[float] | None = None  #: (x, y) mm per pixel the calcification sizes used; None: pixels
+    spacing_source: str = "none"  #: "--mm-per-px", the source's own ("us-regions", "pixel-spacing"), or "none"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -129,6 +131,7 @@ def run_live(
                                  reconnect_on_eof=spec.live).start()
     stop = _StopFlag()
     summary = LiveSummary(source=spec.describe(), backend=backend_name)
+    _take_source_spacing(pipeline, grabber.reader, summary)
     old_handlers = {}
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -146,6 +149,7 @@ def run_live(
         pipelined = bool(getattr(pipeline.backend, "on_gpu", False))
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edgecalc-infer") if pipelined else None
     pending: tuple[Frame, Prepared, Future | dict | None] | None = None
+    hud_backend = backend_name.split(" (")[0]  # the engine and precision; its provider list is too long for the HUD
 
     def emit(item: tuple[Frame, Prepared, Future | dict | None]) -> None:
         nonlocal last_result, fps_ema, paused
@@ -164,7 +168,7 @@ def run_live(
         elapsed = now - t_start
         inst = summary.processed / elapsed if elapsed > 0 else 0.0
         fps_ema = inst if fps_ema is None else 0.9 * fps_ema + 0.1 * inst
-        pipeline.overlay.hud = [f"{fps_ema:5.1f} FPS  {lat:5.1f} ms", f"{backend_name}  crop: {res.crop_source}"]
+        pipeline.overlay.hud = [f"{fps_ema:5.1f} FPS {lat:5.1f} ms", hud_backend, f"crop: {res.crop_source}"]
         if recorder is not None:
             recorder.submit(res.overlay, res.log_record())
         if on_frame is not None:
@@ -249,6 +253,23 @@ def run_live(
     if infer_ms:
         summary.infer_ms_p50 = float(np.percentile(infer_ms, 50))
     return summary
+
+
+def _take_source_spacing(pipeline: FramePipeline, reader: object, summary: LiveSummary) -> None:
+    """The pixel spacing for calcification sizes: the pipeline's (``--mm-per-px``) or the source's own
+    (a DICOM reader's ``spacing_mm``); recorded in the summary with where it came from."""
+    from edgecalc.runtime.quantify import check_spacing
+
+    if pipeline.spacing_mm is not None:
+        summary.spacing_source = "--mm-per-px"
+    else:
+        try:
+            pipeline.spacing_mm = check_spacing(getattr(reader, "spacing_mm", None))
+        except ValueError:
+            pipeline.spacing_mm = None
+        if pipeline.spacing_mm is not None:
+            summary.spacing_source = str(getattr(reader, "spacing_source", None) or "source")
+    summary.spacing_mm = None if pipeline.spacing_mm is None else [float(v) for v in pipeline.spacing_mm]
 
 
 def _snapshot(res: FrameResult, snap_dir: Path, summary: LiveSummary) -> str:

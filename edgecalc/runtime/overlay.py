@@ -5,6 +5,11 @@ map (mask or attention) back to frame coordinates, and `draw_overlay` paints: th
 (filled, semi-transparent, with its contour), the nodule box, a score bar with the decision
 threshold, the smoothed decision label, the attention map on demand, and a HUD. Everything is drawn
 only inside the regions that change, so the cost stays small next to inference.
+
+The scanner's own screen text (preset, probe, depth, frame rate) sits outside the B-mode image, and
+so would a HUD in a fixed corner: with a ``HudPlacer`` the score bar, the label and the HUD lines go
+into one panel placed outside every scan area, on the emptiest part of the screen that fits it.
+``draw_foci`` outlines and labels each measured calcification (``edgecalc analyze`` overlays).
 """
 
 from __future__ import annotations
@@ -75,6 +80,86 @@ class OverlayOptions:
     attention_alpha: float = 0.4
     threshold: float = 0.5
     hud: list[str] = field(default_factory=list)
+    #: where the HUD panel may go; None: the fixed corners (score bar top-right, HUD top-left)
+    placer: "HudPlacer | None" = None
+
+
+#: Gray level above which a screen pixel is "ink" (text, marks, image) the HUD panel must not cover.
+INK_LEVEL = 40
+#: Font scales tried for the placed panel, largest first: the first whose panel fits on clear screen wins.
+PANEL_SCALES = (0.4, 0.33)
+PANEL_PAD = 4
+
+
+class HudPlacer:
+    """Where HUD panels of given sizes can go: outside every scan area, covering the least ink.
+
+    ``update(frame, areas)`` takes the screen and its scan areas (x, y, w, h) once in a while (they
+    move rarely); ``place(sizes)`` then searches two integral images (~0.1 ms per panel, cached per
+    set of sizes). Panels are placed one after the other, each kept off the areas and the panels
+    before it; among the positions left, the one covering the fewest ink pixels wins, ties going to
+    the topmost, then rightmost. None when a panel finds no position clear of the areas.
+    """
+
+    STEP = 4
+
+    def __init__(self) -> None:
+        self._ink: np.ndarray | None = None
+        self._blocked: np.ndarray | None = None
+        self.shape: tuple[int, int] | None = None
+        self._cache: dict[tuple, list[tuple[int, int, bool]] | None] = {}
+
+    def update(self, frame: np.ndarray, areas) -> None:
+        gray = frame if frame.ndim == 2 else cv2.cvtColor(_to_bgr(frame), cv2.COLOR_BGR2GRAY)
+        h, w = gray.shape[:2]
+        blocked = np.zeros((h, w), np.uint8)
+        for a in areas:
+            x, y, aw, ah = (int(v) for v in (a.box if hasattr(a, "box") else a))
+            blocked[max(0, y - PANEL_PAD):y + ah + PANEL_PAD, max(0, x - PANEL_PAD):x + aw + PANEL_PAD] = 1
+        ink = (gray > INK_LEVEL).view(np.uint8)
+        self._ink, self._blocked = cv2.integral(ink), blocked
+        self.shape = (h, w)
+        self._cache = {}
+
+    def place(self, sizes: list[tuple[int, int]]) -> list[tuple[int, int, bool]] | None:
+        """(x, y, covers no ink) for each (w, h) panel in turn; None if one finds no room off the areas."""
+        if self._ink is None or self.shape is None:
+            return None
+        key = tuple((int(w), int(h)) for w, h in sizes)
+        if key not in self._cache:
+            blocked = self._blocked.copy()
+            spots = []
+            for w, h in key:
+                spot = self._search(w, h, cv2.integral(blocked))
+                if spot is None:
+                    spots = None
+                    break
+                spots.append(spot)
+                x, y, _ = spot
+                blocked[max(0, y - 2):y + h + 2, max(0, x - 2):x + w + 2] = 1
+            self._cache[key] = spots
+        return self._cache[key]
+
+    def _search(self, w: int, h: int, blocked: np.ndarray) -> tuple[int, int, bool] | None:
+        H, W = self.shape
+        if w > W or h > H:
+            return None
+        ys = np.arange(0, H - h + 1, self.STEP)
+        xs = np.arange(0, W - w + 1, self.STEP)
+
+        def box_sum(ii: np.ndarray) -> np.ndarray:
+            return (ii[ys[:, None] + h, xs[None, :] + w] - ii[ys[:, None], xs[None, :] + w]
+                    - ii[ys[:, None] + h, xs[None, :]] + ii[ys[:, None], xs[None, :]]).astype(np.int64)
+
+        clear = box_sum(blocked) == 0
+        if not clear.any():
+            return None
+        cost = np.where(clear, box_sum(self._ink), np.iinfo(np.int64).max)
+        # topmost first, then rightmost: the order the eye looks for a status panel
+        order = np.lexsort((-np.broadcast_to(xs[None, :], cost.shape).ravel(),
+                            np.broadcast_to(ys[:, None], cost.shape).ravel(), cost.ravel()))
+        i, j = np.unravel_index(int(order[0]), cost.shape)
+        return int(xs[j]), int(ys[i]), bool(cost[i, j] == 0)
 
 
 def _to_bgr(frame: np.ndarray) -> np.ndarray:
@@ -123,12 +208,13 @@ def draw_overlay(
     decision: bool | None = None,
     attention: np.ndarray | CropMap | None = None,
     options: OverlayOptions | None = None,
+    extra_hud: list[str] | tuple[str, ...] = (),
 ) -> np.ndarray:
     """Return a BGR copy of `frame` with the results painted on.
 
     mask: bool/0-1 calcification mask, (H, W) in frame coordinates or a CropMap (only the crop's
     pixels are touched); attention: likewise, float in [0, 1], drawn only where it is non-zero;
-    score: P(calcification).
+    score: P(calcification); extra_hud: lines shown after ``options.hud`` (this frame's calcifications).
     """
     opt = options or OverlayOptions()
     out = _to_bgr(frame)
@@ -155,11 +241,15 @@ def draw_overlay(
         cv2.rectangle(out, (x, y), (x + bw - 1, y + bh - 1), BOX_COLOR, 1, lineType=cv2.LINE_AA)
 
     font, scale = cv2.FONT_HERSHEY_SIMPLEX, max(0.35, min(w, h) / 900)
+    hud = list(opt.hud) + list(extra_hud)
+    if opt.placer is not None and opt.placer.shape == (h, w):
+        if _draw_panel(out, hud, opt, score, decision, font):
+            return out
     if score is not None:
         _draw_score_bar(out, float(score), opt.threshold, decision, font, scale)
 
     y = int(18 * scale / 0.4)
-    for line in opt.hud:
+    for line in hud:
         cv2.putText(out, line, (6, y), font, scale, (0, 0, 0), 3, cv2.LINE_AA)
         cv2.putText(out, line, (6, y), font, scale, (255, 255, 255), 1, cv2.LINE_AA)
         y += int(16 * scale / 0.4)
@@ -186,3 +276,90 @@ def _draw_score_bar(out: np.ndarray, score: float, threshold: float, decision: b
     cv2.rectangle(out, (org[0] - 3, org[1] - th - 3), (org[0] + tw + 3, org[1] + 4), (0, 0, 0), -1)
     cv2.putText(out, label, org, font, scale, (0, 0, 0), 3, cv2.LINE_AA)
     cv2.putText(out, label, org, font, scale, color, 1, cv2.LINE_AA)
+
+
+def _panel_size(lines: list[str], font: int, scale: float, bar: bool) -> tuple[int, int]:
+    """(width, height) of a panel holding ``lines`` at ``scale`` (and the score bar above them)."""
+    tw = max([cv2.getTextSize(t, font, scale, 1)[0][0] for t in lines] + [60 if bar else 0])
+    width = 8 * ((tw + 2 * PANEL_PAD + 7) // 8)  # rounded up: the panel does not hop as digits change
+    return width, 2 * PANEL_PAD + (_bar_height(scale) + 4 if bar else 0) + _line_step(scale) * len(lines)
+
+
+def _line_step(scale: float) -> int:
+    return int(round(16 * scale / 0.4))
+
+
+def _bar_height(scale: float) -> int:
+    return max(6, _line_step(scale) // 2)
+
+
+def _draw_panel(out: np.ndarray, hud: list[str], opt: OverlayOptions, score: float | None, decision: bool | None,
+                font: int) -> bool:
+    """Score bar, label and HUD lines placed by ``opt.placer``: one panel where one fits on clear screen,
+    else one panel per line (at the smallest scale), each where it covers the least ink. False when
+    the placer finds no room at all off the scan areas."""
+    positive = None
+    lines = list(hud)
+    if score is not None:
+        positive = decision if decision is not None else score >= opt.threshold
+        lines.insert(0, f"{'CALCIFICATION' if positive else 'no calcification'} {score:.2f}")
+    if not lines:
+        return True
+    bar = score is not None
+    layout = None
+    for scale in PANEL_SCALES:
+        spots = opt.placer.place([_panel_size(lines, font, scale, bar)])
+        if spots is not None and spots[0][2]:
+            layout = [(lines, bar, spots[0], scale)]
+            break
+    if layout is None:  # no clear room for one panel: a panel per line
+        scale = PANEL_SCALES[-1]
+        groups = [(ln, bar and k == 0) for k, ln in enumerate(lines)]
+        spots = opt.placer.place([_panel_size([ln], font, scale, b) for ln, b in groups])
+        if spots is None:
+            return False
+        layout = [([ln], b, spot, scale) for (ln, b), spot in zip(groups, spots)]
+    color = POS_COLOR if positive else NEG_COLOR
+    for k, (group, with_bar, (x0, y0, _), scale) in enumerate(layout):
+        pw, ph = _panel_size(group, font, scale, with_bar)
+        cv2.rectangle(out, (x0, y0), (x0 + pw - 1, y0 + ph - 1), (0, 0, 0), -1)
+        y = y0 + PANEL_PAD
+        if with_bar:
+            bw, bh = pw - 2 * PANEL_PAD, _bar_height(scale)
+            cv2.rectangle(out, (x0 + PANEL_PAD, y), (x0 + PANEL_PAD + bw, y + bh), (60, 60, 60), -1)
+            fill = int(round(bw * min(max(float(score), 0.0), 1.0)))
+            if fill > 0:
+                cv2.rectangle(out, (x0 + PANEL_PAD, y), (x0 + PANEL_PAD + fill, y + bh), color, -1)
+            tx = x0 + PANEL_PAD + int(round(bw * opt.threshold))
+            cv2.line(out, (tx, y - 1), (tx, y + bh + 1), (255, 255, 255), 1)
+            y += bh + 4
+        for j, line in enumerate(group):
+            y += _line_step(scale)
+            col = color if (bar and k == 0 and j == 0) else (255, 255, 255)
+            cv2.putText(out, line, (x0 + PANEL_PAD, y - 3), font, scale, col, 1, cv2.LINE_AA)
+    return True
+
+
+#: Label colour per calcification kind in ``draw_foci`` (BGR).
+KIND_COLORS = {"punctate": (0, 255, 255), "macro": (0, 128, 255), "rim": (255, 0, 255), "unknown": (200, 200, 200)}
+KIND_TAGS = {"punctate": "P", "macro": "M", "rim": "R", "unknown": "?"}
+
+
+def draw_foci(out: np.ndarray, foci) -> np.ndarray:
+    """Outline each calcification of ``foci`` (an ``edgecalc.runtime.quantify.NoduleFoci``) by its box in
+    its kind's colour and label it with the kind's tag and its size (mm, or px where no spacing is
+    known), in place; returns ``out``."""
+    h, w = out.shape[:2]
+    font, scale = cv2.FONT_HERSHEY_SIMPLEX, 0.33
+    for c in foci.calcifications:
+        x, y, bw, bh = c.box
+        col = KIND_COLORS.get(c.kind, (200, 200, 200))
+        cv2.rectangle(out, (x - 1, y - 1), (x + bw, y + bh), col, 1)
+        size = f"{c.longest_mm:.1f}mm" if c.longest_mm is not None else f"{c.longest_px:.0f}px"
+        text = f"{KIND_TAGS.get(c.kind, '?')} {size}"
+        (tw, th), _ = cv2.getTextSize(text, font, scale, 1)
+        tx = min(max(0, x), max(0, w - tw - 1))
+        ty = y - 3 if y - 3 - th >= 0 else min(h - 2, y + bh + th + 3)
+        cv2.putText(out, text, (tx, ty), font, scale, (0, 0, 0), 2, cv2.LINE_AA)
+        cv2.putText(out, text, (tx, ty), font, scale, col, 1, cv2.LINE_AA)
+    return out
