@@ -41,6 +41,10 @@ DICOM_SUFFIXES = (".dcm", ".dicom", ".dic")
 UNITS_CM = 3
 #: refuse files whose header claims more decoded bytes than this (a corrupt Rows/Columns/NumberOfFrames)
 MAX_DECODED_BYTES = 4 * 1024 ** 3
+#: compressed pixel data claiming more than this many decoded bytes per stored byte is taken as corrupt
+#: and nothing is allocated for it (RLE cannot pass 64:1: two bytes code at most a 128-byte run; the
+#: bound leaves lossy JPEG ample room)
+MAX_COMPRESSION_RATIO = 1000
 
 
 class DicomError(ValueError):
@@ -295,7 +299,7 @@ def _decode(ds, path: Path, fid: str) -> DicomCine:
     from pydicom.pixels import get_decoder
 
     if "PixelData" not in ds:
-        raise _fail(path, fid, "no pixel data (PixelData element missing)")
+        raise _fail(path, fid, "no pixel data (PixelData element missing, or the file is cut off before it)")
     meta = getattr(ds, "file_meta", None)
     tsyntax = meta.get("TransferSyntaxUID") if meta is not None else None
     if not tsyntax:
@@ -318,6 +322,9 @@ def _decode(ds, path: Path, fid: str) -> DicomCine:
     if rows * cols * spp * n * 2 > MAX_DECODED_BYTES:
         raise _fail(path, fid, f"the header claims {n} frame(s) of {cols}x{rows}x{spp}: too large to decode")
     if tsyntax.is_compressed:
+        if rows * cols * spp * n > MAX_COMPRESSION_RATIO * max(len(ds.PixelData), 1):
+            raise _fail(path, fid, f"the header claims {n} frame(s) of {cols}x{rows}x{spp}, more than "
+                                   f"{len(ds.PixelData)} bytes of compressed pixel data can hold")
         _check_encapsulated_count(ds, path, fid, n)
     else:
         _check_native_length(ds, path, fid, n, rows, cols, spp)
