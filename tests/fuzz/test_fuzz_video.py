@@ -187,6 +187,7 @@ def _run_frames(setup, frames: list, spec: SourceSpec | None = None, **kw):
 @example([np.zeros((H, W, 3), np.uint8), np.full((H, W, 3), 255, np.uint8)])  # all black, all white
 @example([np.zeros((H, W, 3), np.float64), np.zeros((H, W, 2), np.uint8), np.zeros((H, W), np.uint16)])
 @example([_frames(1)[0], _frames(1, 200, 150)[0], _frames(1)[0]])  # the resolution changes mid-stream
+@example([(np.random.default_rng(0).random((H, W, 3)) * 65535).astype(np.uint16)])  # found: a 16-bit frame crashed the overlay
 def test_run_live_processes_or_skips_every_frame(live_setup, frames):
     summary = _run_frames(live_setup, frames)
     delivered = sum(f is not None for f in frames[: next((i for i, f in enumerate(frames) if f is None), len(frames))])
