@@ -148,3 +148,66 @@ def test_locator_training_patients_come_from_the_bundle_split(tmp_path):
     (frames / "patients.csv").write_text("id,patient\n1,7\n")
     with pytest.raises(ValueError, match="no patient for locator training frame"):
         locator_training_patients(frames, bundle)
+
+
+@pytest.fixture(scope="module")
+def table2(tiny_data, tmp_path_factory):
+    """The paper's Table 2 on the tiny phantom (masks for every positive), 2 folds, tiny budgets."""
+    from edgecalc.eval.compare import TABLE2_METHODS
+
+    out = tmp_path_factory.mktemp("table2") / "out"
+    budget = {**TINY, "steps_stage1": 2, "steps_stage2": 2}  # one round per stage: 12 trainings in all
+    summary = run_compare(tiny_data, list(TABLE2_METHODS), out, folds=2, mask_fraction=0.5, end_to_end=False, **budget)
+    return out, summary
+
+
+def test_table2_trains_each_network_with_its_supervision(table2):
+    from edgecalc.eval.compare import TABLE2_METHODS
+
+    out, summary = table2
+    nets = {"csagnet": 0.5, "vgg-unet": 0.5, "alexnet-seg": 1.0, "sononet-ag": 0.0, "vgg16": 0.0, "resnet50": 0.0}
+    for m, p in nets.items():
+        for k in (0, 1):
+            metrics = json.loads((out / m / f"fold{k}" / "metrics.json").read_text())
+            assert metrics["network"] == m and metrics["mask_fraction"] == p
+            assert (out / m / f"fold{k}" / "stage1").is_dir() == (m in ("csagnet", "vgg-unet"))
+    for rule in ("ci", "otsu"):
+        r = json.loads((out / rule / "fold0" / "rule.json").read_text())
+        assert r["share"] in (0.4, 0.5, 0.6, 0.7, 0.8, 1.0) and np.isfinite(r["threshold"])
+    rows = list(csv.DictReader((out / "scores.csv").open()))
+    for fold in ("0", "1"):  # every method scores the same test images
+        ids = {m: sorted(r["id"] for r in rows if r["method"] == m and r["fold"] == fold) for m in TABLE2_METHODS}
+        assert len({tuple(v) for v in ids.values()}) == 1
+
+
+def test_table2_reports_paired_differences_hit_rates_and_the_grid(table2):
+    out, summary = table2
+    text = (out / "comparison.md").read_text()
+    assert "Paired per-fold differences, method − csagnet" in text and "| vgg16 |" in text
+    paired = summary["paired"]
+    assert "csagnet" not in paired and set(paired) == {"vgg-unet", "alexnet-seg", "sononet-ag", "vgg16", "resnet50", "ci",
+                                                       "otsu"}
+    per_fold = {f["fold"]: f["auc"] for f in summary["methods"]["vgg16"]["per_fold"]}
+    ref = {f["fold"]: f["auc"] for f in summary["methods"]["csagnet"]["per_fold"]}
+    assert paired["vgg16"]["auc"]["per_fold"] == pytest.approx([per_fold[k] - ref[k] for k in (0, 1)])
+    assert paired["vgg16"]["auc"]["n_folds"] == 2
+    rates = summary["attention_hit_rates"]
+    assert set(rates) == {"csagnet", "vgg-unet", "alexnet-seg", "sononet-ag", "vgg16", "resnet50"}
+    assert rates["vgg16"]["map"] == "CAM" and rates["csagnet"]["map"] == "Grid-AG 3"
+    assert all(r["n"] > 0 and 0 <= r["rate"] <= 1 for r in rates.values())
+    assert (out / "attention.png").stat().st_size > 0 and (out / "roc.png").stat().st_size > 0
+
+
+def test_ci_rule_is_gain_free_and_otsu_finds_a_bright_spot():
+    from edgecalc.eval.rules import calcification_index_feature, central_ellipse, otsu_feature
+
+    rng = np.random.default_rng(1)
+    im = rng.integers(40, 90, (60, 60)).astype(np.uint8)
+    spot = im.copy()
+    spot[28:32, 28:32] = 220
+    region = central_ellipse(im.shape, 0.8)
+    assert calcification_index_feature(spot, region) > 2 * calcification_index_feature(im, region)
+    brighter = np.clip(spot.astype(np.float64) * 1.1, 0, 255).astype(np.uint8)  # more gain, same CI
+    assert calcification_index_feature(brighter, region) == pytest.approx(calcification_index_feature(spot, region), rel=0.02)
+    # the 4x4 spot after the 3x3 median keeps 12 pixels (its corners go); a flat crop has no bright class
+    assert otsu_feature(spot, region) == 12 and otsu_feature(np.full((60, 60), 70, np.uint8), region) == 0

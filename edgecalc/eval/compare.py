@@ -18,10 +18,25 @@ Methods (``METHODS``):
 * ``brightness`` — the max-intensity rule (``eval/rules.py``), region share and threshold tuned on
   the training folds.
 
+The paper's Table 2 (``docs/comparison.md``), every network through the kit's training at the same
+size and step budget (the recipe options), each with the paper's supervision (``model/registry.py``):
+
+* ``csagnet`` — the two-stage CS-AGnet at ``--mask-fraction`` (the paper: 0.3; = ``two-stage``);
+* ``vgg-unet`` — CS-AGnet without Grid-AGs, the same two stages at ``--mask-fraction``;
+* ``alexnet-seg`` — one stage on every mask (deep supervision) and label;
+* ``sononet-ag``, ``vgg16``, ``resnet50`` — one stage on image labels only;
+* ``ci``, ``otsu`` — the calcification-index and Otsu rules, tuned on the training folds like ``brightness``.
+
+With ``csagnet`` (or ``two-stage``) among the methods, ``comparison.md`` adds the paired per-fold
+differences of every other method against it, and ``attention.png`` shows the same test images of
+the first fold under every network's shown map (Grid-AG 3 for CS-AGnet, the gates' map for
+AG-Sononet, CAM for the networks without gates, the mask for Alexnet-Seg).
+
 Layout: ``OUT/<method>/fold<k>/`` (a run folder for trained methods: finished ones are reused,
 interrupted ones resumed), ``OUT/comparison.md`` (pooled and per-fold table, with and without the
 crops that show burned-in text, and per ``kind``), ``OUT/comparison.json``, ``OUT/roc.png``,
-``OUT/scores.csv`` (every test score).
+``OUT/scores.csv`` (every test score), ``OUT/attention.png`` (the attention grid, when a network is among
+the methods).
 """
 
 from __future__ import annotations
@@ -44,6 +59,7 @@ class Method:
     summary: str
     kind: str  #: train | weights | rule
     needs_pretrained: bool = False
+    network: str | None = None  #: the registry network a train method trains (None: CS-AGnet)
 
 
 METHODS: dict[str, Method] = {
@@ -57,7 +73,23 @@ METHODS: dict[str, Method] = {
     "sim-to-real+mix": Method("sim-to-real with --mix-ratio of every stage-two batch from --phantom (true masks)", "train"),
     "brightness": Method("max gray level (3x3 median) in the crop's centre; share and threshold tuned on the "
                          "training folds", "rule"),
+    "csagnet": Method("Table 2: CS-AGnet, the two stages at --mask-fraction (the paper: 0.3)", "train", network="csagnet"),
+    "vgg-unet": Method("Table 2: VGG_U-net (CS-AGnet without Grid-AGs), the two stages at --mask-fraction", "train",
+                       network="vgg-unet"),
+    "alexnet-seg": Method("Table 2: Alexnet-Seg, one stage on every mask (deep supervision) + labels", "train",
+                          network="alexnet-seg"),
+    "sononet-ag": Method("Table 2: AG-Sononet-FT-8, image labels only", "train", network="sononet-ag"),
+    "vgg16": Method("Table 2: VGG-16 (CAM), image labels only", "train", network="vgg16"),
+    "resnet50": Method("Table 2: ResNet-50 (CAM), image labels only", "train", network="resnet50"),
+    "ci": Method("Table 2: calcification index (gray level / the nodule's mean, eval/rules.py) in the crop's centre; "
+                 "share and threshold tuned on the training folds", "rule"),
+    "otsu": Method("Table 2: largest area of the brightest recursive-Otsu class in the crop's centre; share and "
+                   "threshold tuned on the training folds", "rule"),
 }
+#: The paper's Table 2, in its order.
+TABLE2_METHODS = ("csagnet", "vgg-unet", "alexnet-seg", "sononet-ag", "vgg16", "resnet50", "ci", "otsu")
+#: The methods the paired differences are taken against, first present wins.
+REFERENCE_METHODS = ("csagnet", "two-stage")
 DEFAULT_METHODS = ("labels-only", "zero-shot", "fine-tune", "sim-to-real", "sim-to-real+mix", "brightness")
 #: sim-to-real+mix's share of every stage-two batch from the phantom when --mix-ratio is not given.
 DEFAULT_MIX_RATIO = 0.25
@@ -87,6 +119,8 @@ def _train_config(method: str, data: Path, fold: int, pretrained: Path | None, p
     opts = dict(train_options)
     recipe = opts.pop("recipe", None) or "cpu"
     extra: dict[str, Any] = {}
+    if METHODS[method].network is not None:
+        extra["network"] = METHODS[method].network
     if method in ("labels-only", "fine-tune", "fine-tune+mix"):
         extra["mask_fraction"] = 0.0
     if method in ("fine-tune", "fine-tune+mix"):
@@ -145,17 +179,23 @@ def _zero_shot(weights: Path, data: Path, test: np.ndarray, out: Path, fold: int
                     dilation=dilation_for(data, test_ids, model.cfg.input_size, labels[test]))
 
 
-def brightness_features(data: Path) -> np.ndarray:
-    """The rule's features of every crop of ``data`` (one row per labels.csv row, one column per centre share)."""
+def gray_crops(data: Path) -> list[np.ndarray]:
+    """Every crop of ``data`` as a 2-D uint8 gray image (one per labels.csv row), what the rules read."""
     from edgecalc.data.dataset import check_dataset, read_image
     from edgecalc.data.preprocess import to_gray_u8
-    from edgecalc.eval.rules import centre_features
 
-    return centre_features([to_gray_u8(read_image(Path(r["_image"]))[0]) for r in check_dataset(data).rows])
+    return [to_gray_u8(read_image(Path(r["_image"]))[0]) for r in check_dataset(data).rows]
+
+
+def brightness_features(data: Path, rule: str = "brightness", crops: list[np.ndarray] | None = None) -> np.ndarray:
+    """A rule's features of every crop of ``data`` (one row per labels.csv row, one column per centre share)."""
+    from edgecalc.eval.rules import RULE_FEATURES, centre_features
+
+    return centre_features(gray_crops(data) if crops is None else crops, feature=RULE_FEATURES[rule])
 
 
 def _brightness(feats: np.ndarray, ids: list[str], labels: np.ndarray, train: np.ndarray, test: np.ndarray, out: Path) -> None:
-    """Tune the rule on ``train``, score ``test``; write ``rule.json`` and ``scores.npz``."""
+    """Tune the rule (its features ``feats``) on ``train``, score ``test``; write ``rule.json`` and ``scores.npz``."""
     from edgecalc.atomic import atomic_write_json
     from edgecalc.eval.rules import tune_brightness
 
@@ -283,6 +323,132 @@ def format_comparison(summary: dict[str, Any]) -> str:
     return buf.getvalue()
 
 
+PAIRED_METRICS = ("auc", "accuracy", "sensitivity", "specificity")
+
+
+def reference_method(methods: Sequence[str]) -> str | None:
+    """The method the paired differences are taken against (``REFERENCE_METHODS``), or None."""
+    return next((m for m in REFERENCE_METHODS if m in methods), None)
+
+
+def paired_differences(summary: dict[str, Any], reference: str) -> dict[str, Any]:
+    """Per method: fold-by-fold ``method - reference`` of each metric, their mean and std, and the folds
+    on which the reference's AUC (and accuracy) is higher. Folds where either value is missing are left out."""
+    ref = {f["fold"]: f for f in summary["methods"][reference]["per_fold"]}
+    out: dict[str, Any] = {}
+    for m, e in summary["methods"].items():
+        if m == reference:
+            continue
+        entry: dict[str, Any] = {}
+        for key in PAIRED_METRICS:
+            d = [f[key] - ref[f["fold"]][key] for f in e["per_fold"]
+                 if f.get(key) is not None and ref.get(f["fold"], {}).get(key) is not None]
+            v = np.asarray(d, np.float64)
+            entry[key] = {"per_fold": [float(x) for x in v], "mean": float(v.mean()) if v.size else None,
+                          "std": float(v.std(ddof=1)) if v.size > 1 else None,
+                          "reference_higher": int((v < 0).sum()), "n_folds": int(v.size)}
+        out[m] = entry
+    return out
+
+
+def format_paired(paired: dict[str, Any], reference: str) -> str:
+    """Markdown: the paired per-fold differences against ``reference`` and a plain verdict per method."""
+    buf = io.StringIO()
+    buf.write(f"\nPaired per-fold differences, method − {reference} (mean ± std over folds; negative: {reference} "
+              f"is higher), and on how many folds {reference} is higher:\n\n| method | ΔAUC | Δaccuracy | Δsensitivity | "
+              f"Δspecificity | {reference} higher (AUC / accuracy) |\n|---|---|---|---|---|---|\n")
+    for m, e in paired.items():
+        cells = []
+        for key in PAIRED_METRICS:
+            f = e[key]
+            cells.append("-" if f["mean"] is None else (f"{f['mean']:+.3f}" if f["std"] is None else
+                                                         f"{f['mean']:+.3f} ± {f['std']:.3f}"))
+        a, c = e["auc"], e["accuracy"]
+        buf.write(f"| {m} | " + " | ".join(cells) + f" | {a['reference_higher']}/{a['n_folds']} / "
+                  f"{c['reference_higher']}/{c['n_folds']} |\n")
+    buf.write("\n")
+    for m, e in paired.items():
+        a = e["auc"]
+        if a["mean"] is None:
+            continue
+        verdict = "higher" if a["mean"] < 0 else "lower" if a["mean"] > 0 else "equal"
+        buf.write(f"- {reference} vs {m}: {reference}'s AUC is {verdict} on average ({-a['mean']:+.3f}), higher on "
+                  f"{a['reference_higher']} of {a['n_folds']} folds.\n")
+    return buf.getvalue()
+
+
+def _network_of(method: str) -> str:
+    return METHODS[method].network or "csagnet"
+
+
+def attention_hit_rates(methods: Sequence[str], out: Path, folds: Sequence[int]) -> dict[str, Any]:
+    """Per trained method: the share of positives (with a mask) whose shown map peaks on the calcification,
+    pooled over the folds' ``metrics.json`` (``eval/attention.py``; the map is each network's channel 2)."""
+    from edgecalc.eval.attention import METRIC_KEY
+    from edgecalc.model.registry import get_spec
+
+    res: dict[str, Any] = {}
+    for m in methods:
+        if METHODS[m].kind == "rule":
+            continue
+        hits = n = 0
+        for k in folds:
+            path = fold_dir(out, m, k) / ("metrics.json" if METHODS[m].kind == "train" else "eval/metrics.json")
+            if not path.is_file():
+                continue
+            metrics = json.loads(path.read_text())
+            att = (metrics.get("test", metrics)).get(METRIC_KEY) or {}
+            hits, n = hits + int(att.get("hits") or 0), n + int(att.get("n") or 0)
+        res[m] = {"map": get_spec(_network_of(m)).attention, "hits": hits, "n": n, "rate": hits / n if n else None}
+    return res
+
+
+def format_hit_rates(rates: dict[str, Any]) -> str:
+    buf = io.StringIO()
+    buf.write("\nAttention on the calcification (the shown map's peak inside the mask + 1 mm; positives with a mask, "
+              "test folds pooled):\n\n| method | map | hit rate | hits / positives |\n|---|---|---|---|\n")
+    for m, r in rates.items():
+        buf.write(f"| {m} | {r['map']} | {_cell(r['rate'])} | {r['hits']} / {r['n']} |\n")
+    return buf.getvalue()
+
+
+#: Images per class in the attention grid.
+GRID_EXAMPLES = 3
+
+
+def _attention_grid(methods: Sequence[str], out: Path, fold: int, data: Path, pretrained: Path | None,
+                    test: np.ndarray) -> Path | None:
+    """Fig. 10: the same few test images of ``fold`` under every trained method's shown map (``attention.png``)."""
+    from edgecalc.eval.evaluate import load_eval_data
+    from edgecalc.eval.figures import attention_grid
+    from edgecalc.eval.predict import predict
+    from edgecalc.export.weights_source import resolve_weights
+    from edgecalc.model.registry import get_spec
+    from edgecalc.model.weights import load_model
+    from edgecalc.train.run import FINAL_WEIGHTS
+
+    nets = [m for m in methods if METHODS[m].kind != "rule"]
+    if not nets:
+        return None
+    loaded: dict[int, tuple] = {}
+    maps: dict[str, tuple[str, np.ndarray, np.ndarray]] = {}
+    pick = None
+    for m in nets:
+        weights = fold_dir(out, m, fold) / FINAL_WEIGHTS if METHODS[m].kind == "train" else resolve_weights(pretrained)
+        model = load_model(weights)
+        size = model.cfg.input_size
+        if size not in loaded:
+            loaded[size] = load_eval_data(data, size)
+        ids, images, masks, has_mask, labels = loaded[size]
+        if pick is None:
+            pos = [i for i in test if labels[i] == 1 and has_mask[i]] or [i for i in test if labels[i] == 1]
+            pick = np.asarray(pos[:GRID_EXAMPLES] + [i for i in test if labels[i] == 0][:GRID_EXAMPLES], np.int64)
+            shown = (images[pick], masks[pick], labels[pick], [ids[i] for i in pick])
+        pred = predict(model, images[pick], attention=True)
+        maps[m] = (get_spec(_network_of(m)).attention, pred.attention[:, 2], pred.scores)
+    return attention_grid(shown[0], shown[1], maps, shown[2], shown[3], out / "attention.png")
+
+
 def _end_to_end(methods: Sequence[str], out: Path, fold_ids: Sequence[int], data: Path, pretrained: Path | None,
                 split: list, labels: np.ndarray, ids: list[str], summary: dict[str, Any], console: Any,
                 locator_data: Path | None = None) -> None:
@@ -345,7 +511,8 @@ def run_compare(data: str | Path, methods: Sequence[str], out: str | Path, folds
     seed = int(train_options.get("seed") or 0)
     split = stratified_kfold(labels, k=folds, seed=seed, groups=groups)
     ids = [r["id"] for r in rep.rows]
-    feats = None  # the brightness rule's features, read once when a fold needs them
+    feats: dict[str, np.ndarray] = {}  # each rule's features, computed once when a fold needs them
+    crops: list[np.ndarray] | None = None  # the gray crops, read once for every rule
     for m in methods:
         for k in fold_ids:
             d = fold_dir(out, m, k)
@@ -357,8 +524,10 @@ def run_compare(data: str | Path, methods: Sequence[str], out: str | Path, folds
                 _say(console, f"{d}: scoring {pretrained} on test fold {k}")
                 _zero_shot(pretrained, data, split[k][1], d, k, folds, device)
             elif not (d / "scores.npz").is_file():
-                feats = brightness_features(data) if feats is None else feats
-                _brightness(feats, ids, labels, split[k][0], split[k][1], d)
+                if m not in feats:
+                    crops = gray_crops(data) if crops is None else crops
+                    feats[m] = brightness_features(data, m, crops)
+                _brightness(feats[m], ids, labels, split[k][0], split[k][1], d)
     summary = summarise(methods, out, fold_ids, data)
     if end_to_end is None:
         end_to_end = has_full_frames(data)
@@ -376,6 +545,14 @@ def run_compare(data: str | Path, methods: Sequence[str], out: str | Path, folds
             lines += [f"{m},{k},{i},{int(a)},{float(b):.6g},{int(c)}" for i, a, b, c in
                       zip(z["ids"], z["labels"], z["scores"], z["predictions"])]
     table = format_comparison(summary)
+    reference = reference_method(methods)
+    if reference is not None:
+        summary["paired"] = paired_differences(summary, reference)
+        table += format_paired(summary["paired"], reference)
+    summary["attention_hit_rates"] = attention_hit_rates(methods, out, fold_ids)
+    if summary["attention_hit_rates"]:
+        table += format_hit_rates(summary["attention_hit_rates"])
+        _attention_grid(methods, out, fold_ids[0], data, pretrained, split[fold_ids[0]][1])
     header = (f"# Comparison on {data} ({folds} folds{', grouped by patient' if groups is not None else ''}, seed {seed})\n\n"
               + "".join(f"- **{m}**: {METHODS[m].summary}\n" for m in methods) + "\n")
     atomic_write_text(out / "comparison.md", header + table)
@@ -385,5 +562,6 @@ def run_compare(data: str | Path, methods: Sequence[str], out: str | Path, folds
                                                 "phantom": str(phantom) if phantom else None, "mix_ratio": mix_ratio,
                                                 "train_options": {k: v for k, v in train_options.items()}, **summary})
     _say(console, table)
-    _say(console, f"wrote {out / 'comparison.md'}, {out / 'roc.png'}, {out / 'scores.csv'}, {out / 'comparison.json'}")
+    _say(console, f"wrote {out / 'comparison.md'}, {out / 'roc.png'}, {out / 'scores.csv'}, {out / 'comparison.json'}"
+         + (f", {out / 'attention.png'}" if summary["attention_hit_rates"] else ""))
     return summary

@@ -1,4 +1,4 @@
-"""Figures (matplotlib, Agg backend: no display needed): ROC curves and Grid-AG attention panels."""
+"""Figures (matplotlib, Agg backend, no display needed): ROC curves, attention panels, the methods' attention grid."""
 
 from __future__ import annotations
 
@@ -72,6 +72,45 @@ def attention_figure(
                 ax.set_title(name, fontsize=9)
         truth = "calcification" if int(labels[r]) == 1 else "none"
         axes[r, 0].set_ylabel(f"{ids[r]}\ntrue: {truth}\nscore {float(scores[r]):.3f}", fontsize=8)
+    try:
+        return _save(fig, Path(path))
+    finally:
+        plt.close(fig)
+
+
+def attention_grid(
+    images: np.ndarray,
+    true_masks: np.ndarray,
+    maps: Mapping[str, tuple[str, np.ndarray, np.ndarray]],
+    labels: np.ndarray,
+    ids: Sequence[str],
+    path: str | Path,
+) -> Path:
+    """The paper's Fig. 10: one row per image; input, true mask, then one column per method's map.
+
+    ``images``/``true_masks`` (N, 1, H, W) at one display size; ``maps``: method -> (what the map is,
+    maps (N, H', W') in [0, 1], scores (N,)), each map resized bilinearly to H x W for display.
+    """
+    from edgecalc.eval.attention import resize_bilinear
+
+    plt = _plt()
+    n, size = images.shape[0], images.shape[-2:]
+    cols = ["input", "true mask", *maps]
+    fig, axes = plt.subplots(max(n, 1), len(cols), figsize=(1.9 * len(cols), 2.0 * max(n, 1) + 0.4), squeeze=False)
+    for r in range(n):
+        panels = [images[r, 0], true_masks[r, 0]] + [resize_bilinear(m[1][r], size) for m in maps.values()]
+        for c, panel in enumerate(panels):
+            ax = axes[r, c]
+            ax.imshow(panel, cmap="gray" if c < 2 else "jet", vmin=0, vmax=1, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c >= 2:
+                ax.set_xlabel(f"score {float(list(maps.values())[c - 2][2][r]):.2f}", fontsize=7)
+        truth = "calcification" if int(labels[r]) == 1 else "none"
+        axes[r, 0].set_ylabel(f"{ids[r]}\ntrue: {truth}", fontsize=7)
+    for c, name in enumerate(cols):
+        title = name if c < 2 else f"{name}\n({maps[name][0]})"
+        axes[0, c].set_title(title, fontsize=7)
     try:
         return _save(fig, Path(path))
     finally:

@@ -1,7 +1,8 @@
 """The paper's brightness rules (Table 2): calcification called from gray levels alone, no training.
 
-Both read the nodule's pixels of a crop; their thresholds are tuned on training folds and scored on
-test folds (``evaluate_rule``), as the paper tunes them.
+Each reads the nodule's pixels of a crop; their thresholds are tuned on training folds and scored on
+test folds (``evaluate_rule``; ``edgecalc compare`` methods ``brightness``, ``ci``, ``otsu``), as
+the paper tunes them.
 
 * **max-intensity rule** (the calcification index idea of Chen et al.: calcifications are the
   brightest echoes in the nodule) — feature: the maximum gray level inside the nodule after a 3×3
@@ -11,6 +12,15 @@ test folds (``evaluate_rule``), as the paper tunes them.
   of the pixels above t1 (the brightest class of a recursive split); feature: area in pixels of the
   largest 8-connected component of nodule pixels ≥ t2 (after the same median); positive if
   feature ≥ A, A tuned like T.
+* **CI rule** (Chen et al.'s calcification index, the paper's reference [4]) — the definition of [4]
+  could not be found (neither the paper nor the kit's reference search holds it; the paper only
+  says CI "quantitatively characterizes the calcification" with brightness thresholds, and Li et
+  al. [5] ran a snake on "CI images", so CI is a per-pixel map). Implemented: the CI map is each
+  pixel's gray level (after the 3×3 median) divided by the mean gray level of the nodule, i.e. how
+  many times brighter than its own nodule a pixel echoes — a gray-scale ratio, as used to quantify
+  echogenicity in thyroid ultrasound, and unlike the max-intensity rule independent of the
+  scanner's gain; feature: the maximum of the map inside the nodule; positive if ≥ C, C tuned
+  like T. Written down so it can be swapped for [4]'s definition when it is at hand.
 
 Real crops come without a nodule outline (``ddti-calc``: the nodule's box grown by 10 %), so
 ``central_ellipse`` stands in for it: the ellipse inscribed in the crop's central ``share``, with
@@ -19,7 +29,7 @@ Real crops come without a nodule outline (``ddti-calc``: the nodule's box grown 
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import cv2
 import numpy as np
@@ -53,10 +63,26 @@ def otsu_feature(image: np.ndarray, nodule: np.ndarray) -> float:
         return 0.0
     t1 = _otsu(m[inside])
     upper = m[inside & (m > t1)]
-    t2 = _otsu(upper) if upper.size else 255.0
-    bright = (inside & (m > t2)).astype(np.uint8)
+    if upper.size == 0:
+        return 0.0
+    # a one-valued brightest class (e.g. a saturated calcification) is that class itself, not empty
+    bright = (inside & (m >= upper.min() if upper.min() == upper.max() else m > _otsu(upper))).astype(np.uint8)
     n, _, stats, _ = cv2.connectedComponentsWithStats(bright, connectivity=8)
     return float(stats[1:, cv2.CC_STAT_AREA].max()) if n > 1 else 0.0
+
+
+def calcification_index_feature(image: np.ndarray, nodule: np.ndarray) -> float:
+    """Maximum of the CI map (3×3-median gray level / the nodule's mean gray level) inside the nodule."""
+    m = cv2.medianBlur(image, 3)
+    inside = nodule > 0
+    if not inside.any():
+        return 0.0
+    mean = float(image[inside].mean())
+    return float(m[inside].max()) / max(mean, 1.0)
+
+
+#: The rules ``edgecalc compare`` runs, by method name: the feature read inside the stand-in nodule.
+RULE_FEATURES = {"brightness": max_intensity_feature, "ci": calcification_index_feature, "otsu": otsu_feature}
 
 
 def best_threshold(feature: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
@@ -99,10 +125,10 @@ def central_ellipse(shape: tuple[int, ...], share: float) -> np.ndarray:
     return m
 
 
-def centre_features(images: Sequence[np.ndarray], shares: Sequence[float] = CENTRE_SHARES) -> np.ndarray:
-    """(N, len(shares)) max-intensity features of 2-D uint8 crops inside each central ellipse."""
-    return np.asarray([[max_intensity_feature(im, central_ellipse(im.shape, s)) for s in shares] for im in images],
-                      dtype=np.float64)
+def centre_features(images: Sequence[np.ndarray], shares: Sequence[float] = CENTRE_SHARES,
+                    feature: Callable[[np.ndarray, np.ndarray], float] = max_intensity_feature) -> np.ndarray:
+    """(N, len(shares)) ``feature`` (default: max intensity) of 2-D uint8 crops inside each central ellipse."""
+    return np.asarray([[feature(im, central_ellipse(im.shape, s)) for s in shares] for im in images], dtype=np.float64)
 
 
 def tune_brightness(features: np.ndarray, labels: np.ndarray, shares: Sequence[float] = CENTRE_SHARES) -> dict:

@@ -34,7 +34,7 @@ from edgecalc.export import torch_tensorrt_export as torch_trt
 from edgecalc.export.torchscript import export_torchscript
 from edgecalc.export.verify import ParityError
 from edgecalc.export.weights_source import resolve_weights
-from edgecalc.model.csagnet import INPUT_NAME, OUTPUT_NAMES, CSAGNet, ExportWrapper
+from edgecalc.model.csagnet import INPUT_NAME, OUTPUT_NAMES, ExportWrapper
 from edgecalc.model.info import model_info
 from edgecalc.model.weights import load_model, read_config
 from edgecalc.runtime.bundle import Manifest, load_bundle, sha256_file
@@ -51,6 +51,21 @@ OUTPUT_MEANINGS = {
                  "(align_corners=False) to the input size; channel 0 = Grid-AG 1 (next to the bridge), "
                  "channel 2 = Grid-AG 3 (closest to the output, the map the paper shows)",
 }
+
+
+def output_meanings(network: str) -> dict[str, str]:
+    """``OUTPUT_MEANINGS`` as they hold for ``network``: the comparison networks say what their maps are."""
+    from edgecalc.model.registry import get_spec
+
+    if network == "csagnet":
+        return OUTPUT_MEANINGS
+    spec = get_spec(network)
+    mask = OUTPUT_MEANINGS["mask"] if spec.supervision != "labels" else (
+        "float32 (N, 1, H, W): P(calcification) x the shown attention map (no segmentation branch: not a mask "
+        "any pixel was trained on)")
+    return {**OUTPUT_MEANINGS, "mask": mask,
+            "attention": f"float32 (N, 3, H, W) in [0, 1]: {network}'s three maps resized bilinearly (align_corners=False) "
+                         f"to the input size; channel 2 = {spec.attention} ({spec.cls.split(':')[0]})"}
 
 
 class ExportError(RuntimeError):
@@ -96,16 +111,18 @@ def _versions() -> dict[str, str | None]:
     return out
 
 
-def load_for_export(weights: str | Path | None) -> tuple[Path, CSAGNet]:
-    """Resolve and load the weights; ExportError naming the file on any problem."""
+def load_for_export(weights: str | Path | None) -> tuple[Path, torch.nn.Module]:
+    """Resolve and load the weights (any network of the registry); ExportError naming the file on any problem."""
+    from edgecalc.model.registry import NETWORKS
+
     path = resolve_weights(weights)
     try:
         arch, _ = read_config(path)
     except (ValueError, KeyError) as exc:
         raise ExportError(f"{path.with_suffix('.json')}: {exc}") from exc
-    if arch != "csagnet":
-        raise ExportError(f"{path} holds a {arch} (stage-one segmentation network); export needs a CS-AGnet "
-                          "(stage-two weights with the classification branch)")
+    if arch not in NETWORKS:
+        raise ExportError(f"{path} holds a {arch} (stage-one segmentation network); export needs a CS-AGnet or another "
+                          f"network with its classification branch ({', '.join(NETWORKS)}: stage-two / final weights)")
     try:
         model = load_model(path)
     except ValueError as exc:
@@ -156,14 +173,15 @@ def export_bundle(opts: ExportOptions, log: Callable[[str], None] = print) -> Ex
         ref = [t.numpy() for t in wrapper(torch.from_numpy(pset.images))]
 
     info = model_info(cfg, model)
+    arch, _ = read_config(weights_path)
     manifest = Manifest(
-        model={"architecture": "csagnet", "preset": cfg.name, "config": cfg.to_dict(),
+        model={"architecture": arch, "preset": cfg.name, "config": cfg.to_dict(),
                "params": info.params, "flops_per_image": info.flops, "flops_counting": "2 x MACs of conv/linear layers"},
         input={"name": INPUT_NAME, "shape": [-1, channels, size, size], "dtype": "float32", "range": [0.0, 1.0],
                "layout": "NCHW", "dynamic_axes": {"0": "batch"}, "max_batch_engine": opts.max_batch},
         preprocessing=dict(PREPROCESSING_SPEC, function="edgecalc.data.preprocess.preprocess", size=size),
         outputs=[{"name": n, "shape": [-1, 1 if n != "attention" else 3, size, size] if n != "score" else [-1, 1],
-                  "dtype": "float32", "meaning": OUTPUT_MEANINGS[n]} for n in OUTPUT_NAMES],
+                  "dtype": "float32", "meaning": output_meanings(arch)[n]} for n in OUTPUT_NAMES],
         decision={"output": "score", "threshold": DECISION_THRESHOLD, "positive": "calcification (score >= threshold)"},
         source_weights={"file": weights_path.name, "sha256": sha256_file(weights_path),
                         "config_sha256": sha256_file(weights_path.with_suffix(".json"))},

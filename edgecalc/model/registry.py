@@ -40,6 +40,11 @@ class NetworkSpec:
     def two_stage(self) -> bool:
         return self.supervision == "two-stage"
 
+    @property
+    def fixed_mask_fraction(self) -> float | None:
+        """The share of training masks the supervision implies (1 or 0); None = ``mask_fraction`` decides."""
+        return {"all-masks": 1.0, "labels": 0.0}.get(self.supervision)
+
 
 NETWORKS: dict[str, NetworkSpec] = {
     "csagnet": NetworkSpec("CS-AGnet: attention-gated U-Net + attention-pooled classifier (the paper's network)",

@@ -20,6 +20,10 @@ The gate reuses ``GridAttentionGate``'s W_x, W_g and psi with its own normalisat
 map range-normalised to [0, 1] (``(psi - min) / (max - min)``); ``AttentionPoolingClassifier``'s
 ``sum(alpha x) / sum(alpha)`` of that map is exactly the reference's mean-flow weighted sum. Fusion
 of raw logits follows the reference (``softmax_scales=False``), not CS-AGnet's softmaxed scales.
+The range gets ``eps`` = 1e-4 added (the reference divides by the bare sum): an untrained gate's psi
+is nearly flat, and dividing by a range of 1e-6 would turn float rounding (TorchScript's folded
+BatchNorm, ONNX) into visible differences of the map. Convolutions and BatchNorm are initialised as
+the reference's ``init_weights(..., "kaiming")`` does (He normal, fan in; BatchNorm scale N(1, 0.02)).
 
 ``attention``: channel 0 the CAM (``blocks/cam.py``) of the global branch's head on conv5, channel 1
 the gate on conv4, channel 2 the gate on conv3 (the finest, shown in figures). There is no
@@ -44,7 +48,7 @@ SONONET_CONVS = (3, 3, 3, 2, 2)
 class MeanFlowGate(GridAttentionGate):
     """Grid attention with sub-sample 1, no output transform, mean-flow normalisation; returns the map only."""
 
-    def __init__(self, in_channels: int, gating_channels: int, inter_channels: int, eps: float = 1e-6) -> None:
+    def __init__(self, in_channels: int, gating_channels: int, inter_channels: int, eps: float = 1e-4) -> None:
         super().__init__(in_channels, gating_channels, inter_channels, subsample=1)
         del self.out  # use_W=False: the gated feature is never transformed
         self.eps = eps
@@ -73,6 +77,12 @@ class SononetAG(nn.Module):
         self.gate4 = MeanFlowGate(f[3], f[4], f[3])
         self.classifier = AttentionPoolingClassifier((f[2], f[3], f[4]), softmax_scales=False)
         self.levels = (5, 4, 3)  #: conv5 (1/16), conv4 (1/8), conv3 (1/4)
+        for m in self.modules():  # the reference's init_weights(..., "kaiming") of every conv and BatchNorm
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, a=0, mode="fan_in")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.normal_(m.weight, 1.0, 0.02)
+                nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor):
         check_input(x, self.cfg)

@@ -5,6 +5,11 @@ with different settings. The dataclass defaults are the kit's ``cpu`` recipe (ch
 on 2 CPU cores, ``docs/results.md``); ``RECIPES["paper"]`` holds the published settings (design.md
 section 3: Adam 1e-4 / 5e-5 with ``lr / (1 + 1e-6 * step)``, focal Tversky, flips, 192 px, 20 epochs).
 ``TrainConfig.for_recipe`` is the one place where a recipe and explicit options meet.
+
+``network`` names the registry entry trained (``edgecalc/model/registry.py``; a run folder written
+before the field existed trained CS-AGnet). Its supervision decides the pixel masks: two-stage
+networks (CS-AGnet, VGG_U-net) use ``mask_fraction``; ``for_recipe`` sets it to 1 for the all-masks
+network (Alexnet-Seg) and to 0 for the image-label networks, and ``validate`` refuses other values.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from edgecalc.model.config import ModelConfig, check_input_size, get_preset
+from edgecalc.model.registry import DEFAULT_NETWORK, get_spec
 
 OPTIMIZERS = ("adamw", "adam")
 SCHEDULES = ("cosine", "time-decay")
@@ -35,6 +41,7 @@ class TrainConfig:
 
     data: str
     recipe: str = "cpu"
+    network: str = DEFAULT_NETWORK
     mask_fraction: float = 0.3
     preset: str = "lite"
     size: int | None = 96  #: input size; None = the preset's (192)
@@ -89,6 +96,14 @@ class TrainConfig:
             raise ValueError(f"recipe must be one of {sorted(RECIPES)}, got {self.recipe!r}")
         if not 0 <= self.mask_fraction <= 1:
             raise ValueError(f"mask_fraction must lie in [0, 1], got {self.mask_fraction}")
+        spec = get_spec(self.network)
+        fixed = spec.fixed_mask_fraction
+        if fixed is not None and self.mask_fraction != fixed:
+            raise ValueError(f"network {self.network} trains on {spec.supervision.replace('-', ' ')} "
+                             f"(mask_fraction {fixed:g}), got mask_fraction {self.mask_fraction}")
+        if not spec.two_stage and (self.stage1_data or self.stage1_weights or self.mix_data):
+            raise ValueError(f"network {self.network} has no stage one and no pixel targets to mix: stage1_data, "
+                             "stage1_weights and mix_data go with the two-stage networks (csagnet, vgg-unet)")
         if self.stage1_data is not None and self.stage1_weights is not None:
             raise ValueError("give stage one either its data (stage1_data) or its trained weights (stage1_weights), not both")
         if not 0 <= self.mix_ratio < 1:
@@ -134,6 +149,8 @@ class TrainConfig:
     @property
     def has_stage1(self) -> bool:
         """Whether the run has a stage one (trained or given): False for image labels only (p = 0)."""
+        if not get_spec(self.network).two_stage:
+            return False
         return self.stage1_data is not None or self.stage1_weights is not None or self.mask_fraction > 0
 
     def steps(self, stage: int) -> int | None:
@@ -154,6 +171,9 @@ class TrainConfig:
         if recipe not in RECIPES:
             raise ValueError(f"unknown recipe {recipe!r}; choose one of {sorted(RECIPES)}")
         given = {k: v for k, v in options.items() if v is not None}
+        fixed = get_spec(given.get("network", DEFAULT_NETWORK)).fixed_mask_fraction
+        if fixed is not None:  # the network's supervision decides its masks, whatever --mask-fraction says
+            given["mask_fraction"] = fixed
         for stage in (1, 2):
             if f"epochs_stage{stage}" in given and f"steps_stage{stage}" not in given:
                 given[f"steps_stage{stage}"] = None

@@ -13,6 +13,12 @@ Optimiser, schedule, loss, augmentation, precision and budgets come from the con
 (train/config.py: ``cpu`` by default, ``paper`` = Adam 1e-4 / 5e-5 with decay 1e-6, flips, epochs).
 5. ``final.safetensors`` (= stage two's best) evaluated on the test fold: ``metrics.json`` + ``eval/``.
 
+The network is the config's ``network`` (``edgecalc/model/registry.py``): the scheme above is that
+of the two-stage networks (CS-AGnet; VGG_U-net with its ungated stage one). The one-stage networks
+skip steps 2-3 and train in "stage two" only: Alexnet-Seg on every training image's true mask
+(deep supervision) and image label, the image-label networks (AG-Sononet, VGG-16, ResNet-50) on
+the labels alone (no pixel target, as ``mask_fraction`` 0 does for CS-AGnet).
+
 Run folder: ``config.json``, ``split.json``, ``log.csv``, ``log.jsonl``, ``checkpoints/``,
 ``stage1/{best,last}.safetensors``, ``pseudo_masks/``, ``stage2/{best,last}.safetensors``,
 ``final.safetensors`` (+ ``.json``), ``metrics.json``, ``eval/``. Every file is written atomically.
@@ -29,7 +35,8 @@ import numpy as np
 import torch
 
 from edgecalc.atomic import atomic_write_json
-from edgecalc.model.weights import csagnet_from_dsagnet, load_model, save_model
+from edgecalc.model.registry import get_spec, network_class, stage_one_class
+from edgecalc.model.weights import load_model, network_from_stage_one, save_model
 from edgecalc.train.config import TrainConfig
 from edgecalc.train.distributed import DistInfo, all_true, barrier, cleanup, device_for, init_distributed
 from edgecalc.train.precision import resolve_precision
@@ -154,15 +161,18 @@ def _stage_one(cfg: TrainConfig, run_dir: Path, images: np.ndarray, masks: np.nd
     Trained on the run's mask draw, or on ``stage1_data``'s masks (validated by Dice on a share of
     that folder); or given (``stage1_weights``: copied into ``stage1/best``, a CS-AGnet's A + B taken).
     """
-    from edgecalc.model import DSAGNet
     from edgecalc.model.weights import CSAGNet, dsagnet_from_csagnet
 
     best = stage_dir(run_dir, 1) / "best.safetensors"
+    stage_one_cls = stage_one_class(cfg.network) if get_spec(cfg.network).two_stage else None
     if cfg.stage1_weights is not None:
         if info.is_main and not best.is_file():
             source = stage1_weights_file(cfg.stage1_weights)
             model = load_model(source)
-            model = dsagnet_from_csagnet(model) if isinstance(model, CSAGNet) else model
+            model = dsagnet_from_csagnet(model) if isinstance(model, CSAGNet) and cfg.network == "csagnet" else model
+            if type(model) is not stage_one_cls:
+                raise ValueError(f"--stage1-weights {source} holds a {type(model).__name__}; stage one of {cfg.network} "
+                                 f"is a {stage_one_cls.__name__}")
             save_model(_fit_config(model, cfg, source), best)
         barrier(info)
         return best, None, 0
@@ -173,7 +183,7 @@ def _stage_one(cfg: TrainConfig, run_dir: Path, images: np.ndarray, masks: np.nd
     else:
         data1 = StageData(_t(images[draw]), _t(masks[draw]), _t(labels[draw]), *val)
     torch.manual_seed(cfg.seed)
-    ds = DSAGNet(cfg.model_config())
+    ds = stage_one_cls(cfg.model_config())
     state = train_stage(ds, data1, stage_spec(cfg, 1, precision), run_dir, device, info, hooks, console)
     return best, state, int(data1.images.shape[0])
 
@@ -199,20 +209,21 @@ def _external_stage_one_data(cfg: TrainConfig) -> StageData:
 
 
 def _stage_two_model(cfg: TrainConfig, best1: Path | None) -> torch.nn.Module:
-    """``init_weights`` (fine-tuning), else A + B of stage one's best with a fresh C, else a fresh CS-AGnet."""
+    """``init_weights`` (fine-tuning), else A + B of stage one's best with a fresh C, else a fresh network."""
     from edgecalc.export.weights_source import resolve_weights
-    from edgecalc.model import CSAGNet
 
+    cls = network_class(cfg.network)
     if cfg.init_weights is not None:
         source = resolve_weights(cfg.init_weights)
         model = load_model(source)
-        if not isinstance(model, CSAGNet):
-            raise ValueError(f"--init-weights {source} holds a {type(model).__name__}; fine-tuning starts from a CS-AGnet "
-                             f"(use --stage1-weights for a stage-one DS-AGnet)")
+        if not isinstance(model, cls):
+            raise ValueError(f"--init-weights {source} holds a {type(model).__name__}; fine-tuning {cfg.network} starts "
+                             f"from a {cls.__name__}" + (" (use --stage1-weights for a stage-one network)"
+                                                         if get_spec(cfg.network).two_stage else ""))
         return _fit_config(model, cfg, source).train()
     if best1 is not None:
-        return csagnet_from_dsagnet(load_model(best1))
-    return CSAGNet(cfg.model_config()).train()
+        return network_from_stage_one(load_model(best1), cfg.network)
+    return cls(cfg.model_config()).train()
 
 
 def _float(x: np.ndarray) -> np.ndarray:
@@ -262,7 +273,7 @@ def _run(cfg: TrainConfig, run_dir: Path, hooks: Hooks | None, console: Any, res
     val = (_t(images[idx["val"]]), _t(masks[idx["val"]]), _t(labels[idx["val"]]), _t(has_mask[idx["val"]]))
     precision = resolve_precision(cfg.precision, device)
     if console is not None and info.is_main:
-        console.print(f"recipe {cfg.recipe}: {cfg.optimizer}, {cfg.schedule} schedule, {cfg.seg_loss} loss, {cfg.augment} "
+        console.print(f"network {cfg.network} ({get_spec(cfg.network).supervision}), recipe {cfg.recipe}: {cfg.optimizer}, {cfg.schedule} schedule, {cfg.seg_loss} loss, {cfg.augment} "
                       f"augmentation, precision {precision} (asked: {cfg.precision}), {size} px {cfg.preset}")
     started = time.time()
 
@@ -290,6 +301,12 @@ def _run(cfg: TrainConfig, run_dir: Path, hooks: Hooks | None, console: Any, res
             pos = {int(i): k for k, i in enumerate(idx["train"])}
             for i in idx["mask_draw"]:
                 targets[pos[int(i)]] = masks[i]
+    elif get_spec(cfg.network).supervision == "all-masks":  # deep supervision on every true mask (Alexnet-Seg)
+        targets = masks[idx["train"]].astype(np.float32)
+        has_target = has_mask[idx["train"]].copy()
+        if not has_target.any():
+            raise ValueError(f"network {cfg.network} trains on every training image's pixel mask; none of {cfg.data}'s "
+                             "training images has one (masks/<id>.png)")
 
     # Stage two: CS-AGnet (from stage one's A + B, from --init-weights, or fresh), labels + pseudo masks.
     torch.manual_seed(cfg.seed + 1)
@@ -322,6 +339,7 @@ def _run(cfg: TrainConfig, run_dir: Path, hooks: Hooks | None, console: Any, res
             "test": metrics,
             "best_epoch_stage2": state2.best_epoch,
             "best_val_auc_stage2": state2.best_value,
+            "network": cfg.network,
             "mask_fraction": cfg.mask_fraction,
             "n_train": int(idx["train"].size), "n_val": int(idx["val"].size), "n_test": int(test.size),
             "n_masks_stage1": n_masks1,
