@@ -67,8 +67,8 @@ def test_no_spacing_gives_pixels_and_unknown_for_kinds_that_need_millimetres():
     assert foci.units == "px" and foci.count == 3
     assert all(c.longest_mm is None and c.area_mm2 is None for c in foci.calcifications)
     kinds = sorted(c.kind for c in foci.calcifications)
-    # the dot's size would decide; the blob's shadow and the arc's place need no millimetres
-    assert kinds == ["macro", "rim", "unknown"]
+    # the dot's and the blob's sizes would decide; the arc's place along the margin needs no millimetres
+    assert kinds == ["rim", "unknown", "unknown"]
     assert foci.points is None
     assert foci.largest == max(c.longest_px for c in foci.calcifications)
 
@@ -94,7 +94,7 @@ def test_anisotropic_spacing_scales_each_axis():
     ys, xs = np.arange(20), np.zeros(20, int)  # the same bar standing: rows are 0.5 mm
     assert longest_diameter(ys, xs, 0.1, 0.5) == pytest.approx((10.0, 20.0))
     assert longest_diameter(np.array([3]), np.array([4]), 0.1, 0.4)[0] == pytest.approx(0.2)  # one pixel
-    # a 3 x 4 px rectangle at (0.1, 0.5) mm/px: its longest chord is the diagonal, 0.3 x 2.0 mm
+    # a 3 x 4 px rectangle at (0.1, 0.5) mm/px: the diagonal between centres (0.2 x 1.5 mm) and a pixel step
     ys, xs = np.nonzero(np.ones((4, 3), bool))
     assert longest_diameter(ys, xs, 0.1, 0.5)[0] == pytest.approx(np.hypot(0.2, 1.5) * (1 + 1 / np.hypot(2, 3)))
 
@@ -135,3 +135,16 @@ def test_quantify_in_frame_matches_the_whole_frame():
         assert a.centroid == pytest.approx(b.centroid)
     assert crop[1] + crop[3] < 50 + 121 + 20  # the shadow band reaches below the crop and was still seen
     assert _by_kind(part)["macro"].shadowing is True
+
+
+@pytest.mark.parametrize("longest, shadow, kind", [
+    (0.6, False, "punctate"), (0.6, True, "punctate"),  # below a millimetre: punctate
+    (1.2, True, "macro"), (1.2, False, "punctate"),  # between 1 and MACRO_MIN_MM the shadow decides
+    (2.0, False, "macro"), (2.0, None, "macro"),  # coarse whatever the shadow
+    (None, True, "unknown"),  # no spacing: the millimetres would decide
+])
+def test_kind_rules(longest, shadow, kind):
+    from edgecalc.runtime.quantify import classify
+
+    assert classify(longest, shadow, 0.0, 0.0) == kind
+    assert classify(longest, shadow, 0.9, 60.0) == "rim"  # along the margin over an arc: rim first

@@ -30,7 +30,8 @@ from edgecalc.data.dataset import LABELS_FILE, MM_PER_PX_COLUMN
 from edgecalc.data.preprocess import to_gray_u8
 from edgecalc.runtime.cropper import CropDecision
 from edgecalc.runtime.decision import DecisionSmoother, FociSmoother
-from edgecalc.runtime.locate_images import IMAGE_SUFFIXES, LocateFn, _natural_key, locate_one, read_image, write_png_atomic
+from edgecalc.runtime.locate_images import (IMAGE_SUFFIXES, LocateFn, LocateResult, _natural_key, locate_one, read_image,
+                                             write_png_atomic)
 from edgecalc.runtime.overlay import draw_foci
 from edgecalc.runtime.pipeline import FramePipeline, FrameResult
 from edgecalc.runtime.quantify import NoduleFoci, Spacing, check_spacing
@@ -215,8 +216,19 @@ class StillAnalyzer:
         pipeline.foci_smoother = FociSmoother(alpha=1.0, band=0.0)
 
     def analyze(self, still: Still) -> Analysis:
-        gray = to_gray_u8(still.image)
-        located, found = locate_one(still.id, gray, self.locate, self.margin)
+        """Locate the nodule, crop, run the model, measure the calcifications."""
+        located, found = locate_one(still.id, to_gray_u8(still.image), self.locate, self.margin)
+        return self._run(still, located, None if found is None else found.mask)
+
+    def analyze_crop(self, still: Still, nodule: np.ndarray) -> Analysis:
+        """The image is already the nodule's crop (a data set's crops): no locator; ``nodule`` is its mask."""
+        ys, xs = np.nonzero(nodule)
+        h, w = still.image.shape[:2]
+        box = (int(xs.min()), int(ys.min()), int(np.ptp(xs)) + 1, int(np.ptp(ys)) + 1) if ys.size else (0, 0, w, h)
+        located = LocateResult(still.id, box, 1.0, None, (0, 0, w, h))
+        return self._run(still, located, nodule.astype(bool))
+
+    def _run(self, still: Still, located: LocateResult, nodule: np.ndarray | None) -> Analysis:
         p = self.pipeline
         p.smoother.reset()
         p.foci_smoother.reset()
@@ -226,7 +238,7 @@ class StillAnalyzer:
             p.cropper = lambda frame, index: CropDecision(None, None, "none", 0.0)
         else:
             p.cropper = lambda frame, index: CropDecision(located.crop, located.box, "locator", located.score)
-        res = p.process(still.image, still.frame, nodule=None if found is None else found.mask)
+        res = p.process(still.image, still.frame, nodule=nodule)
         return Analysis(still, res if located.crop is not None else None, located.box, located.crop, located.score)
 
 

@@ -16,9 +16,14 @@ Each 8-connected component of the calcification mask is one calcification. Per c
 - **margin share** and **arc**: the share of its pixels within ``RIM_BAND_MM`` of the nodule's
   margin, and the angle (degrees, about the nodule's centroid) its pixels cover;
 - **kind**, in this order: ``rim`` (margin share >= ``RIM_MIN_MARGIN_SHARE`` and arc >=
-  ``RIM_MIN_ARC_DEG``; needs the nodule), ``macro`` (shadowing, or longest diameter >
-  ``PUNCTATE_MAX_MM``), ``punctate`` (<= ``PUNCTATE_MAX_MM`` and not shadowing), ``unknown`` (no
-  spacing and no shadow: its size in millimetres would decide, and no spacing is ever invented).
+  ``RIM_MIN_ARC_DEG``; needs the nodule); else ``macro`` when longer than ``MACRO_MIN_MM`` (coarse
+  whatever its shadow), or longer than ``PUNCTATE_MAX_MM`` *and* shadowing; else ``punctate``; and
+  ``unknown`` where no spacing is known (the millimetres decide; no spacing is ever invented).
+  So a focus of at most 1 mm without shadow is punctate and one over 1 mm with a shadow is macro,
+  as the definitions say; of the cases they leave open, a focus of at most 1 mm is punctate even
+  with a dark band below it (below a millimetre the band is mostly a neighbour's shadow), and one
+  between 1 and ``MACRO_MIN_MM`` without a shadow is punctate (the mask measures a focus a pixel or
+  two long, 0.1-0.2 mm: there the shadow tells better than the size).
 
 Sources. The categories and points are the ACR TI-RADS white paper's (Tessler FN et al., "ACR
 Thyroid Imaging, Reporting and Data System (TI-RADS): White Paper of the ACR TI-RADS Committee",
@@ -46,15 +51,17 @@ from edgecalc.data.preprocess import to_gray_u8
 Spacing = tuple[float, float]
 Box = tuple[int, int, int, int]  # x, y, w, h
 
-#: Longest diameter (mm) up to which a non-shadowing focus is punctate (micro); above it, macro.
+#: Longest diameter (mm) up to which a focus is punctate (micro); above it, macro when it shadows.
 PUNCTATE_MAX_MM = 1.0
+#: Longest diameter (mm) above which a focus is macro, shadow or not (set on the phantom, see above).
+MACRO_MIN_MM = 1.5
 #: Shadow band: its depth below the component and the gap left under the component's lowest row
 #: (the echo's axial blur), in mm; without spacing, in multiples of the component's height.
 SHADOW_DEPTH_MM = 2.0
 SHADOW_GAP_MM = 0.3
 SHADOW_DEPTH_NO_SPACING = 2.0
 #: below / beside mean gray at or under which a component shadows (phantom-set, see the docstring).
-SHADOW_MAX_RATIO = 0.75
+SHADOW_MAX_RATIO = 0.7
 #: Components smaller than this are mask noise, not calcifications: mm² with spacing, else pixels.
 MIN_AREA_MM2 = 0.03
 MIN_AREA_PX = 2
@@ -64,8 +71,8 @@ SHADOW_MIN_PIXELS = 6
 #: without spacing, this share of the nodule's equivalent diameter.
 RIM_BAND_MM = 1.2
 RIM_BAND_FRACTION = 0.1
-RIM_MIN_MARGIN_SHARE = 0.8
-RIM_MIN_ARC_DEG = 40.0
+RIM_MIN_MARGIN_SHARE = 0.6
+RIM_MIN_ARC_DEG = 30.0
 
 KINDS = ("punctate", "macro", "rim", "unknown")
 #: ACR TI-RADS echogenic-foci points per kind (Tessler et al. 2017); none (or comet tails) = 0.
@@ -256,11 +263,11 @@ def classify(longest_mm: float | None, shadowing: bool | None, margin_share: flo
     if margin_share is not None and arc_deg is not None and margin_share >= RIM_MIN_MARGIN_SHARE \
             and arc_deg >= RIM_MIN_ARC_DEG:
         return "rim"
-    if shadowing:
-        return "macro"
     if longest_mm is None:
         return "unknown"
-    return "macro" if longest_mm > PUNCTATE_MAX_MM else "punctate"
+    if longest_mm > MACRO_MIN_MM or (longest_mm > PUNCTATE_MAX_MM and shadowing):
+        return "macro"
+    return "punctate"
 
 
 def quantify(gray: np.ndarray, mask: np.ndarray, nodule: np.ndarray | Box | None = None,

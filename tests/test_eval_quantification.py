@@ -1,0 +1,40 @@
+"""Scoring quantification against the phantom's truth (edgecalc.eval.quantification), on a tiny phantom."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from edgecalc.data.phantom.dataset_writer import write_phantom_dataset
+from edgecalc.eval.quantification import evaluate, load_truth, main
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return write_phantom_dataset(tmp_path_factory.mktemp("q") / "p", n=5, positive=3, size=96, seed=11, frames=True,
+                                 progress=False, workers=1)
+
+
+@pytest.mark.parametrize("frames", [False, True])
+def test_truth_masks_score_perfectly_on_counts_and_sizes(tiny, frames):
+    """The oracle measures the truth masks as predictions: counts and sizes agree exactly, by construction."""
+    rep = evaluate(tiny, frames=frames, oracle=True)
+    assert rep["images"] == 5 and rep["positives"] == (3 if not frames else sum(t.label for t in load_truth(tiny, True)))
+    assert rep["count_exact"] == 1.0 and rep["median_size_error"] == 0.0
+    assert rep["points_exact_negatives"] in (None, 1.0)
+    assert 0.0 <= rep["kind_accuracy"] <= 1.0
+
+
+def test_a_data_set_without_per_calcification_truth_is_refused_by_name(tiny, tmp_path, capsys):
+    old = tmp_path / "old"
+    old.mkdir()
+    lines = [json.loads(x) for x in (tiny / "meta.jsonl").read_text().splitlines()]
+    for rec in lines:
+        rec.pop("calcifications")
+    (old / "meta.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    (old / "labels.csv").write_text((tiny / "labels.csv").read_text())
+    with pytest.raises(ValueError, match="regenerate"):
+        load_truth(old)
+    assert main([str(old), "--oracle"]) == 2
+    assert "meta.jsonl" in capsys.readouterr().err
