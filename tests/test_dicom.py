@@ -208,6 +208,28 @@ def test_encodings_read_back(tmp_path, syntax, color, n):
         assert left[0] > 150 > left[2] and right[2] > 150 > right[0]
 
 
+@pytest.mark.parametrize("syntax", ["jpeg", "rle"])
+def test_the_extras_decoders_decode(tmp_path, syntax):
+    """The [dicom] extra's choice: pylibjpeg (+ libjpeg, + rle) decodes JPEG Baseline and RLE by itself."""
+    from pydicom.pixels import pixel_array
+
+    frames = _gray_frames(2)
+    ds = pydicom.dcmread(write_us_dicom(tmp_path / "x.dcm", frames, spacing_mm=None, fps=None, syntax=syntax))
+    arr = pixel_array(ds, decoding_plugin="pylibjpeg")
+    assert arr.shape == (2, 40, 56)
+    assert np.abs(arr.astype(int) - np.stack(frames)).mean() < (3.0 if syntax == "jpeg" else 1e-9)
+
+
+def test_16_bit_samples_are_scaled_to_8_bits(tmp_path):
+    frames = _gray_frames(2)
+    ds = build_us_dataset(frames, spacing_mm=None, fps=None)
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, 12, 11
+    ds.PixelData = (np.stack(frames).astype(np.uint16) << 4).tobytes()  # 12-bit values
+    cine = read_dicom(save_dataset(ds, tmp_path / "deep.dcm"))
+    for got, want in zip(cine.frames, frames):
+        np.testing.assert_array_equal(got, _bgr(want))
+
+
 def test_monochrome1_is_inverted(tmp_path):
     frames = _gray_frames(1)
     ds = build_us_dataset(frames, spacing_mm=None, fps=None)

@@ -7,7 +7,7 @@ way gives the DICOM path (``edgecalc.runtime.dicom.read_dicom``, ``live --source
 (``PhantomConfig.frame_pixel_spacing_mm``). The patient fields are synthetic and say so; the UIDs are
 derived from the generator's parameters, so the same seed gives a byte-identical file.
 
-Pixel data: uncompressed (Explicit VR Little Endian, the default), RLE Lossless (pydicom's own
+Pixel data: uncompressed (Explicit VR Little Endian, the default, or Implicit), RLE Lossless (pydicom's own
 encoder) or JPEG Baseline 8-bit (frames encoded by OpenCV, encapsulated by ``pydicom.encaps``): the
 encodings ultrasound archives hold. Needs pydicom (the ``[dicom]`` extra).
 """
@@ -29,6 +29,7 @@ US_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.6.1"
 #: ``syntax`` names -> transfer syntax UIDs
 SYNTAXES = {
     "explicit": "1.2.840.10008.1.2.1",  # Explicit VR Little Endian
+    "implicit": "1.2.840.10008.1.2",  # Implicit VR Little Endian (DICOM's default)
     "rle": "1.2.840.10008.1.2.5",  # RLE Lossless
     "jpeg": "1.2.840.10008.1.2.4.50",  # JPEG Baseline (Process 1), 8 bit
 }
