@@ -130,7 +130,10 @@ class HudPlacer:
             blocked = self._blocked.copy()
             spots = []
             for w, h in key:
-                spot = self._search(w, h, cv2.integral(blocked))
+                # the next piece as close as possible to the right of the previous one: reading order
+                near = (spots[-1][0] + prev_w + 2, spots[-1][1]) if spots else None
+                spot = self._search(w, h, cv2.integral(blocked), near)
+                prev_w = w
                 if spot is None:
                     spots = None
                     break
@@ -140,7 +143,10 @@ class HudPlacer:
             self._cache[key] = spots
         return self._cache[key]
 
-    def _search(self, w: int, h: int, blocked: np.ndarray) -> tuple[int, int, bool] | None:
+    def _search(self, w: int, h: int, blocked: np.ndarray, near: tuple[int, int] | None = None
+                ) -> tuple[int, int, bool] | None:
+        """The least-ink position clear of ``blocked``: ties to the topmost, then rightmost, or with
+        ``near`` (the previous panel) to the closest one, so the pieces of a split panel stay together."""
         H, W = self.shape
         if w > W or h > H:
             return None
@@ -155,9 +161,11 @@ class HudPlacer:
         if not clear.any():
             return None
         cost = np.where(clear, box_sum(self._ink), np.iinfo(np.int64).max)
-        # topmost first, then rightmost: the order the eye looks for a status panel
-        order = np.lexsort((-np.broadcast_to(xs[None, :], cost.shape).ravel(),
-                            np.broadcast_to(ys[:, None], cost.shape).ravel(), cost.ravel()))
+        yy, xx = np.broadcast_to(ys[:, None], cost.shape).ravel(), np.broadcast_to(xs[None, :], cost.shape).ravel()
+        if near is None:  # topmost first, then rightmost: the order the eye looks for a status panel
+            order = np.lexsort((-xx, yy, cost.ravel()))
+        else:
+            order = np.lexsort((np.hypot(xx - near[0], yy - near[1]), cost.ravel()))
         i, j = np.unravel_index(int(order[0]), cost.shape)
         return int(xs[j]), int(ys[i]), bool(cost[i, j] == 0)
 
@@ -299,9 +307,9 @@ def _bar_height(scale: float) -> int:
 
 def _draw_panel(out: np.ndarray, hud: list[str], opt: OverlayOptions, score: float | None, decision: bool | None,
                 font: int) -> bool:
-    """Score bar, label and HUD lines placed by ``opt.placer``: one panel where one fits on clear screen,
-    else one panel per line (at the smallest scale), each where it covers the least ink. False when
-    the placer finds no room at all off the scan areas."""
+    """Score bar, label and HUD lines placed by ``opt.placer``: one panel (a column of lines, else one
+    row of them) where one fits on clear screen, else one panel per line (at the smallest scale), each
+    where it covers the least ink. False when the placer finds no room at all off the scan areas."""
     positive = None
     lines = list(hud)
     if score is not None:
@@ -316,8 +324,13 @@ def _draw_panel(out: np.ndarray, hud: list[str], opt: OverlayOptions, score: flo
         if spots is not None and spots[0][2]:
             layout = [(lines, bar, spots[0], scale)]
             break
-    if layout is None:  # no clear room for one panel: a panel per line
+    if layout is None:  # no clear room for a column of lines: one row of them
         scale = PANEL_SCALES[-1]
+        row = ["  ".join(lines)]
+        spots = opt.placer.place([_panel_size(row, font, scale, bar)])
+        if spots is not None and spots[0][2]:
+            layout = [(row, bar, spots[0], scale)]
+    if layout is None:  # nor for a row: a panel per line
         groups = [(ln, bar and k == 0) for k, ln in enumerate(lines)]
         spots = opt.placer.place([_panel_size([ln], font, scale, b) for ln, b in groups])
         if spots is None:
