@@ -478,7 +478,7 @@ def test_dicom_reader_is_paced_at_the_recorded_frame_rate(monkeypatch, tmp_path)
 
 
 def test_live_plays_a_dicom_cine_headless(tmp_path):
-    """`edgecalc live --source cine.dcm` with the shipped bundle, torch blocked: every frame of the cine."""
+    """`edgecalc live --source cine.dcm` with the shipped bundle, torch blocked: the cine's frames, with its spacing."""
     from test_foundation import run_without_torch
 
     cine = write_cine_dicom(tmp_path / "cine.dcm", n_frames=4, fps=50.0)
@@ -497,6 +497,8 @@ def test_live_plays_a_dicom_cine_headless(tmp_path):
     assert res.returncode == 0, res.stdout + res.stderr
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["processed"] == 3 and summary["source"].startswith("dicom ")
+    # the sizes on the HUD and in the log use the file's millimetres (the phantom's 0.13 mm per pixel)
+    assert summary["spacing_mm"] == [0.13, 0.13] and summary["spacing_source"] == "us-regions"
     assert len((tmp_path / "log.jsonl").read_text().splitlines()) == 3
 
 
