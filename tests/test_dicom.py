@@ -503,7 +503,8 @@ def test_live_plays_a_dicom_cine_headless(tmp_path):
 
 
 def test_pydicom_missing_says_how_to_install(tmp_path):
-    """With pydicom absent the module still imports; reading says `pip install 'edgecalc[dicom]'`."""
+    """With pydicom absent the modules still import; reading, import-dicom and phantom --dicom say
+    `pip install 'edgecalc[dicom]'` (the commands exit 2)."""
     import subprocess
     import sys
 
@@ -525,8 +526,13 @@ def test_pydicom_missing_says_how_to_install(tmp_path):
         from edgecalc.cli import app
         r = CliRunner().invoke(app, ["data", "import-dicom", {str(tmp_path)!r}, "--out", {str(tmp_path / 'o')!r}])
         print("exit", r.exit_code, r.output)
+        r = CliRunner().invoke(app, ["data", "phantom", "--out", {str(tmp_path / 'ph')!r}, "--n", "2", "--positive", "1", "--dicom"])
+        print("phantom exit", r.exit_code, r.output)
     """)
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     assert "a.dcm needs pydicom: pip install 'edgecalc[dicom]'" in res.stdout
     assert "exit 2" in res.stdout and "edgecalc[dicom]" in res.stdout.split("exit 2", 1)[1]
+    after = res.stdout.split("phantom exit", 1)[1]
+    assert after.startswith(" 2") and "edgecalc[dicom]" in after
+    assert not (tmp_path / "ph").exists()  # refused before anything is generated

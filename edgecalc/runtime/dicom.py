@@ -36,7 +36,7 @@ import numpy as np
 INSTALL_HINT = "pip install 'edgecalc[dicom]'"
 SPACING_SOURCES = ("us-regions", "pixel-spacing", "none")
 #: file-name endings taken for DICOM without looking inside (others are checked by their preamble)
-DICOM_SUFFIXES = (".dcm", ".dicom", ".dic")
+DICOM_SUFFIXES = (".dcm", ".dicom")
 #: DICOM code of PhysicalUnitsX/YDirection for centimetres (PS3.3 C.8.5.5.1.15)
 UNITS_CM = 3
 #: refuse files whose header claims more decoded bytes than this (a corrupt Rows/Columns/NumberOfFrames)
