@@ -53,6 +53,26 @@ class DoctorReport:
         return dataclasses.asdict(self)
 
 
+def _dicom_library() -> LibraryInfo:
+    """pydicom and which of its plugins decode the encodings ultrasound files come in."""
+    pydicom, why = _try_import("pydicom")
+    if pydicom is None:
+        return LibraryInfo("pydicom", None, f"{why} (DICOM input: pip install 'edgecalc[dicom]')")
+    from edgecalc.runtime.dicom import DECODED_SYNTAXES
+
+    parts = []
+    for label, uid in DECODED_SYNTAXES.items():
+        try:
+            from pydicom.pixels import get_decoder
+
+            decoder = get_decoder(uid)
+            plugins = list(decoder.available_plugins) or (["pydicom (native)"] if decoder.is_available else [])
+        except Exception:  # noqa: BLE001 - report, never crash
+            plugins = []
+        parts.append(f"{label}: {', '.join(plugins) if plugins else 'no decoder'}")
+    return LibraryInfo("pydicom", pydicom.__version__, "; ".join(parts))
+
+
 def _try_import(name: str) -> tuple[Any | None, str]:
     """Import a module, returning (module, "") or (None, reason)."""
     try:
@@ -185,6 +205,9 @@ def collect_report() -> DoctorReport:
             cuda_py_version = "?"
     libs.append(LibraryInfo("cuda-python", cuda_py_version,
                             "" if cudart else f"{cudart_why} (pip install 'edgecalc[trt]')"))
+
+    # --- DICOM input -----------------------------------------------------------------------
+    libs.append(_dicom_library())
 
     # --- backend x precision ---------------------------------------------------------------
     add = rep.backends.append

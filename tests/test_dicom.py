@@ -502,6 +502,14 @@ def test_live_plays_a_dicom_cine_headless(tmp_path):
     assert len((tmp_path / "log.jsonl").read_text().splitlines()) == 3
 
 
+def test_doctor_lists_pydicom_and_its_decoders():
+    from edgecalc.doctor import collect_report
+
+    row = next(lib for lib in collect_report().libraries if lib.name == "pydicom")
+    assert row.version == pydicom.__version__
+    assert "RLE: " in row.detail and "JPEG Baseline: " in row.detail and "pylibjpeg" in row.detail
+
+
 def test_pydicom_missing_says_how_to_install(tmp_path):
     """With pydicom absent the modules still import; reading, import-dicom and phantom --dicom say
     `pip install 'edgecalc[dicom]'` (the commands exit 2)."""
@@ -528,6 +536,8 @@ def test_pydicom_missing_says_how_to_install(tmp_path):
         print("exit", r.exit_code, r.output)
         r = CliRunner().invoke(app, ["data", "phantom", "--out", {str(tmp_path / 'ph')!r}, "--n", "2", "--positive", "1", "--dicom"])
         print("phantom exit", r.exit_code, r.output)
+        from edgecalc.doctor import collect_report
+        print("doctor", next(lib.detail for lib in collect_report().libraries if lib.name == "pydicom"))
     """)
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
@@ -536,3 +546,4 @@ def test_pydicom_missing_says_how_to_install(tmp_path):
     after = res.stdout.split("phantom exit", 1)[1]
     assert after.startswith(" 2") and "edgecalc[dicom]" in after
     assert not (tmp_path / "ph").exists()  # refused before anything is generated
+    assert "doctor not installed (DICOM input: pip install 'edgecalc[dicom]')" in res.stdout

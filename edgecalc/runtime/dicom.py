@@ -35,6 +35,12 @@ import numpy as np
 
 INSTALL_HINT = "pip install 'edgecalc[dicom]'"
 SPACING_SOURCES = ("us-regions", "pixel-spacing", "none")
+#: the encodings ultrasound files come in (label -> transfer syntax UID), as ``edgecalc doctor`` lists them
+DECODED_SYNTAXES = {
+    "uncompressed": "1.2.840.10008.1.2.1",
+    "RLE": "1.2.840.10008.1.2.5",
+    "JPEG Baseline": "1.2.840.10008.1.2.4.50",
+}
 #: file-name endings taken for DICOM without looking inside (others are checked by their preamble)
 DICOM_SUFFIXES = (".dcm", ".dicom")
 #: DICOM code of PhysicalUnitsX/YDirection for centimetres (PS3.3 C.8.5.5.1.15)
