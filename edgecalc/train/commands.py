@@ -7,16 +7,28 @@ from pathlib import Path
 from typing import Any
 
 
+#: Set once SIGTERM arrived: a KeyboardInterrupt raised inside C code (matplotlib drawing the final
+#: figures) can come back out as another exception, which must still be reported as the interrupt.
+_SIGNALLED: list[int] = []
+
+
 def _sigterm_as_interrupt() -> None:
     """Treat ``kill`` (SIGTERM) like Ctrl-C: the epoch in progress is dropped, checkpoints stay."""
 
     def handler(signum: int, frame: Any) -> None:
+        _SIGNALLED.append(signum)
         raise KeyboardInterrupt(f"signal {signum}")
 
     try:
         signal.signal(signal.SIGTERM, handler)
     except ValueError:  # not the main thread
         pass
+
+
+def _interrupted(console: Any, run_dir: Path) -> int:
+    console.print(f"\n[yellow]interrupted: the epoch in progress is lost, earlier epochs are checkpointed; "
+                  f"continue with: edgecalc train --resume {run_dir}[/yellow]")
+    return 130
 
 
 def default_run_dir(mask_fraction: float, fold: int, preset: str, size: int | None) -> Path:
@@ -60,13 +72,15 @@ def train_cmd(resume: Path | None, threads: int = 0, console: Any = None, **opti
             console.print(f"run folder {run_dir}")
             final = run_training(cfg, run_dir, console=console)
     except KeyboardInterrupt:
-        console.print(f"\n[yellow]interrupted: the epoch in progress is lost, earlier epochs are checkpointed; "
-                      f"continue with: edgecalc train --resume {run_dir}[/yellow]")
-        return 130
+        return _interrupted(console, run_dir)
     except TrainingDiverged as exc:
+        if _SIGNALLED:
+            return _interrupted(console, run_dir)
         console.print(f"[red]{exc}[/red]")
         return 3
     except (DatasetError, OSError, ValueError) as exc:  # OSError: also a full disk or a read-only run folder
+        if _SIGNALLED:
+            return _interrupted(console, run_dir)
         console.print(f"[red]{exc}[/red]")
         return 2
     console.print(f"final weights: {final}")

@@ -1,0 +1,105 @@
+"""Run the real ``edgecalc`` CLI in a subprocess and kill it at a chosen moment, or starve it of disk.
+
+Used by ``tests/test_fault_injection.py``. ``run_and_kill`` starts the command, waits until a
+``started`` condition holds (e.g. the run folder exists: killing during Python's imports proves
+nothing), sleeps a seeded-random delay, then sends the signal; ``run_cli`` runs to the end, with an
+optional file-size limit (``RLIMIT_FSIZE``, SIGXFSZ ignored so that a write past it fails with
+EFBIG, as on a full disk). Kill moments come from ``kill_delays(seed, n, span)``: reproducible.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import resource
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+#: The CLI as a user runs it (the console script's entry point), with this interpreter.
+CLI = [sys.executable, "-c", "import sys; from edgecalc.cli import main; sys.argv[0] = 'edgecalc'; main()"]
+
+
+@dataclass
+class Outcome:
+    """How one run ended: its exit status (negative: killed by that signal), output, and when the signal went."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    signalled_after_s: float | None
+
+    @property
+    def output(self) -> str:
+        return " ".join((self.stdout + "\n" + self.stderr).split())
+
+
+def kill_delays(seed: int, n: int, span: float, low: float = 0.0) -> list[float]:
+    """``n`` reproducible kill moments in ``[low, span)`` seconds (sorted, so the trials sweep the run)."""
+    rng = random.Random(seed)
+    return sorted(round(low + rng.random() * (span - low), 3) for _ in range(n))
+
+
+def _env(extra: dict[str, str] | None) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({"PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", "COLUMNS": "200", "NO_COLOR": "1"})
+    env.update(extra or {})
+    return env
+
+
+def _limits(fsize: int | None) -> Callable[[], None] | None:
+    if fsize is None:
+        return None
+
+    def apply() -> None:  # runs in the child between fork and exec
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead of killing
+        resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
+
+    return apply
+
+
+def run_cli(args: Sequence[str], *, cwd: Path, timeout: float = 240.0, fsize: int | None = None,
+            env: dict[str, str] | None = None) -> Outcome:
+    """Run ``edgecalc ARGS`` to its end (``fsize``: the largest file it may write, in bytes)."""
+    res = subprocess.run([*CLI, *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                         env=_env(env), preexec_fn=_limits(fsize))
+    return Outcome(res.returncode, res.stdout, res.stderr, None)
+
+
+def run_and_kill(args: Sequence[str], *, cwd: Path, sig: int, delay: float, started: Callable[[], bool],
+                 timeout: float = 240.0, env: dict[str, str] | None = None, poll: float = 0.02) -> Outcome:
+    """Start ``edgecalc ARGS``; once ``started()`` holds, wait ``delay`` s and send ``sig``; collect the end.
+
+    The process may finish before the signal (the delay overshot the work left): ``signalled_after_s``
+    is None then and the caller checks a completed run instead.
+    """
+    proc = subprocess.Popen([*CLI, *map(str, args)], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=_env(env))
+    t0 = time.monotonic()
+    sent: float | None = None
+    try:
+        while not started():
+            if proc.poll() is not None or time.monotonic() - t0 > timeout:
+                break
+            time.sleep(poll)
+        t_ready = time.monotonic()
+        while proc.poll() is None and time.monotonic() - t_ready < delay:
+            time.sleep(min(poll, delay))
+        if proc.poll() is None:
+            proc.send_signal(sig)
+            sent = round(time.monotonic() - t_ready, 3)
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    return Outcome(proc.returncode, out, err, sent)
+
+
+def leftovers(folder: Path, name: str) -> list[str]:
+    """Hidden staging files or folders a writer left beside ``folder/name`` (``.name.*``)."""
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith(f".{name}."))
