@@ -117,6 +117,10 @@ def test_methods_are_checked_before_training(real_like, tmp_path):
     with pytest.raises(ValueError, match="sim-to-real needs"):
         run_compare(real_like, ["sim-to-real"], tmp_path / "y", folds=3, **TINY)
     assert not (tmp_path / "x").exists() and set(METHODS) >= {"labels-only", "brightness"}
+    for m in ("csagnet", "alexnet-seg"):  # the mask-less set cannot give them the paper's supervision
+        with pytest.raises(ValueError, match=f"method {m} trains on .* pixel masks"):
+            run_compare(real_like, ["vgg16", m], tmp_path / "z", folds=3, **TINY)
+    assert not (tmp_path / "z").exists()
 
 
 def test_brightness_rule_finds_a_bright_centre(tmp_path):

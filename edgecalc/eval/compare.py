@@ -141,6 +141,15 @@ def _train_config(method: str, data: Path, fold: int, pretrained: Path | None, p
     return TrainConfig.for_recipe(recipe, data=str(data), fold=fold, **opts, **extra)
 
 
+def _needs_own_masks(cfg) -> bool:
+    """Whether a training config reads pixel masks of its own data set (its stage one or its all-masks stage)."""
+    from edgecalc.model.registry import get_spec
+
+    spec = get_spec(cfg.network)
+    own_stage1 = cfg.has_stage1 and cfg.stage1_data is None and cfg.stage1_weights is None
+    return own_stage1 or spec.supervision == "all-masks"
+
+
 def _run_trained(cfg, run_dir: Path, console: Any) -> None:
     from edgecalc.eval.sweep import check_same_recipe
     from edgecalc.train.run import FINAL_WEIGHTS, METRICS_FILE, resume_training, run_training
@@ -504,7 +513,13 @@ def run_compare(data: str | Path, methods: Sequence[str], out: str | Path, folds
         if METHODS[m].needs_pretrained and pretrained is None:
             raise ValueError(f"method {m} needs --pretrained (a run folder or weights file, e.g. the phantom run)")
         if METHODS[m].kind == "train":  # settings checked before hours of training
-            _train_config(m, data, fold_ids[0], pretrained, phantom, mix_ratio, {**train_options, "folds": folds, "device": device})
+            cfg = _train_config(m, data, fold_ids[0], pretrained, phantom, mix_ratio,
+                                {**train_options, "folds": folds, "device": device})
+            if _needs_own_masks(cfg) and not any(r.get("_mask") for r in rep.rows):
+                raise ValueError(f"method {m} trains on {data}'s pixel masks ({cfg.network}, mask fraction "
+                                 f"{cfg.mask_fraction:g}) and {data} has none "
+                                 "(masks/<id>.png); leave it out, or compare mask-free methods (sim-to-real, image-label "
+                                 "networks, rules)")
     labels = np.asarray([int(r["calcification"]) for r in rep.rows], np.int64)
     pats = [(r.get("patient") or "").strip() for r in rep.rows]
     groups = np.asarray(pats) if all(pats) else None
