@@ -162,3 +162,8 @@ def test_every_network_exports_and_runs_in_the_runtime(name, tmp_path):
         ref = [t.numpy() for t in ExportWrapper(tiny(name))(torch.from_numpy(x))]
     for k, r in zip(("mask", "score", "attention"), ref):
         assert np.abs(got[k] - r).max() <= 1e-4, k
+    pytest.importorskip("openvino", reason="OpenVINO is not installed (the [openvino] extra)")
+    with open_backend("openvino", tmp_path / "b" / art.file) as be:  # finds every output by its bundle name
+        got = be.infer(x)
+    for k, r in zip(("mask", "score", "attention"), ref):
+        assert np.abs(got[k] - r).max() <= 1e-4, k

@@ -34,5 +34,8 @@ def labels_only_output(logits: torch.Tensor, maps: tuple[torch.Tensor, ...], lev
 
     probs = torch.softmax(logits, dim=1)
     shown = maps[-1] if levels[-1] == 1 else F.interpolate(maps[-1], size=size, mode="bilinear", align_corners=False)
-    mask = probs[:, 1:2, None, None] * shown
+    # probs[:, 1] reshaped, not the slice probs[:, 1:2] ExportWrapper returns as ``score``: the ONNX
+    # exporter merges equal slices, and the score output would then also carry an internal tensor's
+    # name (OpenVINO reports that one, and the backend finds no "score")
+    mask = probs[:, 1].reshape(-1, 1, 1, 1) * shown
     return CSAGNetOutput(mask, (mask,), logits, probs, probs[:, None, :], tuple(maps))
