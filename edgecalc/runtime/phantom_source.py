@@ -45,6 +45,11 @@ class PhantomCineReader(MemoryFrameReader):
             self.labels = [int(bool(positive))] * len(frames)
             self.truth = [None] * len(frames)
         super().__init__([cv2.cvtColor(g, cv2.COLOR_GRAY2BGR) for g in gray], loops, fps)
+        from edgecalc.data.phantom.config import PhantomConfig
+
+        # the phantom knows its pixels exactly: the live loop reads these for calcification sizes in mm
+        self.spacing_mm = (PhantomConfig().frame_pixel_spacing_mm,) * 2
+        self.spacing_source = "phantom"
 
     def segment_of(self, index: int):
         """The demo segment frame ``index`` (a read count, loops included) belongs to; None for a single scan."""
