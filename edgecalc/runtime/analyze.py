@@ -16,7 +16,6 @@ read are reported by name with the reason and skipped. No torch.
 from __future__ import annotations
 
 import csv
-import io
 import json
 from dataclasses import dataclass
 from functools import lru_cache
@@ -32,6 +31,7 @@ from edgecalc.runtime.cropper import CropDecision
 from edgecalc.runtime.decision import DecisionSmoother, FociSmoother
 from edgecalc.runtime.locate_images import (IMAGE_SUFFIXES, LocateFn, LocateResult, _natural_key, locate_one, read_image,
                                              write_png_atomic)
+from edgecalc.runtime.locate_images import csv_text as rows_csv_text
 from edgecalc.runtime.overlay import draw_foci
 from edgecalc.runtime.pipeline import FramePipeline, FrameResult
 from edgecalc.runtime.quantify import NoduleFoci, Spacing, check_spacing
@@ -288,12 +288,7 @@ def analyze_paths(paths: list[Path], analyzer: StillAnalyzer, mm_per_px: float |
 
 
 def csv_text(rows: list[Analysis]) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(CSV_HEADER)
-    for r in rows:
-        w.writerow(r.csv_row())
-    return buf.getvalue()
+    return rows_csv_text(rows, CSV_HEADER)
 
 
 def write_reports(rows: list[Analysis], out_csv: Path | None, out_json: Path | None, skipped: list[str]) -> None:

@@ -128,10 +128,11 @@ def write_png_atomic(path: Path, image: np.ndarray) -> None:
 
 
 
-def csv_text(results: Iterable[LocateResult]) -> str:
+def csv_text(results: Iterable[LocateResult], header: tuple[str, ...] = CSV_HEADER) -> str:
+    """``header`` and each result's ``csv_row()`` (``edgecalc analyze`` writes its rows the same way)."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(CSV_HEADER)
+    w.writerow(header)
     for r in results:
         w.writerow(r.csv_row())
     return buf.getvalue()
