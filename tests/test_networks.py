@@ -46,9 +46,7 @@ def test_the_gate_free_and_gated_maps_are_what_the_docstrings_say():
 
     vgg = tiny("vgg16")
     x = torch.rand(2, 1, SIZE, SIZE)
-    h = x
-    for i, block in enumerate(vgg.blocks):
-        h = block(torch.nn.functional.max_pool2d(h, 2) if i > 0 else h)
+    h = vgg.features(x)[-1]
     cam = class_activation_map(h, vgg.head)
     # the CAM's logit averaged over positions is the head's logit difference (Zhou et al.)
     logit = torch.logit(cam.double()).mean(dim=(1, 2, 3))
@@ -60,9 +58,7 @@ def test_the_gate_free_and_gated_maps_are_what_the_docstrings_say():
     assert [tuple(m.shape[-2:]) for m in a] == [(4, 4), (8, 8), (16, 16)]  # conv5, conv4, conv3
     with torch.no_grad():  # a gate whose psi varies (as after training): its map spans [0, 1] and pools like mean-flow
         sono.gate3.psi.weight.mul_(1e4)
-        conv = [x]
-        for i, block in enumerate(sono.blocks):
-            conv.append(block(torch.nn.functional.max_pool2d(conv[-1], 2) if i > 0 else conv[-1]))
+        conv = [x, *sono.features(x)]
         alpha = sono.gate3(conv[3], conv[5])
         phi = torch.nn.functional.interpolate(sono.gate3.phi(conv[5]), size=(16, 16), mode="bilinear", align_corners=False)
         psi = sono.gate3.psi(torch.relu(sono.gate3.theta(conv[3]) + phi)).flatten(2)

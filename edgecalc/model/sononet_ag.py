@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from edgecalc.model.blocks import AttentionPoolingClassifier, ConvBlock, GridAttentionGate, class_activation_map
+from edgecalc.model.blocks import AttentionPoolingClassifier, ConvStack, GridAttentionGate, class_activation_map
 from edgecalc.model.blocks import labels_only_output
 from edgecalc.model.config import ModelConfig
 from edgecalc.model.dsagnet import check_input
@@ -69,10 +69,7 @@ class SononetAG(nn.Module):
         super().__init__()
         self.cfg = cfg or ModelConfig()
         f = [self.cfg.scaled(c) for c in SONONET8_FILTERS]
-        self.blocks = nn.ModuleList(
-            ConvBlock(self.cfg.in_channels if i == 0 else f[i - 1], f[i], n, self.cfg.batch_norm)
-            for i, n in enumerate(SONONET_CONVS)
-        )
+        self.features = ConvStack(self.cfg.in_channels, tuple(f), SONONET_CONVS, self.cfg.batch_norm)
         self.gate3 = MeanFlowGate(f[2], f[4], f[3])
         self.gate4 = MeanFlowGate(f[3], f[4], f[3])
         self.classifier = AttentionPoolingClassifier((f[2], f[3], f[4]), softmax_scales=False)
@@ -86,12 +83,7 @@ class SononetAG(nn.Module):
 
     def forward(self, x: torch.Tensor):
         check_input(x, self.cfg)
-        feats = []
-        h = x
-        for i, block in enumerate(self.blocks):
-            h = block(F.max_pool2d(h, 2) if i > 0 else h)
-            feats.append(h)
-        conv3, conv4, conv5 = feats[2], feats[3], feats[4]
+        conv3, conv4, conv5 = self.features(x)[2:]
         a3, a4 = self.gate3(conv3, conv5), self.gate4(conv4, conv5)
         logits, _, _ = self.classifier([conv3, conv4, conv5], [a3, a4, torch.ones_like(conv5[:, :1])])
         cam = class_activation_map(conv5, self.classifier.heads[2])

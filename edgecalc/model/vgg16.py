@@ -12,10 +12,9 @@ output repeats that one map in its three channels; ``mask`` is score x CAM (not 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from edgecalc.model.blocks import ConvBlock, class_activation_map, labels_only_output
+from edgecalc.model.blocks import ConvStack, class_activation_map, labels_only_output
 from edgecalc.model.config import ModelConfig
 from edgecalc.model.dsagnet import check_input
 
@@ -30,18 +29,13 @@ class VGG16(nn.Module):
         super().__init__()
         self.cfg = cfg or ModelConfig()
         f = [self.cfg.scaled(c) for c in VGG16_FILTERS]
-        self.blocks = nn.ModuleList(
-            ConvBlock(self.cfg.in_channels if i == 0 else f[i - 1], f[i], n, self.cfg.batch_norm)
-            for i, n in enumerate(VGG16_CONVS)
-        )
+        self.features = ConvStack(self.cfg.in_channels, tuple(f), VGG16_CONVS, self.cfg.batch_norm)
         self.head = nn.Linear(f[-1], 2)
         self.levels = (5, 5, 5)  #: block 5 lies at 1/16 of the input (four max-pools)
 
     def forward(self, x: torch.Tensor):
         check_input(x, self.cfg)
-        h = x
-        for i, block in enumerate(self.blocks):
-            h = block(F.max_pool2d(h, 2) if i > 0 else h)
+        h = self.features(x)[-1]
         logits = self.head(h.mean(dim=(2, 3)))
         cam = class_activation_map(h, self.head)
         return labels_only_output(logits, (cam, cam, cam), self.levels, (x.shape[2], x.shape[3]))

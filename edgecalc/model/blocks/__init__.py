@@ -5,6 +5,7 @@ from edgecalc.model.blocks.cam import class_activation_map, labels_only_output
 from edgecalc.model.blocks.classifier import AttentionPoolingClassifier
 from edgecalc.model.blocks.conv import ConvBlock, UpConv
 from edgecalc.model.blocks.pyramid import PyramidInput
+from edgecalc.model.blocks.stack import ConvStack
 
-__all__ = ["AttentionPoolingClassifier", "ConvBlock", "GridAttentionGate", "PyramidInput", "UpConv", "class_activation_map",
+__all__ = ["AttentionPoolingClassifier", "ConvBlock", "ConvStack", "GridAttentionGate", "PyramidInput", "UpConv", "class_activation_map",
            "labels_only_output"]
