@@ -97,7 +97,21 @@ def run_and_kill(args: Sequence[str], *, cwd: Path, sig: int, delay: float, star
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
-    return Outcome(proc.returncode, out, err, sent)
+    outcome = Outcome(proc.returncode, out, err, sent)
+    _record(args, sig, delay, outcome)
+    return outcome
+
+
+def _record(args: Sequence[str], sig: int, delay: float, outcome: Outcome) -> None:
+    """Append the trial to ``$EDGECALC_FAULT_LOG`` (JSON lines), where docs/reliability.md's counts come from."""
+    path = os.environ.get("EDGECALC_FAULT_LOG")
+    if path:
+        import json
+
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps({"command": " ".join(map(str, args[:2])), "signal": signal.Signals(sig).name,
+                                 "delay_s": delay, "signalled_after_s": outcome.signalled_after_s,
+                                 "returncode": outcome.returncode}) + "\n")
 
 
 def leftovers(folder: Path, name: str) -> list[str]:
