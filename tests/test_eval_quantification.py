@@ -38,3 +38,22 @@ def test_a_data_set_without_per_calcification_truth_is_refused_by_name(tiny, tmp
         load_truth(old)
     assert main([str(old), "--oracle"]) == 2
     assert "meta.jsonl" in capsys.readouterr().err
+
+
+def test_the_shipped_model_is_scored_on_crops_and_frames(tiny):
+    from edgecalc.runtime.shipped import default_bundle_dir
+
+    if default_bundle_dir() is None:
+        pytest.skip("this build carries no shipped bundle")
+    from edgecalc.runtime.analyze import StillAnalyzer
+    from edgecalc.runtime.learned_locator import LearnedLocator
+    from edgecalc.runtime.live_setup import build_pipeline
+
+    setup = build_pipeline(None, backend="onnxruntime", crop="manual")
+    analyzer = StillAnalyzer(setup.pipeline, LearnedLocator(threads=1).locate)
+    for frames in (False, True):
+        rep = evaluate(tiny, frames=frames, analyzer=analyzer)
+        assert rep["images"] == 5 and len(rep["per_image"]) == 5
+        for key in ("count_within_1", "points_exact_positives", "points_exact_negatives"):
+            assert rep[key] is None or 0.0 <= rep[key] <= 1.0
+        assert all(r["count"] >= 0 and r["matched"] <= min(r["count"], r["true_count"]) for r in rep["per_image"])
