@@ -34,20 +34,25 @@ app.add_typer(model_app, name="model", rich_help_panel="Data and model")
 def model_info_cmd(
     preset: str = typer.Option("paper", "--preset", help="Model preset: paper or lite."),
     size: int = typer.Option(None, "--size", help="Input size (a multiple of 16); default the preset's."),
+    network: str = typer.Option("csagnet", "--network", help="A network of edgecalc/model/registry.py (csagnet, "
+                                "vgg-unet, alexnet-seg, sononet-ag, vgg16, resnet50; docs/comparison.md)."),
 ) -> None:
-    """Print CS-AGnet's parameter count, FLOPs per image (2 x MACs) and a per-layer table."""
+    """Print a network's (default CS-AGnet's) parameter count, FLOPs per image (2 x MACs) and a per-layer table."""
     from rich.console import Console
     from rich.table import Table
 
     from edgecalc.model.config import get_preset
     from edgecalc.model.info import model_info
 
+    from edgecalc.model.registry import network_class
+
     try:
         cfg = get_preset(preset, size)
+        model = network_class(network)(cfg)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
-    info = model_info(cfg)
-    table = Table(title=f"CS-AGnet '{preset}' at {cfg.input_size}x{cfg.input_size}x{cfg.in_channels}, width {cfg.width}")
+    info = model_info(cfg, model)
+    table = Table(title=f"{'CS-AGnet' if network == 'csagnet' else network} '{preset}' at {cfg.input_size}x{cfg.input_size}x{cfg.in_channels}, width {cfg.width}")
     table.add_column("layer")
     table.add_column("output (C, H, W)")
     table.add_column("params", justify="right")
@@ -58,7 +63,8 @@ def model_info_cmd(
     console = Console()
     console.print(table)
     console.print(
-        f"preset {preset}: filters {cfg.filters}, {info.params:,} parameters, "
+        f"preset {preset}: " + (f"filters {cfg.filters}, " if network in ("csagnet", "vgg-unet") else f"width {cfg.width}, ")
+        + f"{info.params:,} parameters, "
         f"{info.flops / 1e9:.2f} GFLOP per image (FLOPs = 2 x multiply-accumulates of conv/linear layers)"
     )
 
@@ -692,7 +698,11 @@ def compare_cmd(
     threads: int = _THREADS,
 ) -> None:
     """Every method on the same folds: pooled and per-fold AUC (patient-bootstrap CI), accuracy, sensitivity,
-    specificity, with and without text-bearing crops and per kind; ROC figure; resumable like sweep."""
+    specificity, with and without text-bearing crops and per kind; ROC figure; resumable like sweep.
+
+    The paper's Table 2: --methods csagnet,vgg-unet,alexnet-seg,sononet-ag,vgg16,resnet50,ci,otsu (paired
+    per-fold differences against csagnet, attention hit rates, attention.png; docs/comparison.md).
+    """
     from edgecalc.eval.commands import compare_command
 
     raise typer.Exit(compare_command(
