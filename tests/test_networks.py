@@ -163,3 +163,12 @@ def test_every_network_exports_and_runs_in_the_runtime(name, tmp_path):
         got = be.infer(x)
     for k, r in zip(("mask", "score", "attention"), ref):
         assert np.abs(got[k] - r).max() <= 1e-4, k
+
+
+def test_the_registry_and_the_cli_choices_need_no_torch():
+    from test_foundation import run_without_torch
+
+    res = run_without_torch("from edgecalc.model.registry import NETWORKS\nfrom edgecalc.train.config import TrainConfig\n"
+                            "import edgecalc.cli, sys\nassert 'torch' not in sys.modules\n"
+                            "assert TrainConfig(data='d', network='vgg16', mask_fraction=0.0).network == 'vgg16'")
+    assert res.returncode == 0, res.stderr
