@@ -65,8 +65,9 @@ def _limits(fsize: int | None) -> Callable[[], None] | None:
 def run_cli(args: Sequence[str], *, cwd: Path, timeout: float = 240.0, fsize: int | None = None,
             env: dict[str, str] | None = None) -> Outcome:
     """Run ``edgecalc ARGS`` to its end (``fsize``: the largest file it may write, in bytes)."""
-    res = subprocess.run([*CLI, *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                         env=_env(env), preexec_fn=_limits(fsize))
+    # errors="replace": FFmpeg's warnings on a damaged stream may carry raw bytes
+    res = subprocess.run([*CLI, *map(str, args)], cwd=cwd, capture_output=True, text=True, errors="replace",
+                         timeout=timeout, env=_env(env), preexec_fn=_limits(fsize))
     return Outcome(res.returncode, res.stdout, res.stderr, None)
 
 
@@ -78,7 +79,7 @@ def run_and_kill(args: Sequence[str], *, cwd: Path, sig: int, delay: float, star
     is None then and the caller checks a completed run instead.
     """
     proc = subprocess.Popen([*CLI, *map(str, args)], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=_env(env))
+                            text=True, errors="replace", env=_env(env))
     t0 = time.monotonic()
     sent: float | None = None
     try:
