@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import signal
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,10 @@ def _sigterm_as_interrupt() -> None:
     try:
         signal.signal(signal.SIGTERM, handler)
     except ValueError:  # not the main thread
-        pass
+        return
+    # once the command is over, a late SIGTERM ends the process plainly (raised during the interpreter's
+    # shutdown, the KeyboardInterrupt only printed "Exception ignored" and the exit code said 0)
+    atexit.register(signal.signal, signal.SIGTERM, signal.SIG_DFL)
 
 
 def _interrupted(console: Any, run_dir: Path) -> int:
