@@ -183,6 +183,14 @@ def read_manifest(bundle_dir: str | Path = ASSET_DIR) -> dict[str, Any]:
         manifest = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise LocatorBundleError(f"locator manifest {path} is not valid JSON: {exc}") from exc
+    try:
+        return _checked(path, manifest)
+    except (TypeError, ValueError, AttributeError, KeyError, OverflowError) as exc:  # fields of the wrong type
+        raise LocatorBundleError(f"locator manifest {path}: a field has the wrong type or value: {exc!r}") from None
+
+
+def _checked(path: Path, manifest: Any) -> dict[str, Any]:
+    """``read_manifest``'s checks on the parsed JSON; a field of the wrong type raises (caught there)."""
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT \
             or manifest.get("format_version") not in READABLE_VERSIONS:
         got = manifest if not isinstance(manifest, dict) else (manifest.get("format"), manifest.get("format_version"))
@@ -203,9 +211,24 @@ def read_manifest(bundle_dir: str | Path = ASSET_DIR) -> dict[str, Any]:
         missing += [f"members[{n}].{k}" for k in MEMBER_KEYS if not isinstance(m, dict) or k not in m]
     if missing:
         raise LocatorBundleError(f"locator manifest {path} lacks {', '.join(missing)}")
-    if manifest.get("preprocessing", {}).get("name") != PREPROCESSING_SPEC["name"]:
-        raise LocatorBundleError(f"{path}: preprocessing {manifest.get('preprocessing', {}).get('name')!r} is not "
-                                 f"this runtime's {PREPROCESSING_SPEC['name']!r}")
+    pre = manifest.get("preprocessing")
+    pre_name = pre.get("name") if isinstance(pre, dict) else pre
+    if pre_name != PREPROCESSING_SPEC["name"]:
+        raise LocatorBundleError(f"{path}: preprocessing {pre_name!r} is not this runtime's {PREPROCESSING_SPEC['name']!r}")
+    if not isinstance(manifest["members"], list):
+        raise LocatorBundleError(f"{path}: members is a {type(manifest['members']).__name__}, not a list")
+    root = path.parent.resolve()
+    for n, m in enumerate(manifest["members"]):
+        try:  # a member file must lie in the bundle folder (no '..', absolute path or symlink out)
+            inside = isinstance(m["model"], str) and root in (path.parent / m["model"]).resolve().parents
+            int(m["input_size"])
+        except (OSError, ValueError, TypeError, OverflowError):
+            inside = False
+        if not inside:
+            raise LocatorBundleError(f"{path}: members[{n}] names model {m['model']!r} with input size "
+                                     f"{m['input_size']!r}: not a file in the bundle folder and a whole number")
+    for key in ("threshold", "crop_threshold", "min_share", "min_peak"):
+        float(manifest[key])
     return manifest
 
 

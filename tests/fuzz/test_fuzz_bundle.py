@@ -1,5 +1,8 @@
 """Export bundles under a fuzzed ``manifest.json``: ``load_bundle`` gives a Bundle or a BundleError.
 
+The learned locator's bundle gets the same treatment: ``LearnedLocator`` or ``LocatorBundleError``,
+every member model inside the folder.
+
 The seed is the shipped bundle's manifest with one small artifact. Hypothesis drops keys, swaps
 values for other types (lists, strings, nulls, huge numbers), and points artifact file names out of
 the bundle (``..``, absolute paths, a symlink whose target lies outside). Contract: a ``Bundle`` whose
@@ -94,3 +97,62 @@ def test_the_seed_itself_loads(tmp_path):
     m["artifacts"][0]["sha256"] = sha256_file(tmp_path / "model.onnx")
     (tmp_path / MANIFEST_NAME).write_text(json.dumps(m))
     assert load_bundle(tmp_path).manifest.artifacts[0].file == "model.onnx"
+
+
+# --- the learned nodule locator's bundle (edgecalc/assets/locator: manifest.json + one ONNX per member) ---
+
+from edgecalc.runtime import learned_locator as _loc  # noqa: E402
+
+LOCATOR_SEED = json.loads((_loc.ASSET_DIR / _loc.MANIFEST_NAME).read_text())
+LOCATOR_ESCAPES = st.sampled_from(["../outside.onnx", "/etc/hostname", "link.onnx", "sub/../../outside.onnx", "",
+                                   "locator-64.onnx\x00", 5, None])
+
+
+@st.composite
+def locator_manifests(draw) -> object:
+    m = copy.deepcopy(LOCATOR_SEED)
+    for _ in range(draw(st.integers(1, 3))):
+        what = draw(st.sampled_from(["drop", "retype", "member_field", "member_retype", "escape", "whole"]))
+        if what == "drop" and isinstance(m, dict) and m:
+            m.pop(draw(st.sampled_from(sorted(m))))
+        elif what == "retype" and isinstance(m, dict) and m:
+            m[draw(st.sampled_from(sorted(m)))] = draw(ODD)
+        elif what == "member_field" and isinstance(m, dict) and isinstance(m.get("members"), list) and m["members"]:
+            if isinstance(m["members"][0], dict):
+                m["members"][0][draw(st.sampled_from(["model", "sha256", "input_size", "extra"]))] = draw(ODD)
+        elif what == "member_retype" and isinstance(m, dict):
+            m["members"] = draw(st.one_of(ODD, st.lists(ODD, max_size=2)))
+        elif what == "escape" and isinstance(m, dict) and isinstance(m.get("members"), list) and m["members"]:
+            if isinstance(m["members"][0], dict):
+                m["members"][0]["model"] = draw(LOCATOR_ESCAPES)
+        elif what == "whole":
+            m = draw(st.sampled_from([[], "manifest", 3, None]))
+    return m
+
+
+@given(locator_manifests())
+@example({**LOCATOR_SEED, "preprocessing": "edgecalc-gray01"})  # found: AttributeError escaped read_manifest
+@example({**LOCATOR_SEED, "members": [{**LOCATOR_SEED["members"][0], "model": "link.onnx"}]})  # found: read outside
+@example({**LOCATOR_SEED, "members": 5})  # found: TypeError escaped read_manifest
+@example({**LOCATOR_SEED, "threshold": None})  # found: TypeError escaped LearnedLocator
+def test_the_locator_bundle_loads_or_gives_a_locator_bundle_error(tmp_path_factory, manifest):
+    import shutil
+
+    root = tmp_path_factory.mktemp("locator")
+    for member in LOCATOR_SEED["members"]:
+        shutil.copy(_loc.ASSET_DIR / member["model"], root / member["model"])
+    outside = root.parent / "outside.onnx"
+    shutil.copy(_loc.ASSET_DIR / LOCATOR_SEED["members"][0]["model"], outside)
+    (root / "link.onnx").symlink_to(outside)
+    (root / _loc.MANIFEST_NAME).write_text(json.dumps(manifest, allow_nan=True))
+    if isinstance(manifest, dict) and isinstance(manifest.get("members"), list):
+        for m in manifest["members"]:  # the checksum is not what should stop an escape
+            if isinstance(m, dict) and m.get("model") in ("../outside.onnx", "link.onnx", "sub/../../outside.onnx"):
+                m["sha256"] = LOCATOR_SEED["members"][0]["sha256"]
+        (root / _loc.MANIFEST_NAME).write_text(json.dumps(manifest, allow_nan=True))
+    try:
+        loc = _loc.LearnedLocator(root, threads=1)
+    except _loc.LocatorBundleError:
+        return
+    for m in loc.manifest["members"]:
+        assert root.resolve() in (root / m["model"]).resolve().parents, m["model"]
