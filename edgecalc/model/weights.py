@@ -122,7 +122,7 @@ def load_model(weights_path: str | Path, map_location: str = "cpu") -> torch.nn.
     try:
         with torch.device("meta"):
             skeleton = ARCHITECTURES[arch](cfg)
-    except (RuntimeError, ValueError, OverflowError) as exc:  # e.g. filter counts whose size overflows
+    except (RuntimeError, ValueError, TypeError, OverflowError) as exc:  # e.g. sizes that overflow, a count of 1.0
         raise WeightsError(f"{config_path(weights_path)}: the config describes no buildable network: {exc}") from None
     check_state_dict(skeleton.state_dict(), _file_shapes(Path(weights_path)), source=str(weights_path))
     model = ARCHITECTURES[arch](cfg)

@@ -160,6 +160,8 @@ def test_load_model_gives_a_model_or_names_the_weights(tmp_path_factory, weights
                                                            "base_filters": [10**6] * 5}}).encode())  # found: built before checking
 @example(json.dumps({**json.loads(SEED_CONFIG), "config": {**json.loads(SEED_CONFIG)["config"],
                                                            "width": 160000000}}).encode())  # found: RuntimeError (overflow)
+@example(json.dumps({**json.loads(SEED_CONFIG), "config": {**json.loads(SEED_CONFIG)["config"],
+                                                           "bridge_convs": 1.0}}).encode())  # found (long run): TypeError
 def test_load_model_under_a_fuzzed_config_names_a_file(tmp_path_factory, config):
     _assert_loads_or_names(tmp_path_factory.mktemp("c"), SEED_WEIGHTS, config)
 
@@ -314,6 +316,7 @@ def onnx_files(draw) -> bytes:
 @given(onnx_files())
 @example(SEED_ONNX[:10])  # found: onnxruntime's InvalidProtobuf / OpenVINO's RuntimeError escaped `edgecalc live`
 @example(SEED_ONNX[: len(SEED_ONNX) // 2])
+@example(SEED_ONNX.replace(b"Sigmoid", b"\x80igmoid"))  # found (long run): OpenVINO's UnicodeDecodeError escaped
 def test_a_truncated_or_flipped_onnx_gives_a_backend_or_a_bundle_error(tmp_path_factory, data):
     root = _bundle_with(tmp_path_factory.mktemp("onnx") / "b", {"model.fp32.onnx": data})
     bundle = load_bundle(root)  # the checksums hold: this is about the engines

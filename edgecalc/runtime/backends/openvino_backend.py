@@ -39,7 +39,7 @@ class OpenVinoBackend(InferenceBackend):
         check_onnx_file(path)  # its external data, if any, must lie beside it: checked before OpenVINO reads
         try:
             self.compiled = core.compile_model(core.read_model(str(path)), device, config)
-        except RuntimeError as exc:  # OpenVINO reports unreadable or malformed models as RuntimeError
+        except (RuntimeError, ValueError) as exc:  # malformed models: RuntimeError; a name that is not UTF-8: UnicodeDecodeError
             raise BundleError(f"OpenVINO cannot load {path}: {exc}") from exc
         self.on_gpu = device.upper().startswith("GPU")
         self.request = self.compiled.create_infer_request()
