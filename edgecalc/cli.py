@@ -113,7 +113,7 @@ def data_phantom_cmd(
         raise typer.BadParameter(str(exc), param_hint="--config/--set") from exc
     t0 = time.perf_counter()
     if dicom:
-        from edgecalc.runtime.dicom import DicomError, require_pydicom
+        from edgecalc.data.dicom import DicomError, require_pydicom
 
         try:
             require_pydicom("--dicom")
@@ -152,7 +152,7 @@ def data_import_dicom_cmd(
 
     from edgecalc.data.dataset import LABELS_FILE
     from edgecalc.data.dicom_import import find_dicom_files, import_dicom
-    from edgecalc.runtime.dicom import DicomError, require_pydicom
+    from edgecalc.data.dicom import DicomError, require_pydicom
 
     console = Console(stderr=True)
     try:

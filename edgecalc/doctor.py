@@ -58,7 +58,7 @@ def _dicom_library() -> LibraryInfo:
     pydicom, why = _try_import("pydicom")
     if pydicom is None:
         return LibraryInfo("pydicom", None, f"{why} (DICOM input: pip install 'edgecalc[dicom]')")
-    from edgecalc.runtime.dicom import DECODED_SYNTAXES
+    from edgecalc.data.dicom import DECODED_SYNTAXES
 
     parts = []
     for label, uid in DECODED_SYNTAXES.items():

@@ -89,7 +89,7 @@ def test_bad_arguments_exit_2(tmp_path):
 def test_dicom_frames_get_their_file_id_and_spacing(tmp_path):
     pytest.importorskip("pydicom", reason="DICOM needs the [dicom] extra")
     from edgecalc.data.phantom.dicom_writer import write_cine_dicom
-    from edgecalc.runtime.dicom import read_dicom
+    from edgecalc.data.dicom import read_dicom
 
     path = write_cine_dicom(tmp_path / "cine.dcm", seed=3, n_frames=2, fps=10.0)
     cine = read_dicom(path)

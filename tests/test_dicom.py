@@ -32,7 +32,7 @@ from edgecalc.data.phantom.dicom_writer import (  # noqa: E402
     write_cine_dicom,
     write_us_dicom,
 )
-from edgecalc.runtime.dicom import DicomCine, DicomError, is_dicom, read_dicom  # noqa: E402
+from edgecalc.data.dicom import DicomCine, DicomError, is_dicom, read_dicom  # noqa: E402
 
 #: distinctive patient data: none of it may appear in any message, log, file name or output
 #: (the study UID is not a valid UID on purpose: pydicom's warning about it would quote it)
@@ -524,7 +524,7 @@ def test_pydicom_missing_says_how_to_install(tmp_path):
                 if name == "pydicom" or name.startswith("pydicom."):
                     raise ImportError("blocked", name=name)
         sys.meta_path.insert(0, _No())
-        from edgecalc.runtime.dicom import DicomError, read_dicom
+        from edgecalc.data.dicom import DicomError, read_dicom
         import edgecalc.runtime.capture, edgecalc.data.dicom_import
         try:
             read_dicom({str(path)!r})

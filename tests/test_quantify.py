@@ -6,11 +6,11 @@ import cv2
 import numpy as np
 import pytest
 
+from edgecalc.data.measure import longest_diameter
 from edgecalc.runtime.quantify import (
     EF_POINTS,
     PUNCTATE_MAX_MM,
     ellipse_in_box,
-    longest_diameter,
     quantify,
     quantify_in_frame,
     tirads_points,

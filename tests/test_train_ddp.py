@@ -1,5 +1,5 @@
 """Distributed data parallel on the CPU (gloo): two processes end with identical weights, and
-``torchrun -m edgecalc.train`` runs the real command."""
+``torchrun -m edgecalc train`` runs the real command."""
 
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ def test_torchrun_launches_the_training_command(tiny_data, tmp_path):
         pytest.skip("torchrun not found beside the Python interpreter")
     run_dir = tmp_path / "torchrun"
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    cmd = [torchrun, "--standalone", "--nproc_per_node", "2", "-m", "edgecalc.train", str(tiny_data), "--size", "32",
+    cmd = [torchrun, "--standalone", "--nproc_per_node", "2", "-m", "edgecalc", "train", str(tiny_data), "--size", "32",
            "--epochs-stage1", "1", "--epochs-stage2", "1", "--batch-size", "2", "--folds", "4", "--val-fraction", "0.25",
            "--mask-fraction", "0.5", "--out", str(run_dir), "--no-progress", "--threads", "1"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)

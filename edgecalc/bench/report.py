@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgecalc.atomic import atomic_write_json, atomic_write_text
-from edgecalc.bench.run import BenchReport, Row
+from edgecalc.bench.results import BenchReport, Row
 
 COLUMNS = ("backend", "precision", "device", "status", "size MB", "load ms", "median ms", "p99 ms",
            "e2e ms", "img/s", "GPU ms", "RSS MB", "AUC", "Dice", "agree", "x ref", "% peak")

@@ -15,13 +15,15 @@ import os
 import subprocess
 import sys
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from edgecalc.bench.peak import floor_ms, measure_peak_gflops
+from edgecalc.bench.report import write_reports
+from edgecalc.bench.results import BenchReport, Row
 from edgecalc.bench.row import RowSpec
 from edgecalc.data.preprocess import preprocess_batch, resize_mask, to_gray_u8
 from edgecalc.runtime.bundle import Bundle, BundleError, current_engine_target, load_bundle, sha256_file
@@ -44,41 +46,6 @@ class BenchOptions:
     weights: str | Path | None = None
     out: str | Path = "bench"
     row_timeout_s: float = 1800.0
-
-
-@dataclass
-class Row:
-    """One row of the table: the spec's identity, and the result or the reason it did not run."""
-
-    backend: str
-    precision: str
-    device: str
-    status: str  # ok | unavailable | failed
-    reason: str = ""
-    result: dict = field(default_factory=dict)
-    derived: dict = field(default_factory=dict)
-
-    @property
-    def label(self) -> str:
-        return f"{self.backend} {self.precision} ({self.device})"
-
-
-@dataclass
-class BenchReport:
-    machine: dict
-    bundle: str
-    model: dict
-    data: dict
-    options: dict
-    peak_gflops: float
-    flops_per_image: float | None
-    reference: str | None
-    rows: list[Row]
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["rows"] = [asdict(r) for r in self.rows]
-        return d
 
 
 def _have(module: str) -> bool:
@@ -270,8 +237,6 @@ def run_bench(opts: BenchOptions, log: Callable[[str], None] = print) -> BenchRe
         bundle=str(bundle.root), model=bundle.manifest.model, data=data_desc,
         options={k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opts).items()},
         peak_gflops=peak, flops_per_image=flops, reference=reference, rows=rows)
-    from edgecalc.bench.report import write_reports
-
     write_reports(report, out)
     from edgecalc.runtime.latency_cache import record_measurements
 

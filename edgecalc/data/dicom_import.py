@@ -26,7 +26,7 @@ import numpy as np
 
 from edgecalc.atomic import atomic_write_png, atomic_write_text
 from edgecalc.data.dataset import IMAGES_DIR, LABELS_FILE, MM_PER_PX_COLUMN, REQUIRED_COLUMNS, UNLABELLED
-from edgecalc.runtime.dicom import DicomCine, DicomError, is_dicom, read_dicom
+from edgecalc.data.dicom import DicomCine, DicomError, is_dicom, read_dicom
 
 COLUMNS = (*REQUIRED_COLUMNS, MM_PER_PX_COLUMN, "mm_per_px_x", "mm_per_px_y", "spacing_source", "file_id",
            "frame", "patient")

@@ -152,7 +152,8 @@ def _needs_own_masks(cfg) -> bool:
 
 def _run_trained(cfg, run_dir: Path, console: Any) -> None:
     from edgecalc.eval.sweep import check_same_recipe
-    from edgecalc.train.run import FINAL_WEIGHTS, METRICS_FILE, resume_training, run_training
+    from edgecalc.run_folder import FINAL_WEIGHTS, METRICS_FILE
+    from edgecalc.train.run import resume_training, run_training
 
     check_same_recipe(run_dir, cfg)
     if (run_dir / METRICS_FILE).is_file() and (run_dir / FINAL_WEIGHTS).is_file():
@@ -434,7 +435,7 @@ def _attention_grid(methods: Sequence[str], out: Path, fold: int, data: Path, pr
     from edgecalc.export.weights_source import resolve_weights
     from edgecalc.model.registry import get_spec
     from edgecalc.model.weights import load_model
-    from edgecalc.train.run import FINAL_WEIGHTS
+    from edgecalc.run_folder import FINAL_WEIGHTS
 
     nets = [m for m in methods if METHODS[m].kind != "rule"]
     if not nets:
@@ -465,7 +466,7 @@ def _end_to_end(methods: Sequence[str], out: Path, fold_ids: Sequence[int], data
     from edgecalc.eval.end_to_end import LocatedFrames, locator_training_patients, run_end_to_end, summarise_end_to_end
     from edgecalc.export.weights_source import resolve_weights
     from edgecalc.runtime.learned_locator import LearnedLocator
-    from edgecalc.train.run import FINAL_WEIGHTS
+    from edgecalc.run_folder import FINAL_WEIGHTS
 
     frames = LocatedFrames(data, LearnedLocator(threads=1).locate)  # each frame located once for every method
     rows = {r["id"]: r for r in _table(data)}

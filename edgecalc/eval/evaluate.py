@@ -156,7 +156,7 @@ def evaluate_run(run_dir: str | Path, data: str | Path | None = None, out_dir: s
                  console: Any = None, device: str = "cpu") -> dict[str, Any]:
     """A run's ``final.safetensors`` on ``data``, or on the run's own test split when ``data`` is None."""
     from edgecalc.model.weights import load_model
-    from edgecalc.train.run import FINAL_WEIGHTS, SPLIT_FILE
+    from edgecalc.run_folder import CONFIG_FILE, FINAL_WEIGHTS, SPLIT_FILE
     from edgecalc.train.config import TrainConfig
 
     run_dir = Path(run_dir)
@@ -165,7 +165,7 @@ def evaluate_run(run_dir: str | Path, data: str | Path | None = None, out_dir: s
         raise FileNotFoundError(f"{weights} not found: the run in {run_dir} has not finished (edgecalc train --resume {run_dir})")
     if data is not None:
         return evaluate_weights(weights, data, out_dir or run_dir / "eval" / Path(str(data)).name, console, device)
-    cfg = TrainConfig.read(run_dir / "config.json")
+    cfg = TrainConfig.read(run_dir / CONFIG_FILE)
     split = json.loads((run_dir / SPLIT_FILE).read_text())
     model = load_model(weights).to(device)
     ids, images, masks, has_mask, labels = load_eval_data(cfg.data, model.cfg.input_size)

@@ -72,7 +72,8 @@ def run_sweep(data: str | Path, fractions: Sequence[float], out: str | Path, fol
     from edgecalc.eval.metrics import roc_auc, roc_curve
     from edgecalc.atomic import atomic_write_json, atomic_write_text
     from edgecalc.train.config import TrainConfig
-    from edgecalc.train.run import FINAL_WEIGHTS, METRICS_FILE, resume_training, run_training
+    from edgecalc.run_folder import FINAL_WEIGHTS, METRICS_FILE
+    from edgecalc.train.run import resume_training, run_training
 
     out = Path(out)
     recipe = train_options.pop("recipe", None) or "cpu"

@@ -29,8 +29,8 @@ from torch import nn
 
 from edgecalc.model.blocks import ConvBlock, UpConv
 from edgecalc.model.config import ModelConfig
-from edgecalc.model.csagnet import CSAGNetOutput
 from edgecalc.model.dsagnet import HEAD_BIAS_INIT, check_input
+from edgecalc.model.output import CSAGNetOutput
 
 ALEXNET_FILTERS = (64, 192, 384, 256, 256)
 ALEXNET_FC = 4096

@@ -21,8 +21,8 @@ from torch import nn
 
 from edgecalc.model.blocks import AttentionPoolingClassifier, class_activation_map
 from edgecalc.model.config import ModelConfig
-from edgecalc.model.csagnet import CSAGNetOutput
 from edgecalc.model.dsagnet import Decoder, DSAGNetOutput, Encoder, check_input
+from edgecalc.model.output import CSAGNetOutput
 
 
 class UngatedDecoder(Decoder):

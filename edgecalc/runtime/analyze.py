@@ -112,9 +112,9 @@ def list_inputs(path: str | Path) -> list[Path]:
 
 
 def _dicom_module():
-    """``edgecalc.runtime.dicom``, or None where DICOM support is not installed."""
+    """``edgecalc.data.dicom``, or None where DICOM support is not installed."""
     try:
-        from edgecalc.runtime import dicom
+        from edgecalc.data import dicom
     except ImportError:
         return None
     return dicom

@@ -64,7 +64,7 @@ def parse_source(camera: int | None = None, source: str | None = None) -> Source
         return SourceSpec("url", s)
     if "!" in s:  # GStreamer pipelines are "elem ! elem ! appsink"
         return SourceSpec("gstreamer", s)
-    from edgecalc.runtime.dicom import DICOM_SUFFIXES, is_dicom
+    from edgecalc.data.dicom import DICOM_SUFFIXES, is_dicom
 
     if s.lower().endswith(DICOM_SUFFIXES) or is_dicom(s):
         return SourceSpec("dicom", s)
@@ -112,7 +112,7 @@ class DicomCineReader(MemoryFrameReader):
     """
 
     def __init__(self, path: str | Path, loops: int = 1, pace: bool = True) -> None:
-        from edgecalc.runtime.dicom import DicomError, read_dicom
+        from edgecalc.data.dicom import DicomError, read_dicom
 
         try:
             cine = read_dicom(path)

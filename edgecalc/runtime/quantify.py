@@ -45,6 +45,7 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
+from edgecalc.data.measure import longest_diameter
 from edgecalc.data.preprocess import to_gray_u8
 
 #: (x, y): millimetres per pixel along a row (column spacing) and along a column (row spacing).
@@ -168,24 +169,6 @@ def check_spacing(spacing_mm) -> Spacing | None:
     if not (np.isfinite(sx) and np.isfinite(sy) and sx > 0 and sy > 0):
         raise ValueError(f"pixel spacing must be positive and finite; got {spacing_mm!r}")
     return sx, sy
-
-
-def longest_diameter(ys: np.ndarray, xs: np.ndarray, sx: float = 1.0, sy: float = 1.0) -> tuple[float, float]:
-    """(longest diameter in the units of ``sx``/``sy``, the same chord in pixels) of a set of pixels.
-
-    The longest chord between pixel centres (x scaled by ``sx``, y by ``sy``), plus one pixel step
-    along it, so a bar of n pixels measures n pixels and a single pixel its spacing (the geometric
-    mean of ``sx`` and ``sy``).
-    """
-    pts = np.stack([xs, ys], axis=1).astype(np.float32)
-    hull = cv2.convexHull(pts).reshape(-1, 2).astype(np.float64) if len(pts) > 2 else pts.astype(np.float64)
-    d = hull[:, None, :] - hull[None, :, :]
-    scaled = np.hypot(d[..., 0] * sx, d[..., 1] * sy)
-    i, j = np.unravel_index(int(np.argmax(scaled)), scaled.shape)
-    chord, chord_px = float(scaled[i, j]), float(np.hypot(d[i, j, 0], d[i, j, 1]))
-    if chord_px == 0.0:
-        return float(np.sqrt(sx * sy)), 1.0
-    return chord + chord / chord_px, chord_px + 1.0
 
 
 def shadow_ratio(gray: np.ndarray, calc: np.ndarray, box: Box, depth_px: int, gap_px: int) -> float | None:

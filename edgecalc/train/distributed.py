@@ -1,4 +1,4 @@
-"""PyTorch's own distributed engine for ``torchrun --nproc_per_node N -m edgecalc.train ...``.
+"""PyTorch's own distributed engine for ``torchrun --nproc_per_node N -m edgecalc train ...``.
 
 torchrun sets ``RANK``/``WORLD_SIZE``/``LOCAL_RANK``/``MASTER_ADDR``/``MASTER_PORT``; a plain
 process (no ``WORLD_SIZE``) runs alone with every helper here a no-op. Backend: nccl on CUDA, gloo

@@ -37,16 +37,12 @@ import torch
 from edgecalc.atomic import atomic_write_json
 from edgecalc.model.registry import get_spec, network_class, stage_one_class
 from edgecalc.model.weights import load_model, network_from_stage_one, save_model
+from edgecalc.run_folder import CONFIG_FILE, FINAL_WEIGHTS, METRICS_FILE, SPLIT_FILE
 from edgecalc.train.config import TrainConfig
 from edgecalc.train.distributed import DistInfo, all_true, barrier, cleanup, device_for, init_distributed
 from edgecalc.train.precision import resolve_precision
 from edgecalc.train.pseudo_masks import PSEUDO_DIR, PSEUDO_MARKER, read_pseudo_masks, write_pseudo_masks
 from edgecalc.train.stage import Hooks, StageData, StageSpec, stage_dir, train_stage
-
-CONFIG_FILE = "config.json"
-SPLIT_FILE = "split.json"
-FINAL_WEIGHTS = "final.safetensors"
-METRICS_FILE = "metrics.json"
 
 
 def write_json(path: Path, data: Any) -> None:

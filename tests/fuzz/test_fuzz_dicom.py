@@ -2,7 +2,7 @@
 
 Seeds are small valid ultrasound DICOM files (uncompressed, RLE and JPEG Baseline; gray and colour;
 single- and multi-frame) whose patient fields are distinctive strings; hypothesis flips bytes anywhere
-or in the header, and truncates anywhere. Contract of ``runtime.dicom.read_dicom``: frames of one
+or in the header, and truncates anywhere. Contract of ``data.dicom.read_dicom``: frames of one
 shape, H x W x 3 uint8, or a DicomError whose message starts with the file's path and shows no
 patient data; ``is_dicom`` never raises.
 """
@@ -21,7 +21,7 @@ from hypothesis import example, given  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from edgecalc.data.phantom.dicom_writer import build_us_dataset  # noqa: E402
-from edgecalc.runtime.dicom import DicomCine, DicomError, is_dicom, read_dicom  # noqa: E402
+from edgecalc.data.dicom import DicomCine, DicomError, is_dicom, read_dicom  # noqa: E402
 
 PATIENT_NAME = "Fuzzmann^Ottilie"
 PATIENT_ID = "FZ-55501234"

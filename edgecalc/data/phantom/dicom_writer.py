@@ -2,7 +2,7 @@
 
 Real scanners deliver pixel spacing in DICOM, in the ultrasound regions
 (``SequenceOfUltrasoundRegions``: PhysicalDeltaX/Y in cm per pixel). Writing the phantom cine the same
-way gives the DICOM path (``edgecalc.runtime.dicom.read_dicom``, ``live --source x.dcm``,
+way gives the DICOM path (``edgecalc.data.dicom.read_dicom``, ``live --source x.dcm``,
 ``data import-dicom``) an end-to-end test whose millimetres are known exactly
 (``PhantomConfig.frame_pixel_spacing_mm``). The patient fields are synthetic and say so; the UIDs are
 derived from the generator's parameters, so the same seed gives a byte-identical file.
@@ -22,7 +22,7 @@ import numpy as np
 
 from edgecalc.atomic import atomic_write
 from edgecalc.data.phantom.config import PhantomConfig
-from edgecalc.runtime.dicom import require_pydicom
+from edgecalc.data.dicom import require_pydicom
 
 US_MULTIFRAME_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.3.1"
 US_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.6.1"

@@ -3,7 +3,7 @@
 The phantom knows what it drew, so quantification can be scored against it (``edgecalc.eval.
 quantification``). Each part the calcification functions hand back (one punctate focus, one macro,
 one rim arc: its *visible* pixels on the drawing grid) becomes one record, measured on that fine
-grid with the runtime's own measure (``edgecalc.runtime.quantify.longest_diameter``), positions in
+grid with the runtime's own measure (``edgecalc.data.measure.longest_diameter``), positions in
 the pixels of the written image. Records go to ``meta.jsonl`` (crops) and ``frames/meta.jsonl``
 (frames) under ``CALCIFICATIONS_KEY``; data sets written before it lack the key.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgecalc.runtime.quantify import longest_diameter
+from edgecalc.data.measure import longest_diameter
 
 #: The meta.jsonl key holding the records.
 CALCIFICATIONS_KEY = "calcifications"

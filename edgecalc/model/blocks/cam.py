@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from edgecalc.model.output import CSAGNetOutput
+
 
 def class_activation_map(features: torch.Tensor, head: nn.Linear) -> torch.Tensor:
     """(N, C, h, w) features + the two-class linear head that reads their average -> (N, 1, h, w) in [0, 1]."""
@@ -30,8 +32,6 @@ def labels_only_output(logits: torch.Tensor, maps: tuple[torch.Tensor, ...], lev
     looks, dimmed by how sure it is, so the runtime's overlay stays quiet on negatives. It is not a
     segmentation; ``pyramid`` is ``(mask,)`` and takes no loss (these networks train on image labels).
     """
-    from edgecalc.model.csagnet import CSAGNetOutput
-
     probs = torch.softmax(logits, dim=1)
     shown = maps[-1] if levels[-1] == 1 else F.interpolate(maps[-1], size=size, mode="bilinear", align_corners=False)
     # probs[:, 1] reshaped, not the slice probs[:, 1:2] ExportWrapper returns as ``score``: the ONNX

@@ -1,6 +1,6 @@
 """Reproduce the figures and numbers of ``docs/phantom.md``.
 
-    python -m edgecalc.data.phantom.report --out docs/img [--data DIR] [--real ../shared/data]
+    python -m edgecalc.eval.phantom_report --out docs/img [--data DIR] [--real ../shared/data]
 
 Writes ``phantom_grid.png`` (phantom crops, masks outlined, next to the two real nodules),
 ``phantom_frames.png`` (phantom frames next to real DDTI frames) and ``phantom_metrics.json``
@@ -23,9 +23,9 @@ import numpy as np
 from edgecalc.data.phantom import generate_crop, generate_frame, write_phantom_dataset
 from edgecalc.data.phantom.crops import render_crop
 from edgecalc.data.phantom.realism import envelope_snr
-from edgecalc.eval.rules import evaluate_rule, max_intensity_feature, otsu_feature
 from edgecalc.data.phantom.shapes import distance_inside
 from edgecalc.data.phantom.visibility import EXCLUDE_PX, MARGIN_GRAY, PERCENTILE, visibility_at_sizes
+from edgecalc.eval.rules import evaluate_rule, max_intensity_feature, otsu_feature
 
 
 def _tile(img: np.ndarray, mask: np.ndarray | None, size: int, title: str) -> np.ndarray:
