@@ -8,7 +8,7 @@ import pytest
 @pytest.fixture(scope="session")
 def shipped_bundle():
     """The bundle shipped with the package: the model the cart actually runs."""
-    from edgecalc.runtime.bundle import load_bundle
+    from edgecalc.runtime.engine.bundle import load_bundle
     from edgecalc.runtime.shipped import default_bundle_dir
 
     path = default_bundle_dir()

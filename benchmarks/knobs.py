@@ -26,7 +26,7 @@ def main(bundle: str, weights: str) -> None:
 
     from edgecalc.model.csagnet import ExportWrapper
     from edgecalc.model.weights import load_model
-    from edgecalc.runtime.bundle import load_bundle
+    from edgecalc.runtime.engine.bundle import load_bundle
 
     warnings.simplefilter("ignore")
     size = load_bundle(bundle).input_size

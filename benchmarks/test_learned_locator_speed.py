@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from edgecalc.data.phantom import generate_frame
-from edgecalc.runtime.learned_locator import LearnedLocator
+from edgecalc.runtime.locate.learned import LearnedLocator
 
 
 @pytest.fixture(scope="module")

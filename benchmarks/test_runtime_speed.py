@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 from edgecalc.data.preprocess import preprocess
-from edgecalc.runtime.backends import BackendUnavailable
-from edgecalc.runtime.bundle import BundleError
-from edgecalc.runtime.engine_select import open_for_bundle
-from edgecalc.runtime.overlay import OverlayOptions, draw_overlay, paste_crop
+from edgecalc.runtime.engine.backends import BackendUnavailable
+from edgecalc.runtime.engine.bundle import BundleError
+from edgecalc.runtime.engine.select import open_for_bundle
+from edgecalc.runtime.live.overlay import OverlayOptions, draw_overlay, paste_crop
 
 CROP = (150, 60, 200, 200)
 
@@ -54,7 +54,7 @@ def test_overlay(benchmark, cine_frames):
 
 def test_live_pipeline_end_to_end(benchmark, cine_frames, shipped_bundle):
     """Frame in, overlaid frame out: check, crop (auto: scan area + locator every k), infer, overlay."""
-    from edgecalc.runtime.live_setup import build_pipeline
+    from edgecalc.runtime.live.build import build_pipeline
 
     setup = build_pipeline(shipped_bundle.root, backend="onnxruntime")
     frames = itertools.cycle(enumerate(cine_frames))

@@ -12,8 +12,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from _synthetic_screen import screen  # noqa: E402
 
-from edgecalc.runtime.classical_locator import locate_nodule  # noqa: E402
-from edgecalc.runtime.scan_area import find_scan_areas, largest_scan_area  # noqa: E402
+from edgecalc.runtime.locate.classical import locate_nodule  # noqa: E402
+from edgecalc.runtime.locate.scan_area import find_scan_areas, largest_scan_area  # noqa: E402
 
 
 @pytest.fixture(scope="module")

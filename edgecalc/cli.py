@@ -245,12 +245,12 @@ def live(
 
     from rich.console import Console
 
-    from edgecalc.runtime.backends import BackendUnavailable
-    from edgecalc.runtime.bundle import BundleError
-    from edgecalc.runtime.capture import SourceError, parse_source
-    from edgecalc.runtime.live import KEYS_HELP, LOOP_MODES, has_display, run_live, select_roi_with_mouse
-    from edgecalc.runtime.live_setup import build_pipeline
-    from edgecalc.runtime.recorder import Recorder
+    from edgecalc.runtime.engine.backends import BackendUnavailable
+    from edgecalc.runtime.engine.bundle import BundleError
+    from edgecalc.runtime.source.capture import SourceError, parse_source
+    from edgecalc.runtime.live.loop import KEYS_HELP, LOOP_MODES, has_display, run_live, select_roi_with_mouse
+    from edgecalc.runtime.live.build import build_pipeline
+    from edgecalc.runtime.live.recorder import Recorder
 
     console = Console(stderr=True)
     try:
@@ -319,10 +319,10 @@ def demo(
 
     from rich.console import Console
 
-    from edgecalc.runtime.backends import BackendUnavailable
-    from edgecalc.runtime.bundle import BundleError
-    from edgecalc.runtime.demo import print_segments, run_demo
-    from edgecalc.runtime.live_setup import build_pipeline
+    from edgecalc.runtime.engine.backends import BackendUnavailable
+    from edgecalc.runtime.engine.bundle import BundleError
+    from edgecalc.runtime.live.demo import print_segments, run_demo
+    from edgecalc.runtime.live.build import build_pipeline
 
     console = Console(stderr=True)
     try:
@@ -362,7 +362,7 @@ def bench(
 
     from edgecalc.bench.report import print_table
     from edgecalc.bench.run import ALL_BACKENDS, BenchOptions, run_bench
-    from edgecalc.runtime.bundle import BundleError
+    from edgecalc.runtime.engine.bundle import BundleError
 
     console = Console(stderr=True)
     chosen = tuple(b.strip() for b in backends.split(",") if b.strip())
@@ -736,13 +736,13 @@ def locate(
     from rich.console import Console
     from rich.progress import Progress
 
-    from edgecalc.runtime.locate_images import csv_text, list_images, locate_paths, write_csv
+    from edgecalc.runtime.locate.images import csv_text, list_images, locate_paths, write_csv
 
     console = Console(stderr=True)
     try:
         paths = list_images(images)
         if locator == "learned":
-            from edgecalc.runtime.learned_locator import LearnedLocator, LocatorBundleError
+            from edgecalc.runtime.locate.learned import LearnedLocator, LocatorBundleError
 
             try:
                 learned = LearnedLocator(threads=1)
@@ -752,7 +752,7 @@ def locate(
             except (LocatorBundleError, FileNotFoundError) as exc:
                 raise ValueError(str(exc)) from exc
         elif locator == "classical":
-            from edgecalc.runtime.classical_locator import locate_nodule as locate_fn
+            from edgecalc.runtime.locate.classical import locate_nodule as locate_fn
         else:
             raise ValueError(f"--locator must be learned or classical, got {locator!r}")
     except (ValueError, FileNotFoundError) as exc:
@@ -812,9 +812,9 @@ def analyze(
     from rich.progress import Progress
 
     from edgecalc.runtime.analyze import StillAnalyzer, analyze_paths, csv_text, list_inputs, write_reports
-    from edgecalc.runtime.backends import BackendUnavailable
-    from edgecalc.runtime.bundle import BundleError
-    from edgecalc.runtime.live_setup import build_pipeline
+    from edgecalc.runtime.engine.backends import BackendUnavailable
+    from edgecalc.runtime.engine.bundle import BundleError
+    from edgecalc.runtime.live.build import build_pipeline
 
     console = Console(stderr=True)
     try:
@@ -822,14 +822,14 @@ def analyze(
             raise ValueError(f"--mm-per-px must be a positive number of millimetres per pixel; got {mm_per_px}")
         paths = list_inputs(images)
         if locator == "learned":
-            from edgecalc.runtime.learned_locator import LearnedLocator, LocatorBundleError
+            from edgecalc.runtime.locate.learned import LearnedLocator, LocatorBundleError
 
             try:
                 locate_fn = LearnedLocator(threads=1).locate
             except (LocatorBundleError, FileNotFoundError) as exc:
                 raise ValueError(str(exc)) from exc
         elif locator == "classical":
-            from edgecalc.runtime.classical_locator import locate_nodule as locate_fn
+            from edgecalc.runtime.locate.classical import locate_nodule as locate_fn
         else:
             raise ValueError(f"--locator must be learned or classical, got {locator!r}")
         setup = build_pipeline(bundle, backend=backend, precision=precision, crop="manual", margin=margin,

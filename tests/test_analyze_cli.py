@@ -15,8 +15,8 @@ from edgecalc.cli import app
 from edgecalc.data.phantom.dataset_writer import image_seed
 from edgecalc.data.phantom.frames import generate_frame
 from edgecalc.runtime.analyze import CSV_HEADER
-from edgecalc.runtime.overlay import HudPlacer, OverlayOptions, draw_overlay
-from edgecalc.runtime.scan_area import find_scan_areas
+from edgecalc.runtime.live.overlay import HudPlacer, OverlayOptions, draw_overlay
+from edgecalc.runtime.locate.scan_area import find_scan_areas
 from edgecalc.runtime.shipped import default_bundle_dir
 
 needs_bundle = pytest.mark.skipif(default_bundle_dir() is None, reason="this build carries no shipped bundle")
@@ -140,8 +140,8 @@ class _Blob:
 
 
 def test_live_pipeline_measures_smooths_and_logs_the_calcifications():
-    from edgecalc.runtime.cropper import FixedCropper
-    from edgecalc.runtime.pipeline import FramePipeline, foci_hud_lines
+    from edgecalc.runtime.locate.cropper import FixedCropper
+    from edgecalc.runtime.live.pipeline import FramePipeline, foci_hud_lines
 
     frame = _frame()
     p = FramePipeline(backend=_Blob(0.9), input_size=32, cropper=FixedCropper((200, 100, 120, 120)),

@@ -7,7 +7,7 @@ import importlib.util
 import numpy as np
 import pytest
 
-from edgecalc.runtime.backends import BackendUnavailable, open_backend
+from edgecalc.runtime.engine.backends import BackendUnavailable, open_backend
 
 pytest.importorskip("torch", reason="exporting the test model needs torch (the [train] extra)")
 

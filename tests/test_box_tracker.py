@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from edgecalc.data.phantom import generate_cine
-from edgecalc.runtime.box_tracker import BoxTracker, moved
-from edgecalc.runtime.cropper import AutoCropper
-from edgecalc.runtime.evaluate_locator import box_iou
+from edgecalc.runtime.locate.tracker import BoxTracker, moved
+from edgecalc.runtime.locate.cropper import AutoCropper
+from edgecalc.locator.evaluate_scan_area import box_iou
 
 
 @pytest.fixture(scope="module")

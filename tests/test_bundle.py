@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from edgecalc.runtime.bundle import (
+from edgecalc.runtime.engine.bundle import (
     Bundle, BundleError, EngineTarget, Manifest, check_engine_target, load_bundle,
 )
 from test_foundation import run_without_torch
@@ -52,7 +52,7 @@ def test_tampered_file_refused_without_torch(tmp_path):
     (root / "model.fp32.onnx").write_bytes(bytes(data))
     res = run_without_torch(f"""
         import sys
-        from edgecalc.runtime.bundle import BundleError, load_bundle
+        from edgecalc.runtime.engine.bundle import BundleError, load_bundle
         try:
             load_bundle({str(root)!r})
         except BundleError as exc:
@@ -109,7 +109,7 @@ def test_engine_for_this_machine_accepted_and_no_trt_refused(tmp_path):
 
 
 def test_engine_without_recorded_target_refused():
-    from edgecalc.runtime.bundle import Artifact
+    from edgecalc.runtime.engine.bundle import Artifact
 
     art = Artifact("model.int8.engine", "engine", "int8", "0" * 64, 1, None)
     with pytest.raises(BundleError, match="does not record the GPU"):
@@ -117,7 +117,7 @@ def test_engine_without_recorded_target_refused():
 
 
 def test_bundle_module_has_no_torch_import():
-    res = run_without_torch("import edgecalc.runtime.bundle, sys; assert 'torch' not in sys.modules")
+    res = run_without_torch("import edgecalc.runtime.engine.bundle, sys; assert 'torch' not in sys.modules")
     assert res.returncode == 0, res.stderr
 
 

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edgecalc.runtime.capture import LatestFrameGrabber, SourceError, open_reader, parse_source
+from edgecalc.runtime.source.capture import LatestFrameGrabber, SourceError, open_reader, parse_source
 
 
 def write_video(path, n=12, size=(64, 48)):

@@ -6,9 +6,9 @@ import cv2
 import numpy as np
 
 from _synthetic_screen import screen
-from edgecalc.runtime.classical_locator import Located, locate_nodule
-from edgecalc.runtime.evaluate_locator import box_iou
-from edgecalc.runtime.scan_area import largest_scan_area
+from edgecalc.runtime.locate.classical import Located, locate_nodule
+from edgecalc.locator.evaluate_scan_area import box_iou
+from edgecalc.runtime.locate.scan_area import largest_scan_area
 
 RECT = (120, 10, 290, 300)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgecalc.runtime.crop import square_crop
-from edgecalc.runtime.scan_area import ScanArea
+from edgecalc.runtime.locate.crop_geometry import square_crop
+from edgecalc.runtime.locate.scan_area import ScanArea
 
 AREA = (100, 20, 300, 280)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgecalc.runtime.decision import DecisionSmoother
-from edgecalc.runtime.frame_check import frame_problem
+from edgecalc.runtime.live.decision import DecisionSmoother
+from edgecalc.runtime.source.frame_check import frame_problem
 
 
 def test_hovering_score_never_flickers():

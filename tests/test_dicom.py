@@ -441,7 +441,7 @@ def test_import_dicom_exit_codes(tmp_path):
 # --- live --source x.dcm ------------------------------------------------------------------------
 
 def test_parse_source_knows_dicom(tmp_path):
-    from edgecalc.runtime.capture import open_reader, parse_source
+    from edgecalc.runtime.source.capture import open_reader, parse_source
 
     path = write_us_dicom(tmp_path / "scan", _gray_frames(2), spacing_mm=(0.1, 0.1), fps=10.0)
     assert parse_source(source=str(path)).kind == "dicom"  # by its marker, no extension
@@ -454,7 +454,7 @@ def test_parse_source_knows_dicom(tmp_path):
 
 def test_dicom_reader_is_paced_at_the_recorded_frame_rate(monkeypatch, tmp_path):
     """Frames come one every 1/fps s of a fake clock: the reader sleeps exactly the time left."""
-    from edgecalc.runtime import capture
+    from edgecalc.runtime.source import capture
 
     path = write_us_dicom(tmp_path / "c.dcm", _gray_frames(4), spacing_mm=None, fps=25.0)
     clock = {"t": 100.0}
@@ -525,7 +525,7 @@ def test_pydicom_missing_says_how_to_install(tmp_path):
                     raise ImportError("blocked", name=name)
         sys.meta_path.insert(0, _No())
         from edgecalc.data.dicom import DicomError, read_dicom
-        import edgecalc.runtime.capture, edgecalc.data.dicom_import
+        import edgecalc.runtime.source.capture, edgecalc.data.dicom_import
         try:
             read_dicom({str(path)!r})
         except DicomError as exc:

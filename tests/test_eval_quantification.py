@@ -46,8 +46,8 @@ def test_the_shipped_model_is_scored_on_crops_and_frames(tiny):
     if default_bundle_dir() is None:
         pytest.skip("this build carries no shipped bundle")
     from edgecalc.runtime.analyze import StillAnalyzer
-    from edgecalc.runtime.learned_locator import LearnedLocator
-    from edgecalc.runtime.live_setup import build_pipeline
+    from edgecalc.runtime.locate.learned import LearnedLocator
+    from edgecalc.runtime.live.build import build_pipeline
 
     setup = build_pipeline(None, backend="onnxruntime", crop="manual")
     analyzer = StillAnalyzer(setup.pipeline, LearnedLocator(threads=1).locate)

@@ -18,7 +18,7 @@ from edgecalc.export.pipeline import ExportOptions, export_bundle
 from edgecalc.export.torchscript import export_torchscript
 from edgecalc.model import CSAGNet, ExportWrapper, get_preset
 from edgecalc.model.weights import save_model
-from edgecalc.runtime.bundle import load_bundle
+from edgecalc.runtime.engine.bundle import load_bundle
 
 SIZE = 64
 

@@ -62,7 +62,7 @@ def test_engine_build_and_parity_on_gpu(tmp_path, monkeypatch):
     from edgecalc.export.pipeline import ExportOptions, export_bundle
     from edgecalc.model import CSAGNet, get_preset
     from edgecalc.model.weights import save_model
-    from edgecalc.runtime.bundle import current_engine_target, load_bundle
+    from edgecalc.runtime.engine.bundle import current_engine_target, load_bundle
 
     monkeypatch.setenv("EDGECALC_CACHE_DIR", str(tmp_path / "cache"))
     torch.manual_seed(0)

@@ -16,7 +16,7 @@ from edgecalc.export import torch_tensorrt_export as tt
 from edgecalc.export.pipeline import ExportOptions, export_bundle
 from edgecalc.model import CSAGNet, get_preset
 from edgecalc.model.weights import save_model
-from edgecalc.runtime.bundle import load_bundle
+from edgecalc.runtime.engine.bundle import load_bundle
 
 HAS_TORCH_TRT = importlib.util.find_spec("torch_tensorrt") is not None
 HAS_CUDA = torch.cuda.is_available()

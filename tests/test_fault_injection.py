@@ -90,7 +90,7 @@ def test_killed_training_resumes_to_identical_weights(work, sig, k):
 
 
 def _bundle_complete_or_absent(out: Path) -> None:
-    from edgecalc.runtime.bundle import load_bundle
+    from edgecalc.runtime.engine.bundle import load_bundle
 
     if out.exists():
         bundle = load_bundle(out)  # every listed file present, with its checksum

@@ -25,7 +25,7 @@ import pytest
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1] / "edgecalc"
 RUNTIME_FORBIDDEN = ("edgecalc.model", "edgecalc.train", "edgecalc.eval", "edgecalc.export", "edgecalc.calibration", "torch")
-RUNTIME_TORCH_BACKEND = "edgecalc.runtime.backends.torchscript_backend"
+RUNTIME_TORCH_BACKEND = "edgecalc.runtime.engine.backends.torchscript_backend"
 CLI_ENTRY_POINTS = ("edgecalc.__main__",)
 
 
@@ -220,7 +220,7 @@ def _package(tmp_path: Path, files: dict[str, str]) -> Path:
 
 CLEAN = {
     "data/prep.py": "import numpy\n",
-    "runtime/live.py": "from pkg.data.prep import numpy\n",
+    "runtime/live/loop.py": "from pkg.data.prep import numpy\n",
     "train/run.py": "from pkg.eval import metrics\n",
     "train/config.py": "",
     "eval/metrics.py": "def f():\n    from pkg.train import config\n",
@@ -241,7 +241,7 @@ def test_checker_passes_a_clean_package(tmp_path):
     ("runtime imports a training-side package or torch (module level)",
      {"runtime/engine/bundle.py": "from pkg.export.pipeline import run\n"}),
     ("runtime imports a training-side package or torch (function level)",
-     {"runtime/overlay.py": "def draw():\n    import torch.nn\n"}),
+     {"runtime/live/overlay.py": "def draw():\n    import torch.nn\n"}),
     ("runtime imports a training-side package or torch (function level)",
      {"runtime/cache.py": "def go():\n    from pkg.model.weights import load\n"}),
     ("eval imports train at module level",  # (train no longer imports eval here, so no circle either)
@@ -256,7 +256,7 @@ def test_checker_finds_a_planted_violation(tmp_path, rule, files):
 
 
 def test_checker_allows_only_the_torchscript_backend_to_import_torch(tmp_path):
-    files = {**CLEAN, "runtime/backends/torchscript_backend.py": "def load():\n    import torch\n"}
+    files = {**CLEAN, "runtime/engine/backends/torchscript_backend.py": "def load():\n    import torch\n"}
     assert not violations(_package(tmp_path, files), root="pkg")["runtime imports a training-side package or torch (function level)"]
-    files["runtime/backends/torchscript_backend.py"] = "import torch\n"  # at module level: not allowed
+    files["runtime/engine/backends/torchscript_backend.py"] = "import torch\n"  # at module level: not allowed
     assert violations(_package(tmp_path, files), root="pkg")["runtime imports a training-side package or torch (module level)"]

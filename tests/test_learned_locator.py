@@ -11,9 +11,9 @@ import pytest
 
 from _synthetic_screen import screen
 from edgecalc.data.phantom import generate_frame
-from edgecalc.runtime.cropper import AutoCropper, classical_locator, default_locator
-from edgecalc.runtime.evaluate_locator import box_iou
-from edgecalc.runtime.learned_locator import (ASSET_DIR, LearnedLocator, LocatorBundleError, mask_from_probability,
+from edgecalc.runtime.locate.cropper import AutoCropper, classical_frame_locator, default_locator
+from edgecalc.locator.evaluate_scan_area import box_iou
+from edgecalc.runtime.locate.learned import (ASSET_DIR, LearnedLocator, LocatorBundleError, mask_from_probability,
                                               read_manifest, sha256_of, shipped_locator)
 from test_foundation import run_without_torch
 
@@ -58,13 +58,13 @@ def test_ensemble_averages_its_members_and_reports_an_extent():
     extent (the crop's box) holds the nodule box."""
     import cv2
 
-    from edgecalc.runtime.learned_locator import _as_area
-    from edgecalc.runtime.scan_area import largest_scan_area
+    from edgecalc.runtime.locate.learned import _as_area
+    from edgecalc.runtime.locate.scan_area import largest_scan_area
 
     loc = shipped_locator()
     f = generate_frame(3, positive=True)
     area = _as_area(largest_scan_area(f.image))
-    maps = [b.infer(__import__("edgecalc.runtime.learned_locator", fromlist=["locator_input"])
+    maps = [b.infer(__import__("edgecalc.runtime.locate.learned", fromlist=["locator_input"])
                     .locator_input(f.image, area, size))[loc.output_name][0, 0] for size, b in loc.members]
     want = np.mean([cv2.resize(p, (loc.size, loc.size), interpolation=cv2.INTER_LINEAR) for p in maps], axis=0)
     assert np.allclose(loc.probability(f.image, area), want, atol=1e-6)
@@ -168,11 +168,11 @@ def test_autocropper_defaults_to_the_learned_locator():
 
 
 def test_falls_back_to_classical_when_the_bundle_is_missing(monkeypatch, tmp_path):
-    import edgecalc.runtime.learned_locator as ll
+    import edgecalc.runtime.locate.learned as ll
 
     monkeypatch.setattr(ll, "shipped_locator", lambda: ll.LearnedLocator(tmp_path / "nothing"))
     with pytest.warns(RuntimeWarning, match="classical"):
-        assert default_locator() is classical_locator
+        assert default_locator() is classical_frame_locator
 
 
 def test_broken_bundle_is_named(tmp_path):
@@ -200,9 +200,9 @@ def test_runtime_locator_runs_with_torch_blocked():
         """
         import sys
         import numpy as np
-        from edgecalc.runtime.learned_locator import shipped_locator
-        from edgecalc.runtime.locate_images import locate_paths
-        from edgecalc.runtime.cropper import AutoCropper
+        from edgecalc.runtime.locate.learned import shipped_locator
+        from edgecalc.runtime.locate.images import locate_paths
+        from edgecalc.runtime.locate.cropper import AutoCropper
         assert shipped_locator().locate(np.zeros((360, 560), np.uint8)) is None
         AutoCropper()
         assert "torch" not in sys.modules
@@ -214,7 +214,7 @@ def test_runtime_locator_runs_with_torch_blocked():
 def test_locate_csv_scoring_on_real_frames(shared_data, tmp_path):
     """The evaluation scores `edgecalc locate` CSVs: true boxes score IoU 1, an empty row 0."""
     from edgecalc.locator.evaluate import score_boxes_csv
-    from edgecalc.runtime.evaluate_locator import load, mask_box
+    from edgecalc.locator.evaluate_scan_area import load, mask_box
 
     root = shared_data / "ddti-nodules"
     ids = [int(i) for i in json.loads((ASSET_DIR / "split.json").read_text())["val"][:3]]
@@ -248,7 +248,7 @@ def test_live_path_box_equals_the_full_mask_box():
             assert fast[0] == full.box and fast[1] == full.confidence
     prob = np.zeros((64, 64), np.float32)
     prob[20:44, 0:30] = 0.9
-    from edgecalc.runtime.learned_locator import _largest_component
+    from edgecalc.runtime.locate.learned import _largest_component
 
     for area in ((-40, 10, 200, 160), (100, 250, 200, 160)):
         comp, box, conf, extent = _largest_component(prob, area, (360, 560), 0.4, 0.003)

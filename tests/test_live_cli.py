@@ -82,7 +82,7 @@ def test_demo_writes_video_log_snapshots_and_summary(tiny_bundle, tmp_path):
 
 
 def test_shipped_bundle_verifies_and_matches_shipped_weights():
-    from edgecalc.runtime.bundle import load_bundle, sha256_file
+    from edgecalc.runtime.engine.bundle import load_bundle, sha256_file
     from edgecalc.runtime.shipped import default_bundle_dir
 
     path = default_bundle_dir()
@@ -115,7 +115,7 @@ def test_live_locator_cadence_default_is_the_measured_one():
     import inspect
 
     from edgecalc.cli import live
-    from edgecalc.runtime.cropper import LOCATOR_EVERY
+    from edgecalc.runtime.locate.cropper import LOCATOR_EVERY
 
     assert inspect.signature(live).parameters["locator_every"].default.default == LOCATOR_EVERY
 
@@ -124,7 +124,7 @@ def test_no_extent_crops_around_the_box_alone(tmp_path):
     """`--no-extent`: the live crop holds the locator's box alone; by default it holds the extent,
     which is never smaller."""
     from edgecalc.data.phantom import generate_frame
-    from edgecalc.runtime.live_setup import build_pipeline
+    from edgecalc.runtime.live.build import build_pipeline
 
     frame = generate_frame(1, positive=True).image  # a frame whose extent reaches well past the box
     crops = {}
@@ -134,8 +134,8 @@ def test_no_extent_crops_around_the_box_alone(tmp_path):
         setup.selection.backend.close()
         crops[extent] = d.crop
         assert d.box is not None
-    from edgecalc.runtime.crop import square_crop
-    from edgecalc.runtime.learned_locator import shipped_locator
+    from edgecalc.runtime.locate.crop_geometry import square_crop
+    from edgecalc.runtime.locate.learned import shipped_locator
 
     found = shipped_locator().locate(frame)
     area = shipped_locator()(frame)[2]

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 
 from edgecalc.data.preprocess import preprocess
-from edgecalc.runtime.backends import open_backend
-from edgecalc.runtime.capture import SourceError, parse_source
-from edgecalc.runtime.cropper import AutoCropper, FixedCropper
-from edgecalc.runtime.live import run_live
-from edgecalc.runtime.overlay import OverlayOptions
-from edgecalc.runtime.pipeline import FramePipeline
-from edgecalc.runtime.recorder import Recorder
+from edgecalc.runtime.engine.backends import open_backend
+from edgecalc.runtime.source.capture import SourceError, parse_source
+from edgecalc.runtime.locate.cropper import AutoCropper, FixedCropper
+from edgecalc.runtime.live.loop import run_live
+from edgecalc.runtime.live.overlay import OverlayOptions
+from edgecalc.runtime.live.pipeline import FramePipeline
+from edgecalc.runtime.live.recorder import Recorder
 
 ROI = (200, 100, 120, 120)
 
@@ -153,7 +153,7 @@ def test_auto_crop_searches_on_every_frame_until_it_finds_a_nodule():
 def test_auto_crop_holds_the_locator_extent_between_runs():
     """A locator that reports an extent (where the nodule may reach) gets a crop holding it; its reach
     past the box rides with the box on the frames between runs; a manual box has none."""
-    from edgecalc.runtime.crop import square_crop
+    from edgecalc.runtime.locate.crop_geometry import square_crop
 
     box, extent, area = (200, 100, 80, 60), (190, 95, 130, 70), (0, 0, 560, 360)
     cropper = AutoCropper(locator=lambda f: (box, 0.9, area, extent), every=4, track=False)
@@ -227,7 +227,7 @@ def test_pipelined_loop_gives_the_serial_loop_s_results_frame_by_frame(tmp_path,
     """The inference worker changes when the model runs, not what comes out: same frames, same
     order, same boxes, scores, smoothed decisions and mask areas as one-after-the-other."""
     d, _, _ = tiny_model_files
-    from edgecalc.runtime.classical_locator import (
+    from edgecalc.runtime.locate.classical import (
         locate_nodule,  # a real locator: state advances per frame
     )
 
@@ -299,7 +299,7 @@ def test_phantom_source_runs_without_files():
 
 def test_phantom_source_is_a_positive_scan_then_a_negative_one():
     from edgecalc.data.phantom.cine import DEMO_MIN_CALC_PX
-    from edgecalc.runtime.phantom_source import PhantomCineReader
+    from edgecalc.runtime.source.phantom import PhantomCineReader
 
     r = PhantomCineReader(n_frames=5)
     pos, neg = r.segments
@@ -319,8 +319,8 @@ def test_phantom_source_is_a_positive_scan_then_a_negative_one():
 
 
 def test_demo_tally_counts_mask_pixels_on_the_true_calcification():
-    from edgecalc.runtime.demo import mask_px_on_truth
-    from edgecalc.runtime.overlay import CropMap
+    from edgecalc.runtime.live.demo import mask_px_on_truth
+    from edgecalc.runtime.live.overlay import CropMap
 
     truth = (50, 60, np.ones((2, 2), bool))  # true calcification at rows 50-51, cols 60-61
     drawn = np.zeros((10, 10), bool)
@@ -350,7 +350,7 @@ def test_realtime_source_drops_stale_frames_instead_of_queueing():
 
 
 def test_bad_frames_in_a_stream_are_skipped_and_counted(monkeypatch):
-    import edgecalc.runtime.live as live_mod
+    import edgecalc.runtime.live.loop as live_mod
 
     good = phantom_frames(3)
     stream = [good[0].image, np.zeros((360, 560, 3), np.uint8), np.ones((360, 560), np.float64),

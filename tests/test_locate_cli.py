@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from edgecalc.cli import app
 from edgecalc.data.phantom import generate_frame
-from edgecalc.runtime.evaluate_locator import box_iou
+from edgecalc.locator.evaluate_scan_area import box_iou
 
 runner = CliRunner()
 
@@ -46,7 +46,7 @@ def test_locate_folder_with_a_nodule_an_empty_frame_and_bad_files(tmp_path):
     assert box_iou((int(x), int(y), int(w), int(h)), f.nodule_box) >= 0.5 and float(score) > 0
     # the crop holds the box and is what the live runtime cuts from the same frame
     assert int(cx) <= int(x) and int(cy) <= int(y) and int(cx) + int(side) >= int(x) + int(w)
-    from edgecalc.runtime.cropper import AutoCropper
+    from edgecalc.runtime.locate.cropper import AutoCropper
 
     assert AutoCropper()(f.image, 0).crop == (int(cx), int(cy), int(side), int(side))
     empty = ["", "", "", "", "0", "", "", ""]

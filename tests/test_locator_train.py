@@ -12,7 +12,7 @@ pytest.importorskip("torch", reason="training the locator needs torch (the [trai
 from edgecalc.data.phantom import generate_frame  # noqa: E402
 from edgecalc.locator.split import group_of, make_split, read_split  # noqa: E402
 from edgecalc.locator.train import main  # noqa: E402
-from edgecalc.runtime.learned_locator import LearnedLocator, read_manifest  # noqa: E402
+from edgecalc.runtime.locate.learned import LearnedLocator, read_manifest  # noqa: E402
 
 
 def test_split_groups_dual_window_halves():

@@ -140,8 +140,8 @@ def test_training_follows_the_network_supervision(name, tiny_data, tmp_path):
 @pytest.mark.parametrize("name", list(NETWORKS))
 def test_every_network_exports_and_runs_in_the_runtime(name, tmp_path):
     from edgecalc.export.pipeline import ExportOptions, export_bundle
-    from edgecalc.runtime.backends import open_backend
-    from edgecalc.runtime.bundle import load_bundle
+    from edgecalc.runtime.engine.backends import open_backend
+    from edgecalc.runtime.engine.bundle import load_bundle
 
     save_model(tiny(name), tmp_path / "run" / "model.safetensors")
     export_bundle(ExportOptions(tmp_path / "run", "fp32", None, 16, "minmax", 0, False, 4, tmp_path / "b", None, 8,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgecalc.runtime.overlay import MASK_COLOR, OverlayOptions, draw_overlay, paste_crop
+from edgecalc.runtime.live.overlay import MASK_COLOR, OverlayOptions, draw_overlay, paste_crop
 
 
 def test_paste_crop_places_map_in_frame_coordinates():
@@ -70,7 +70,7 @@ def test_attention_only_inside_crop():
 
 def test_crop_map_overlay_equals_full_frame_overlay():
     """The live loop paints from a CropMap (crop pixels only); the picture is the one a full-frame mask gives."""
-    from edgecalc.runtime.overlay import crop_map
+    from edgecalc.runtime.live.overlay import crop_map
 
     rng = np.random.default_rng(0)
     frame = rng.integers(0, 255, (360, 560), dtype=np.uint8)

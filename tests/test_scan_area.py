@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from _synthetic_screen import screen, speckle
-from edgecalc.runtime.evaluate_locator import box_iou
-from edgecalc.runtime.scan_area import ScanArea, find_scan_areas, largest_scan_area
+from edgecalc.locator.evaluate_scan_area import box_iou
+from edgecalc.runtime.locate.scan_area import ScanArea, find_scan_areas, largest_scan_area
 
 
 @pytest.mark.parametrize("seed,rect", [(0, (120, 10, 290, 300)), (1, (60, 30, 400, 250)), (2, (140, 6, 230, 330))])

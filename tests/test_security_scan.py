@@ -168,7 +168,7 @@ def test_a_labels_csv_id_cannot_reach_outside_the_data_set(tmp_path, sid):
 
 @pytest.mark.parametrize("name", ["../outside.onnx", "ABS", "link.onnx", "sub/../../outside.onnx"])
 def test_a_manifest_file_name_cannot_reach_outside_the_bundle(tmp_path, name):
-    from edgecalc.runtime.bundle import MANIFEST_NAME, BundleError, load_bundle, sha256_file
+    from edgecalc.runtime.engine.bundle import MANIFEST_NAME, BundleError, load_bundle, sha256_file
 
     root = tmp_path / "bundle"
     root.mkdir()
@@ -186,7 +186,7 @@ def test_a_manifest_file_name_cannot_reach_outside_the_bundle(tmp_path, name):
 
 @pytest.mark.parametrize("location", ["../outside.bin", "ABS", "link.bin", "a/../../outside.bin"])
 def test_an_onnx_external_data_location_cannot_reach_outside_its_folder(tmp_path, location):
-    from edgecalc.runtime.bundle import BundleError, check_onnx_file
+    from edgecalc.runtime.engine.bundle import BundleError, check_onnx_file
 
     onnx = pytest.importorskip("onnx", reason="building the ONNX file needs onnx (the [train] extra)")
     from onnx import TensorProto, helper

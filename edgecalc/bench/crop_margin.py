@@ -25,7 +25,7 @@ import numpy as np
 
 from edgecalc.data.preprocess import preprocess
 from edgecalc.eval.metrics import accuracy, predict, roc_auc
-from edgecalc.runtime.crop import square_crop
+from edgecalc.runtime.locate.crop_geometry import square_crop
 
 #: Full-frame phantom seeds of this measurement (the data sets use 0.., the locator 700000..).
 SEED0 = 900_000
@@ -33,8 +33,8 @@ SEED0 = 900_000
 
 def margin_rows(frames: int, margins: list[float], bundle_dir: str | None = None) -> list[dict]:
     from edgecalc.data.phantom import generate_frame
-    from edgecalc.runtime.backends import open_backend
-    from edgecalc.runtime.bundle import load_bundle
+    from edgecalc.runtime.engine.backends import open_backend
+    from edgecalc.runtime.engine.bundle import load_bundle
     from edgecalc.runtime.shipped import resolve_bundle
 
     bundle = load_bundle(resolve_bundle(bundle_dir))
@@ -61,10 +61,10 @@ def locator_rows(frames: int, bundle_dir: str | None = None, margin: float = 0.1
                  locator_dir: str | None = None) -> list[dict]:
     """AUC / accuracy of crops around the true box, the locator's box and its extent (same frames)."""
     from edgecalc.data.phantom import generate_frame
-    from edgecalc.runtime.backends import open_backend
-    from edgecalc.runtime.bundle import load_bundle
-    from edgecalc.runtime.learned_locator import LearnedLocator, shipped_locator
-    from edgecalc.runtime.scan_area import largest_scan_area
+    from edgecalc.runtime.engine.backends import open_backend
+    from edgecalc.runtime.engine.bundle import load_bundle
+    from edgecalc.runtime.locate.learned import LearnedLocator, shipped_locator
+    from edgecalc.runtime.locate.scan_area import largest_scan_area
     from edgecalc.runtime.shipped import resolve_bundle
 
     bundle = load_bundle(resolve_bundle(bundle_dir))

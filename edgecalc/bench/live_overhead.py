@@ -26,18 +26,18 @@ import numpy as np
 
 from edgecalc.bench.memory import peak_rss_mb
 from edgecalc.data.preprocess import preprocess, to_gray_u8
-from edgecalc.runtime.live import LOOP_MODES
+from edgecalc.runtime.live.loop import LOOP_MODES
 
 
 def measure(bundle: str | None, backend: str, precision: str, frames: int, fps: float, threads: int = 0,
             locator_every: int | None = None, repeats: int = 3, loop: str = "auto") -> dict:
-    from edgecalc.runtime.capture import parse_source
-    from edgecalc.runtime.live import run_live
-    from edgecalc.runtime.live_setup import build_pipeline
-    from edgecalc.runtime.phantom_source import PhantomCineReader
-    from edgecalc.runtime.recorder import Recorder
+    from edgecalc.runtime.source.capture import parse_source
+    from edgecalc.runtime.live.loop import run_live
+    from edgecalc.runtime.live.build import build_pipeline
+    from edgecalc.runtime.source.phantom import PhantomCineReader
+    from edgecalc.runtime.live.recorder import Recorder
 
-    from edgecalc.runtime.cropper import LOCATOR_EVERY
+    from edgecalc.runtime.locate.cropper import LOCATOR_EVERY
 
     locator_every = locator_every or LOCATOR_EVERY
     pipelined = LOOP_MODES[loop]

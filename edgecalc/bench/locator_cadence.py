@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecalc.runtime.cropper import AutoCropper
-from edgecalc.runtime.evaluate_locator import box_iou
+from edgecalc.runtime.locate.cropper import AutoCropper
+from edgecalc.locator.evaluate_scan_area import box_iou
 
 
 def _holds(mask: np.ndarray, crop: tuple[int, int, int, int]) -> bool:
@@ -33,7 +33,7 @@ def cadence_rows(frames: int, drifts: list[float], ks: list[int], seed: int = 0)
     import cv2
 
     from edgecalc.data.phantom import generate_cine
-    from edgecalc.runtime.learned_locator import shipped_locator
+    from edgecalc.runtime.locate.learned import shipped_locator
 
     cv2.setNumThreads(1)
     locator = shipped_locator()

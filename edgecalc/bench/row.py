@@ -110,7 +110,7 @@ def _pytorch_runner(spec: RowSpec) -> tuple[Infer, Callable[[], float | None]]:
 
 
 def _backend_runner(spec: RowSpec) -> tuple[Infer, Callable[[], float | None], Callable[[], None]]:
-    from edgecalc.runtime.backends import open_backend
+    from edgecalc.runtime.engine.backends import open_backend
 
     opts: dict = {}
     if spec.backend in ("onnxruntime", "openvino", "torchscript"):

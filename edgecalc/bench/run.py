@@ -26,7 +26,7 @@ from edgecalc.bench.report import write_reports
 from edgecalc.bench.results import BenchReport, Row
 from edgecalc.bench.row import RowSpec
 from edgecalc.data.preprocess import preprocess_batch, resize_mask, to_gray_u8
-from edgecalc.runtime.bundle import Bundle, BundleError, current_engine_target, load_bundle, sha256_file
+from edgecalc.runtime.engine.bundle import Bundle, BundleError, current_engine_target, load_bundle, sha256_file
 
 #: Phantom crops used when no --data is given: seeds far from the training and parity sets.
 BENCH_SEED_BASE = 7_000_000
@@ -238,7 +238,7 @@ def run_bench(opts: BenchOptions, log: Callable[[str], None] = print) -> BenchRe
         options={k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opts).items()},
         peak_gflops=peak, flops_per_image=flops, reference=reference, rows=rows)
     write_reports(report, out)
-    from edgecalc.runtime.latency_cache import record_measurements
+    from edgecalc.runtime.engine.latency_cache import record_measurements
 
     record_measurements(report)
     return report

@@ -465,7 +465,7 @@ def _end_to_end(methods: Sequence[str], out: Path, fold_ids: Sequence[int], data
     """Whole frames through the shipped locator and each fold's model (``eval/end_to_end.py``), into ``summary``."""
     from edgecalc.eval.end_to_end import LocatedFrames, locator_training_patients, run_end_to_end, summarise_end_to_end
     from edgecalc.export.weights_source import resolve_weights
-    from edgecalc.runtime.learned_locator import LearnedLocator
+    from edgecalc.runtime.locate.learned import LearnedLocator
     from edgecalc.run_folder import FINAL_WEIGHTS
 
     frames = LocatedFrames(data, LearnedLocator(threads=1).locate)  # each frame located once for every method

@@ -39,8 +39,8 @@ def read_boxes(data: str | Path) -> dict[str, tuple[int, int, int, int]]:
 def locator_crops(data: str | Path, ids: Sequence[str], locate: Any, margin: float = 0.1) -> tuple[list[np.ndarray | None], list[float]]:
     """Per id: the runtime's crop of the located nodule in ``full/<id>.png`` (None: nothing found) and
     the IoU of the located box with the annotated one (0 when nothing was found)."""
-    from edgecalc.runtime.evaluate_locator import box_iou
-    from edgecalc.runtime.locate_images import locate_one, read_image
+    from edgecalc.locator.evaluate_scan_area import box_iou
+    from edgecalc.runtime.locate.images import locate_one, read_image
 
     boxes = read_boxes(data)
     crops: list[np.ndarray | None] = []
@@ -113,7 +113,7 @@ def locator_training_patients(locator_data: str | Path, bundle_dir: str | Path |
     """The DDTI cases whose frames trained the locator: its bundle's ``split.json`` training ids mapped
     through ``locator_data/patients.csv`` (``id,patient,ddti_case,...``)."""
     from edgecalc.locator.split import read_split
-    from edgecalc.runtime.learned_locator import ASSET_DIR
+    from edgecalc.runtime.locate.learned import ASSET_DIR
 
     split = read_split(Path(bundle_dir or ASSET_DIR) / "split.json")
     path = Path(locator_data) / "patients.csv"

@@ -222,8 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     analyzer = None
     if not args.oracle:
         from edgecalc.runtime.analyze import StillAnalyzer
-        from edgecalc.runtime.learned_locator import LearnedLocator
-        from edgecalc.runtime.live_setup import build_pipeline
+        from edgecalc.runtime.locate.learned import LearnedLocator
+        from edgecalc.runtime.live.build import build_pipeline
 
         setup = build_pipeline(args.bundle, backend=args.backend, precision=args.precision, crop="manual")
         analyzer = StillAnalyzer(setup.pipeline, LearnedLocator(threads=1).locate)

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from edgecalc.runtime.bundle import MANIFEST_NAME
+from edgecalc.runtime.engine.bundle import MANIFEST_NAME
 
 PARTIAL_TAG = ".partial-"
 OLD_TAG = ".old-"

@@ -37,7 +37,7 @@ from edgecalc.export.weights_source import resolve_weights
 from edgecalc.model.csagnet import INPUT_NAME, OUTPUT_NAMES, ExportWrapper
 from edgecalc.model.info import model_info
 from edgecalc.model.weights import load_model, read_config
-from edgecalc.runtime.bundle import Manifest, load_bundle, sha256_file
+from edgecalc.runtime.engine.bundle import Manifest, load_bundle, sha256_file
 
 PRECISIONS = ("fp32", "fp16", "int8")
 DECISION_THRESHOLD = 0.5

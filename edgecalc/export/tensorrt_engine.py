@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgecalc.model.csagnet import INPUT_NAME
-from edgecalc.runtime.backends.base import BackendUnavailable
-from edgecalc.runtime.backends.tensorrt_backend import import_cudart
-from edgecalc.runtime.bundle import EngineTarget, current_engine_target
+from edgecalc.runtime.engine.backends.base import BackendUnavailable
+from edgecalc.runtime.engine.backends.tensorrt_backend import import_cudart
+from edgecalc.runtime.engine.bundle import EngineTarget, current_engine_target
 
 
 class EngineUnavailable(RuntimeError):

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from edgecalc.export.tensorrt_engine import profile_shapes
-from edgecalc.runtime.bundle import EngineTarget
+from edgecalc.runtime.engine.bundle import EngineTarget
 
 #: The bundle file the compiled module is saved to.
 ARTIFACT_NAME = "model.trt.ts"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from edgecalc.runtime.bundle import Bundle
+from edgecalc.runtime.engine.bundle import Bundle
 
 
 def _config(name: str, platform: str, max_batch: int, manifest) -> str:

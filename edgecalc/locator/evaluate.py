@@ -26,11 +26,11 @@ import cv2
 import numpy as np
 
 from edgecalc.locator.split import read_split
-from edgecalc.runtime.classical_locator import Located, locate_nodule
-from edgecalc.runtime.crop import square_crop
-from edgecalc.runtime.evaluate_locator import box_iou, load, mask_box
-from edgecalc.runtime.learned_locator import ASSET_DIR, LearnedLocator
-from edgecalc.runtime.scan_area import largest_scan_area
+from edgecalc.runtime.locate.classical import Located, locate_nodule
+from edgecalc.runtime.locate.crop_geometry import square_crop
+from edgecalc.locator.evaluate_scan_area import box_iou, load, mask_box
+from edgecalc.runtime.locate.learned import ASSET_DIR, LearnedLocator
+from edgecalc.runtime.locate.scan_area import largest_scan_area
 
 DEFAULT_SPLIT = ASSET_DIR / "split.json"
 MARGIN = 0.1
@@ -98,7 +98,7 @@ def halving_estimate(root: Path, ids: list[int], learned: LearnedLocator, grid: 
     none does), score it on the other half, swap, pool; ``repeats`` random halvings (seeds 0..).
     """
     from edgecalc.locator.split import group_of
-    from edgecalc.runtime.learned_locator import _as_area, mask_from_probability
+    from edgecalc.runtime.locate.learned import _as_area, mask_from_probability
 
     cv2.setNumThreads(1)
     holds: dict[float, dict[int, float]] = {t: {} for t in grid}

@@ -39,8 +39,8 @@ from edgecalc.data.preprocess import PREPROCESSING_SPEC
 from edgecalc.locator.split import make_split, read_patients, read_split, write_split
 from edgecalc.model import DSAGNet, get_preset
 from edgecalc.model.weights import load_model, save_model
-from edgecalc.runtime.evaluate_locator import frame_ids, load
-from edgecalc.runtime.learned_locator import (
+from edgecalc.locator.evaluate_scan_area import frame_ids, load
+from edgecalc.runtime.locate.learned import (
     ASSET_DIR,
     FORMAT,
     FORMAT_VERSION,
@@ -50,7 +50,7 @@ from edgecalc.runtime.learned_locator import (
     sha256_of,
     target_mask,
 )
-from edgecalc.runtime.scan_area import largest_scan_area
+from edgecalc.runtime.locate.scan_area import largest_scan_area
 from edgecalc.train.losses import deep_supervision_loss
 
 MODEL_FILE = "locator-{size}.onnx"
@@ -229,7 +229,7 @@ def write_json_atomic(path: Path, doc: dict[str, Any]) -> None:
 def phantom_check(locator: LearnedLocator, n: int = 24) -> dict[str, float]:
     """Box IoU on phantom frames the training never used (seeds below PHANTOM_SEED0)."""
     from edgecalc.data.phantom import generate_frame
-    from edgecalc.runtime.evaluate_locator import box_iou
+    from edgecalc.locator.evaluate_scan_area import box_iou
 
     ious = []
     for k in range(n):
@@ -358,7 +358,7 @@ def main(argv: list[str] | None = None) -> None:
         "format": FORMAT, "format_version": FORMAT_VERSION,
         "members": entries, "model_bytes": total_bytes,
         "input_name": INPUT_NAME, "output_name": OUTPUT_NAME,
-        "input": "largest scan area (edgecalc.runtime.scan_area.largest_scan_area) cut out and resized to each "
+        "input": "largest scan area (edgecalc.runtime.locate.scan_area.largest_scan_area) cut out and resized to each "
                  "member's input_size x input_size by edgecalc.data.preprocess.preprocess (no padding)",
         "output": "nodule probability (N, 1, input_size, input_size), sigmoid",
         "preprocessing": PREPROCESSING_SPEC,

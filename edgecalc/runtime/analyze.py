@@ -27,13 +27,13 @@ import numpy as np
 from edgecalc.atomic import atomic_write_bytes, atomic_write_json
 from edgecalc.data.dataset import LABELS_FILE, MM_PER_PX_COLUMN
 from edgecalc.data.preprocess import to_gray_u8
-from edgecalc.runtime.cropper import CropDecision
-from edgecalc.runtime.decision import DecisionSmoother, FociSmoother
-from edgecalc.runtime.locate_images import (IMAGE_SUFFIXES, LocateFn, LocateResult, _natural_key, locate_one, read_image,
+from edgecalc.runtime.locate.cropper import CropDecision
+from edgecalc.runtime.live.decision import DecisionSmoother, FociSmoother
+from edgecalc.runtime.locate.images import (IMAGE_SUFFIXES, LocateFn, LocateResult, _natural_key, locate_one, read_image,
                                              write_png_atomic)
-from edgecalc.runtime.locate_images import csv_text as rows_csv_text
-from edgecalc.runtime.overlay import draw_foci
-from edgecalc.runtime.pipeline import FramePipeline, FrameResult
+from edgecalc.runtime.locate.images import csv_text as rows_csv_text
+from edgecalc.runtime.live.overlay import draw_foci
+from edgecalc.runtime.live.pipeline import FramePipeline, FrameResult
 from edgecalc.runtime.quantify import NoduleFoci, Spacing, check_spacing
 
 CSV_HEADER = ("id", "frame", "x", "y", "w", "h", "crop_x", "crop_y", "crop_side", "score", "decision",

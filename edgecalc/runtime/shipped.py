@@ -1,11 +1,13 @@
-"""Where the package keeps its shipped default bundle (made by `edgecalc export` from the shipped
-weights), so `edgecalc live` / `demo` / `bench` work in the base install, without torch."""
+"""Where the package keeps what it ships: the default bundle (made by `edgecalc export` from the shipped
+weights), so `edgecalc live` / `demo` / `bench` work in the base install, without torch, and the
+nodule locator (``ASSETS_DIR / "locator"``, read by ``runtime/locate/learned.py``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-SHIPPED_BUNDLE = Path(__file__).resolve().parents[1] / "assets" / "bundle"
+ASSETS_DIR = Path(__file__).resolve().parents[1] / "assets"
+SHIPPED_BUNDLE = ASSETS_DIR / "bundle"
 
 
 def default_bundle_dir() -> Path | None:

@@ -22,7 +22,7 @@ pytest.importorskip("hypothesis", reason="the fuzz suite needs hypothesis (pip i
 from hypothesis import example, given  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from edgecalc.runtime.bundle import MANIFEST_NAME, BundleError, load_bundle, sha256_file  # noqa: E402
+from edgecalc.runtime.engine.bundle import MANIFEST_NAME, BundleError, load_bundle, sha256_file  # noqa: E402
 
 SHIPPED = Path(__file__).resolve().parents[2] / "edgecalc" / "assets" / "bundle" / MANIFEST_NAME
 PAYLOAD = b"onnx bytes stand-in"
@@ -101,7 +101,7 @@ def test_the_seed_itself_loads(tmp_path):
 
 # --- the learned nodule locator's bundle (edgecalc/assets/locator: manifest.json + one ONNX per member) ---
 
-from edgecalc.runtime import learned_locator as _loc  # noqa: E402
+from edgecalc.runtime.locate import learned as _loc  # noqa: E402
 
 LOCATOR_SEED = json.loads((_loc.ASSET_DIR / _loc.MANIFEST_NAME).read_text())
 LOCATOR_ESCAPES = st.sampled_from(["../outside.onnx", "/etc/hostname", "link.onnx", "sub/../../outside.onnx", "",

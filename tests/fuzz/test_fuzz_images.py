@@ -2,7 +2,7 @@
 
 Seeds are valid PNG, JPEG, BMP, TIFF and PGM files (gray, colour, 16-bit, 2- and 4-channel, 1 x N and
 N x 1); hypothesis flips bytes, truncates anywhere, and rewrites PGM headers to claim huge or zero
-sizes. Contracts: ``runtime.locate_images.read_image`` returns a 2-D uint8 image or raises
+sizes. Contracts: ``runtime.locate.images.read_image`` returns a 2-D uint8 image or raises
 ValueError starting with the file name; ``data.dataset.read_image`` returns ``(image, None)`` or
 ``(None, reason)`` and never raises; ``locate_paths`` (what ``edgecalc locate`` runs) never raises and
 names every file it skips.
@@ -22,8 +22,8 @@ from hypothesis import example, given  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from edgecalc.data import dataset  # noqa: E402
-from edgecalc.runtime import locate_images  # noqa: E402
-from edgecalc.runtime.classical_locator import locate_nodule  # noqa: E402
+from edgecalc.runtime.locate import images as locate_images  # noqa: E402
+from edgecalc.runtime.locate.classical import locate_nodule  # noqa: E402
 
 
 def _png(pixels: np.ndarray, color_type: int, palette: bytes | None = None) -> bytes:

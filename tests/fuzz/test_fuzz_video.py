@@ -27,8 +27,8 @@ pytest.importorskip("hypothesis", reason="the fuzz suite needs hypothesis (pip i
 from hypothesis import example, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from edgecalc.runtime.capture import LatestFrameGrabber, SourceSpec  # noqa: E402
-from edgecalc.runtime.live import run_live  # noqa: E402
+from edgecalc.runtime.source.capture import LatestFrameGrabber, SourceSpec  # noqa: E402
+from edgecalc.runtime.live.loop import run_live  # noqa: E402
 
 W, H = 320, 240
 ROI = "60,40,160,160"
@@ -72,7 +72,7 @@ SEEDS = {".avi": _video_bytes(".avi", _frames()), ".mp4": _video_bytes(".mp4", _
 @pytest.fixture(scope="module")
 def live_setup():
     """The shipped bundle on onnxruntime with a fixed crop, built once (what `edgecalc live` builds per run)."""
-    from edgecalc.runtime.live_setup import build_pipeline
+    from edgecalc.runtime.live.build import build_pipeline
 
     setup = build_pipeline(None, backend="onnxruntime", crop="fixed", roi=ROI, threads=1)
     yield setup

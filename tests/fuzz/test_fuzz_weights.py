@@ -32,7 +32,7 @@ from hypothesis import strategies as st  # noqa: E402
 
 from edgecalc.model import CSAGNet, get_preset  # noqa: E402
 from edgecalc.model.weights import config_path, load_model, read_config, save_model  # noqa: E402
-from edgecalc.runtime.bundle import (  # noqa: E402
+from edgecalc.runtime.engine.bundle import (  # noqa: E402
     MANIFEST_NAME, BundleError, Manifest, check_onnx_file, load_bundle, onnx_external_locations,
 )
 
@@ -288,11 +288,11 @@ def _bundle_with(root: Path, files: dict[str, bytes]) -> Path:
 
 
 def _backends():
-    from edgecalc.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
+    from edgecalc.runtime.engine.backends.onnxruntime_backend import OnnxRuntimeBackend
 
     out = [OnnxRuntimeBackend]
     try:
-        from edgecalc.runtime.backends.openvino_backend import OpenVinoBackend
+        from edgecalc.runtime.engine.backends.openvino_backend import OpenVinoBackend
         import openvino  # noqa: F401
     except ImportError:
         return out

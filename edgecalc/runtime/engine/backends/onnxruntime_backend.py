@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecalc.runtime.backends.base import BackendUnavailable, InferenceBackend, as_input_batch
-from edgecalc.runtime.bundle import BundleError, check_onnx_file
+from edgecalc.runtime.engine.backends.base import BackendUnavailable, InferenceBackend, as_input_batch
+from edgecalc.runtime.engine.bundle import BundleError, check_onnx_file
 
 #: Preferred order when `providers` is not given; the first available one wins.
 PROVIDER_ORDER = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")

@@ -13,7 +13,7 @@ what `--realtime` uses to measure live behaviour: dropped frames and capture-to-
 
 from __future__ import annotations
 
-from edgecalc.runtime.capture import MemoryFrameReader
+from edgecalc.runtime.source.capture import MemoryFrameReader
 
 
 class PhantomCineReader(MemoryFrameReader):

@@ -23,9 +23,9 @@ import numpy as np
 
 from edgecalc.atomic import atomic_write_bytes
 from edgecalc.data.preprocess import to_gray_u8
-from edgecalc.runtime.classical_locator import Located
-from edgecalc.runtime.crop import square_crop
-from edgecalc.runtime.scan_area import ScanArea, largest_scan_area
+from edgecalc.runtime.locate.classical import Located
+from edgecalc.runtime.locate.crop_geometry import square_crop
+from edgecalc.runtime.locate.scan_area import ScanArea, largest_scan_area
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".ppm", ".webp")
 CSV_HEADER = ("id", "x", "y", "w", "h", "score", "crop_x", "crop_y", "crop_side")

@@ -14,8 +14,8 @@ from typing import Callable
 
 import numpy as np
 
-from edgecalc.runtime.box_tracker import BoxTracker, moved
-from edgecalc.runtime.crop import Box, square_crop
+from edgecalc.runtime.locate.tracker import BoxTracker, moved
+from edgecalc.runtime.locate.crop_geometry import Box, square_crop
 
 
 @dataclass
@@ -109,10 +109,10 @@ def grown(box: Box, pad: tuple[int, int, int, int]) -> Box:
     return box[0] - pad[0], box[1] - pad[1], box[2] + pad[0] + pad[2], box[3] + pad[1] + pad[3]
 
 
-def classical_locator(frame: np.ndarray) -> tuple[Box, float, Box | None] | None:
-    """Scan area + the darkest compact region (edgecalc.runtime.classical_locator)."""
-    from edgecalc.runtime.classical_locator import locate_nodule
-    from edgecalc.runtime.scan_area import largest_scan_area
+def classical_frame_locator(frame: np.ndarray) -> tuple[Box, float, Box | None] | None:
+    """Scan area + the darkest compact region (edgecalc.runtime.locate.classical)."""
+    from edgecalc.runtime.locate.classical import locate_nodule
+    from edgecalc.runtime.locate.scan_area import largest_scan_area
 
     area = largest_scan_area(frame)
     if area is None:
@@ -124,19 +124,19 @@ def classical_locator(frame: np.ndarray) -> tuple[Box, float, Box | None] | None
 
 
 def default_locator() -> Locator:
-    """The shipped learned locator (edgecalc.runtime.learned_locator); the classical one, with a
+    """The shipped learned locator (edgecalc.runtime.locate.learned); the classical one, with a
     warning, when the bundle is missing or cannot be loaded here."""
     import warnings
 
-    from edgecalc.runtime.backends import BackendUnavailable
-    from edgecalc.runtime.learned_locator import LocatorBundleError, shipped_locator
+    from edgecalc.runtime.engine.backends import BackendUnavailable
+    from edgecalc.runtime.locate.learned import LocatorBundleError, shipped_locator
 
     try:
         return shipped_locator()
     except (LocatorBundleError, BackendUnavailable, FileNotFoundError) as exc:
         warnings.warn(f"learned nodule locator unavailable ({exc}); using the classical locator", RuntimeWarning,
                       stacklevel=2)
-        return classical_locator
+        return classical_frame_locator
 
 
 @dataclass

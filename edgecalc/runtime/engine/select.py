@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edgecalc.runtime.backends import BackendUnavailable, InferenceBackend, open_backend
-from edgecalc.runtime.bundle import Bundle, BundleError
-from edgecalc.runtime.latency_cache import measured_latencies
+from edgecalc.runtime.engine.backends import BackendUnavailable, InferenceBackend, open_backend
+from edgecalc.runtime.engine.bundle import Bundle, BundleError
+from edgecalc.runtime.engine.latency_cache import measured_latencies
 
 BACKEND_CHOICES = ("auto", "tensorrt", "onnxruntime", "openvino", "torchscript")
 

@@ -27,12 +27,13 @@ import cv2
 import numpy as np
 
 from edgecalc.data.preprocess import PREPROCESSING_SPEC, preprocess, to_gray_u8
-from edgecalc.runtime.classical_locator import Located
-from edgecalc.runtime.crop import Box
-from edgecalc.runtime.scan_area import ScanArea, largest_scan_area
+from edgecalc.runtime.locate.classical import Located
+from edgecalc.runtime.locate.crop_geometry import Box
+from edgecalc.runtime.locate.scan_area import ScanArea, largest_scan_area
+from edgecalc.runtime.shipped import ASSETS_DIR
 
 #: Where the shipped locator lives (package data).
-ASSET_DIR = Path(__file__).resolve().parent.parent / "assets" / "locator"
+ASSET_DIR = ASSETS_DIR / "locator"
 MANIFEST_NAME = "manifest.json"
 FORMAT = "edgecalc-locator"
 FORMAT_VERSION = 2
@@ -257,7 +258,7 @@ class LearnedLocator:
     def __init__(self, bundle_dir: str | Path = ASSET_DIR, threads: int = 1,
                  threshold: float | None = None, min_share: float | None = None,
                  crop_threshold: float | None = None, min_peak: float | None = None) -> None:
-        from edgecalc.runtime.backends import open_backend
+        from edgecalc.runtime.engine.backends import open_backend
 
         self.bundle_dir = Path(bundle_dir)
         self.manifest = read_manifest(self.bundle_dir)

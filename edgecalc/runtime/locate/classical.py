@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from edgecalc.data.preprocess import to_gray_u8
-from edgecalc.runtime.scan_area import ScanArea, largest_scan_area
+from edgecalc.runtime.locate.scan_area import ScanArea, largest_scan_area
 
 #: The scan area is shrunk by an integer factor to about this long side before the search.
 WORK_SIZE = 160

@@ -41,7 +41,7 @@ def _load() -> dict:
 
 def record_measurements(report) -> None:
     """Store each ok CPU row's batch-1 median latency for this machine and bundle."""
-    from edgecalc.runtime.bundle import load_bundle
+    from edgecalc.runtime.engine.bundle import load_bundle
 
     key = bundle_key(load_bundle(report.bundle, verify=False).manifest)
     if key is None:

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from edgecalc.runtime.backends.base import BackendUnavailable, InferenceBackend, as_input_batch
+from edgecalc.runtime.engine.backends.base import BackendUnavailable, InferenceBackend, as_input_batch
 
 
 def import_cudart() -> Any:

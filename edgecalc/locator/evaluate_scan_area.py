@@ -1,6 +1,6 @@
 """Measure scan-area detection and the classical nodule locator on the DDTI nodule frames.
 
-    python -m edgecalc.runtime.evaluate_locator ../shared/data/ddti-nodules [--sheet docs/img/scan_area_ddti.png]
+    python -m edgecalc.locator.evaluate_scan_area ../shared/data/ddti-nodules [--sheet docs/img/scan_area_ddti.png]
 
 There is no labelled scan-rectangle set, so the scan area is checked against what is known: every
 nodule mask must lie inside it, and the contact sheet lets a person look. The locator is scored
@@ -17,9 +17,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edgecalc.runtime.classical_locator import locate_nodule
-from edgecalc.runtime.crop import square_crop
-from edgecalc.runtime.scan_area import find_scan_areas, largest_scan_area
+from edgecalc.runtime.locate.classical import locate_nodule
+from edgecalc.runtime.locate.crop_geometry import square_crop
+from edgecalc.runtime.locate.scan_area import find_scan_areas, largest_scan_area
 
 SHEET_IDS = (1, 10, 43, 66, 81, 115, 296, 357, 373, 399, 460, 10004,
              10012, 10089, 10142, 10176, 10237, 20004, 20008, 20012, 20089, 20142, 20170, 20475)

@@ -23,8 +23,8 @@ from typing import Callable
 
 import numpy as np
 
-from edgecalc.runtime.capture import Frame, LatestFrameGrabber, SourceSpec, open_reader
-from edgecalc.runtime.pipeline import FramePipeline, FrameResult, Prepared
+from edgecalc.runtime.source.capture import Frame, LatestFrameGrabber, SourceSpec, open_reader
+from edgecalc.runtime.live.pipeline import FramePipeline, FrameResult, Prepared
 
 WINDOW = "edgecalc live"
 #: ``--loop`` names -> ``run_live(pipelined=...)`` (auto: pipelined for GPU engines only).
@@ -69,7 +69,7 @@ def open_source(spec: SourceSpec, phantom_frames: int = 90, loops: int = 1,
                 phantom_fps: float | None = None) -> Callable[[], object]:
     """A zero-argument opener for the grabber (it reopens live sources with it)."""
     if spec.kind == "phantom":
-        from edgecalc.runtime.phantom_source import PhantomCineReader
+        from edgecalc.runtime.source.phantom import PhantomCineReader
 
         return lambda: PhantomCineReader(n_frames=phantom_frames, loops=loops, fps=phantom_fps)
     return lambda: open_reader(spec)

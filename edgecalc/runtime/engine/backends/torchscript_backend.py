@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecalc.runtime.backends.base import BackendUnavailable, InferenceBackend, as_input_batch
+from edgecalc.runtime.engine.backends.base import BackendUnavailable, InferenceBackend, as_input_batch
 
 
 class TorchScriptBackend(InferenceBackend):

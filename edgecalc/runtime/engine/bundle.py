@@ -176,8 +176,8 @@ def check_engine_target(artifact: Artifact, current: EngineTarget | None, bundle
 
 def current_engine_target() -> EngineTarget | None:
     """This machine's GPU + TensorRT, or None when either is missing (imports tensorrt lazily)."""
-    from edgecalc.runtime.backends.base import BackendUnavailable
-    from edgecalc.runtime.backends.tensorrt_backend import (
+    from edgecalc.runtime.engine.backends.base import BackendUnavailable
+    from edgecalc.runtime.engine.backends.tensorrt_backend import (
         import_cudart,
         import_tensorrt,
     )

@@ -149,10 +149,10 @@ def run_demo(setup: Any, out: Path, frames: int, console: Any = None) -> dict[st
     import json
 
     from edgecalc.data.phantom.config import PhantomConfig
-    from edgecalc.runtime.capture import parse_source
-    from edgecalc.runtime.live import run_live
-    from edgecalc.runtime.phantom_source import PhantomCineReader
-    from edgecalc.runtime.recorder import Recorder
+    from edgecalc.runtime.source.capture import parse_source
+    from edgecalc.runtime.live.loop import run_live
+    from edgecalc.runtime.source.phantom import PhantomCineReader
+    from edgecalc.runtime.live.recorder import Recorder
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgecalc.runtime.bundle import Bundle, load_bundle
-from edgecalc.runtime.cropper import LOCATOR_EVERY, AutoCropper, FixedCropper, parse_roi
-from edgecalc.runtime.engine_select import Selection, select_backend
-from edgecalc.runtime.overlay import OverlayOptions
-from edgecalc.runtime.pipeline import FramePipeline
+from edgecalc.runtime.engine.bundle import Bundle, load_bundle
+from edgecalc.runtime.locate.cropper import LOCATOR_EVERY, AutoCropper, FixedCropper, parse_roi
+from edgecalc.runtime.engine.select import Selection, select_backend
+from edgecalc.runtime.live.overlay import OverlayOptions
+from edgecalc.runtime.live.pipeline import FramePipeline
 from edgecalc.runtime.shipped import resolve_bundle
 
 CROP_MODES = ("auto", "manual", "fixed")

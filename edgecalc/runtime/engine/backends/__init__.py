@@ -10,15 +10,15 @@ import importlib
 from pathlib import Path
 from typing import Any
 
-from edgecalc.runtime.backends.base import BackendUnavailable, InferenceBackend, as_input_batch
+from edgecalc.runtime.engine.backends.base import BackendUnavailable, InferenceBackend, as_input_batch
 
 #: backend name -> (module, class). Order = preference of `auto` on a CPU-only cart is decided by
 #: measurement in the runtime, not here.
 BACKENDS: dict[str, tuple[str, str]] = {
-    "onnxruntime": ("edgecalc.runtime.backends.onnxruntime_backend", "OnnxRuntimeBackend"),
-    "openvino": ("edgecalc.runtime.backends.openvino_backend", "OpenVinoBackend"),
-    "torchscript": ("edgecalc.runtime.backends.torchscript_backend", "TorchScriptBackend"),
-    "tensorrt": ("edgecalc.runtime.backends.tensorrt_backend", "TensorRTBackend"),
+    "onnxruntime": ("edgecalc.runtime.engine.backends.onnxruntime_backend", "OnnxRuntimeBackend"),
+    "openvino": ("edgecalc.runtime.engine.backends.openvino_backend", "OpenVinoBackend"),
+    "torchscript": ("edgecalc.runtime.engine.backends.torchscript_backend", "TorchScriptBackend"),
+    "tensorrt": ("edgecalc.runtime.engine.backends.tensorrt_backend", "TensorRTBackend"),
 }
 
 

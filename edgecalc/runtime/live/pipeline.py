@@ -18,14 +18,14 @@ from typing import Callable
 import numpy as np
 
 from edgecalc.data.preprocess import preprocess, to_gray_u8
-from edgecalc.runtime.backends.base import InferenceBackend
-from edgecalc.runtime.cropper import CropDecision
-from edgecalc.runtime.crop import Box
-from edgecalc.runtime.decision import DecisionSmoother, FociSmoother, SmoothedFoci
-from edgecalc.runtime.frame_check import frame_problem
-from edgecalc.runtime.overlay import CropMap, HudPlacer, OverlayOptions, crop_map, draw_overlay
+from edgecalc.runtime.engine.backends.base import InferenceBackend
+from edgecalc.runtime.locate.cropper import CropDecision
+from edgecalc.runtime.locate.crop_geometry import Box
+from edgecalc.runtime.live.decision import DecisionSmoother, FociSmoother, SmoothedFoci
+from edgecalc.runtime.source.frame_check import frame_problem
+from edgecalc.runtime.live.overlay import CropMap, HudPlacer, OverlayOptions, crop_map, draw_overlay
 from edgecalc.runtime.quantify import NoduleFoci, Spacing, check_spacing, quantify_in_frame
-from edgecalc.runtime.scan_area import find_scan_areas
+from edgecalc.runtime.locate.scan_area import find_scan_areas
 
 #: Which attention channel the overlay shows: Grid-AG 3, closest to the output (the paper's figure).
 ATTENTION_CHANNEL = 2
