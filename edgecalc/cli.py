@@ -11,6 +11,8 @@ from typing import Optional
 
 import typer
 
+from edgecalc.runtime.engine.formats import BACKEND_CHOICES, BENCH_BACKENDS, PRECISIONS, choices_help
+
 app = typer.Typer(
     name="edgecalc",
     help="CS-AGnet calcification recognition in thyroid-nodule ultrasound: data, training, export, "
@@ -205,10 +207,10 @@ def live(
                                          "('... ! appsink'), or 'phantom' for the built-in phantom cine."),
     bundle: Optional[Path] = typer.Option(None, "--bundle", help="Export bundle folder (edgecalc export). "
                                           "Default: the bundle shipped with the package."),
-    backend: str = typer.Option("auto", "--backend", help="auto | tensorrt | onnxruntime | openvino | torchscript. "
+    backend: str = typer.Option("auto", "--backend", help=f"{choices_help(BACKEND_CHOICES)}. "
                                 "auto = a TensorRT engine for this GPU if the bundle has one, else the fastest CPU "
                                 "engine measured at start-up."),
-    precision: str = typer.Option("fp32", "--precision", help="fp32 | fp16 | int8: which of the bundle's models to run."),
+    precision: str = typer.Option("fp32", "--precision", help=f"{choices_help(PRECISIONS)}: which of the bundle's models to run."),
     crop: str = typer.Option("auto", "--crop", help="auto: scan-area detection + nodule locator; manual: draw the "
                              "box with the mouse ('r' redraws); fixed: the --roi box on every frame."),
     roi: Optional[str] = typer.Option(None, "--roi", help="x,y,w,h of the nodule in frame pixels, for --crop fixed."),
@@ -309,7 +311,7 @@ def demo(
     out: Path = typer.Option(Path("demo"), "--out", help="Folder for demo.mp4, log.jsonl, summary.json and snapshots."),
     frames: int = typer.Option(90, "--frames", min=1, help="Length of the phantom cine (frames): the first half "
                                "scans a nodule with calcifications, the rest one without."),
-    backend: str = typer.Option("auto", "--backend", help="auto | onnxruntime | openvino | torchscript | tensorrt."),
+    backend: str = typer.Option("auto", "--backend", help=f"{choices_help(BACKEND_CHOICES)}."),
     precision: str = typer.Option("fp32", "--precision", help="fp32 | int8 (the shipped bundle holds both)."),
     bundle: Optional[Path] = typer.Option(None, "--bundle", help="Bundle to run (default: the shipped one)."),
 ) -> None:
@@ -344,7 +346,7 @@ def demo(
 @app.command(rich_help_panel="Deploy")
 def bench(
     bundle: Optional[Path] = typer.Argument(None, help="Export bundle folder. Default: the bundle shipped with the package."),
-    backends: str = typer.Option("pytorch,torchscript,onnxruntime,openvino,tensorrt", "--backends",
+    backends: str = typer.Option(",".join(BENCH_BACKENDS), "--backends",
                                  help="Comma-separated backends to measure; every precision the bundle holds is measured."),
     data: Optional[Path] = typer.Option(None, "--data", help="Data-set folder for the accuracy columns "
                                         "(default: 64 phantom crops from seeds no training or export uses)."),
@@ -361,16 +363,16 @@ def bench(
     from rich.console import Console
 
     from edgecalc.bench.report import print_table
-    from edgecalc.bench.run import ALL_BACKENDS, BenchOptions, run_bench
+    from edgecalc.bench.run import BenchOptions, run_bench
     from edgecalc.runtime.engine.bundle import BundleError
 
     console = Console(stderr=True)
     chosen = tuple(b.strip() for b in backends.split(",") if b.strip())
-    unknown = [b for b in chosen if b not in ALL_BACKENDS]
+    unknown = [b for b in chosen if b not in BENCH_BACKENDS]
     try:
         batches = tuple(int(b) for b in batch.split(","))
         if unknown:
-            raise ValueError(f"unknown backend(s) {unknown}; choose from {', '.join(ALL_BACKENDS)}")
+            raise ValueError(f"unknown backend(s) {unknown}; choose from {', '.join(BENCH_BACKENDS)}")
         if not batches or min(batches) < 1:
             raise ValueError(f"--batch needs positive integers, got {batch!r}")
         report = run_bench(BenchOptions(bundle=bundle, backends=chosen, data=data, n_data=n_data, batches=batches,
@@ -410,7 +412,7 @@ def print_live_summary(summary, console) -> None:
 def export_cmd(
     weights: Optional[Path] = typer.Argument(None, help="Run folder (model.safetensors or final.safetensors + .json) "
                                              "or a .safetensors file. Default: the weights shipped with the kit."),
-    precision: str = typer.Option("fp32", "--precision", help="fp32 | fp16 | int8: the reduced-precision ONNX model "
+    precision: str = typer.Option("fp32", "--precision", help=f"{choices_help(PRECISIONS)}: the reduced-precision ONNX model "
                                   "(and engine) to add; TorchScript and float32 ONNX are always written."),
     calib: Optional[Path] = typer.Option(None, "--calib", help="Data-set folder (images/<id>.png, labels.csv) to "
                                          "calibrate INT8 on. Default: phantom crops the kit generates."),
@@ -793,8 +795,8 @@ def analyze(
                                               "labels.csv/meta.jsonl mm_per_px, else none (sizes in pixels)."),
     bundle: Optional[Path] = typer.Option(None, "--bundle", help="Export bundle folder (edgecalc export). "
                                           "Default: the bundle shipped with the package."),
-    backend: str = typer.Option("auto", "--backend", help="auto | onnxruntime | openvino | torchscript | tensorrt."),
-    precision: str = typer.Option("fp32", "--precision", help="fp32 | fp16 | int8: which of the bundle's models to run."),
+    backend: str = typer.Option("auto", "--backend", help=f"{choices_help(BACKEND_CHOICES)}."),
+    precision: str = typer.Option("fp32", "--precision", help=f"{choices_help(PRECISIONS)}: which of the bundle's models to run."),
     locator: str = typer.Option("learned", "--locator", help="learned (the shipped network) | classical (the "
                                 "dark-blob baseline)."),
     margin: float = typer.Option(0.1, "--margin", min=0.0, help="Crop margin around the nodule, as a share of its "

@@ -18,6 +18,8 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
+from edgecalc.runtime.engine.formats import TORCH_BACKENDS, formats_of, install_hint, precisions_of
+
 
 @dataclass
 class LibraryInfo:
@@ -155,7 +157,7 @@ def collect_report() -> DoctorReport:
             gpu, gpu_reason = torch.cuda.get_device_name(0), ""
         libs.append(LibraryInfo("torch", torch.__version__, detail))
     else:
-        libs.append(LibraryInfo("torch", None, f"{torch_why} (pip install 'edgecalc[train]')"))
+        libs.append(LibraryInfo("torch", None, f"{torch_why} ({install_hint('pytorch')})"))
     rep.gpu, rep.gpu_reason = gpu, gpu_reason
     libs.append(LibraryInfo("CUDA GPU", gpu, gpu_reason))
 
@@ -188,12 +190,12 @@ def collect_report() -> DoctorReport:
                                 "devices: " + ", ".join(ov_devices) + (
                                     f"; CPU capabilities: {', '.join(ov_caps)}" if ov_caps else "")))
     else:
-        libs.append(LibraryInfo("openvino", None, f"{ov_why} (pip install 'edgecalc[openvino]')"))
+        libs.append(LibraryInfo("openvino", None, f"{ov_why} ({install_hint('openvino')})"))
 
     # --- TensorRT + cuda-python ------------------------------------------------------------
     trt, trt_why = _try_import("tensorrt")
     libs.append(LibraryInfo("tensorrt", trt.__version__ if trt else None,
-                            "" if trt else f"{trt_why} (pip install 'edgecalc[trt]')"))
+                            "" if trt else f"{trt_why} ({install_hint('tensorrt')})"))
     cudart, cudart_why = _try_import("cuda.bindings.runtime")
     cuda_py_version = None
     if cudart is not None:
@@ -204,56 +206,58 @@ def collect_report() -> DoctorReport:
         except Exception:  # noqa: BLE001
             cuda_py_version = "?"
     libs.append(LibraryInfo("cuda-python", cuda_py_version,
-                            "" if cudart else f"{cudart_why} (pip install 'edgecalc[trt]')"))
+                            "" if cudart else f"{cudart_why} ({install_hint('tensorrt')})"))
 
     # --- DICOM input -----------------------------------------------------------------------
     libs.append(_dicom_library())
 
-    # --- backend x precision ---------------------------------------------------------------
+    # --- backend x precision: the rows of the one table (runtime/engine/formats.py) --------
     add = rep.backends.append
     no_gpu = gpu_reason if gpu is None else ""
 
-    if torch is None:
-        reason = f"torch {torch_why}: pip install 'edgecalc[train]'"
-        for b in ("pytorch", "torchscript"):
-            add(BackendStatus(b, "fp32", "cpu", False, reason))
-            add(BackendStatus(b, "fp16", "cuda", False, reason))
-    else:
-        for b in ("pytorch", "torchscript"):
-            add(BackendStatus(b, "fp32", "cpu", True, f"torch {torch.__version__}"))
-            if torch_cuda:
-                add(BackendStatus(b, "fp16", "cuda", True, f"torch CUDA on {gpu}"))
+    for b in TORCH_BACKENDS:
+        for f in formats_of(b):
+            if torch is None:
+                add(BackendStatus(b, f.precision, f.device, False, f"torch {torch_why}: {install_hint(b)}"))
+            elif f.device == "cpu":
+                add(BackendStatus(b, f.precision, f.device, True, f"torch {torch.__version__}"))
+            elif torch_cuda:
+                add(BackendStatus(b, f.precision, f.device, True, f"torch CUDA on {gpu}"))
             else:
-                why_cuda = no_gpu or f"torch is a {torch.version.cuda or 'CPU-only'} build"
-                add(BackendStatus(b, "fp16", "cuda", False, why_cuda))
+                add(BackendStatus(b, f.precision, f.device, False,
+                                  no_gpu or f"torch is a {torch.version.cuda or 'CPU-only'} build"))
 
-    if ort is None:
-        for p in ("fp32", "fp16", "int8"):
-            add(BackendStatus("onnxruntime", p, "cpu", False, f"onnxruntime {ort_why}"))
-    else:
-        add(BackendStatus("onnxruntime", "fp32", "cpu", True, "CPUExecutionProvider"))
-        add(BackendStatus("onnxruntime", "fp16", "cpu", True,
-                          "CPU provider runs FP16 graphs (rarely faster than fp32 on a CPU)"))
-        add(BackendStatus("onnxruntime", "int8", "cpu", True, "CPU provider runs Q/DQ INT8 graphs"))
+    ort_all = "/".join(precisions_of("onnxruntime"))
+    for f in formats_of("onnxruntime"):
+        if ort is None:
+            add(BackendStatus("onnxruntime", f.precision, f.device, False, f"onnxruntime {ort_why}"))
+        else:
+            add(BackendStatus("onnxruntime", f.precision, f.device, True,
+                              "CPUExecutionProvider" + (f" ({f.note})" if f.note else "")))
+    if ort is not None:
         for ep in ("CUDAExecutionProvider", "TensorrtExecutionProvider"):
             if ep in providers and gpu is not None:
-                add(BackendStatus("onnxruntime", "fp32/fp16/int8", ep.replace("ExecutionProvider", " EP"), True, f"on {gpu}"))
+                add(BackendStatus("onnxruntime", ort_all, ep.replace("ExecutionProvider", " EP"), True, f"on {gpu}"))
             elif ep in providers:
-                add(BackendStatus("onnxruntime", "fp32/fp16/int8", ep.replace("ExecutionProvider", " EP"), False, f"provider present but {no_gpu}"))
+                add(BackendStatus("onnxruntime", ort_all, ep.replace("ExecutionProvider", " EP"), False, f"provider present but {no_gpu}"))
             else:
-                add(BackendStatus("onnxruntime", "fp32/fp16/int8", ep.replace("ExecutionProvider", " EP"), False,
+                add(BackendStatus("onnxruntime", ort_all, ep.replace("ExecutionProvider", " EP"), False,
                                   "not in this onnxruntime build (pip install onnxruntime-gpu)"))
 
+    ov_all = "/".join(precisions_of("openvino"))
     if ov is None:
-        add(BackendStatus("openvino", "fp32/int8", "cpu", False, f"openvino {ov_why}: pip install 'edgecalc[openvino]'"))
+        add(BackendStatus("openvino", ov_all, "cpu", False, f"openvino {ov_why}: {install_hint('openvino')}"))
     elif "CPU" not in ov_devices:
-        add(BackendStatus("openvino", "fp32/int8", "cpu", False, f"OpenVINO sees no CPU device ({ov_why or ov_devices})"))
+        add(BackendStatus("openvino", ov_all, "cpu", False, f"OpenVINO sees no CPU device ({ov_why or ov_devices})"))
     else:
-        add(BackendStatus("openvino", "fp32", "cpu", True, "OpenVINO CPU plugin"))
-        add(BackendStatus("openvino", "int8", "cpu", True, "OpenVINO CPU plugin runs Q/DQ INT8 graphs"))
-        has_bf16 = "BF16" in ov_caps
-        add(BackendStatus("openvino", "bf16", "cpu", has_bf16,
-                          "CPU reports BF16" if has_bf16 else "CPU reports no BF16 support"))
+        for f in formats_of("openvino"):
+            if f.precision == "bf16":
+                has_bf16 = "BF16" in ov_caps
+                add(BackendStatus("openvino", "bf16", f.device, has_bf16,
+                                  "CPU reports BF16" if has_bf16 else "CPU reports no BF16 support"))
+            else:
+                add(BackendStatus("openvino", f.precision, f.device, True,
+                                  "OpenVINO CPU plugin" + (f" ({f.note})" if f.note else "")))
 
     trt_missing = []
     if trt is None:
@@ -262,11 +266,11 @@ def collect_report() -> DoctorReport:
         trt_missing.append(f"cuda-python {cudart_why}")
     if gpu is None:
         trt_missing.append(no_gpu)
-    for p in ("fp16", "int8"):
+    for f in formats_of("tensorrt"):
         if trt_missing:
-            add(BackendStatus("tensorrt", p, "cuda", False, "; ".join(trt_missing)))
+            add(BackendStatus("tensorrt", f.precision, f.device, False, "; ".join(trt_missing)))
         else:
-            add(BackendStatus("tensorrt", p, "cuda", True,
+            add(BackendStatus("tensorrt", f.precision, f.device, True,
                               f"TensorRT {trt.__version__} on {gpu} (precision from the ONNX graph: "
                               f"{'strongly typed' if int(trt.__version__.split('.')[0]) >= 11 else 'builder flags'})"))
 

@@ -21,6 +21,7 @@ import numpy as np
 from edgecalc.bench.memory import peak_rss_mb
 from edgecalc.bench.timing import LatencyStats, time_calls
 from edgecalc.data.preprocess import preprocess
+from edgecalc.runtime.engine.formats import formats_of
 
 OUTPUTS = ("mask", "score", "attention")
 
@@ -113,9 +114,10 @@ def _backend_runner(spec: RowSpec) -> tuple[Infer, Callable[[], float | None], C
     from edgecalc.runtime.engine.backends import open_backend
 
     opts: dict = {}
-    if spec.backend in ("onnxruntime", "openvino", "torchscript"):
+    artifact = next((f.artifact for f in formats_of(spec.backend)), None)
+    if formats_of(spec.backend, "cpu"):  # a CPU engine: it takes a thread count
         opts["threads"] = spec.threads
-    if spec.backend in ("onnxruntime", "openvino", "tensorrt"):
+    if artifact in ("onnx", "engine"):  # one file per precision: the backend is told which
         opts["precision"] = spec.precision
     if spec.backend == "openvino" and spec.options.get("inference_precision"):
         opts["inference_precision"] = spec.options["inference_precision"]

@@ -27,16 +27,16 @@ from edgecalc.bench.results import BenchReport, Row
 from edgecalc.bench.row import RowSpec
 from edgecalc.data.preprocess import preprocess_batch, resize_mask, to_gray_u8
 from edgecalc.runtime.engine.bundle import Bundle, BundleError, current_engine_target, load_bundle, sha256_file
+from edgecalc.runtime.engine.formats import BENCH_BACKENDS, formats_of, install_hint, precisions_of
 
 #: Phantom crops used when no --data is given: seeds far from the training and parity sets.
 BENCH_SEED_BASE = 7_000_000
-ALL_BACKENDS = ("pytorch", "torchscript", "onnxruntime", "openvino", "tensorrt")
 
 
 @dataclass
 class BenchOptions:
     bundle: str | Path | None = None
-    backends: tuple[str, ...] = ALL_BACKENDS
+    backends: tuple[str, ...] = BENCH_BACKENDS
     data: str | Path | None = None
     n_data: int = 64
     batches: tuple[int, ...] = (1, 4)
@@ -132,11 +132,12 @@ def plan_rows(bundle: Bundle, opts: BenchOptions) -> tuple[list[Row], list[RowSp
 
     torch_ok = _have("torch")
     weights, why_w = reference_weights(bundle, opts.weights) if torch_ok else (None, "")
-    no_torch = "torch is not installed (pip install 'edgecalc[train]')"
+    no_torch = f"torch is not installed ({install_hint('pytorch')})"
     add("pytorch", "fp32", "cpu", str(weights) if weights else None, no_torch if not torch_ok else why_w)
     gpu = _gpu_present()
     if gpu:
-        for prec, extra in (("fp32", {}), ("fp16", {}), ("fp16", {"cuda_graphs": True})):
+        cuda_rows = [(f.precision, {}) for f in formats_of("pytorch", "cuda")] + [("fp16", {"cuda_graphs": True})]
+        for prec, extra in cuda_rows:
             add("pytorch", prec, "cuda", str(weights) if (weights and torch_ok) else None,
                 no_torch if not torch_ok else why_w, label=prec + ("+cudagraph" if extra else ""), **extra)
     ts = bundle.manifest.artifact("torchscript")
@@ -148,10 +149,10 @@ def plan_rows(bundle: Bundle, opts: BenchOptions) -> tuple[list[Row], list[RowSp
         add("onnxruntime", a.precision, "cpu", str(bundle.root / a.file) if ort_ok else None,
             "onnxruntime is not installed")
     for a in onnx_arts:
-        if a.precision == "fp16":
+        if a.precision not in precisions_of("openvino", "onnx"):
             continue  # OpenVINO decides its own compute precision; the fp32 and int8 graphs are the inputs
         add("openvino", a.precision, "cpu", str(bundle.root / a.file) if ov_ok else None,
-            "openvino is not installed (pip install 'edgecalc[openvino]')")
+            f"openvino is not installed ({install_hint('openvino')})")
     if ov_ok and _openvino_bf16():
         fp32 = bundle.manifest.artifact("onnx", "fp32")
         if fp32 is not None:

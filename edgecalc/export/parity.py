@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from edgecalc.calibration.calibration_set import PARITY_SEED_BASE, phantom_pool
+from edgecalc.runtime.engine.formats import EXACT_PARITY
 
 #: TorchScript and float32 ONNX must match eager this closely (score, mask and attention).
 EXACT_TOLERANCE = 1e-4
@@ -98,7 +99,7 @@ def exact_failures(rows: list[ParityRow]) -> list[str]:
     """Rows of TorchScript / float32 ONNX beyond ``EXACT_TOLERANCE`` (export must fail on any)."""
     bad = []
     for r in rows:
-        if r.precision == "fp32" and r.backend in ("torchscript", "onnxruntime") and r.status == "ran":
+        if (r.backend, r.precision) in EXACT_PARITY and r.status == "ran":
             worst = max(r.score_max_abs, r.mask_max_abs, r.attention_max_abs)
             if not worst <= EXACT_TOLERANCE:
                 bad.append(f"{r.artifact} differs from eager by {worst:.3g} (> {EXACT_TOLERANCE:g})")

@@ -38,8 +38,9 @@ from edgecalc.model.csagnet import INPUT_NAME, OUTPUT_NAMES, ExportWrapper
 from edgecalc.model.info import model_info
 from edgecalc.model.weights import load_model, read_config
 from edgecalc.runtime.engine.bundle import Manifest, load_bundle, sha256_file
+from edgecalc.runtime.engine.formats import PRECISIONS, bundle_file
 
-PRECISIONS = ("fp32", "fp16", "int8")
+TS_FILE, FP32_FILE = bundle_file("torchscript", "fp32"), bundle_file("onnx", "fp32")
 DECISION_THRESHOLD = 0.5
 TIMING_CACHE_NAME = "tensorrt.timing-cache"
 
@@ -191,37 +192,38 @@ def export_bundle(opts: ExportOptions, log: Callable[[str], None] = print) -> Ex
     cache_hit = None
     with staged_folder(opts.out) as tmp:
         log("[1/5] TorchScript: trace, freeze, reload, compare with eager")
-        export_torchscript(wrapper, example, tmp / "model.ts", check)
-        manifest.add_file(tmp, "model.ts", "torchscript", "fp32")
+        export_torchscript(wrapper, example, tmp / TS_FILE, check)
+        manifest.add_file(tmp, TS_FILE, "torchscript", "fp32")
         log("[2/5] ONNX float32 (opset 17, dynamic batch): export, check with onnxruntime")
-        export_onnx(wrapper, example, tmp / "model.fp32.onnx", check)
-        manifest.add_file(tmp, "model.fp32.onnx", "onnx", "fp32")
-        runners = [("model.ts", "torchscript", "fp32", _ts_runner(tmp / "model.ts")),
-                   ("model.fp32.onnx", "onnxruntime", "fp32", _ort_runner(tmp / "model.fp32.onnx"))]
+        export_onnx(wrapper, example, tmp / FP32_FILE, check)
+        manifest.add_file(tmp, FP32_FILE, "onnx", "fp32")
+        runners = [(TS_FILE, "torchscript", "fp32", _ts_runner(tmp / TS_FILE)),
+                   (FP32_FILE, "onnxruntime", "fp32", _ort_runner(tmp / FP32_FILE))]
+        fp16_file, int8_file = bundle_file("onnx", "fp16"), bundle_file("onnx", "int8")
         if opts.precision == "fp16":
             log("[3/5] FP16 ONNX (float32 I/O; sigmoid, softmax, attention normalisation, alpha resize in float32)")
-            converter = export_fp16(tmp / "model.fp32.onnx", tmp / "model.fp16.onnx")
-            manifest.add_file(tmp, "model.fp16.onnx", "onnx", "fp16", notes=f"converter: {converter}")
-            runners.append(("model.fp16.onnx", "onnxruntime", "fp16", _ort_runner(tmp / "model.fp16.onnx")))
+            converter = export_fp16(tmp / FP32_FILE, tmp / fp16_file)
+            manifest.add_file(tmp, fp16_file, "onnx", "fp16", notes=f"converter: {converter}")
+            runners.append((fp16_file, "onnxruntime", "fp16", _ort_runner(tmp / fp16_file)))
         elif opts.precision == "int8":
             assert calib is not None
-            key = calib_cache.cache_key(sha256_file(tmp / "model.fp32.onnx"), calib.digest(), opts.calib_method)
+            key = calib_cache.cache_key(sha256_file(tmp / FP32_FILE), calib.digest(), opts.calib_method)
             cpath, cache_hit = calib_cache.lookup(key)
             cpath.parent.mkdir(parents=True, exist_ok=True)
             log(f"[3/5] INT8 Q/DQ ONNX, {opts.calib_method} calibration on {len(calib)} images: "
                 + (f"reusing cached ranges {cpath}" if cache_hit else f"calibrating (ranges cached in {cpath})"))
-            int8_mod.quantize_int8(tmp / "model.fp32.onnx", tmp / "model.int8.onnx", calib.images,
+            int8_mod.quantize_int8(tmp / FP32_FILE, tmp / int8_file, calib.images,
                                    opts.calib_method, cpath)
-            manifest.add_file(tmp, "model.int8.onnx", "onnx", "int8",
+            manifest.add_file(tmp, int8_file, "onnx", "int8",
                               notes="symmetric int8, zero point 0, per-channel weights; Q/DQ on Conv/ConvTranspose inputs only")
             manifest.calibration = dict(calib.record(opts.calib_method), cache_key=key, cache_reused=cache_hit)
-            runners.append(("model.int8.onnx", "onnxruntime", "int8", _ort_runner(tmp / "model.int8.onnx")))
+            runners.append((int8_file, "onnxruntime", "int8", _ort_runner(tmp / int8_file)))
         else:
             log("[3/5] --precision fp32: no reduced-precision model")
         engine_row = None
         if want_engine:
-            onnx_name = f"model.{opts.precision}.onnx"
-            engine_name = f"model.{opts.precision}.engine"
+            onnx_name = bundle_file("onnx", opts.precision)
+            engine_name = bundle_file("engine", opts.precision)
             log(f"[4/5] TensorRT engine from {onnx_name}, batch 1..{opts.max_batch}")
             try:
                 build = trt_mod.build_engine(tmp / onnx_name, tmp / engine_name, opts.precision, size, channels,

@@ -36,7 +36,6 @@ MANIFEST_FORMAT = 1
 #: "torchscript-trt": TorchScript with a TensorRT engine embedded (``--via torch-tensorrt``), for LibTorch
 #: deployments; the runtime lists and checksums it but does not run it.
 KINDS = ("torchscript", "onnx", "engine", "torchscript-trt", "report")
-PRECISIONS = ("fp32", "fp16", "int8")
 
 
 class BundleError(Exception):

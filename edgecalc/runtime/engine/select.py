@@ -15,9 +15,8 @@ import numpy as np
 
 from edgecalc.runtime.engine.backends import BackendUnavailable, InferenceBackend, open_backend
 from edgecalc.runtime.engine.bundle import Bundle, BundleError
+from edgecalc.runtime.engine.formats import BACKEND_CHOICES, ONNX_CPU_BACKENDS, precisions_of
 from edgecalc.runtime.engine.latency_cache import measured_latencies
-
-BACKEND_CHOICES = ("auto", "tensorrt", "onnxruntime", "openvino", "torchscript")
 
 
 @dataclass
@@ -34,10 +33,10 @@ def open_for_bundle(bundle: Bundle, name: str, precision: str = "fp32", threads:
     if name == "tensorrt":
         return open_backend("tensorrt", bundle.engine_path(precision), precision=precision)
     if name == "torchscript":
-        if precision != "fp32":
+        if precision not in precisions_of("torchscript"):
             raise BundleError(f"the TorchScript module is float32 only; asked for {precision}")
         return open_backend("torchscript", bundle.path("torchscript"), output_names=outputs, threads=threads)
-    if name in ("onnxruntime", "openvino"):
+    if name in ONNX_CPU_BACKENDS:
         return open_backend(name, bundle.path("onnx", precision), precision=precision, threads=threads)
     raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(BACKEND_CHOICES)}")
 
@@ -65,7 +64,7 @@ def select_backend(bundle: Bundle, name: str = "auto", precision: str = "fp32", 
     except (BackendUnavailable, BundleError, FileNotFoundError, RuntimeError) as exc:
         rejected["tensorrt"] = str(exc)
     measured = {k.split("/")[0]: v for k, v in measured_latencies(bundle.manifest).items()
-                if k.split("/")[1] == precision and k.endswith("/cpu") and k.split("/")[0] in ("openvino", "onnxruntime")}
+                if k.split("/")[1] == precision and k.endswith("/cpu") and k.split("/")[0] in ONNX_CPU_BACKENDS}
     if measured:
         for cand in sorted(measured, key=measured.get):
             try:
@@ -77,7 +76,7 @@ def select_backend(bundle: Bundle, name: str = "auto", precision: str = "fp32", 
             return Selection(be, f"{cand}: fastest in this machine's `edgecalc bench` ({why})", measured, rejected)
     timings: dict[str, float] = {}
     best: InferenceBackend | None = None
-    for cand in ("openvino", "onnxruntime"):
+    for cand in ONNX_CPU_BACKENDS:
         try:
             be = open_for_bundle(bundle, cand, precision, threads)
         except (BackendUnavailable, BundleError, FileNotFoundError) as exc:

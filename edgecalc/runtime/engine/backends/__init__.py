@@ -11,15 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from edgecalc.runtime.engine.backends.base import BackendUnavailable, InferenceBackend, as_input_batch
+from edgecalc.runtime.engine.formats import BACKEND_TABLE
 
-#: backend name -> (module, class). Order = preference of `auto` on a CPU-only cart is decided by
-#: measurement in the runtime, not here.
-BACKENDS: dict[str, tuple[str, str]] = {
-    "onnxruntime": ("edgecalc.runtime.engine.backends.onnxruntime_backend", "OnnxRuntimeBackend"),
-    "openvino": ("edgecalc.runtime.engine.backends.openvino_backend", "OpenVinoBackend"),
-    "torchscript": ("edgecalc.runtime.engine.backends.torchscript_backend", "TorchScriptBackend"),
-    "tensorrt": ("edgecalc.runtime.engine.backends.tensorrt_backend", "TensorRTBackend"),
-}
+#: backend name -> (module, class), from the one table (``engine/formats.py``). The preference of
+#: `auto` on a CPU-only cart is decided by measurement in the runtime, not here.
+BACKENDS: dict[str, tuple[str, str]] = {b.name: b.implementation for b in BACKEND_TABLE if b.implementation}
 
 
 def open_backend(name: str, model_path: str | Path, **options: Any) -> InferenceBackend:
