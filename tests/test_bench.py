@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from edgecalc.bench.report import COLUMNS, markdown
+from edgecalc.bench.report import COLUMNS, COMPACT_COLUMNS, compact_cells, markdown, print_table
+from edgecalc.bench.results import BenchReport, Row
 from edgecalc.bench.run import BenchOptions, run_bench
 from edgecalc.bench.timing import LatencyStats
 
@@ -41,6 +42,7 @@ def test_quick_bench_table(tiny_bundle, tmp_path, monkeypatch):
             assert 0.0 <= r.derived["decision_agreement"] <= 1.0
             assert r.derived["ratio_to_reference"] > 0
             assert r.derived["pct_of_peak"]["1"] > 0
+            assert r.reason == "", (r.label, r.reason)  # a row that ran carries no reason
         else:
             assert r.reason, r.label  # an unusable row says why
     ref = next(r for r in report.rows if r.label == "pytorch fp32 (cpu)")
@@ -62,6 +64,44 @@ def test_quick_bench_table(tiny_bundle, tmp_path, monkeypatch):
     assert len(data["rows"]) == len(report.rows) and data["peak_gflops"] > 0
     cache = json.loads((tmp_path / "cache" / "backend-latency.json").read_text())
     assert any("onnxruntime/fp32/cpu" in v for m in cache.values() for v in m.values())
+
+
+def _ok_row(backend: str, precision: str, device: str, median: float) -> Row:
+    lat = {"1": {"median": median, "p99": median * 1.7, "n": 200}, "4": {"median": median * 3.1, "p99": median * 4, "n": 200}}
+    result = {"model_latency_ms": lat, "throughput_ips": {"1": 1000 / median, "4": 4000 / (median * 3.1)},
+              "e2e_latency_ms": {"median": median + 0.4}, "load_ms": 812.0, "file_mb": 7.61, "peak_rss_mb": 431.0}
+    derived = {"auc": 0.98731, "dice": 0.7712, "decision_agreement": 0.984, "ratio_to_reference": median / 12.3456,
+               "pct_of_peak": {"1": 37.25}}
+    return Row(backend, precision, device, "ok", "", result, derived)
+
+
+def test_terminal_table_fits_100_columns_without_breaking_a_cell():
+    """`edgecalc bench` prints the compact table: no line past 100 columns, every cell whole on one line."""
+    from rich.console import Console
+
+    rows = [_ok_row("pytorch", "fp32", "cpu", 12.3456), _ok_row("pytorch", "fp16+cudagraph", "cuda", 0.8123),
+            _ok_row("torchscript", "fp32", "cpu", 11.02), _ok_row("onnxruntime", "int8", "cpu", 4321.5),
+            _ok_row("openvino", "bf16", "cpu", 3.25),
+            Row("tensorrt", "int8", "cuda", "unavailable",
+                "the bundle has no TensorRT engine (edgecalc export ... --engine on a GPU); tensorrt not installed; "
+                "cuda-python not installed; no GPU (nvidia-smi not found)"),
+            Row("openvino", "int8", "cpu", "failed", "RuntimeError: Exception from src/inference/src/cpp/core.cpp:121")]
+    report = BenchReport(machine={"cpu": "Intel(R) Xeon(R) Platinum 8375C CPU @ 2.90GHz with a long name", "cores": 2,
+                                  "gpu": None}, bundle="bundle", model={}, data={"source": "phantom", "n": 64},
+                         options={}, peak_gflops=101.5, flops_per_image=1.2e9, reference="pytorch fp32 (cpu)", rows=rows)
+    console = Console(width=100, record=True, color_system=None)
+    print_table(report, console)
+    lines = console.export_text().splitlines()
+    assert max(len(ln) for ln in lines) <= 100, "\n".join(ln for ln in lines if len(ln) > 100)
+    header = next(ln for ln in lines if "backend" in ln and "AUC" in ln)
+    assert all(c in header for c in COMPACT_COLUMNS)
+    for r in rows:
+        cells = compact_cells(r)
+        line = next((ln for ln in lines if ln.split()[:1] == [r.backend] and all(c in ln for c in cells)), None)
+        assert line is not None, (cells, lines)  # the whole row on one line: no cell wrapped or cut
+    # each row that did not run says why, in full, below the table (wrapped between words)
+    text = " ".join(" ".join(lines).split())
+    assert all(f"{r.label} {r.status}: {' '.join(r.reason.split())}" in text for r in rows if r.status != "ok")
 
 
 def test_locator_cadence_picks_the_largest_k_that_keeps_box_and_crop_quality():

@@ -56,18 +56,42 @@ def markdown(report: BenchReport) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: The terminal's table: what fits 100 columns. The full table (``COLUMNS``) is in bench.md / bench.json.
+COMPACT_COLUMNS = ("backend", "precision", "p50 ms", "p99 ms", "img/s", "x ref", "% peak", "AUC")
+
+
+def compact_cells(r: Row) -> list[str]:
+    """One row of the terminal table: batch-1 latency, best throughput, ratio, % of peak, AUC."""
+    precision = r.precision if r.device == "cpu" else f"{r.precision} {r.device}"
+    if r.status != "ok":
+        return [r.backend, precision, r.status] + ["-"] * (len(COMPACT_COLUMNS) - 3)
+    res, d = r.result, r.derived
+    lat = res["model_latency_ms"]
+    b1 = lat.get("1") or next(iter(lat.values()))
+    best = max(res["throughput_ips"].values()) if res.get("throughput_ips") else None
+    return [r.backend, precision, _f(b1["median"], "{:.2f}"), _f(b1["p99"], "{:.2f}"), _f(best, "{:.0f}"),
+            _f(d.get("ratio_to_reference"), "{:.2f}"), _f(d.get("pct_of_peak", {}).get("1"), "{:.1f}"),
+            _f(d.get("auc"), "{:.3f}")]
+
+
 def print_table(report: BenchReport, console=None) -> None:
+    """The compact table (fits 100 columns), then why each row that did not run did not."""
+    from rich import box
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
     console = console or Console()
-    t = Table(title=f"edgecalc bench ({report.machine['cpu']}, ref: {report.reference})", title_justify="left")
-    for c in COLUMNS:
-        t.add_column(c, overflow="fold")
+    t = Table(title=f"edgecalc bench, ref = {report.reference or 'none'}", title_justify="left", box=box.SIMPLE_HEAD)
+    for i, c in enumerate(COMPACT_COLUMNS):
+        t.add_column(c, no_wrap=True, justify="left" if i < 2 else "right")
     for r in report.rows:
-        t.add_row(*(escape(c) for c in row_cells(r)))
+        t.add_row(*(escape(c) for c in compact_cells(r)))
     console.print(t)
+    console.print("batch 1; img/s = the best batch; x ref = median latency / the reference's; the full table: bench.md")
+    for r in report.rows:
+        if r.status != "ok":
+            console.print(f"{escape(r.label)} {r.status}: {escape(r.reason)}")
 
 
 def write_reports(report: BenchReport, out: Path) -> tuple[Path, Path]:

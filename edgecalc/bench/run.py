@@ -124,7 +124,8 @@ def plan_rows(bundle: Bundle, opts: BenchOptions) -> tuple[list[Row], list[RowSp
         """One row; `label` names the precision in the table when it differs from the spec's."""
         if backend not in opts.backends:
             return
-        rows.append(Row(backend, label or precision, device, "planned" if path else "unavailable", reason))
+        # the reason is for a row that cannot run; one that can carries none
+        rows.append(Row(backend, label or precision, device, "planned" if path else "unavailable", "" if path else reason))
         specs.append(None if path is None else RowSpec(
             backend=backend, precision=precision, device=device, model_path=str(path), data_npz="",
             result_json="", result_npz="", batches=list(opts.batches), n=opts.n, warmup=opts.warmup,
