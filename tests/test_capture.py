@@ -9,7 +9,13 @@ import cv2
 import numpy as np
 import pytest
 
-from edgecalc.runtime.source.capture import LatestFrameGrabber, SourceError, open_reader, parse_source
+from edgecalc.runtime.source.capture import (
+    LatestFrameGrabber,
+    SourceError,
+    SourceStalled,
+    open_reader,
+    parse_source,
+)
 
 
 def write_video(path, n=12, size=(64, 48)):
@@ -135,3 +141,71 @@ def test_reader_errors_reach_the_consumer():
     assert grabber.get(timeout=5) is None
     grabber.stop()
     assert isinstance(grabber.error, OSError)
+
+
+class HangingReader:
+    """A stream frozen inside ``read``: the call never returns until the test lets it go."""
+
+    def __init__(self, frames_before_hang: int, gate: threading.Event) -> None:
+        self.left = frames_before_hang
+        self.gate = gate
+        self.released = False
+
+    def read(self):
+        if self.left > 0:
+            self.left -= 1
+            return True, np.full((40, 40), 50, np.uint8)
+        self.gate.wait()  # unbounded, as a frozen capture read is (the test sets it at the end)
+        return True, np.full((40, 40), 99, np.uint8)
+
+    def release(self):
+        self.released = True
+
+
+def test_a_read_that_never_returns_is_abandoned_and_the_source_reopened_then_ends():
+    gate = threading.Event()
+    opened = []
+
+    def open_fn():
+        opened.append(HangingReader(2, gate))
+        return opened[-1]
+
+    grabber = LatestFrameGrabber(open_fn, drop_stale=True, max_reconnects=2, reconnect_delay_s=0.01,
+                                 read_timeout_s=0.2).start()
+    frames = []
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        f = grabber.get(timeout=0.5)
+        if f is not None:
+            frames.append(f)
+        elif grabber.finished:
+            break
+    grabber.stop()
+    gate.set()  # the abandoned reads return now: their late frames must not be delivered
+    time.sleep(0.1)
+    assert grabber.finished
+    assert isinstance(grabber.error, SourceStalled) and "no frame for 0.2 s" in str(grabber.error)
+    assert grabber.stats.stalls == 3 and grabber.stats.reconnects == 2 and len(opened) == 3
+    assert grabber.get(timeout=0.1) is None
+    assert [f.index for f in frames][-1] == grabber.stats.read - 1 and grabber.stats.read <= 6
+    assert all(r.released for r in opened)  # each abandoned reader released once its read came back
+
+
+def test_a_stream_that_hangs_once_recovers_on_a_fresh_reader():
+    gate = threading.Event()
+    readers = [HangingReader(1, gate), ListReader([np.full((40, 40), 70, np.uint8)] * 3)]
+    grabber = LatestFrameGrabber(lambda: readers.pop(0), drop_stale=False, reconnect_on_eof=True, max_reconnects=1,
+                                 reconnect_delay_s=0.01, read_timeout_s=0.2).start()
+    got = []
+    while (f := grabber.get(timeout=5)) is not None:
+        got.append(int(f.image[0, 0]))
+    grabber.stop()
+    gate.set()
+    assert got == [50, 70, 70, 70] and grabber.stats.stalls == 1 and grabber.error is None
+
+
+def test_files_have_no_read_watchdog_by_default():
+    reader = ListReader([np.full((40, 40), 50, np.uint8)] * 2)
+    grabber = LatestFrameGrabber(lambda: reader, drop_stale=False)
+    assert grabber._watchdog is None
+    assert LatestFrameGrabber(lambda: reader, drop_stale=True)._watchdog is not None

@@ -164,12 +164,25 @@ class Frame:
     image: np.ndarray
 
 
+#: a live source whose ``read`` has not returned for this long is abandoned and reopened: a frozen
+#: RTSP stream or a capture card that lost its signal can block inside OpenCV's read indefinitely
+READ_TIMEOUT_S = 5.0
+
+
 @dataclass
 class CaptureStats:
     read: int = 0
     dropped: int = 0
     reconnects: int = 0
     failed_reads: int = 0
+    stalls: int = 0  #: reads abandoned by the watchdog after ``read_timeout_s``
+
+
+class SourceStalled(SourceError):
+    """The source's ``read`` hung past the read timeout and reopening it did not help."""
+
+
+_DEFAULT = object()
 
 
 class LatestFrameGrabber:
@@ -179,6 +192,12 @@ class LatestFrameGrabber:
     ``stats.dropped``. ``drop_stale=False`` (files): the reader waits for the consumer, so every
     frame is delivered. When ``read`` fails, the source is reopened up to ``max_reconnects`` times
     (live sources) before the grabber reports the end; for files a failed read is the end.
+
+    A ``read`` that never returns cannot be interrupted from Python, so a watchdog thread (live
+    sources, ``read_timeout_s``, default ``READ_TIMEOUT_S``) abandons the reader thread stuck in it,
+    opens the source afresh on a new thread (from the same reconnect budget) and, once the budget is
+    spent, ends the grabber with a ``SourceStalled`` error. The abandoned thread is a daemon: if its
+    read ever returns, it releases its reader and exits without delivering anything.
     """
 
     def __init__(
@@ -189,39 +208,56 @@ class LatestFrameGrabber:
         max_reconnects: int = 3,
         reconnect_delay_s: float = 0.5,
         reconnect_on_eof: bool | None = None,
+        read_timeout_s: float | None | object = _DEFAULT,
     ) -> None:
         self._open_fn = open_fn
         self._drop_stale = drop_stale
         self._max_reconnects = max_reconnects
         self._reconnect_delay_s = reconnect_delay_s
         self._reconnect_on_eof = drop_stale if reconnect_on_eof is None else reconnect_on_eof
+        timeout = (READ_TIMEOUT_S if drop_stale else None) if read_timeout_s is _DEFAULT else read_timeout_s
+        self._read_timeout_s: float | None = None if timeout is None else float(timeout)  # type: ignore[arg-type]
         self._cond = threading.Condition()
         self._pending: Frame | None = None
         self._finished = False
         self._stop = threading.Event()
+        self._generation = 0  #: the reader thread allowed to deliver; older ones were abandoned
+        self._reading_since: float | None = None
+        self._index = 0
         self.error: BaseException | None = None
         self.stats = CaptureStats()
         self._reader = open_fn()  # opening errors surface here, in the caller's thread
-        self._thread = threading.Thread(target=self._run, name="edgecalc-capture", daemon=True)
+        self._thread = threading.Thread(target=self._run, args=(0, self._reader), name="edgecalc-capture", daemon=True)
+        self._watchdog = (threading.Thread(target=self._watch, name="edgecalc-capture-watchdog", daemon=True)
+                          if self._read_timeout_s else None)
 
     def start(self) -> "LatestFrameGrabber":
         self._thread.start()
+        if self._watchdog is not None:
+            self._watchdog.start()
         return self
 
-    def _run(self) -> None:
-        index = 0
+    def _run(self, generation: int, reader: FrameReader) -> None:
         try:
             while not self._stop.is_set():
-                ok, img = self._reader.read()
+                with self._cond:
+                    self._reading_since = time.monotonic()
+                ok, img = reader.read()
+                with self._cond:
+                    if generation != self._generation:
+                        return  # abandoned while stuck in read: a fresh reader took over
+                    self._reading_since = None
                 if not ok or img is None:
                     self.stats.failed_reads += 1
-                    if not self._reconnect():
+                    reopened = self._reconnect(reader)
+                    if reopened is None:
                         break
+                    reader = reopened
                     continue
-                frame = Frame(index, time.perf_counter(), img)
-                index += 1
-                self.stats.read += 1
                 with self._cond:
+                    frame = Frame(self._index, time.perf_counter(), img)
+                    self._index += 1
+                    self.stats.read += 1
                     if not self._drop_stale:
                         while self._pending is not None and not self._stop.is_set():
                             self._cond.wait(0.1)
@@ -230,27 +266,68 @@ class LatestFrameGrabber:
                     self._pending = frame
                     self._cond.notify_all()
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer, not lost in a thread
-            self.error = exc
+            if generation == self._generation:
+                self.error = exc
         finally:
-            self._reader.release()
-            with self._cond:
-                self._finished = True
-                self._cond.notify_all()
+            try:
+                reader.release()
+            finally:
+                with self._cond:
+                    if generation == self._generation:
+                        self._finished = True
+                    self._cond.notify_all()
 
-    def _reconnect(self) -> bool:
-        if not self._reconnect_on_eof:
-            return False
+    def _reopen(self) -> FrameReader | None:
+        """Open the source again, from the reconnect budget; None when it is spent or we stop."""
         while self.stats.reconnects < self._max_reconnects and not self._stop.is_set():
             self.stats.reconnects += 1
-            self._reader.release()
             if self._stop.wait(self._reconnect_delay_s):
-                return False
+                return None
             try:
-                self._reader = self._open_fn()
-                return True
+                return self._open_fn()
             except SourceError:
                 continue
-        return False
+        return None
+
+    def _reconnect(self, reader: FrameReader) -> FrameReader | None:
+        """After a failed read: the reopened reader, or None when the source has ended."""
+        if not self._reconnect_on_eof:
+            return None
+        reader.release()
+        reopened = self._reopen()
+        if reopened is not None:
+            self._reader = reopened
+        return reopened
+
+    def _watch(self) -> None:
+        """Abandon a reader stuck in ``read`` for longer than the timeout, and start a fresh one."""
+        assert self._read_timeout_s is not None
+        period = min(0.1, self._read_timeout_s / 4)
+        while not self._stop.wait(period):
+            with self._cond:
+                if self._finished:
+                    return
+                since = self._reading_since
+                if since is None or time.monotonic() - since <= self._read_timeout_s:
+                    continue
+                self.stats.stalls += 1
+                self._generation += 1
+                self._reading_since = None
+                generation = self._generation
+            reader = self._reopen() if self._reconnect_on_eof else None
+            if reader is None:
+                with self._cond:
+                    if not self._stop.is_set():
+                        self.error = SourceStalled(
+                            f"no frame for {self._read_timeout_s:g} s ({self.stats.stalls} stalled read(s), "
+                            f"{self.stats.reconnects} reconnect(s)): the source stopped delivering")
+                    self._finished = True
+                    self._cond.notify_all()
+                return
+            self._reader = reader
+            self._thread = threading.Thread(target=self._run, args=(generation, reader), name="edgecalc-capture",
+                                            daemon=True)
+            self._thread.start()
 
     def get(self, timeout: float | None = None) -> Frame | None:
         """The newest frame not yet taken; None once the source has ended (or on timeout)."""
