@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
+import subprocess
 import time
 import zlib
 from pathlib import Path
@@ -37,7 +39,8 @@ CASE_IDS = [f"{name}-{k}" for name, k in CASES]
 TRAIN_ARGS = ["--size", "32", "--steps-stage1", "4", "--steps-stage2", "4", "--eval-every", "2", "--warmup-steps", "1",
               "--batch-size", "4", "--folds", "4", "--val-fraction", "0.25", "--mask-fraction", "0.5", "--no-progress",
               "--threads", "1", "--precision", "fp32"]
-ROOT_SKIP = "running as root: chmod does not stop root's writes, so a read-only folder cannot be made here"
+ROOT_SKIP = ("running as root, where chmod does not stop writes, and `chattr +i` (the immutable attribute) is not "
+             "available on this file system: no read-only folder can be made here")
 
 
 def _delay(command: str, sig: str, k: int, span: float) -> float:
@@ -259,15 +262,35 @@ def test_full_disk_training(work):
     assert [p.name for p in run.rglob(".*.tmp*")] == []
 
 
+def _make_read_only(folder: Path) -> list[str] | None:
+    """Make ``folder`` unwritable; the command that undoes it, or None when this machine cannot.
+
+    chmod 555 for a normal user; root ignores modes, so for root the immutable attribute
+    (``chattr +i``, ext4/xfs/btrfs with CAP_LINUX_IMMUTABLE) — checked by trying to write.
+    """
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        return ["chmod", "755", str(folder)]
+    if shutil.which("chattr") is None or subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode:
+        return None
+    try:
+        (folder / "probe").touch()
+    except OSError:
+        return ["chattr", "-i", str(folder)]
+    (folder / "probe").unlink()
+    subprocess.run(["chattr", "-i", str(folder)], check=True)
+    return None
+
+
 @pytest.fixture
 def read_only(work):
-    if os.geteuid() == 0:
-        pytest.skip(ROOT_SKIP)
     folder = work / "read-only"
     folder.mkdir(exist_ok=True)
-    folder.chmod(0o555)
+    undo = _make_read_only(folder)
+    if undo is None:
+        pytest.skip(ROOT_SKIP)
     yield folder
-    folder.chmod(0o755)
+    subprocess.run(undo, check=True)
 
 
 @pytest.mark.parametrize("command", ["export", "phantom", "live", "train"])
