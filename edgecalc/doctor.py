@@ -3,21 +3,20 @@
 An engineer setting up a cart wants one screen that says "TensorRT: not installed" or "CUDA: no GPU"
 instead of a stack trace in the middle of `edgecalc live`. Every probe here is cheap and never
 raises: a failing import becomes a reason string. torch is imported only to report it (this module
-is not part of the torch-free runtime).
+is not part of the torch-free runtime). The probes themselves live in ``edgecalc/machine.py`` (bench
+and the runtime's latency cache use them too); the rows come from ``runtime/engine/formats.py``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import os
 import platform
-import shutil
-import subprocess
 import sys
 from dataclasses import dataclass, field
 from typing import Any
 
+from edgecalc.machine import cpu_name, nvidia_smi_gpu, try_import
 from edgecalc.runtime.engine.formats import TORCH_BACKENDS, formats_of, install_hint, precisions_of
 
 
@@ -57,7 +56,7 @@ class DoctorReport:
 
 def _dicom_library() -> LibraryInfo:
     """pydicom and which of its plugins decode the encodings ultrasound files come in."""
-    pydicom, why = _try_import("pydicom")
+    pydicom, why = try_import("pydicom")
     if pydicom is None:
         return LibraryInfo("pydicom", None, f"{why} (DICOM input: pip install 'edgecalc[dicom]')")
     from edgecalc.data.dicom import DECODED_SYNTAXES
@@ -75,68 +74,21 @@ def _dicom_library() -> LibraryInfo:
     return LibraryInfo("pydicom", pydicom.__version__, "; ".join(parts))
 
 
-def _try_import(name: str) -> tuple[Any | None, str]:
-    """Import a module, returning (module, "") or (None, reason)."""
-    try:
-        return importlib.import_module(name), ""
-    except ImportError as exc:  # ModuleNotFoundError included
-        missing = getattr(exc, "name", None)
-        if missing == name or (missing and name.startswith(missing + ".")):
-            return None, "not installed"
-        return None, f"fails to import: {exc}"
-    except Exception as exc:  # a broken install must not crash the doctor
-        return None, f"fails to import: {type(exc).__name__}: {exc}"
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _nvidia_smi_gpu() -> tuple[str | None, str]:
-    """GPU name and driver from nvidia-smi, without any CUDA library."""
-    exe = shutil.which("nvidia-smi")
-    if exe is None:
-        return None, "no GPU (nvidia-smi not found)"
-    try:
-        out = subprocess.run(
-            [exe, "--query-gpu=name,driver_version,compute_cap", "--format=csv,noheader"],
-            capture_output=True, text=True, timeout=10, check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return None, f"nvidia-smi failed: {exc}"
-    line = out.stdout.strip().splitlines()[0] if out.stdout.strip() else ""
-    if out.returncode != 0 or not line:
-        return None, f"nvidia-smi found no GPU ({out.stderr.strip() or 'exit ' + str(out.returncode)})"
-    parts = [p.strip() for p in line.split(",")]
-    name = parts[0]
-    extra = f"driver {parts[1]}" if len(parts) > 1 else ""
-    if len(parts) > 2:
-        extra += f", compute capability {parts[2]}"
-    return f"{name} ({extra})" if extra else name, ""
-
-
 def collect_report() -> DoctorReport:
     """Probe the environment and decide every backend x precision row."""
     rep = DoctorReport()
     libs = rep.libraries
     libs.append(LibraryInfo("python", platform.python_version(), f"{sys.executable}"))
     libs.append(LibraryInfo("platform", platform.platform(),
-                            f"{_cpu_name()}, {os.cpu_count()} logical cores"))
+                            f"{cpu_name()}, {os.cpu_count()} logical cores"))
 
     import edgecalc
     libs.append(LibraryInfo("edgecalc", edgecalc.__version__))
 
-    np, why = _try_import("numpy")
+    np, why = try_import("numpy")
     libs.append(LibraryInfo("numpy", np.__version__ if np else None, why))
 
-    cv2, why = _try_import("cv2")
+    cv2, why = try_import("cv2")
     cv_detail = why
     if cv2 is not None:
         gui = [ln.strip() for ln in cv2.getBuildInformation().splitlines() if ln.strip().startswith("GUI:")]
@@ -144,10 +96,10 @@ def collect_report() -> DoctorReport:
     libs.append(LibraryInfo("opencv", cv2.__version__ if cv2 else None, cv_detail))
 
     # --- GPU -------------------------------------------------------------------------------
-    gpu, gpu_reason = _nvidia_smi_gpu()
+    gpu, gpu_reason = nvidia_smi_gpu()
 
     # --- torch -----------------------------------------------------------------------------
-    torch, torch_why = _try_import("torch")
+    torch, torch_why = try_import("torch")
     torch_cuda = False
     if torch is not None:
         torch_cuda = bool(torch.cuda.is_available())
@@ -162,7 +114,7 @@ def collect_report() -> DoctorReport:
     libs.append(LibraryInfo("CUDA GPU", gpu, gpu_reason))
 
     # --- onnxruntime -----------------------------------------------------------------------
-    ort, ort_why = _try_import("onnxruntime")
+    ort, ort_why = try_import("onnxruntime")
     providers: list[str] = []
     if ort is not None:
         providers = list(ort.get_available_providers())
@@ -170,12 +122,12 @@ def collect_report() -> DoctorReport:
     else:
         libs.append(LibraryInfo("onnxruntime", None, ort_why))
 
-    onnx, onnx_why = _try_import("onnx")
+    onnx, onnx_why = try_import("onnx")
     libs.append(LibraryInfo("onnx", onnx.__version__ if onnx else None,
                             "" if onnx else f"{onnx_why} (needed to export; pip install 'edgecalc[train]')"))
 
     # --- OpenVINO --------------------------------------------------------------------------
-    ov, ov_why = _try_import("openvino")
+    ov, ov_why = try_import("openvino")
     ov_devices: list[str] = []
     ov_caps: list[str] = []
     if ov is not None:
@@ -193,10 +145,10 @@ def collect_report() -> DoctorReport:
         libs.append(LibraryInfo("openvino", None, f"{ov_why} ({install_hint('openvino')})"))
 
     # --- TensorRT + cuda-python ------------------------------------------------------------
-    trt, trt_why = _try_import("tensorrt")
+    trt, trt_why = try_import("tensorrt")
     libs.append(LibraryInfo("tensorrt", trt.__version__ if trt else None,
                             "" if trt else f"{trt_why} ({install_hint('tensorrt')})"))
-    cudart, cudart_why = _try_import("cuda.bindings.runtime")
+    cudart, cudart_why = try_import("cuda.bindings.runtime")
     cuda_py_version = None
     if cudart is not None:
         try:

@@ -6,7 +6,7 @@ or ``function`` (inside a function body: runs when called). The contract:
 - no import cycle between two modules, at either level (a lazy import only hides a circle);
 - no cycle between subpackages (``edgecalc.X``) at module level;
 - ``edgecalc.runtime`` (the cart) never imports ``model``, ``train``, ``eval``, ``export``,
-  ``calibration`` or torch, at either level; the one exception is the TorchScript backend, whose job
+  ``calibration`` or torch, nor the commands ``doctor``, ``bench``, ``locator``, at either level; the one exception is the TorchScript backend, whose job
   is to run a TorchScript file with torch when the user picks it (``RUNTIME_TORCH_BACKEND``);
 - ``eval`` never imports ``train`` at module level (evaluation sits below training, which calls it);
 - no module but the entry point ``edgecalc/__main__.py`` imports ``edgecalc.cli`` (the top floor).
@@ -24,7 +24,9 @@ from pathlib import Path
 import pytest
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1] / "edgecalc"
-RUNTIME_FORBIDDEN = ("edgecalc.model", "edgecalc.train", "edgecalc.eval", "edgecalc.export", "edgecalc.calibration", "torch")
+RUNTIME_FORBIDDEN = ("edgecalc.model", "edgecalc.train", "edgecalc.eval", "edgecalc.export", "edgecalc.calibration", "torch",
+                     # nor the commands above it (their machine probes are edgecalc.machine)
+                     "edgecalc.doctor", "edgecalc.bench", "edgecalc.locator")
 RUNTIME_TORCH_BACKEND = "edgecalc.runtime.engine.backends.torchscript_backend"
 CLI_ENTRY_POINTS = ("edgecalc.__main__",)
 

@@ -26,6 +26,7 @@ from edgecalc.bench.report import write_reports
 from edgecalc.bench.results import BenchReport, Row
 from edgecalc.bench.row import RowSpec
 from edgecalc.data.preprocess import preprocess_batch, resize_mask, to_gray_u8
+from edgecalc.machine import cpu_name, nvidia_smi_gpu
 from edgecalc.runtime.engine.bundle import Bundle, BundleError, current_engine_target, load_bundle, sha256_file
 from edgecalc.runtime.engine.formats import BENCH_BACKENDS, formats_of, install_hint, precisions_of
 
@@ -52,16 +53,8 @@ def _have(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-def _cpu_name() -> str:
-    from edgecalc.doctor import _cpu_name as name
-
-    return name()
-
-
 def _gpu_present() -> bool:
-    from edgecalc.doctor import _nvidia_smi_gpu
-
-    return _nvidia_smi_gpu()[0] is not None
+    return nvidia_smi_gpu()[0] is not None
 
 
 def reference_weights(bundle: Bundle, explicit: str | Path | None) -> tuple[Path | None, str]:
@@ -235,7 +228,7 @@ def run_bench(opts: BenchOptions, log: Callable[[str], None] = print) -> BenchRe
                           and r.precision == "fp32"), None)
     _derive(rows, reference, scores, masks, arrays, flops, peak, opts)
     report = BenchReport(
-        machine={"cpu": _cpu_name(), "cores": os.cpu_count(), "gpu": _gpu_name()},
+        machine={"cpu": cpu_name(), "cores": os.cpu_count(), "gpu": _gpu_name()},
         bundle=str(bundle.root), model=bundle.manifest.model, data=data_desc,
         options={k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opts).items()},
         peak_gflops=peak, flops_per_image=flops, reference=reference, rows=rows)
@@ -247,9 +240,7 @@ def run_bench(opts: BenchOptions, log: Callable[[str], None] = print) -> BenchRe
 
 
 def _gpu_name() -> str | None:
-    from edgecalc.doctor import _nvidia_smi_gpu
-
-    return _nvidia_smi_gpu()[0]
+    return nvidia_smi_gpu()[0]
 
 
 def _derive(rows: list[Row], reference: str | None, scores: dict, masks: dict, arrays: dict,

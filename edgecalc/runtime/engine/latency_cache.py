@@ -22,9 +22,9 @@ def cache_file() -> Path:
 
 
 def machine_key() -> str:
-    from edgecalc.doctor import _cpu_name, _nvidia_smi_gpu
+    from edgecalc.machine import cpu_name, nvidia_smi_gpu
 
-    return f"{_cpu_name()}|{os.cpu_count()}|{_nvidia_smi_gpu()[0] or 'no-gpu'}"
+    return f"{cpu_name()}|{os.cpu_count()}|{nvidia_smi_gpu()[0] or 'no-gpu'}"
 
 
 def bundle_key(manifest) -> str | None:
