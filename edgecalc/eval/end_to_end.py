@@ -2,7 +2,7 @@
 
 ``ddti-calc/full/<id>.png`` holds the whole screen frame of every annotated crop and
 ``full/boxes.csv`` the annotated nodule box. Here each frame goes through the shipped locator and
-``locate_images.model_crop`` (the crop ``AutoCropper`` cuts), and the crop through the very model
+``runtime.locate.images.model_crop`` (the crop ``AutoCropper`` cuts), and the crop through the very model
 that ``edgecalc compare`` trained for that crop's test fold, so the figure is out-of-fold like the
 annotated-crop one beside it. A frame where the locator finds nothing scores 0 (the cart shows no
 verdict there, which a reader must count as "no calcification called").

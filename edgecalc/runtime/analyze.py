@@ -1,7 +1,7 @@
 """``edgecalc analyze``: the whole cart path on still images and DICOM files, one report row per frame.
 
 Each image (each frame of a multi-frame DICOM) goes scan area -> nodule locator -> the runtime's
-crop (``locate_images.locate_one``, as ``edgecalc locate``) -> the model (the live loop's
+crop (``locate.images.locate_one``, as ``edgecalc locate``) -> the model (the live loop's
 ``FramePipeline``, here without smoothing: a still is judged on its own score) -> quantification of
 the calcification mask (``edgecalc.runtime.quantify``) with the nodule's own mask for the rim test.
 The calcifications are reported where the model calls calcification (``FrameResult.called_foci``).

@@ -1,7 +1,7 @@
 """Measurements kept per machine, so `--backend auto` in the runtime picks by what was measured here.
 
 `edgecalc bench` records the median batch-1 latency of each CPU row under a key made of this
-machine (CPU name, cores, GPU) and the bundle's float32 ONNX checksum; `engine_select` looks the
+machine (CPU name, cores, GPU) and the bundle's float32 ONNX checksum; `engine.select` looks the
 bundle up before falling back to its own quick timing. The file is small JSON in the user's cache
 folder (`$XDG_CACHE_HOME/edgecalc`, else `~/.cache/edgecalc`), or `$EDGECALC_CACHE_DIR`.
 """

@@ -144,7 +144,7 @@ class DemoTally:
 
 
 def run_demo(setup: Any, out: Path, frames: int, console: Any = None) -> dict[str, Any]:
-    """Run the demo on a built pipeline (``live_setup.build_pipeline``); write ``out``/demo.mp4,
+    """Run the demo on a built pipeline (``live.build.build_pipeline``); write ``out``/demo.mp4,
     log.jsonl, snapshots/, summary.json; return the summary dict."""
     import json
 

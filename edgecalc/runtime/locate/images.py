@@ -30,7 +30,7 @@ from edgecalc.runtime.locate.scan_area import ScanArea, largest_scan_area
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".ppm", ".webp")
 CSV_HEADER = ("id", "x", "y", "w", "h", "score", "crop_x", "crop_y", "crop_side")
 
-#: (frame, scan area) -> Located | None: LearnedLocator.locate or classical_locator.locate_nodule.
+#: (frame, scan area) -> Located | None: LearnedLocator.locate or classical.locate_nodule.
 LocateFn = Callable[[np.ndarray, ScanArea], "Located | None"]
 
 
