@@ -22,6 +22,7 @@ from hypothesis import strategies as st  # noqa: E402
 
 from edgecalc.data.phantom.dicom_writer import build_us_dataset  # noqa: E402
 from edgecalc.data.dicom import DicomCine, DicomError, is_dicom, read_dicom  # noqa: E402
+from _fuzz_mutations import mutated_bytes  # noqa: E402
 
 PATIENT_NAME = "Fuzzmann^Ottilie"
 PATIENT_ID = "FZ-55501234"
@@ -51,19 +52,8 @@ SEEDS = _seed_files()
 NAMES = sorted(SEEDS)
 
 
-@st.composite
-def mutated(draw) -> tuple[str, bytes]:
-    name = draw(st.sampled_from(NAMES))
-    data = bytearray(SEEDS[name])
-    how = draw(st.sampled_from(["flip", "flip-header", "truncate", "both", "none"]))
-    if how in ("flip", "flip-header", "both"):
-        top = min(HEADER_BYTES, len(data)) if how == "flip-header" else len(data)
-        for _ in range(draw(st.integers(1, 8))):
-            i = draw(st.integers(0, top - 1))
-            data[i] = draw(st.integers(0, 255))
-    if how in ("truncate", "both"):
-        data = data[: draw(st.integers(0, len(data)))]
-    return name, bytes(data)
+def mutated() -> st.SearchStrategy[tuple[str, bytes]]:
+    return mutated_bytes(SEEDS, header_bytes=HEADER_BYTES)
 
 
 def _check(path: Path) -> None:

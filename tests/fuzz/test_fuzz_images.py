@@ -24,6 +24,7 @@ from hypothesis import strategies as st  # noqa: E402
 from edgecalc.data import dataset  # noqa: E402
 from edgecalc.runtime.locate import images as locate_images  # noqa: E402
 from edgecalc.runtime.locate.classical import locate_nodule  # noqa: E402
+from _fuzz_mutations import mutated_bytes  # noqa: E402
 
 
 def _png(pixels: np.ndarray, color_type: int, palette: bytes | None = None) -> bytes:
@@ -62,18 +63,8 @@ SEEDS = _seed_images()
 NAMES = sorted(SEEDS)
 
 
-@st.composite
-def mutated(draw) -> tuple[str, bytes]:
-    name = draw(st.sampled_from(NAMES))
-    data = bytearray(SEEDS[name])
-    how = draw(st.sampled_from(["flip", "truncate", "both", "none"]))
-    if how in ("flip", "both"):
-        for _ in range(draw(st.integers(1, 8))):
-            i = draw(st.integers(0, len(data) - 1))
-            data[i] = draw(st.integers(0, 255))
-    if how in ("truncate", "both"):
-        data = data[: draw(st.integers(0, len(data)))]
-    return name, bytes(data)
+def mutated() -> st.SearchStrategy[tuple[str, bytes]]:
+    return mutated_bytes(SEEDS)
 
 
 @st.composite
