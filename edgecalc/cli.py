@@ -464,43 +464,43 @@ def export_cmd(
 # --- training, evaluation, sweep (edgecalc.train / edgecalc.eval) ---
 
 
-# Options shared by `train` and `sweep`, declared once. Every recipe setting defaults to None = "the
-# recipe's value" (train/config.py RECIPES), so the defaults live in one place and --help says so.
-_RECIPE = typer.Option("cpu", "--recipe", help="Settings bundle: cpu (the kit's default, chosen on 2 CPU cores: lite 96 px, "
-                       "AdamW + warm-up/cosine, BCE+Dice, batch augmentation, step budgets) or paper (the published "
-                       "settings: paper preset 192 px, Adam 1e-4/5e-5 with time decay 1e-6, focal Tversky, flips, 20+20 "
-                       "epochs; for GPUs). Every option below overrides the recipe's value.")
-_MASK_FRACTION = typer.Option(0.3, "--mask-fraction", help="Share p of the training images whose pixel masks stage one uses "
+# Options shared by `train`, `sweep` and `compare`, declared once. Every recipe setting defaults to None = "the
+# recipe's value"; the defaults and the recipe values in --help come from train/config.py (RECIPES, TRAIN_DEFAULTS).
+from edgecalc.train.config import TRAIN_DEFAULTS as _TRAIN_DEFAULTS, recipe_help as _recipe_help, recipe_summary as _recipe_summary  # noqa: E402
+
+_RECIPE = typer.Option(_TRAIN_DEFAULTS["recipe"], "--recipe", help="Settings bundle: " + _recipe_summary()
+                       + ". Every option below overrides the recipe's value.")
+_MASK_FRACTION = typer.Option(_TRAIN_DEFAULTS["mask_fraction"], "--mask-fraction", help="Share p of the training images whose pixel masks stage one uses "
                               "(the paper's 10 %..100 %); 1.0 = deep supervision.")
-_PRESET = typer.Option(None, "--preset", help="Model preset: lite (width 0.25) or paper (the published widths). (recipe: cpu lite, paper paper)")
-_SIZE = typer.Option(None, "--size", help="Input size, a multiple of 16. (recipe: cpu 96, paper 192)")
-_STEPS1 = typer.Option(None, "--steps-stage1", min=1, help="Optimiser steps of stage one (a budget; overrides --epochs-stage1). (recipe: cpu: 2000; paper: epochs)")
-_STEPS2 = typer.Option(None, "--steps-stage2", min=1, help="Optimiser steps of stage two. (recipe: cpu: 5000; paper: epochs)")
-_EVAL_EVERY = typer.Option(None, "--eval-every", min=1, help="With step budgets: validate and checkpoint every N steps (a 'round'). (both recipes: 250)")
+_PRESET = typer.Option(None, "--preset", help="Model preset: lite (width 0.25) or paper (the published widths). " + _recipe_help("preset"))
+_SIZE = typer.Option(None, "--size", help="Input size, a multiple of 16. " + _recipe_help("size"))
+_STEPS1 = typer.Option(None, "--steps-stage1", min=1, help="Optimiser steps of stage one (a budget; overrides --epochs-stage1). " + _recipe_help("steps_stage1"))
+_STEPS2 = typer.Option(None, "--steps-stage2", min=1, help="Optimiser steps of stage two. " + _recipe_help("steps_stage2"))
+_EVAL_EVERY = typer.Option(None, "--eval-every", min=1, help="With step budgets: validate and checkpoint every N steps (a 'round'). " + _recipe_help("eval_every"))
 _EPOCHS1 = typer.Option(None, "--epochs-stage1", min=1, help="Epochs of stage one; given without --steps-stage1 it switches "
-                        "stage one to counting epochs. (recipe: paper: 20)")
-_EPOCHS2 = typer.Option(None, "--epochs-stage2", min=1, help="Epochs of stage two (same rule). (recipe: paper: 20)")
-_BATCH = typer.Option(None, "--batch-size", min=1, help="Images per step (per process under torchrun). (both recipes: 16)")
-_OPTIMIZER = typer.Option(None, "--optimizer", help="adamw or adam. (recipe: cpu adamw, paper adam)")
-_LR1 = typer.Option(None, "--lr-stage1", help="Learning rate of stage one. (recipe: cpu 1e-3, paper 1e-4)")
-_LR2 = typer.Option(None, "--lr-stage2", help="Learning rate of stage two. (recipe: cpu 1e-3, paper 5e-5)")
-_WD = typer.Option(None, "--weight-decay", help="AdamW's decoupled weight decay. (both recipes: 0.01)")
+                        "stage one to counting epochs. " + _recipe_help("epochs_stage1"))
+_EPOCHS2 = typer.Option(None, "--epochs-stage2", min=1, help="Epochs of stage two (same rule). " + _recipe_help("epochs_stage2"))
+_BATCH = typer.Option(None, "--batch-size", min=1, help="Images per step (per process under torchrun). " + _recipe_help("batch_size"))
+_OPTIMIZER = typer.Option(None, "--optimizer", help="adamw or adam. " + _recipe_help("optimizer"))
+_LR1 = typer.Option(None, "--lr-stage1", help="Learning rate of stage one. " + _recipe_help("lr_stage1"))
+_LR2 = typer.Option(None, "--lr-stage2", help="Learning rate of stage two. " + _recipe_help("lr_stage2"))
+_WD = typer.Option(None, "--weight-decay", help="AdamW's decoupled weight decay. " + _recipe_help("weight_decay"))
 _SCHEDULE = typer.Option(None, "--schedule", help="cosine (linear warm-up, then cosine to lr x --min-lr-factor) or "
-                         "time-decay (lr / (1 + decay x step), the paper's). (recipe: cpu cosine, paper time-decay)")
-_WARMUP = typer.Option(None, "--warmup-steps", min=0, help="Warm-up steps of the cosine schedule, per stage. (both recipes: 200)")
-_MIN_LR = typer.Option(None, "--min-lr-factor", help="The cosine ends at lr x this. (both recipes: 0.02)")
-_DECAY = typer.Option(None, "--decay", help="The time-decay schedule's decay per step. (both recipes: 1e-6)")
-_HEAD_LR = typer.Option(None, "--head-lr-factor", help="Stage two: module C (classifier) learns at lr-stage2 x this. (both recipes: 1)")
+                         "time-decay (lr / (1 + decay x step), the paper's). " + _recipe_help("schedule"))
+_WARMUP = typer.Option(None, "--warmup-steps", min=0, help="Warm-up steps of the cosine schedule, per stage. " + _recipe_help("warmup_steps"))
+_MIN_LR = typer.Option(None, "--min-lr-factor", help="The cosine ends at lr x this. " + _recipe_help("min_lr_factor"))
+_DECAY = typer.Option(None, "--decay", help="The time-decay schedule's decay per step. " + _recipe_help("decay"))
+_HEAD_LR = typer.Option(None, "--head-lr-factor", help="Stage two: module C (classifier) learns at lr-stage2 x this. " + _recipe_help("head_lr_factor"))
 _SEG_LOSS = typer.Option(None, "--seg-loss", help="bce-dice (BCE + Dice with batch-summed counts), tversky (the paper's "
                          "per-image Tversky/focal Tversky) or tversky-batch (batch-summed counts); docs/results.md says "
-                         "why. (recipe: cpu bce-dice, paper tversky)")
+                         "why. " + _recipe_help("seg_loss"))
 _AUGMENT = typer.Option(None, "--augment", help="batch (horizontal flip, zoom/shift, gain/gamma; no vertical flip: "
-                        "shadows point away from the probe) or flips (the paper's horizontal + vertical). (recipe: cpu batch, paper flips)")
+                        "shadows point away from the probe) or flips (the paper's horizontal + vertical). " + _recipe_help("augment"))
 _PRECISION = typer.Option(None, "--precision", help="auto (bfloat16 autocast where the CPU/GPU runs it natively, else "
-                          "float32), fp32 or bf16. (recipe: cpu auto, paper fp32)")
-_DEVICE = typer.Option("cpu", "--device", help="cpu or cuda (one GPU per process under torchrun).")
-_SEED = typer.Option(0, "--seed", help="Seed of the split, mask draw, initialisation, shuffling and augmentation.")
-_KEEP_TRUE = typer.Option(False, "--keep-true-masks", help="Stage two: use the true mask instead of the pseudo mask for the "
+                          "float32), fp32 or bf16. " + _recipe_help("precision"))
+_DEVICE = typer.Option(_TRAIN_DEFAULTS["device"], "--device", help="cpu or cuda (one GPU per process under torchrun).")
+_SEED = typer.Option(_TRAIN_DEFAULTS["seed"], "--seed", help="Seed of the split, mask draw, initialisation, shuffling and augmentation.")
+_KEEP_TRUE = typer.Option(_TRAIN_DEFAULTS["keep_true_masks"], "--keep-true-masks", help="Stage two: use the true mask instead of the pseudo mask for the "
                           "images drawn for stage one (not the paper's default).")
 _NO_PROGRESS = typer.Option(False, "--no-progress", help="No progress bars (validation lines still print).")
 _THREADS = typer.Option(0, "--threads", min=0, help="torch CPU threads per process (0 = torch's default); 1 when two "
@@ -525,7 +525,7 @@ def _recipe_kwargs(given: dict) -> dict:
 def train_cmd(
     data: Optional[Path] = typer.Argument(None, help="Data-set folder (images/, masks/, labels.csv); omit with --resume."),
     recipe: str = _RECIPE,
-    network: str = typer.Option("csagnet", "--network", help="The network trained (docs/comparison.md): " + "; ".join(
+    network: str = typer.Option(_TRAIN_DEFAULTS["network"], "--network", help="The network trained (docs/comparison.md): " + "; ".join(
         f"{k}: {v.summary} [{v.supervision}]" for k, v in _NETWORKS.items()) + ". two-stage networks use --mask-fraction; "
         "all-masks (alexnet-seg) trains one stage on every mask, labels (sononet-ag, vgg16, resnet50) one stage on "
         "image labels only, whatever --mask-fraction says."),
@@ -550,9 +550,9 @@ def train_cmd(
     seg_loss: Optional[str] = _SEG_LOSS,
     augment: Optional[str] = _AUGMENT,
     precision: Optional[str] = _PRECISION,
-    fold: int = typer.Option(0, "--fold", min=0, help="Which cross-validation fold is the test set (0-based)."),
-    folds: int = typer.Option(5, "--folds", min=2, help="Number of cross-validation folds (the paper: 5)."),
-    val_fraction: float = typer.Option(0.1, "--val-fraction", help="Share of the training fold held out to pick the best round."),
+    fold: int = typer.Option(_TRAIN_DEFAULTS["fold"], "--fold", min=0, help="Which cross-validation fold is the test set (0-based)."),
+    folds: int = typer.Option(_TRAIN_DEFAULTS["folds"], "--folds", min=2, help="Number of cross-validation folds (the paper: 5)."),
+    val_fraction: float = typer.Option(_TRAIN_DEFAULTS["val_fraction"], "--val-fraction", help="Share of the training fold held out to pick the best round."),
     out: Optional[Path] = typer.Option(None, "--out", help="Run folder; default runs/<preset><size>-p<fraction>-fold<k>."),
     device: str = _DEVICE,
     seed: int = _SEED,
@@ -613,7 +613,7 @@ def eval_cmd(
 def sweep_cmd(
     data: Path = typer.Argument(..., help="Data-set folder."),
     fractions: str = typer.Option("0.1,0.3,0.5,1.0", "--fractions", help="Comma-separated pixel-mask fractions p."),
-    folds: int = typer.Option(5, "--folds", min=2, help="Number of cross-validation folds."),
+    folds: int = typer.Option(_TRAIN_DEFAULTS["folds"], "--folds", min=2, help="Number of cross-validation folds."),
     fold_ids: Optional[str] = typer.Option(None, "--fold-ids", help="Comma-separated folds to run (default all of --folds)."),
     out: Path = typer.Option(Path("runs/sweep"), "--out", help="Sweep folder: one run per p<fraction>/fold<k>, table1.md, roc.png."),
     recipe: str = _RECIPE,
@@ -656,7 +656,7 @@ def compare_cmd(
     data: Path = typer.Argument(..., help="Data-set folder (e.g. ../shared/data/ddti-calc: real crops, image labels, patients)."),
     methods: str = typer.Option(",".join(_COMPARE_DEFAULT), "--methods", help="Comma-separated, from: " + "; ".join(
         f"{k}: {v.summary}" for k, v in _COMPARE_METHODS.items()) + "."),
-    folds: int = typer.Option(5, "--folds", min=2, help="Cross-validation folds (grouped by the patient column when present)."),
+    folds: int = typer.Option(_TRAIN_DEFAULTS["folds"], "--folds", min=2, help="Cross-validation folds (grouped by the patient column when present)."),
     fold_ids: Optional[str] = typer.Option(None, "--fold-ids", help="Comma-separated folds to run (default all)."),
     out: Path = typer.Option(Path("runs/compare"), "--out", help="Folder: <method>/fold<k>/, comparison.md, roc.png, scores.csv."),
     pretrained: Optional[Path] = typer.Option(None, "--pretrained", help="Run folder or weights of the pretrained (phantom) "

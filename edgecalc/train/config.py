@@ -5,6 +5,8 @@ with different settings. The dataclass defaults are the kit's ``cpu`` recipe (ch
 on 2 CPU cores, ``docs/results.md``); ``RECIPES["paper"]`` holds the published settings (design.md
 section 3: Adam 1e-4 / 5e-5 with ``lr / (1 + 1e-6 * step)``, focal Tversky, flips, 192 px, 20 epochs).
 ``TrainConfig.for_recipe`` is the one place where a recipe and explicit options meet.
+The CLI spells none of these values: its defaults are ``TRAIN_DEFAULTS`` and its ``--help`` recipe
+values come from ``recipe_help`` / ``recipe_summary`` (tests/test_train_cli_help.py holds it to that).
 
 ``network`` names the registry entry trained (``edgecalc/model/registry.py``; a run folder written
 before the field existed trained CS-AGnet). Its supervision decides the pixel masks: two-stage
@@ -212,3 +214,47 @@ RECIPES: dict[str, dict[str, Any]] = {
 #: How runs written before the recipes trained (config.json without "recipe"): the paper's optimiser,
 #: schedule, loss, flips and epochs; their config.json always names its own preset.
 LEGACY: dict[str, Any] = {"recipe": "paper", **{k: v for k, v in RECIPES["paper"].items() if k != "preset"}}
+
+#: What each recipe is for, in a word; the settings themselves come from RECIPES (``recipe_summary``).
+RECIPE_PURPOSES: dict[str, str] = {
+    "cpu": "the kit's default, chosen on 2 CPU cores",
+    "paper": "the published settings (design.md section 3), for GPUs",
+}
+
+#: TrainConfig's own defaults by field name: the CLI's defaults for options that are not recipe settings.
+TRAIN_DEFAULTS: dict[str, Any] = {f.name: f.default for f in dataclasses.fields(TrainConfig)
+                                  if f.default is not dataclasses.MISSING}
+
+
+def recipe_values(field: str) -> dict[str, Any]:
+    """Each recipe's effective value of a field (``size`` None resolved to the preset's input size)."""
+    values = {}
+    for name in RECIPES:
+        cfg = TrainConfig.for_recipe(name, data="")
+        values[name] = cfg.input_size if field == "size" else getattr(cfg, field)
+    return values
+
+
+def _show(field: str, value: Any) -> str:
+    if value is None and field.startswith("steps_stage"):
+        return "epochs"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def recipe_help(field: str) -> str:
+    """The '(recipe: ...)' suffix of an option's --help, generated from RECIPES so no value is respelled."""
+    values = recipe_values(field)
+    shown = {name: _show(field, v) for name, v in values.items()}
+    if len(set(shown.values())) == 1:
+        return f"({'both' if len(RECIPES) == 2 else 'all'} recipes: {next(iter(shown.values()))})"
+    return "(recipe: " + ", ".join(f"{name} {v}" for name, v in shown.items()) + ")"
+
+
+def recipe_summary() -> str:
+    """One line per recipe for ``--recipe``'s help: its purpose and the settings in which it differs from the others."""
+    differing = sorted({field for settings in RECIPES.values() for field in settings})
+    parts = []
+    for name in RECIPES:
+        settings = ", ".join(f"{field} {_show(field, recipe_values(field)[name])}" for field in differing)
+        parts.append(f"{name} ({RECIPE_PURPOSES[name]}: {settings})")
+    return "; ".join(parts)
