@@ -209,3 +209,58 @@ def test_shipped_bundle_meets_the_int8_gates():
     assert e["auc"] > 0.9, "the shipped weights should discriminate (model card: AUC 0.96 on unseen phantoms)"
     assert e["auc"] - q["auc"] <= 0.005 and e["dice"] - q["dice"] <= 0.02
     assert rows["model.fp32.onnx"]["score_max_abs"] <= 1e-4 and rows["model.ts"]["score_max_abs"] <= 1e-4
+
+
+@pytest.mark.parametrize("module, cls", [("onnxruntime_backend", "OnnxRuntimeBackend"),
+                                         ("torchscript_backend", "TorchScriptBackend")])
+def test_a_broken_runtime_backend_fails_the_exports_parity(tiny_weights, tmp_path, monkeypatch, module, cls):
+    """Parity runs each artifact through the cart's own backend: break its `infer` and the export refuses."""
+    import importlib
+
+    from edgecalc.export.verify import ParityError
+
+    backend = getattr(importlib.import_module(f"edgecalc.runtime.engine.backends.{module}"), cls)
+    infer = backend.infer
+
+    def off_by_a_bit(self, batch):
+        out = infer(self, batch)
+        return {**out, "score": out["score"] + 1e-3}  # a bug the cart would ship: 10x the exact tolerance
+
+    monkeypatch.setattr(backend, "infer", off_by_a_bit)
+    with pytest.raises(ParityError, match="differs from eager"):
+        export_bundle(ExportOptions(tiny_weights, "fp32", None, 16, "minmax", 0, False, 4, tmp_path / "b", None, 8,
+                                    command="test"), log=lambda m: None)
+    assert not (tmp_path / "b").exists()  # no partial bundle
+
+
+def test_backend_runner_batches_within_the_engines_profile(monkeypatch):
+    """A TensorRT engine takes at most its profile's batch: the parity runner splits the set to fit."""
+    from edgecalc.export import parity
+    from edgecalc.runtime.engine import select
+    from edgecalc.runtime.engine.bundle import Bundle, Manifest
+
+    seen: list[int] = []
+
+    class FakeEngine:  # stands in for TensorRTBackend (no GPU here): same attributes parity reads
+        max_input_shape = (3, 1, 8, 8)
+        closed = False
+
+        def infer(self, batch):
+            seen.append(len(batch))
+            return {"score": batch[:, :1, 0, 0], "mask": batch, "attention": np.repeat(batch, 3, axis=1)}
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            FakeEngine.closed = True
+
+    monkeypatch.setattr(select, "open_for_bundle", lambda bundle, name, precision: FakeEngine())
+    outputs = [{"name": "mask"}, {"name": "score"}, {"name": "attention"}]
+    bundle = Bundle(Path("."), Manifest({}, {}, {}, outputs, {}, {}, {}, "test", "test", "test"))
+    x = np.random.default_rng(0).random((8, 1, 8, 8), dtype=np.float32)
+    mask, score, attention = parity.backend_runner(bundle, "tensorrt", "fp16")(x)
+    assert seen == [3, 3, 2] and FakeEngine.closed
+    np.testing.assert_array_equal(mask, x)
+    np.testing.assert_array_equal(score, x[:, :1, 0, 0])
+    assert attention.shape == (8, 3, 8, 8)

@@ -4,7 +4,8 @@ The phantom crops use seeds disjoint from the phantom calibration set (``PARITY_
 INT8 model is never judged on the images it was calibrated on. Per artifact: max / mean abs
 difference of ``score`` and ``mask`` from eager, AUC of ``score`` against the labels, Dice of the
 mask thresholded at 0.5 against the phantom's ground truth (pooled over the set), and the fraction
-of images whose decision (score >= threshold) agrees with eager.
+of images whose decision (score >= threshold) agrees with eager. Every artifact the cart can load is
+run through the runtime's own backend (``backend_runner``), so a bug there fails the export.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from edgecalc.calibration.calibration_set import PARITY_SEED_BASE, phantom_pool
+from edgecalc.runtime.engine.bundle import Bundle
 from edgecalc.runtime.engine.formats import EXACT_PARITY
 
 #: TorchScript and float32 ONNX must match eager this closely (score, mask and attention).
@@ -84,6 +86,28 @@ def compare(name: str, backend: str, precision: str, ref: list[np.ndarray], got:
 def skipped_row(name: str, backend: str, precision: str, why: str) -> ParityRow:
     nan = float("nan")
     return ParityRow(name, backend, precision, nan, nan, nan, nan, nan, None, nan, nan, status=f"not run: {why}")
+
+
+def backend_runner(bundle: Bundle, backend: str, precision: str) -> Callable[[np.ndarray], list[np.ndarray]]:
+    """The bundle's artifact opened by the runtime's own backend (``open_for_bundle``, the code the cart runs).
+
+    Opened now, so a backend that cannot run here raises ``BackendUnavailable`` before parity starts;
+    the returned runner infers in batches the engine accepts (a TensorRT profile's maximum), returns
+    the outputs in the manifest's order and closes the engine: it runs once.
+    """
+    from edgecalc.runtime.engine.select import open_for_bundle
+
+    engine = open_for_bundle(bundle, backend, precision)
+    names = [o["name"] for o in bundle.manifest.outputs]
+    limit = getattr(engine, "max_input_shape", (None,))[0]
+
+    def run(images: np.ndarray) -> list[np.ndarray]:
+        step = int(limit or len(images))
+        with engine:
+            parts = [engine.infer(images[i:i + step]) for i in range(0, len(images), step)]
+        return [np.concatenate([p[n] for p in parts]) for n in names]
+
+    return run
 
 
 def run_parity(ref: list[np.ndarray], runners: list[tuple[str, str, str, Callable[[np.ndarray], list[np.ndarray]]]],

@@ -16,7 +16,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 
 import edgecalc
@@ -26,9 +25,9 @@ from edgecalc.data.preprocess import PREPROCESSING_SPEC
 from edgecalc.export import int8 as int8_mod
 from edgecalc.export.bundle_writer import staged_folder
 from edgecalc.export.fp16 import export_fp16
-from edgecalc.export.onnx_export import export_onnx, ort_session, run_onnx
+from edgecalc.export.onnx_export import export_onnx
 from edgecalc.export.parity import (
-    ParityRow, exact_failures, parity_set, run_parity, skipped_row, write_parity,
+    ParityRow, backend_runner, exact_failures, parity_set, run_parity, skipped_row, write_parity,
 )
 from edgecalc.export import torch_tensorrt_export as torch_trt
 from edgecalc.export.torchscript import export_torchscript
@@ -37,8 +36,9 @@ from edgecalc.export.weights_source import resolve_weights
 from edgecalc.model.csagnet import INPUT_NAME, OUTPUT_NAMES, ExportWrapper
 from edgecalc.model.info import model_info
 from edgecalc.model.weights import load_model, read_config
-from edgecalc.runtime.engine.bundle import Manifest, load_bundle, sha256_file
-from edgecalc.runtime.engine.formats import PRECISIONS, bundle_file
+from edgecalc.runtime.engine.backends import BackendUnavailable
+from edgecalc.runtime.engine.bundle import Bundle, Manifest, load_bundle, sha256_file
+from edgecalc.runtime.engine.formats import EXACT_PARITY, PRECISIONS, bundle_file
 
 TS_FILE, FP32_FILE = bundle_file("torchscript", "fp32"), bundle_file("onnx", "fp32")
 DECISION_THRESHOLD = 0.5
@@ -197,14 +197,15 @@ def export_bundle(opts: ExportOptions, log: Callable[[str], None] = print) -> Ex
         log("[2/5] ONNX float32 (opset 17, dynamic batch): export, check with onnxruntime")
         export_onnx(wrapper, example, tmp / FP32_FILE, check)
         manifest.add_file(tmp, FP32_FILE, "onnx", "fp32")
-        runners = [(TS_FILE, "torchscript", "fp32", _ts_runner(tmp / TS_FILE)),
-                   (FP32_FILE, "onnxruntime", "fp32", _ort_runner(tmp / FP32_FILE))]
+        #: (file, runtime backend, precision) of every artifact the cart can load: parity opens each through
+        #: the runtime's own backends (parity.backend_runner), so a backend bug fails the export.
+        checked = [(TS_FILE, "torchscript", "fp32"), (FP32_FILE, "onnxruntime", "fp32")]
         fp16_file, int8_file = bundle_file("onnx", "fp16"), bundle_file("onnx", "int8")
         if opts.precision == "fp16":
             log("[3/5] FP16 ONNX (float32 I/O; sigmoid, softmax, attention normalisation, alpha resize in float32)")
             converter = export_fp16(tmp / FP32_FILE, tmp / fp16_file)
             manifest.add_file(tmp, fp16_file, "onnx", "fp16", notes=f"converter: {converter}")
-            runners.append((fp16_file, "onnxruntime", "fp16", _ort_runner(tmp / fp16_file)))
+            checked.append((fp16_file, "onnxruntime", "fp16"))
         elif opts.precision == "int8":
             assert calib is not None
             key = calib_cache.cache_key(sha256_file(tmp / FP32_FILE), calib.digest(), opts.calib_method)
@@ -217,7 +218,7 @@ def export_bundle(opts: ExportOptions, log: Callable[[str], None] = print) -> Ex
             manifest.add_file(tmp, int8_file, "onnx", "int8",
                               notes="symmetric int8, zero point 0, per-channel weights; Q/DQ on Conv/ConvTranspose inputs only")
             manifest.calibration = dict(calib.record(opts.calib_method), cache_key=key, cache_reused=cache_hit)
-            runners.append((int8_file, "onnxruntime", "int8", _ort_runner(tmp / int8_file)))
+            checked.append((int8_file, "onnxruntime", "int8"))
         else:
             log("[3/5] --precision fp32: no reduced-precision model")
         engine_row = None
@@ -230,14 +231,13 @@ def export_bundle(opts: ExportOptions, log: Callable[[str], None] = print) -> Ex
                                              opts.max_batch, calib_cache.cache_dir().parent / TIMING_CACHE_NAME)
                 manifest.add_file(tmp, engine_name, "engine", opts.precision, engine=build.target,
                                   notes=f"profile min/opt/max {build.profile}; builder flags {build.flags or 'none (strongly typed)'}")
-                runners.append((engine_name, "tensorrt", opts.precision,
-                                lambda x, p=tmp / engine_name: trt_mod.run_engine(p, x, OUTPUT_NAMES)))
+                checked.append((engine_name, "tensorrt", opts.precision))
             except trt_mod.EngineUnavailable as exc:
                 engine_error = f"--engine: {exc}; the rest of the bundle is written without an engine"
                 engine_row = skipped_row(engine_name, "tensorrt", opts.precision, str(exc))
         else:
             log("[4/5] no TensorRT engine (" + ("--no-engine" if opts.engine is False else "missing: " + "; ".join(missing)) + ")")
-        via_row = None
+        via_row = via_runner = None
         if opts.via == "torch-tensorrt":
             log(f"[4/5] torch-tensorrt (dynamo, {opts.precision}, batch 1..{opts.max_batch}): compile and save "
                 f"{torch_trt.ARTIFACT_NAME} (TorchScript with the engine embedded)")
@@ -247,14 +247,23 @@ def export_bundle(opts: ExportOptions, log: Callable[[str], None] = print) -> Ex
                 manifest.add_file(tmp, torch_trt.ARTIFACT_NAME, "torchscript-trt", opts.precision, engine=tb.target,
                                   notes=f"torch-tensorrt {tb.torch_tensorrt_version}, dynamo, settings {tb.settings}; "
                                         "load with torch_tensorrt imported (Python) or the torchtrt runtime linked (C++)")
-                runners.append((torch_trt.ARTIFACT_NAME, "torch-tensorrt", opts.precision,
-                                torch_trt.load_runner(tmp / torch_trt.ARTIFACT_NAME)))
+                via_runner = (torch_trt.ARTIFACT_NAME, "torch-tensorrt", opts.precision,  # no cart backend: its own loader
+                              torch_trt.load_runner(tmp / torch_trt.ARTIFACT_NAME))
             except torch_trt.TorchTensorRTUnavailable as exc:
                 via_error = f"--via torch-tensorrt: {exc}; the rest of the bundle is written without {torch_trt.ARTIFACT_NAME}"
                 via_row = skipped_row(torch_trt.ARTIFACT_NAME, "torch-tensorrt", opts.precision, str(exc))
-        log("[5/5] parity of every artifact against eager float32")
-        rows = run_parity(ref, runners, pset, DECISION_THRESHOLD)
-        rows += [r for r in (engine_row, via_row) if r is not None]
+        log("[5/5] parity of every artifact against eager float32, each run by the runtime's own backend")
+        staged = Bundle(tmp, manifest)
+        runners, unavailable = [], []
+        for name, backend, precision in checked:
+            try:
+                runners.append((name, backend, precision, backend_runner(staged, backend, precision)))
+            except BackendUnavailable as exc:  # e.g. an engine built here, but no cuda-python to run it
+                if (backend, precision) in EXACT_PARITY:  # these must be checked, never skipped
+                    raise ParityError(f"export refused: {name} cannot be checked: {exc}") from exc
+                unavailable.append(skipped_row(name, backend, precision, str(exc)))
+        rows = run_parity(ref, runners + ([via_runner] if via_runner else []), pset, DECISION_THRESHOLD)
+        rows += unavailable + [r for r in (engine_row, via_row) if r is not None]
         bad = exact_failures(rows)
         if bad:
             raise ParityError("export refused: " + "; ".join(bad))
@@ -274,17 +283,3 @@ def export_bundle(opts: ExportOptions, log: Callable[[str], None] = print) -> Ex
         result.triton_models = [Path(opts.triton) / p.name for p in result.triton_models]
     return result
 
-
-def _ts_runner(path: Path) -> Callable[[np.ndarray], list[np.ndarray]]:
-    module = torch.jit.load(str(path), map_location="cpu")
-
-    def run(x: np.ndarray) -> list[np.ndarray]:
-        with torch.no_grad():
-            return [t.numpy() for t in module(torch.from_numpy(x))]
-
-    return run
-
-
-def _ort_runner(path: Path) -> Callable[[np.ndarray], list[np.ndarray]]:
-    session = ort_session(path)
-    return lambda x: run_onnx(session, x)

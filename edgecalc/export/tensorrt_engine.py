@@ -149,30 +149,3 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, precision: str,
     cache_file.write_bytes(bytes(config.get_timing_cache().serialize()))
     return EngineBuild(Path(engine_path), target, cache_file, flags, shapes)
 
-
-def run_engine(engine_path: str | Path, images, output_names: tuple[str, ...]):
-    """Run an engine on ``images`` (N, C, S, S) float32 numpy; outputs as numpy, in ``output_names`` order.
-
-    Uses torch CUDA tensors as buffers (torch is loaded during export anyway) and
-    ``set_tensor_address`` + ``execute_async_v3``. For the parity report only; the cart runtime
-    has its own torch-free runner.
-    """
-    import tensorrt as trt
-    import torch
-
-    runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
-    engine = runtime.deserialize_cuda_engine(Path(engine_path).read_bytes())
-    context = engine.create_execution_context()
-    x = torch.from_numpy(images).cuda().contiguous()
-    context.set_input_shape(INPUT_NAME, tuple(x.shape))
-    context.set_tensor_address(INPUT_NAME, x.data_ptr())
-    outs = {}
-    for name in output_names:
-        shape = tuple(context.get_tensor_shape(name))
-        outs[name] = torch.empty(shape, dtype=torch.float32, device="cuda")
-        context.set_tensor_address(name, outs[name].data_ptr())
-    stream = torch.cuda.Stream()
-    if not context.execute_async_v3(stream.cuda_stream):
-        raise RuntimeError(f"TensorRT execution of {engine_path} failed")
-    stream.synchronize()
-    return [outs[n].cpu().numpy() for n in output_names]
