@@ -229,8 +229,9 @@ def live(
     max_frames: Optional[int] = typer.Option(None, "--max-frames", min=1, help="Stop after this many processed frames."),
     realtime: Optional[bool] = typer.Option(None, "--realtime/--no-realtime", help="Drop stale frames (default: yes for "
                                             "cameras and streams, no for files and the phantom, which are read in full)."),
-    fps: float = typer.Option(20.0, "--fps", min=1.0, help="Frame rate of the phantom source with --realtime, "
-                              "and of the recorded video."),
+    fps: Optional[float] = typer.Option(None, "--fps", min=1.0, help="Frame rate of the phantom source with --realtime "
+                                        "(default 20), and of the recorded video (default: the source's own rate "
+                                        "where it records one, a DICOM cine's or a video file's, else 20)."),
     phantom_frames: int = typer.Option(90, "--phantom-frames", min=1, help="Length of the phantom cine (frames)."),
     threads: int = typer.Option(0, "--threads", min=0, help="CPU threads for the engine (0 = the engine's default)."),
     loop: str = typer.Option("auto", "--loop", help="pipelined: the model call on a worker thread, overlapped with "
@@ -252,7 +253,7 @@ def live(
     from edgecalc.runtime.source.capture import SourceError, parse_source
     from edgecalc.runtime.live.loop import KEYS_HELP, LOOP_MODES, has_display, run_live, select_roi_with_mouse
     from edgecalc.runtime.live.build import build_pipeline
-    from edgecalc.runtime.live.recorder import Recorder
+    from edgecalc.runtime.live.recorder import DEFAULT_FPS, Recorder
 
     console = Console(stderr=True)
     try:
@@ -280,7 +281,7 @@ def live(
     if not headless:
         console.print(f"keys: {KEYS_HELP}")
     try:
-        recorder = Recorder(record, log, fps=fps) if (record or log) else None
+        recorder = Recorder(record, log, fps=fps) if (record or log) else None  # fps None: the source's
     except OSError as exc:  # a read-only or missing folder for --record / --log
         setup.selection.backend.close()
         console.print(f"[red]error:[/red] {escape_markup(str(exc))}")
@@ -288,7 +289,7 @@ def live(
     try:
         summary = run_live(spec, setup.pipeline, backend_name=setup.selection.backend.describe(), headless=headless,
                            recorder=recorder, snapshot_dir=snapshots, snapshot_every=snapshot_every,
-                           max_frames=max_frames, realtime=realtime, fps_hint=fps, phantom_frames=phantom_frames,
+                           max_frames=max_frames, realtime=realtime, fps_hint=fps or DEFAULT_FPS, phantom_frames=phantom_frames,
                            manual_box_picker=None if headless else select_roi_with_mouse,
                            ask_box_first=crop == "manual", pipelined=LOOP_MODES[loop])
     except SourceError as exc:

@@ -15,6 +15,7 @@ from edgecalc.runtime.source.capture import (
     SourceStalled,
     open_reader,
     parse_source,
+    recorded_fps,
 )
 
 
@@ -209,3 +210,16 @@ def test_files_have_no_read_watchdog_by_default():
     grabber = LatestFrameGrabber(lambda: reader, drop_stale=False)
     assert grabber._watchdog is None
     assert LatestFrameGrabber(lambda: reader, drop_stale=True)._watchdog is not None
+
+
+def test_recorded_fps_reads_the_sources_own_rate(tmp_path):
+    class Cine:
+        fps = 30.0
+
+    class Camera:
+        fps = 0.0  # what many capture cards report
+
+    assert recorded_fps(Cine()) == 30.0 and recorded_fps(Camera()) is None and recorded_fps(object()) is None
+    cap = open_reader(parse_source(None, str(write_video(tmp_path / "v.avi"))))
+    assert recorded_fps(cap) == 25.0
+    cap.release()

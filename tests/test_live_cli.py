@@ -142,3 +142,24 @@ def test_no_extent_crops_around_the_box_alone(tmp_path):
     assert crops[False] == square_crop(found.box, area, 0.1, frame.shape)
     assert crops[True] == square_crop(found.extent, area, 0.1, frame.shape)
     assert found.extent != found.box and crops[True][2] > crops[False][2]
+
+
+def test_the_recording_keeps_the_sources_frame_rate_unless_fps_is_given(tiny_bundle, tmp_path):
+    import cv2
+    import numpy as np
+
+    bundle, _ = tiny_bundle
+    src = tmp_path / "cine.avi"
+    writer = cv2.VideoWriter(str(src), cv2.VideoWriter_fourcc(*"MJPG"), 25, (320, 240))
+    for i in range(4):
+        writer.write(np.full((240, 320, 3), 40 + 20 * i, np.uint8))
+    writer.release()
+    for extra, want in (([], 25.0), (["--fps", "10"], 10.0)):
+        out = tmp_path / f"rec{len(extra)}.avi"
+        r = CliRunner().invoke(app, ["live", "--source", str(src), "--bundle", str(bundle), "--headless",
+                                     "--backend", "onnxruntime", "--crop", "fixed", "--roi", "60,40,160,160",
+                                     "--record", str(out), *extra])
+        assert r.exit_code == 0, r.output
+        cap = cv2.VideoCapture(str(out))
+        assert cap.get(cv2.CAP_PROP_FPS) == want and int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 4
+        cap.release()

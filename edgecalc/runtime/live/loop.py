@@ -23,7 +23,7 @@ from typing import Callable
 
 import numpy as np
 
-from edgecalc.runtime.source.capture import Frame, LatestFrameGrabber, SourceSpec, open_reader
+from edgecalc.runtime.source.capture import Frame, LatestFrameGrabber, SourceSpec, open_reader, recorded_fps
 from edgecalc.runtime.live.pipeline import FramePipeline, FrameResult, Prepared
 
 WINDOW = "edgecalc live"
@@ -132,6 +132,8 @@ def run_live(
     stop = _StopFlag()
     summary = LiveSummary(source=spec.describe(), backend=backend_name)
     _take_source_spacing(pipeline, grabber.reader, summary)
+    if recorder is not None and recorder.fps is None:  # no --fps: record at the source's own rate
+        recorder.fps = recorded_fps(grabber.reader)
     old_handlers = {}
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):

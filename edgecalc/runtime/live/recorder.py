@@ -25,15 +25,18 @@ import cv2
 import numpy as np
 
 _STOP = object()
+DEFAULT_FPS = 20.0  #: the recorded video's rate when neither --fps nor the source gives one
 
 
 class Recorder:
     """Writes overlay frames to `video_path` (mp4v .mp4 / MJPG .avi) and records to `log_path` (JSONL)."""
 
-    def __init__(self, video_path: str | Path | None, log_path: str | Path | None, fps: float = 20.0,
+    def __init__(self, video_path: str | Path | None, log_path: str | Path | None, fps: float | None = 20.0,
                  queue_size: int = 8) -> None:
         self.video_path = Path(video_path) if video_path else None
         self.log_path = Path(log_path) if log_path else None
+        #: the video's frame rate; None = not chosen yet (the live loop sets the source's own rate
+        #: before the first frame; DEFAULT_FPS if nobody does)
         self.fps = fps
         self._writer: cv2.VideoWriter | None = None
         self._log = None
@@ -55,7 +58,8 @@ class Recorder:
         assert self.video_path is not None
         h, w = frame.shape[:2]
         fourcc = "MJPG" if self.video_path.suffix.lower() == ".avi" else "mp4v"
-        self._writer = cv2.VideoWriter(str(self.video_path), cv2.VideoWriter_fourcc(*fourcc), self.fps, (w, h), True)
+        self._writer = cv2.VideoWriter(str(self.video_path), cv2.VideoWriter_fourcc(*fourcc), self.fps or DEFAULT_FPS, (w, h),
+                                       True)
         if not self._writer.isOpened():
             self._writer = None
             raise OSError(f"cannot open {self.video_path} for writing ({fourcc}); try a .avi path")

@@ -164,6 +164,24 @@ class Frame:
     image: np.ndarray
 
 
+def recorded_fps(reader: object) -> float | None:
+    """The frame rate the source itself records (a DICOM cine's ``fps``, a video file's container rate),
+    or None when it has none worth trusting (cameras often report 0; outside 1-240 fps is taken as unknown)."""
+    fps = getattr(reader, "fps", None)
+    if fps is None and hasattr(reader, "get"):
+        import cv2
+
+        try:
+            fps = float(reader.get(cv2.CAP_PROP_FPS))  # type: ignore[attr-defined]
+        except (TypeError, ValueError, cv2.error):
+            fps = None
+    try:
+        fps = float(fps) if fps is not None else None
+    except (TypeError, ValueError):
+        return None
+    return fps if fps is not None and 1.0 <= fps <= 240.0 else None
+
+
 #: a live source whose ``read`` has not returned for this long is abandoned and reopened: a frozen
 #: RTSP stream or a capture card that lost its signal can block inside OpenCV's read indefinitely
 READ_TIMEOUT_S = 5.0
