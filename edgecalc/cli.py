@@ -123,15 +123,13 @@ def data_phantom_cmd(
             raise typer.BadParameter(str(exc), param_hint="--dicom") from exc
     try:
         path = write_phantom_dataset(out, n=n, positive=positive, size=size, seed=seed, frames=frames, video=video,
-                                     progress=True, workers=workers or None, config=cfg)
+                                     progress=True, workers=workers or None, config=cfg, dicom=dicom)
     except OSError as exc:  # a full disk or a read-only --out: labels.csv (written last) is absent, data check refuses it
         typer.echo(f"error: cannot write the data set to {out}: {exc}; it is incomplete (no labels.csv)", err=True)
         raise typer.Exit(2)
     typer.echo(f"wrote {n} crops ({positive} with calcification) to {path} in {time.perf_counter() - t0:.1f} s")
     if dicom:
-        from edgecalc.data.phantom.dicom_writer import write_cine_dicom
-
-        typer.echo(f"wrote {write_cine_dicom(Path(out) / 'cine.dcm', seed=seed, config=cfg)}")
+        typer.echo(f"wrote {Path(path) / 'cine.dcm'}")
 
 
 @data_app.command("import-dicom")

@@ -340,6 +340,7 @@ def test_phantom_dicom_round_trip_gives_the_phantoms_millimetres(tmp_path):
     r = _cli(["data", "phantom", "--out", str(out), "--n", "2", "--positive", "1", "--size", "32",
                                  "--workers", "1", "--seed", "3", "--set", "frame_pixel_spacing_mm=0.11", "--dicom"])
     assert r.exit_code == 0, r.output
+    assert json.loads((out / "phantom.json").read_text())["dicom_file"] == "cine.dcm"
     cine = read_dicom(out / "cine.dcm")
     assert cine.spacing_mm == (0.11, 0.11) and cine.spacing_source == "us-regions"
     assert cine.n_frames == 60 and cine.fps == 20.0

@@ -69,14 +69,16 @@ def _one(job: tuple) -> tuple[str, int, str, str, float, dict, dict | None]:
 
 def write_phantom_dataset(out_dir: str | os.PathLike, n: int = 1207, positive: int = 551, size: int = 192,
                           seed: int = 0, frames: bool = False, video: bool = False, progress: bool = True,
-                          workers: int | None = None, config: PhantomConfig | None = None) -> Path:
+                          workers: int | None = None, config: PhantomConfig | None = None, dicom: bool = False) -> Path:
     """Write ``images/``, ``masks/``, ``nodules/`` (nodule masks), ``labels.csv``, ``meta.jsonl`` (per crop:
     kinds, low contrast, confounders, the visibility boost and margins, every calcification's kind,
     size and position) and ``phantom.json``.
 
     With ``frames`` also full screen frames under ``frames/`` (with ``frames/boxes.csv`` and
     ``frames/meta.jsonl``: each frame's mm per pixel and calcifications); with
-    ``video`` a cine loop ``cine.mp4`` (or ``.avi``). Identical output for any ``workers``.
+    ``video`` a cine loop ``cine.mp4`` (or ``.avi``); with ``dicom`` the same cine as a multi-frame
+    ultrasound DICOM ``cine.dcm`` (the [dicom] extra). ``phantom.json`` names both. Identical output for
+    any ``workers``.
     """
     cfg = config or PhantomConfig()
     out = Path(out_dir)
@@ -130,9 +132,15 @@ def write_phantom_dataset(out_dir: str | os.PathLike, n: int = 1207, positive: i
         from edgecalc.data.phantom.cine import write_cine
 
         video_path = write_cine(out / "cine.mp4", seed=seed, config=cfg)
+    dicom_path = None
+    if dicom:
+        from edgecalc.data.phantom.dicom_writer import write_cine_dicom
+
+        dicom_path = write_cine_dicom(out / "cine.dcm", seed=seed, config=cfg)
     meta = {"generator": "edgecalc.data.phantom", "format_version": 1, "n": n, "positive": positive,
             "negative": n - positive, "size": size, "seed": seed, "frames": frames, "video": video,
             "video_file": video_path.name if video_path else None,
+            "dicom_file": dicom_path.name if dicom_path else None,
             "image_seed": "seed * 1000003 + index", "config": cfg_dict,
             "versions": {"numpy": np.__version__, "opencv": cv2.__version__}}
     atomic_write_text(out / "phantom.json", json.dumps(meta, indent=2) + "\n")
