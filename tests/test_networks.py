@@ -172,3 +172,25 @@ def test_the_registry_and_the_cli_choices_need_no_torch():
                             "import edgecalc.cli, sys\nassert 'torch' not in sys.modules\n"
                             "assert TrainConfig(data='d', network='vgg16', mask_fraction=0.0).network == 'vgg16'")
     assert res.returncode == 0, res.stderr
+
+
+@pytest.mark.parametrize("name, title, shown", [("vgg16", "VGG-16 evaluation", "CAM"),
+                                                ("csagnet", "CS-AGnet evaluation", "Grid-AG 3")])
+def test_eval_names_the_network_and_its_map(name, title, shown, tmp_path, one_thread):
+    from rich.console import Console
+
+    from edgecalc.eval.evaluate import evaluate_arrays
+
+    rng = np.random.default_rng(0)
+    n = 6
+    images = rng.random((n, 1, SIZE, SIZE), dtype=np.float32)
+    masks = np.zeros_like(images)
+    masks[:3, :, 10:14, 10:14] = 1
+    labels = np.array([1, 1, 1, 0, 0, 0])
+    console = Console(record=True, width=200)
+    m = evaluate_arrays(tiny(name), images, masks, np.ones(n, bool), labels, [f"i{i}" for i in range(n)], tmp_path,
+                        console=console)
+    assert m["network"] == name and m["attention_map"] == shown
+    text = console.export_text()
+    assert title in text and f"{shown} peak in calcification" in text
+    assert json.loads((tmp_path / "metrics.json").read_text())["network"] == name

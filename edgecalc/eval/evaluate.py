@@ -68,8 +68,14 @@ def evaluate_arrays(
     rate (``edgecalc.eval.attention.dilation_for``); None = the stated fallback pixel radius.
     ``data_dir``: the folder the arrays came from, for the figures per subgroup (``eval/subgroups.py``).
     """
+    from edgecalc.model.registry import NETWORKS, network_of_architecture
+    from edgecalc.model.weights import architecture_of
+
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    network = network_of_architecture(architecture_of(model)) or "csagnet"
+    shown_map = NETWORKS[network].attention  # what channel 2 of `attention` is for this network
+    map_names = ("Grid-AG 1", "Grid-AG 2", "Grid-AG 3") if network == "csagnet" else ("map 1", "map 2", shown_map)
     pred = predict(model, images, batch_size=32, device=device, attention=True)
     if pred.scores is None:
         raise ValueError("evaluation needs a CS-AGnet (classification branch); got a stage-one DS-AGnet")
@@ -91,6 +97,8 @@ def evaluate_arrays(
         "mask_threshold": threshold,
         ATTENTION_KEY: hit_rate_metrics(pred.attention, masks, has_mask, labels, *(dilation or (None, None))),
         "title": title,
+        "network": network,
+        "attention_map": shown_map,
         **(extra or {}),
     }
     if data_dir is not None:
@@ -99,7 +107,7 @@ def evaluate_arrays(
     roc_figure({title or "CS-AGnet": (fpr, tpr, report.auc)}, out_dir / "roc.png", title=f"ROC {title}".strip())
     pick = np.r_[np.flatnonzero(labels == 1)[:N_EXAMPLES], np.flatnonzero(labels == 0)[:N_EXAMPLES]]
     attention_figure(images[pick], masks[pick], pred.attention[pick], pred.masks[pick], pred.scores[pick], labels[pick],
-                     [ids[i] for i in pick], out_dir / "attention.png")
+                     [ids[i] for i in pick], out_dir / "attention.png", map_names=map_names)
     _write_json(out_dir / "metrics.json", metrics)
     np.savez_compressed(out_dir / "scores.npz", ids=np.asarray(ids), labels=labels, scores=pred.scores)
     if console is not None:
@@ -110,7 +118,11 @@ def evaluate_arrays(
 def print_metrics(metrics: dict[str, Any], console: Any, out_dir: Path | None = None) -> None:
     from rich.table import Table
 
-    table = Table(title=f"CS-AGnet evaluation {metrics.get('title', '')}".strip())
+    from edgecalc.model.registry import NETWORKS
+
+    network = NETWORKS.get(metrics.get("network") or "csagnet")
+    name = network.summary.split(":")[0].split(" (")[0] if network else "CS-AGnet"
+    table = Table(title=f"{name} evaluation {metrics.get('title', '')}".strip())
     table.add_column("metric")
     table.add_column("value", justify="right")
     over = metrics.get("ci95_resampled", "images")
@@ -128,7 +140,7 @@ def print_metrics(metrics: dict[str, Any], console: Any, out_dir: Path | None = 
         else:
             how = f"mask + {att['fallback_dilate_px']:g} px, no spacing known"
         shown = "-" if att["rate"] is None else f"{att['rate']:.4f} ({att['hits']}/{att['n']})"
-        table.add_row(f"Grid-AG 3 peak in calcification ({how})", shown)
+        table.add_row(f"{metrics.get('attention_map') or 'Grid-AG 3'} peak in calcification ({how})", shown)
         if att.get("chance_uniform_peak") is not None:
             table.add_row("  reference: random peak / centre peak",
                           f"{att['chance_uniform_peak']:.4f} / {att['centre_peak_rate']:.4f}")

@@ -51,14 +51,16 @@ def attention_figure(
     labels: np.ndarray,
     ids: Sequence[str],
     path: str | Path,
+    map_names: Sequence[str] = ("Grid-AG 1", "Grid-AG 2", "Grid-AG 3"),
 ) -> Path:
-    """One row per image: input, true mask, Grid-AG 1, 2, 3, predicted mask; score and label in the title.
+    """One row per image: input, true mask, the three attention maps (CS-AGnet: Grid-AG 1, 2, 3;
+    ``map_names`` for other networks), predicted mask; score and label in the title.
 
     ``images``/``true_masks``/``pred_masks`` (N, 1, H, W); ``attention`` (N, 3, H, W).
     """
     plt = _plt()
     n = images.shape[0]
-    cols = ["input", "true mask", "Grid-AG 1", "Grid-AG 2", "Grid-AG 3", "predicted mask"]
+    cols = ["input", "true mask", *map_names, "predicted mask"]
     fig, axes = plt.subplots(max(n, 1), len(cols), figsize=(2.0 * len(cols), 2.1 * max(n, 1)), squeeze=False)
     for r in range(n):
         panels = [images[r, 0], true_masks[r, 0], attention[r, 0], attention[r, 1], attention[r, 2], pred_masks[r, 0]]
