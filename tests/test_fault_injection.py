@@ -317,7 +317,7 @@ def test_sigterm_inside_c_code_still_reads_as_an_interrupt(monkeypatch, tmp_path
         raise ValueError("Invalid affine transformation matrix")
 
     monkeypatch.setattr(commands, "_SIGNALLED", [])
-    monkeypatch.setattr(commands, "_sigterm_as_interrupt", lambda: None)  # keep pytest's own SIGTERM handling
+    monkeypatch.setattr(commands, "sigterm_as_interrupt", lambda: None)  # keep pytest's own SIGTERM handling
     monkeypatch.setattr(run_mod, "resume_training", interrupted_in_c)
     (tmp_path / "config.json").write_text("{}")
     assert commands.train_cmd(tmp_path) == 130

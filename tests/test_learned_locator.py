@@ -58,12 +58,12 @@ def test_ensemble_averages_its_members_and_reports_an_extent():
     extent (the crop's box) holds the nodule box."""
     import cv2
 
-    from edgecalc.runtime.locate.learned import _as_area
+    from edgecalc.runtime.locate.learned import as_area_box
     from edgecalc.runtime.locate.scan_area import largest_scan_area
 
     loc = shipped_locator()
     f = generate_frame(3, positive=True)
-    area = _as_area(largest_scan_area(f.image))
+    area = as_area_box(largest_scan_area(f.image))
     maps = [b.infer(__import__("edgecalc.runtime.locate.learned", fromlist=["locator_input"])
                     .locator_input(f.image, area, size))[loc.output_name][0, 0] for size, b in loc.members]
     want = np.mean([cv2.resize(p, (loc.size, loc.size), interpolation=cv2.INTER_LINEAR) for p in maps], axis=0)

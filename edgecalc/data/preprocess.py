@@ -34,19 +34,21 @@ def to_gray_u8(image: np.ndarray) -> np.ndarray:
         img = img[:, :, 0]
     if img.ndim == 3:
         if img.shape[2] == 3:
-            img = cv2.cvtColor(_to_u8(img), cv2.COLOR_BGR2GRAY)
+            img = cv2.cvtColor(to_uint8(img), cv2.COLOR_BGR2GRAY)
         elif img.shape[2] == 4:
-            img = cv2.cvtColor(_to_u8(img), cv2.COLOR_BGRA2GRAY)
+            img = cv2.cvtColor(to_uint8(img), cv2.COLOR_BGRA2GRAY)
         else:
             raise ValueError(f"image has {img.shape[2]} channels; expected 1, 3 (BGR) or 4 (BGRA)")
     elif img.ndim != 2:
         raise ValueError(f"image has shape {img.shape}; expected HxW or HxWxC")
     if img.shape[0] < 2 or img.shape[1] < 2:
         raise ValueError(f"image of shape {img.shape} is too small to preprocess")
-    return _to_u8(img)
+    return to_uint8(img)
 
 
-def _to_u8(img: np.ndarray) -> np.ndarray:
+def to_uint8(img: np.ndarray) -> np.ndarray:
+    """Any frame as uint8, for OpenCV calls that need 8 bit: uint16 scaled by 1/257, floats read as 0-1,
+    other integers and bool clipped to 0-255."""
     if img.dtype == np.uint8:
         return img
     if img.dtype == np.uint16:

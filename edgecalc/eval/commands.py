@@ -62,10 +62,10 @@ def _long_job(job: Callable[[], Any], what: str, out: Path, threads: int, consol
     """Run a resumable multi-run job (sweep, compare) and map its failures to the CLI's exit codes."""
     from edgecalc.data.dataset import DatasetError
     from edgecalc.export.weights_source import WeightsNotFound
-    from edgecalc.train.commands import _sigterm_as_interrupt, set_threads
+    from edgecalc.train.commands import sigterm_as_interrupt, set_threads
     from edgecalc.train.stage import TrainingDiverged
 
-    _sigterm_as_interrupt()
+    sigterm_as_interrupt()
     set_threads(threads)
     try:
         job()

@@ -98,7 +98,7 @@ def halving_estimate(root: Path, ids: list[int], learned: LearnedLocator, grid: 
     none does), score it on the other half, swap, pool; ``repeats`` random halvings (seeds 0..).
     """
     from edgecalc.locator.split import group_of
-    from edgecalc.runtime.locate.learned import _as_area, mask_from_probability
+    from edgecalc.runtime.locate.learned import as_area_box, mask_from_probability
 
     cv2.setNumThreads(1)
     holds: dict[float, dict[int, float]] = {t: {} for t in grid}
@@ -109,9 +109,9 @@ def halving_estimate(root: Path, ids: list[int], learned: LearnedLocator, grid: 
             for t in grid:
                 holds[t][i] = 0.0
             continue
-        prob = learned.probability(img, _as_area(area))
+        prob = learned.probability(img, as_area_box(area))
         for t in grid:
-            found = mask_from_probability(prob, _as_area(area), img.shape, learned.threshold, learned.min_share,
+            found = mask_from_probability(prob, as_area_box(area), img.shape, learned.threshold, learned.min_share,
                                           t, learned.min_peak)
             holds[t][i] = frame_scores(found, true, area, img.shape, margin)["holds"]
     groups = sorted({group_of(i) for i in ids})

@@ -29,7 +29,7 @@ from edgecalc.data.dataset import LABELS_FILE, MM_PER_PX_COLUMN
 from edgecalc.data.preprocess import to_gray_u8
 from edgecalc.runtime.locate.cropper import CropDecision
 from edgecalc.runtime.live.decision import DecisionSmoother, FociSmoother
-from edgecalc.runtime.locate.images import (IMAGE_SUFFIXES, LocateFn, LocateResult, _natural_key, locate_one, read_image,
+from edgecalc.runtime.locate.images import (IMAGE_SUFFIXES, LocateFn, LocateResult, natural_key, locate_one, read_image,
                                              write_png_atomic)
 from edgecalc.runtime.locate.images import csv_text as rows_csv_text
 from edgecalc.runtime.live.overlay import draw_foci
@@ -108,7 +108,7 @@ def list_inputs(path: str | Path) -> list[Path]:
         return [path]
     if not path.is_dir():
         raise FileNotFoundError(f"{path} is neither a file nor a folder")
-    return sorted((p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")), key=_natural_key)
+    return sorted((p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")), key=natural_key)
 
 
 def _dicom_module():

@@ -13,7 +13,7 @@ from typing import Any
 _SIGNALLED: list[int] = []
 
 
-def _sigterm_as_interrupt() -> None:
+def sigterm_as_interrupt() -> None:
     """Treat ``kill`` (SIGTERM) like Ctrl-C: the epoch in progress is dropped, checkpoints stay."""
 
     def handler(signum: int, frame: Any) -> None:
@@ -58,7 +58,7 @@ def train_cmd(resume: Path | None, threads: int = 0, console: Any = None, **opti
     from edgecalc.train.stage import TrainingDiverged
 
     console = console or Console()
-    _sigterm_as_interrupt()
+    sigterm_as_interrupt()
     set_threads(threads)
     out = options.pop("out", None)
     try:

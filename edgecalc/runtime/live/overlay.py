@@ -172,9 +172,9 @@ class HudPlacer:
 
 def _to_bgr(frame: np.ndarray) -> np.ndarray:
     if frame.dtype != np.uint8:  # a 16-bit capture card's frame: OpenCV draws text on 8-bit images only
-        from edgecalc.data.preprocess import _to_u8
+        from edgecalc.data.preprocess import to_uint8
 
-        frame = _to_u8(frame)
+        frame = to_uint8(frame)
     if frame.ndim == 2:
         return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
     if frame.shape[2] == 1:

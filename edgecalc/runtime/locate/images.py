@@ -51,7 +51,8 @@ class LocateResult:
         return [self.id, *(str(v) for v in self.box), f"{self.score:.4f}", *crop]
 
 
-def _natural_key(p: Path) -> tuple:
+def natural_key(p: Path) -> tuple:
+    """Sort key that orders frame2 before frame10 (digits compared as numbers)."""
     return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p.name))
 
 
@@ -63,7 +64,7 @@ def list_images(path: str | Path) -> list[Path]:
         return [path]
     if not path.is_dir():
         raise FileNotFoundError(f"{path} is neither an image file nor a folder")
-    return sorted((p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES), key=_natural_key)
+    return sorted((p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES), key=natural_key)
 
 
 def read_image(path: Path) -> np.ndarray:

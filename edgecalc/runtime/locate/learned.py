@@ -45,7 +45,8 @@ class LocatorBundleError(RuntimeError):
     """The locator bundle is missing, incomplete or does not match its manifest (the message says which file)."""
 
 
-def _as_area(area: ScanArea | tuple[int, int, int, int]) -> Box:
+def as_area_box(area: ScanArea | tuple[int, int, int, int]) -> Box:
+    """A scan area or an (x, y, w, h) tuple as the (x, y, w, h) box of ints the locator works in."""
     return tuple(area.box) if isinstance(area, ScanArea) else tuple(int(v) for v in area)  # type: ignore[return-value]
 
 
@@ -55,7 +56,7 @@ def locator_input(gray: np.ndarray, area: ScanArea | tuple[int, int, int, int], 
     Training calls this same function (with jittered areas), so the cart and the training see the
     same pixels. Parts of ``area`` outside the frame read as black.
     """
-    x, y, w, h = _as_area(area)
+    x, y, w, h = as_area_box(area)
     H, W = gray.shape[:2]
     if w <= 0 or h <= 0:
         raise ValueError(f"scan area {(x, y, w, h)} is empty")
@@ -308,7 +309,7 @@ class LearnedLocator:
             scan_area = largest_scan_area(gray)
             if scan_area is None:
                 return None
-        area = _as_area(scan_area)
+        area = as_area_box(scan_area)
         return mask_from_probability(self.probability(gray, area), area, gray.shape, **self._post())
 
     def __call__(self, frame: np.ndarray) -> tuple[Box, float, Box | None, Box] | None:
@@ -318,7 +319,7 @@ class LearnedLocator:
         if area is None:
             return None
         # the box only: no frame-sized mask on the live path
-        found = _largest_component(self.probability(gray, area), _as_area(area), gray.shape, **self._post())
+        found = _largest_component(self.probability(gray, area), as_area_box(area), gray.shape, **self._post())
         if found is None:
             return None
         return found.box, float(found.confidence), tuple(area.box), found.extent
