@@ -262,3 +262,23 @@ def test_checker_allows_only_the_torchscript_backend_to_import_torch(tmp_path):
     assert not violations(_package(tmp_path, files), root="pkg")["runtime imports a training-side package or torch (function level)"]
     files["runtime/engine/backends/torchscript_backend.py"] = "import torch\n"  # at module level: not allowed
     assert violations(_package(tmp_path, files), root="pkg")["runtime imports a training-side package or torch (module level)"]
+
+
+def private_imports(package_dir: Path, root: str = "edgecalc") -> list[str]:
+    """``from edgecalc.x import _name``: a private name used outside its module (make it public or move it)."""
+    found = []
+    for path in sorted(package_dir.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+            if isinstance(node, ast.ImportFrom) and node.module and (node.module == root or node.module.startswith(root + ".")):
+                found += [f"{path.relative_to(package_dir.parent)}:{node.lineno}: {node.module}.{a.name}"
+                          for a in node.names if a.name.startswith("_") and not a.name.startswith("__")]
+    return found
+
+
+def test_no_module_imports_another_modules_private_names():
+    assert private_imports(PACKAGE_DIR) == []
+
+
+def test_the_private_import_check_finds_a_planted_one(tmp_path):
+    pkg = _package(tmp_path, {"a.py": "def _helper():\n    pass\n", "b.py": "def f():\n    from pkg.a import _helper\n"})
+    assert private_imports(pkg, root="pkg") == ["pkg/b.py:2: pkg.a._helper"]
