@@ -7,7 +7,7 @@ the cart commands start fast and never load torch unless they need it.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, NoReturn, Optional
 
 import typer
 
@@ -161,11 +161,9 @@ def data_import_dicom_cmd(
         if (out / LABELS_FILE).exists():
             raise ValueError(f"{out / LABELS_FILE} exists: import into a new folder")
     except (DicomError, ValueError, FileNotFoundError) as exc:
-        console.print(f"[red]error:[/red] {escape_markup(str(exc))}")
-        raise typer.Exit(2)
+        fail(console, str(exc))
     if not paths:
-        console.print(f"[red]error:[/red] no DICOM file under {escape_markup(str(src))}")
-        raise typer.Exit(1)
+        fail(console, f"no DICOM file under {src}", 1)
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("importing", total=len(paths))
         rep = import_dicom(src, out, every=every, paths=paths, on_file=lambda p: progress.advance(task))
@@ -267,13 +265,11 @@ def live(
                                locator_every=locator_every, threads=threads, show_attention=attention,
                                extent=extent)
     except (SourceError, BundleError, BackendUnavailable, ValueError, FileNotFoundError) as exc:
-        console.print(f"[red]error:[/red] {escape_markup(str(exc))}")
-        raise typer.Exit(2)
+        fail(console, str(exc))
     if mm_per_px is not None:
         if not mm_per_px > 0:
             setup.selection.backend.close()
-            console.print(f"[red]error:[/red] --mm-per-px must be a positive number of millimetres per pixel; got {mm_per_px}")
-            raise typer.Exit(2)
+            fail(console, f"--mm-per-px must be a positive number of millimetres per pixel; got {mm_per_px}")
         setup.pipeline.spacing_mm = (mm_per_px, mm_per_px)
     console.print(f"bundle {setup.bundle.root}  engine: {escape_markup(setup.selection.reason)}")
     if not headless:
@@ -282,8 +278,7 @@ def live(
         recorder = Recorder(record, log, fps=fps) if (record or log) else None  # fps None: the source's
     except OSError as exc:  # a read-only or missing folder for --record / --log
         setup.selection.backend.close()
-        console.print(f"[red]error:[/red] {escape_markup(str(exc))}")
-        raise typer.Exit(2)
+        fail(console, str(exc))
     try:
         summary = run_live(spec, setup.pipeline, backend_name=setup.selection.backend.describe(), headless=headless,
                            recorder=recorder, snapshot_dir=snapshots, snapshot_every=snapshot_every,
@@ -293,11 +288,9 @@ def live(
     except SourceError as exc:
         if recorder is not None:
             recorder.close()
-        console.print(f"[red]error:[/red] {escape_markup(str(exc))}")
-        raise typer.Exit(2)
+        fail(console, str(exc))
     except OSError as exc:  # the recording or the log could not be written (full disk): the recorder names the file
-        console.print(f"[red]error:[/red] {escape_markup(str(exc))}")
-        raise typer.Exit(2)
+        fail(console, str(exc))
     finally:
         setup.selection.backend.close()
     print_live_summary(summary, console)
@@ -329,8 +322,7 @@ def demo(
     try:
         setup = build_pipeline(bundle, backend=backend, precision=precision, crop="auto")
     except (BundleError, BackendUnavailable, ValueError, FileNotFoundError) as exc:
-        console.print(f"[red]error:[/red] {escape_markup(str(exc))}")
-        raise typer.Exit(2)
+        fail(console, str(exc))
     console.print(f"bundle {setup.bundle.root}  engine: {escape_markup(setup.selection.reason)}")
     try:
         data = run_demo(setup, out, frames)
@@ -378,8 +370,7 @@ def bench(
                                         n=n, warmup=warmup, threads=threads, weights=weights, out=out),
                            log=lambda m: console.print(escape_markup(m)))
     except (BundleError, ValueError, FileNotFoundError) as exc:
-        console.print(f"[red]error:[/red] {escape_markup(str(exc))}")
-        raise typer.Exit(2)
+        fail(console, str(exc))
     print_table(report)
     console.print(f"written: {out / 'bench.json'}, {out / 'bench.md'}")
 
@@ -388,6 +379,13 @@ def escape_markup(text: str) -> str:
     from rich.markup import escape
 
     return escape(text)
+
+
+def fail(console: Any, message: str, code: int = 2) -> NoReturn:
+    """The commands' one way out on bad input: ``error: MESSAGE`` (markup-escaped, it names the file), exit ``code``
+    (2 bad input, 1 nothing to do)."""
+    console.print(f"[red]error:[/red] {escape_markup(message)}")
+    raise typer.Exit(code)
 
 
 def print_live_summary(summary, console) -> None:
@@ -757,11 +755,9 @@ def locate(
         else:
             raise ValueError(f"--locator must be learned or classical, got {locator!r}")
     except (ValueError, FileNotFoundError) as exc:
-        console.print(f"[red]error:[/red] {escape_markup(str(exc))}")
-        raise typer.Exit(2)
+        fail(console, str(exc))
     if not paths:
-        console.print(f"[red]error:[/red] no image files in {escape_markup(str(images))}")
-        raise typer.Exit(1)
+        fail(console, f"no image files in {images}", 1)
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("locating", total=len(paths))
         results, bad = locate_paths(paths, locate_fn, overlay, margin, lambda p: progress.advance(task))
@@ -836,12 +832,10 @@ def analyze(
         setup = build_pipeline(bundle, backend=backend, precision=precision, crop="manual", margin=margin,
                                threads=threads)
     except (BundleError, BackendUnavailable, ValueError, FileNotFoundError) as exc:
-        console.print(f"[red]error:[/red] {escape_markup(str(exc))}")
-        raise typer.Exit(2)
+        fail(console, str(exc))
     if not paths:
         setup.selection.backend.close()
-        console.print(f"[red]error:[/red] no files in {escape_markup(str(images))}")
-        raise typer.Exit(1)
+        fail(console, f"no files in {images}", 1)
     console.print(f"bundle {setup.bundle.root}  engine: {escape_markup(setup.selection.reason)}")
     try:
         with Progress(console=console, transient=True) as progress:
