@@ -568,6 +568,12 @@ def train_cmd(
                                             "from this folder (e.g. the phantom), with its true masks and labels."),
     mix_ratio: Optional[float] = typer.Option(None, "--mix-ratio", min=0.0, max=0.95, help="Share of every stage-two "
                                               "batch taken from --mix-data (default 0.25 when --mix-data is given)."),
+    linear_probe: bool = typer.Option(False, "--linear-probe", help="With --init-weights and --mask-fraction 0: no "
+                                      "gradient steps; fit only a linear score head on the frozen encoder's pooled "
+                                      "features (L2 logistic regression, its strength chosen by patient-grouped inner "
+                                      "cross-validation on the training images). The small-real-data transfer that "
+                                      "scores best on DDTI (docs/real-data.md); mask and attention stay the starting "
+                                      "weights'."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue this run folder from its last checkpoint "
                                           "(with its own config.json; other options are ignored)."),
     no_progress: bool = _NO_PROGRESS,
@@ -576,7 +582,8 @@ def train_cmd(
     """Two-stage collaborative training: DS-AGnet on the masked fraction, pseudo masks, then CS-AGnet.
 
     Resumable: interrupt it (Ctrl-C, kill) and continue with --resume RUN_DIR; log.csv grows every round.
-    Real data without masks: --mask-fraction 0 (image labels only), --init-weights (fine-tune), or
+    Real data without masks: --mask-fraction 0 (image labels only), --init-weights (fine-tune),
+    --init-weights with --linear-probe (a linear score head on the frozen encoder), or
     --stage1-data PHANTOM_DIR / --stage1-weights (sim-to-real two stages).
     """
     from edgecalc.train.commands import train_cmd as run_train
@@ -587,6 +594,7 @@ def train_cmd(
         out=out, **_recipe_kwargs(locals()), progress=not no_progress,
         **{k: str(v) for k, v in sources.items() if v is not None},
         mix_ratio=mix_ratio if mix_ratio is not None else (0.25 if mix_data is not None else 0.0),
+        linear_probe=linear_probe,
     )
     raise typer.Exit(code)
 

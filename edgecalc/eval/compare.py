@@ -10,6 +10,8 @@ Methods (``METHODS``):
 * ``fine-tune`` — the pretrained CS-AGnet, stage two on DATA's image labels only.
 * ``fine-tune+mix`` — the same, with ``--mix-ratio`` of every batch from ``--phantom`` (so what the
   model knew of the phantom is rehearsed, not forgotten).
+* ``linear-probe`` — the pretrained CS-AGnet frozen; only a linear score head on its encoder's pooled
+  features is fitted to DATA's image labels (``train/linear_probe.py``).
 * ``sim-to-real`` — the paper's two stages with the pixel masks from elsewhere: stage one = the
   pretrained run's stage one (or trained on ``--phantom``), pseudo masks on DATA, stage two on DATA's
   labels + pseudo masks.
@@ -68,6 +70,8 @@ METHODS: dict[str, Method] = {
     "zero-shot": Method("the pretrained weights as they are (no training on DATA)", "weights", True),
     "fine-tune": Method("the pretrained CS-AGnet, stage two on DATA's image labels only", "train", True),
     "fine-tune+mix": Method("fine-tune with --mix-ratio of every batch from --phantom (true masks and labels)", "train", True),
+    "linear-probe": Method("the pretrained CS-AGnet frozen, a linear score head on its pooled encoder features fitted "
+                           "to DATA's image labels (L2 logistic regression, strength by grouped inner CV)", "train", True),
     "sim-to-real": Method("stage one from the pretrained run (or --phantom), stage two on DATA with its pseudo "
                           "masks", "train"),
     "sim-to-real+mix": Method("sim-to-real with --mix-ratio of every stage-two batch from --phantom (true masks)", "train"),
@@ -121,10 +125,12 @@ def _train_config(method: str, data: Path, fold: int, pretrained: Path | None, p
     extra: dict[str, Any] = {}
     if METHODS[method].network is not None:
         extra["network"] = METHODS[method].network
-    if method in ("labels-only", "fine-tune", "fine-tune+mix"):
+    if method in ("labels-only", "fine-tune", "fine-tune+mix", "linear-probe"):
         extra["mask_fraction"] = 0.0
-    if method in ("fine-tune", "fine-tune+mix"):
+    if method in ("fine-tune", "fine-tune+mix", "linear-probe"):
         extra["init_weights"] = str(pretrained)
+    if method == "linear-probe":
+        extra["linear_probe"] = True
     if method in ("sim-to-real", "sim-to-real+mix"):
         if pretrained is not None:
             extra["stage1_weights"] = str(pretrained)

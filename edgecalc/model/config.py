@@ -17,6 +17,11 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+#: Where CS-AGnet's score comes from: ``attention-pooling`` = module C (the paper); ``encoder-linear`` =
+#: one linear layer on the encoder's pooled features (``blocks/linear_head.py``, fitted by
+#: ``edgecalc train --linear-probe`` for small real data sets; module C stays in the weights).
+SCORE_HEADS = ("attention-pooling", "encoder-linear")
+
 #: Every encoder level halves the resolution and there are four max-pools before the bridge.
 SIZE_DIVISOR = 16
 
@@ -66,6 +71,12 @@ class ModelConfig:
     pyramid_input: bool = True
     #: BatchNorm after every 3x3 convolution (the paper is silent; attn_reg uses it).
     batch_norm: bool = True
+    #: One of ``SCORE_HEADS``; only CS-AGnet reads it.
+    score_head: str = "attention-pooling"
+    #: ``encoder-linear`` only: the features pool over the ellipse inscribed in this central share of
+    #: each map (>= 1.42 = the whole map), averaged over the image and its mirror when ``linear_head_flip``.
+    linear_head_share: float = 0.7
+    linear_head_flip: bool = True
     name: str = field(default="custom", compare=False)
 
     def __post_init__(self) -> None:
@@ -92,6 +103,10 @@ class ModelConfig:
             raise ValueError(f"gated_levels must be distinct encoder blocks among 1..4, got {levels}")
         if len(levels) < 3:
             raise ValueError(f"module C reads three Grid-AGs: gated_levels needs >= 3 levels, got {levels}")
+        if self.score_head not in SCORE_HEADS:
+            raise ValueError(f"score_head must be one of {list(SCORE_HEADS)}, got {self.score_head!r}")
+        if not 0 < self.linear_head_share <= 2:
+            raise ValueError(f"linear_head_share must lie in (0, 2], got {self.linear_head_share}")
         if self.gate_subsample not in (1, 2):
             raise ValueError(f"gate_subsample must be 1 or 2, got {self.gate_subsample}")
 

@@ -1,6 +1,9 @@
 """CS-AGnet = module A (encoder) + module B (attention-gated decoder) + module C (classifier).
 
-B and C share A and have no connection to each other (paper section 2.1). ``CSAGNet`` returns a
+B and C share A and have no connection to each other (paper section 2.1). With
+``score_head="encoder-linear"`` (``ModelConfig``) the score comes instead from one linear layer on
+A's pooled features (``blocks/linear_head.py``, the small-real-data transfer head); module C is kept
+and still gives ``scale_probs``. ``CSAGNet`` returns a
 typed ``CSAGNetOutput`` in Python; ``ExportWrapper`` is the form traced for TorchScript / ONNX and
 returns the fixed tuple ``OUTPUT_NAMES = ("mask", "score", "attention")``:
 
@@ -18,9 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from edgecalc.model.blocks import AttentionPoolingClassifier
+from edgecalc.model.blocks import AttentionPoolingClassifier, PooledLinearHead
 from edgecalc.model.config import ModelConfig
-from edgecalc.model.dsagnet import Decoder, Encoder, check_input
+from edgecalc.model.dsagnet import Decoder, Encoder, EncoderFeatures, check_input
 from edgecalc.model.output import CSAGNetOutput
 
 OUTPUT_NAMES = ("mask", "score", "attention")
@@ -37,14 +40,29 @@ class CSAGNet(nn.Module):
         self.decoder = Decoder(self.cfg)
         self.levels = self.cfg.classifier_levels
         self.classifier = AttentionPoolingClassifier(tuple(self.cfg.filters[l - 1] for l in self.levels))
+        self.linear_head = None
+        if self.cfg.score_head == "encoder-linear":
+            sides = tuple(self.cfg.input_size // 2 ** k for k in (1, 2, 3, 4))  # blocks 2-4, bridge
+            self.linear_head = PooledLinearHead(self.cfg.filters[1:], sides, self.cfg.linear_head_share,
+                                                self.cfg.linear_head_flip)
 
     def forward(self, x: torch.Tensor) -> CSAGNetOutput:
         check_input(x, self.cfg)
-        dec = self.decoder(self.encoder(x))
+        enc = self.encoder(x)
+        dec = self.decoder(enc)
         feats = [dec.gate_inputs[l] for l in self.levels]
         alphas = [dec.alphas[l] for l in self.levels]
         logits, probs, scale_probs = self.classifier(feats, alphas)
+        if self.linear_head is not None:
+            mirrored = encoder_features(self.encoder(torch.flip(x, dims=[3]))) if self.linear_head.flip else None
+            logits = self.linear_head(encoder_features(enc), mirrored)
+            probs = torch.softmax(logits, dim=1)
         return CSAGNetOutput(dec.pyramid[-1], tuple(dec.pyramid), logits, probs, scale_probs, tuple(alphas))
+
+
+def encoder_features(enc: EncoderFeatures) -> list[torch.Tensor]:
+    """What ``PooledLinearHead`` reads: encoder blocks 2-4 and the bridge, in that order."""
+    return [*enc.skips[1:], enc.bridge]
 
 
 def stack_attention(

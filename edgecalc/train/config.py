@@ -88,6 +88,9 @@ class TrainConfig:
     #: Stage two also draws ``mix_ratio`` of every batch from this folder, with its true masks and labels.
     mix_data: str | None = None
     mix_ratio: float = 0.0
+    #: Instead of stage two's gradient steps, fit only a linear score head on ``init_weights``'s frozen
+    #: encoder (L2 logistic regression, strength by patient-grouped inner CV; train/linear_probe.py).
+    linear_probe: bool = False
 
     def __post_init__(self) -> None:
         self.validate()
@@ -112,6 +115,13 @@ class TrainConfig:
             raise ValueError(f"mix_ratio must lie in [0, 1), got {self.mix_ratio}")
         if (self.mix_data is None) != (self.mix_ratio == 0):
             raise ValueError(f"mix_data and mix_ratio go together (got mix_data={self.mix_data!r}, mix_ratio={self.mix_ratio})")
+        if self.linear_probe:
+            if self.init_weights is None or self.network != "csagnet":
+                raise ValueError("linear_probe fits a score head on trained CS-AGnet weights: it needs init_weights "
+                                 f"(--init-weights RUN) and network csagnet (got {self.network})")
+            if self.has_stage1 or self.mix_data is not None:
+                raise ValueError("linear_probe trains no stage one and mixes nothing in: it needs mask_fraction 0 "
+                                 "(--mask-fraction 0) and no stage1_data, stage1_weights or mix_data")
         if self.epochs_stage1 < 1 or self.epochs_stage2 < 1:
             raise ValueError(f"epochs must be >= 1, got stage 1 {self.epochs_stage1}, stage 2 {self.epochs_stage2}")
         for name in ("steps_stage1", "steps_stage2"):

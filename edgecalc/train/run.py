@@ -40,6 +40,7 @@ from edgecalc.model.weights import load_model, network_from_stage_one, save_mode
 from edgecalc.run_folder import CONFIG_FILE, FINAL_WEIGHTS, METRICS_FILE, SPLIT_FILE
 from edgecalc.train.config import TrainConfig
 from edgecalc.train.distributed import DistInfo, all_true, barrier, cleanup, device_for, init_distributed
+from edgecalc.train.linear_probe import fit_linear_probe
 from edgecalc.train.precision import resolve_precision
 from edgecalc.train.pseudo_masks import PSEUDO_DIR, PSEUDO_MARKER, read_pseudo_masks, write_pseudo_masks
 from edgecalc.train.stage import Hooks, StageData, StageSpec, stage_dir, train_stage
@@ -268,7 +269,10 @@ def _run(cfg: TrainConfig, run_dir: Path, hooks: Hooks | None, console: Any, res
     size = mcfg.input_size
     val = (_t(images[idx["val"]]), _t(masks[idx["val"]]), _t(labels[idx["val"]]), _t(has_mask[idx["val"]]))
     precision = resolve_precision(cfg.precision, device)
-    if console is not None and info.is_main:
+    if console is not None and info.is_main and cfg.linear_probe:
+        console.print(f"linear probe: a score head on the frozen encoder of {cfg.init_weights}, {size} px {cfg.preset} "
+                      "(no gradient steps)")
+    elif console is not None and info.is_main:
         console.print(f"network {cfg.network} ({get_spec(cfg.network).supervision}), recipe {cfg.recipe}: {cfg.optimizer}, {cfg.schedule} schedule, {cfg.seg_loss} loss, {cfg.augment} "
                       f"augmentation, precision {precision} (asked: {cfg.precision}), {size} px {cfg.preset}")
     started = time.time()
@@ -314,13 +318,21 @@ def _run(cfg: TrainConfig, run_dir: Path, hooks: Hooks | None, console: Any, res
         mix_from = len(y2)
         x2, m2 = np.concatenate([x2, mx]), np.concatenate([m2, mm.astype(np.float32)])
         y2, t2_has = np.concatenate([y2, my]), np.concatenate([t2_has, mhas])
-    data2 = StageData(_t(x2), _t(m2), _t(y2), *val, has_target=_t(t2_has), mix_from=mix_from)
-    state2 = train_stage(cs, data2, stage_spec(cfg, 2, precision), run_dir, device, info, hooks, console)
+    state2, probe = None, None
+    if cfg.linear_probe:  # no gradient steps: a linear score head on the frozen encoder, fitted on train + val
+        fit_idx = np.concatenate([idx["train"], idx["val"]])
+        groups = _groups(table)
+        best2, probe = fit_linear_probe(cs, images[fit_idx], labels[fit_idx], None if groups is None else groups[fit_idx],
+                                        seed=cfg.seed, device=device, console=console if info.is_main else None)
+    else:
+        data2 = StageData(_t(x2), _t(m2), _t(y2), *val, has_target=_t(t2_has), mix_from=mix_from)
+        state2 = train_stage(cs, data2, stage_spec(cfg, 2, precision), run_dir, device, info, hooks, console)
     t2 = time.time()
 
     final = run_dir / FINAL_WEIGHTS
     if info.is_main:
-        best2 = load_model(stage_dir(run_dir, 2) / "best.safetensors")
+        if state2 is not None:
+            best2 = load_model(stage_dir(run_dir, 2) / "best.safetensors")
         save_model(best2, final)
         from edgecalc.eval.attention import dilation_for
         from edgecalc.eval.evaluate import evaluate_arrays
@@ -333,8 +345,9 @@ def _run(cfg: TrainConfig, run_dir: Path, hooks: Hooks | None, console: Any, res
         )
         write_json(run_dir / METRICS_FILE, {
             "test": metrics,
-            "best_epoch_stage2": state2.best_epoch,
-            "best_val_auc_stage2": state2.best_value,
+            "best_epoch_stage2": None if state2 is None else state2.best_epoch,
+            "best_val_auc_stage2": None if state2 is None else state2.best_value,
+            "linear_probe": probe,
             "network": cfg.network,
             "mask_fraction": cfg.mask_fraction,
             "n_train": int(idx["train"].size), "n_val": int(idx["val"].size), "n_test": int(test.size),

@@ -1,0 +1,77 @@
+"""A linear score head on the encoder's pooled features: the transfer head for small real data sets.
+
+Why: on 301 real DDTI crops with case-level labels, fine-tuning the whole phantom-trained CS-AGnet
+overfits (docs/real-data.md), while one linear layer on the frozen encoder's pooled features,
+fitted as an L2 logistic regression (``edgecalc/train/linear_probe.py``), ranks the real crops
+better. The head keeps the network one exportable graph: the features' standardisation is folded
+into the layer's weights, so export, the runtime and parity see an ordinary CS-AGnet.
+
+Features: the mean and the maximum of encoder blocks 2, 3, 4 and the bridge (the full-resolution
+block 1 is left out: its channels see little more than the local gray level) over the ellipse
+inscribed in the central ``share`` of each map — the nodule fills the crop's centre, the tissue
+around it the corners — means first, then maxima, each in block order. With ``flip`` the features
+are averaged over the image and its left-right mirror (a second encoder pass inside the graph:
+the head's answer does not depend on which way the probe was held).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+#: A masked maximum sets the positions outside the ellipse this far below any feature value
+#: (a finite constant rather than -inf, which some exporters and INT8 calibrators mishandle).
+_OUTSIDE = 1.0e4
+
+
+def ellipse_weights(side: int, share: float) -> torch.Tensor:
+    """(side, side) float 0/1: the cells whose centres lie in the ellipse inscribed in the central
+    ``share`` of the map (share >= sqrt(2) covers the whole map); never empty (the central cells)."""
+    # on the CPU whatever the default device (a meta-device skeleton cannot test for emptiness)
+    c = (torch.arange(side, dtype=torch.float32, device="cpu") + 0.5 - side / 2) / (share * side / 2)
+    w = ((c[:, None] ** 2 + c[None, :] ** 2) <= 1.0).float()
+    if w.sum() == 0:
+        lo, hi = (side - 1) // 2, side // 2 + 1
+        w[lo:hi, lo:hi] = 1.0
+    return w
+
+
+def pool_features(features: list[torch.Tensor], weights: list[torch.Tensor]) -> torch.Tensor:
+    """(N, C_i, h_i, w_i) maps and their (h_i, w_i) 0/1 regions -> (N, 2 * sum C_i): region means, then region maxima."""
+    means = [(f * w).sum(dim=(2, 3)) / w.sum() for f, w in zip(features, weights)]
+    maxima = [(f * w - _OUTSIDE * (1.0 - w)).amax(dim=(2, 3)) for f, w in zip(features, weights)]
+    return torch.cat(means + maxima, dim=1)
+
+
+class PooledLinearHead(nn.Module):
+    """Encoder features (block outputs + bridge) -> two-class logits ``[0, w·f + b]``.
+
+    The first logit is fixed at 0, so the softmax's positive probability is ``sigmoid(w·f + b)``:
+    exactly a logistic regression on ``f`` (``pooled``). ``sides`` are the maps' sizes at the
+    network's input size (the regions are buffers, rebuilt with the network, not saved).
+    """
+
+    def __init__(self, channels: tuple[int, ...], sides: tuple[int, ...], share: float, flip: bool) -> None:
+        super().__init__()
+        self.channels, self.sides, self.share, self.flip = tuple(channels), tuple(sides), float(share), bool(flip)
+        self.fc = nn.Linear(2 * sum(self.channels), 1)
+        for i, side in enumerate(self.sides):
+            self.register_buffer(f"region{i}", ellipse_weights(side, share), persistent=False)
+
+    def regions(self, features: list[torch.Tensor]) -> list[torch.Tensor]:
+        """The stored regions; for maps of another size (an input size other than the config's) new ones."""
+        out = []
+        for i, f in enumerate(features):
+            w = getattr(self, f"region{i}")
+            out.append(w if tuple(w.shape) == tuple(f.shape[2:]) else ellipse_weights(int(f.shape[2]), self.share).to(f))
+        return out
+
+    def pooled(self, features: list[torch.Tensor], mirrored: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """The head's input features; with ``mirrored`` (the mirror image's maps) the mean of both."""
+        regions = self.regions(features)
+        f = pool_features(features, regions)
+        return f if mirrored is None else 0.5 * (f + pool_features(mirrored, regions))
+
+    def forward(self, features: list[torch.Tensor], mirrored: list[torch.Tensor] | None = None) -> torch.Tensor:
+        z = self.fc(self.pooled(features, mirrored))
+        return torch.cat([torch.zeros_like(z), z], dim=1)

@@ -1,0 +1,114 @@
+"""``edgecalc train --linear-probe``: fit only a linear score head on a frozen CS-AGnet's encoder.
+
+Why: a real data set with case-level labels and a few hundred crops (DDTI: 301 crops, 83
+negatives) is too small to move a whole network; fine-tuning overfits in the first 100 steps
+(docs/real-data.md). Freezing the phantom-trained encoder and fitting one linear layer on its
+pooled features (``model/blocks/linear_head.py``) is the standard small-data transfer and scores
+better there. The fit is an L2-regularised logistic regression (scikit-learn, L-BFGS: deterministic,
+seconds on a CPU) on standardised features. Its strength ``C`` and the central share the features
+pool over are chosen together by a patient-grouped inner cross-validation on the training images
+only, so the test fold never takes part in any choice. The features are averaged over each image
+and its left-right mirror, as the head does at inference. The standardisation is then folded into
+the layer: the result is an ordinary CS-AGnet weights file whose ``score`` is the fitted head, with
+the encoder, decoder (mask, attention) and module C of the starting weights unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from edgecalc.data.splits import stratified_kfold
+from edgecalc.eval.metrics import roc_auc
+from edgecalc.model.blocks.linear_head import ellipse_weights, pool_features
+from edgecalc.model.csagnet import CSAGNet, encoder_features
+
+#: Inverse regularisation strengths tried (scikit-learn's ``C``: larger = weaker L2 penalty).
+C_GRID = (0.001, 0.003, 0.01, 0.03, 0.1)
+#: Central shares tried for the pooling region (1.5: the whole map).
+SHARE_GRID = (0.5, 0.7, 0.9, 1.5)
+INNER_FOLDS = 5
+
+
+@torch.no_grad()
+def pooled_features(model: CSAGNet, images: np.ndarray, shares: tuple[float, ...], flip: bool = True,
+                    batch: int = 64, device: str | torch.device = "cpu") -> dict[float, np.ndarray]:
+    """The head's input features of uint8 images (N, 1, S, S) for every share -> {share: float64 (N, F)}.
+
+    With ``flip`` each is the mean over the image and its left-right mirror (what the head computes).
+    """
+    model = model.to(device).eval()
+    out: dict[float, list[np.ndarray]] = {s: [] for s in shares}
+    for i in range(0, len(images), batch):
+        x = torch.from_numpy(np.ascontiguousarray(images[i:i + batch])).to(device).float().mul_(1.0 / 255.0)
+        maps = [encoder_features(model.encoder(x))]
+        if flip:
+            maps.append(encoder_features(model.encoder(torch.flip(x, dims=[3]))))
+        for s in shares:
+            regions = [ellipse_weights(int(f.shape[2]), s).to(f) for f in maps[0]]
+            f = torch.stack([pool_features(m, regions) for m in maps]).mean(dim=0)
+            out[s].append(f.double().cpu().numpy())
+    return {s: np.concatenate(v) for s, v in out.items()}
+
+
+def _fit(features: np.ndarray, labels: np.ndarray, c: float) -> tuple[np.ndarray, float]:
+    """Standardise, fit the logistic regression, fold the standardisation back: (weights (F,), bias)."""
+    from sklearn.linear_model import LogisticRegression
+
+    mean = features.mean(axis=0)
+    std = features.std(axis=0)
+    std[std < 1e-12] = 1.0  # a constant feature carries nothing; keep its weight finite
+    lr = LogisticRegression(C=c, max_iter=5000).fit((features - mean) / std, labels)
+    w = lr.coef_[0] / std
+    return w, float(lr.intercept_[0] - (w * mean).sum())
+
+
+def fit_linear_probe(model: CSAGNet, images: np.ndarray, labels: np.ndarray, groups: np.ndarray | None,
+                     seed: int = 0, c_grid: tuple[float, ...] = C_GRID, share_grid: tuple[float, ...] = SHARE_GRID,
+                     flip: bool = True, device: str | torch.device = "cpu",
+                     console: Any = None) -> tuple[CSAGNet, dict[str, Any]]:
+    """The network with a fitted ``encoder-linear`` score head, and what was chosen.
+
+    ``images`` uint8 (N, 1, S, S) with ``labels`` (and ``groups``, e.g. patients) are the training
+    images; the inner folds split them by group. Returns a new CS-AGnet (eval mode) and
+    ``{"c", "share", "inner_auc" (per share and C), ...}``.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    if not 0 < labels.sum() < labels.size:
+        raise ValueError(f"the linear probe needs both classes among its {labels.size} training images "
+                         f"({int(labels.sum())} positive)")
+    feats = pooled_features(model, images, share_grid, flip=flip, device=device)
+    n_groups = len(np.unique(groups)) if groups is not None else labels.size
+    folds = stratified_kfold(labels, k=min(INNER_FOLDS, n_groups), seed=seed + 3, groups=groups)
+    inner: dict[tuple[float, float], float] = {}
+    for share in share_grid:
+        for c in c_grid:
+            scores = np.zeros(labels.size)
+            for tr, va in folds:
+                w, b = _fit(feats[share][tr], labels[tr], c)
+                scores[va] = feats[share][va] @ w + b
+            inner[(share, c)] = roc_auc(labels, scores)
+        if console is not None:
+            console.print(f"linear probe: share {share:g}, inner cross-validated AUC "
+                          + ", ".join(f"{inner[(share, c)]:.3f} (C {c:g})" for c in c_grid))
+    # ties: the stronger penalty, then the smaller region
+    share, c = max(inner, key=lambda k: (inner[k], -k[1], -k[0]))
+    w, b = _fit(feats[share], labels, c)
+    probe = CSAGNet(model.cfg.with_(score_head="encoder-linear", linear_head_share=share, linear_head_flip=flip))
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith("linear_head.")}
+    missing, unexpected = probe.load_state_dict(state, strict=False)
+    if unexpected or any(not k.startswith("linear_head.") for k in missing):
+        raise ValueError(f"the starting weights do not fit a CS-AGnet of their own config (missing {missing}, "
+                         f"unexpected {unexpected})")
+    with torch.no_grad():
+        probe.linear_head.fc.weight.copy_(torch.from_numpy(w).float()[None])
+        probe.linear_head.fc.bias.fill_(b)
+    if console is not None:
+        console.print(f"linear probe: chose share {share:g}, C {c:g} (inner AUC {inner[(share, c)]:.3f}); "
+                      f"fitted on {labels.size} images ({int(labels.sum())} positive)")
+    return probe.eval(), {"c": c, "share": share, "flip": flip, "inner_folds": len(folds),
+                          "inner_auc": {f"share {s:g}, C {cc:g}": v for (s, cc), v in inner.items()},
+                          "n": int(labels.size), "n_positive": int(labels.sum()),
+                          "features": int(feats[share].shape[1])}

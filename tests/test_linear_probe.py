@@ -1,0 +1,162 @@
+"""The linear-probe transfer: a linear score head fitted on a frozen CS-AGnet's pooled encoder
+features (``--linear-probe``), folded into an ordinary, exportable weights file."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from edgecalc.model.blocks.linear_head import ellipse_weights, pool_features
+from edgecalc.model.config import ModelConfig, get_preset
+from edgecalc.model.csagnet import CSAGNet
+from edgecalc.model.weights import load_model, save_model
+from edgecalc.train.config import TrainConfig
+from edgecalc.train.linear_probe import fit_linear_probe, pooled_features
+from edgecalc.train.run import run_training
+from train_helpers import one_thread, tensors, tiny_config, tiny_data  # noqa: F401 (fixtures)
+
+
+def _blob_images(n: int, seed: int, size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """Speckle crops; the positives hold a bright 3 x 3 spot near the centre (an easy, seeded task)."""
+    rng = np.random.default_rng(seed)
+    images = rng.integers(40, 110, size=(n, 1, size, size)).astype(np.uint8)
+    labels = np.arange(n) % 2
+    for i in np.flatnonzero(labels):
+        y, x = rng.integers(size // 2 - 5, size // 2 + 3, size=2)
+        images[i, 0, y:y + 3, x:x + 3] = 250
+    return images, labels
+
+
+@pytest.fixture(scope="module")
+def start_model() -> CSAGNet:
+    torch.manual_seed(0)
+    return CSAGNet(get_preset("lite", 32)).eval()
+
+
+def test_the_pooling_region_is_a_centred_never_empty_ellipse():
+    assert ellipse_weights(8, 1.5).sum() == 64  # beyond sqrt(2): the whole map
+    w = ellipse_weights(12, 0.5)
+    assert 0 < w.sum() < 144 and w[0, 0] == 0 and w[6, 6] == 1
+    assert torch.equal(w, torch.flip(w, dims=[1])) and torch.equal(w, w.T)
+    assert ellipse_weights(2, 0.05).sum() > 0  # too small to hold a cell centre: the central cells
+
+
+def test_region_maximum_ignores_what_lies_outside():
+    f = torch.zeros(1, 1, 6, 6)
+    f[0, 0, 0, 0] = 9.0  # a corner, outside a 0.5 ellipse
+    f[0, 0, 3, 3] = 2.0
+    pooled = pool_features([f], [ellipse_weights(6, 0.5)])
+    assert pooled[0, 1] == 2.0 and pooled[0, 0] == pytest.approx(2.0 / ellipse_weights(6, 0.5).sum())
+
+
+def test_the_fitted_head_is_the_logistic_regression_and_leaves_the_rest_alone(start_model):
+    images, labels = _blob_images(40, seed=1)
+    groups = np.repeat(np.arange(20), 2)  # two crops per patient
+    probe, info = fit_linear_probe(start_model, images, labels, groups, seed=0)
+    assert probe.cfg.score_head == "encoder-linear" and probe.cfg.linear_head_share == info["share"]
+    assert info["c"] in (0.001, 0.003, 0.01, 0.03, 0.1) and len(info["inner_auc"]) == 20
+    x = torch.from_numpy(images).float() / 255.0
+    with torch.no_grad():
+        out, before = probe(x), start_model(x)
+    # the score is sigmoid(w . f + b) on the features the fitter computed
+    f = pooled_features(start_model, images, (info["share"],))[info["share"]]
+    w = probe.linear_head.fc.weight.detach().double().numpy()[0]
+    b = float(probe.linear_head.fc.bias.detach())
+    np.testing.assert_allclose(out.probs[:, 1].numpy(), 1 / (1 + np.exp(-(f @ w + b))), atol=1e-5)
+    # mask, attention and module C's per-scale softmaxes are the starting network's
+    assert torch.allclose(out.mask, before.mask) and torch.allclose(out.scale_probs, before.scale_probs)
+    assert all(torch.allclose(a, c) for a, c in zip(out.attention, before.attention))
+    # and it learned the task: the bright spot ranks the positives first on unseen crops
+    test_images, test_labels = _blob_images(40, seed=2)
+    with torch.no_grad():
+        s = probe(torch.from_numpy(test_images).float() / 255.0).probs[:, 1].numpy()
+    from edgecalc.eval.metrics import roc_auc
+
+    assert roc_auc(test_labels, s) > 0.9
+
+
+def test_the_head_does_not_care_which_way_the_probe_was_held(start_model):
+    images, labels = _blob_images(30, seed=3)
+    probe, _ = fit_linear_probe(start_model, images, labels, None)
+    x = torch.from_numpy(images).float() / 255.0
+    with torch.no_grad():
+        a, b = probe(x).probs[:, 1], probe(torch.flip(x, dims=[3])).probs[:, 1]
+    assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_one_class_is_refused_by_name(start_model):
+    images, _ = _blob_images(10, seed=4)
+    with pytest.raises(ValueError, match="both classes"):
+        fit_linear_probe(start_model, images, np.ones(10, np.int64), None)
+
+
+def test_probe_weights_round_trip_and_old_configs_keep_module_c(start_model, tmp_path):
+    images, labels = _blob_images(30, seed=5)
+    probe, _ = fit_linear_probe(start_model, images, labels, None)
+    path = save_model(probe, tmp_path / "probe.safetensors")
+    meta = json.loads(path.with_suffix(".json").read_text())
+    assert meta["config"]["score_head"] == "encoder-linear"
+    again = load_model(path)
+    x = torch.from_numpy(images[:4]).float() / 255.0
+    with torch.no_grad():
+        assert torch.equal(again(x).probs, probe(x).probs)
+    # a config written before the field existed is module C's
+    legacy = {k: v for k, v in ModelConfig().to_dict().items() if not k.startswith(("score_head", "linear_head"))}
+    assert ModelConfig.from_dict(legacy).score_head == "attention-pooling"
+    with pytest.raises(ValueError, match="score_head must be one of"):
+        ModelConfig(score_head="mlp")
+
+
+def test_the_head_runs_at_another_input_size(start_model):
+    images, labels = _blob_images(30, seed=6)
+    probe, _ = fit_linear_probe(start_model, images, labels, None)
+    with torch.no_grad():
+        out = probe(torch.rand(2, 1, 64, 64))
+    assert out.probs.shape == (2, 2) and torch.isfinite(out.probs).all()
+
+
+def test_onnx_export_keeps_the_probe_score(start_model, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from edgecalc.export.onnx_export import export_onnx
+    from edgecalc.model.csagnet import ExportWrapper
+
+    images, labels = _blob_images(30, seed=7)
+    probe, _ = fit_linear_probe(start_model, images, labels, None)
+    x = torch.from_numpy(images[:2]).float() / 255.0
+    diffs = export_onnx(ExportWrapper(probe), x, tmp_path / "probe.onnx", check=torch.from_numpy(images[:3]).float() / 255.0)
+    assert max(diffs.values()) < 1e-4
+
+
+def test_config_demands_start_weights_and_no_stage_one(tiny_data):
+    with pytest.raises(ValueError, match="needs init_weights"):
+        tiny_config(tiny_data, mask_fraction=0.0, linear_probe=True)
+    with pytest.raises(ValueError, match="--mask-fraction 0"):
+        tiny_config(tiny_data, init_weights="w.safetensors", linear_probe=True)
+    with pytest.raises(ValueError, match="network csagnet"):
+        TrainConfig(data=str(tiny_data), network="vgg16", mask_fraction=0.0, init_weights="w", linear_probe=True)
+
+
+def test_a_probe_run_fits_on_train_and_val_and_reports_its_choice(tiny_data, tmp_path):
+    maskless = tmp_path / "maskless"
+    shutil.copytree(tiny_data, maskless)
+    shutil.rmtree(maskless / "masks")
+    base = tmp_path / "base"
+    run_training(tiny_config(maskless, mask_fraction=0.0), base)
+    run = tmp_path / "probe"
+    run_training(tiny_config(maskless, mask_fraction=0.0, init_weights=str(base), linear_probe=True), run)
+    metrics = json.loads((run / "metrics.json").read_text())
+    split = json.loads((run / "split.json").read_text())
+    probe = metrics["linear_probe"]
+    assert probe["n"] == len(split["indices"]["train"]) + len(split["indices"]["val"])
+    assert metrics["best_epoch_stage2"] is None and not (run / "stage2").exists()
+    assert "auc" in metrics["test"]
+    # the encoder and decoder are the starting run's, bit for bit
+    start, final = tensors(base / "final.safetensors"), tensors(run / "final.safetensors")
+    assert all(torch.equal(start[k], final[k]) for k in start)
+    assert {k for k in final if k not in start} == {"linear_head.fc.weight", "linear_head.fc.bias"}
+    model = load_model(run / "final.safetensors")
+    assert model.cfg.score_head == "encoder-linear" and model.cfg.linear_head_share == probe["share"]
