@@ -11,6 +11,7 @@ from typing import Any, NoReturn, Optional
 
 import typer
 
+from edgecalc.model.shipped import SHIPPED_WEIGHTS as _SHIPPED_WEIGHTS
 from edgecalc.runtime.engine.formats import BACKEND_CHOICES, BENCH_BACKENDS, PRECISIONS, choices_help
 
 app = typer.Typer(
@@ -407,8 +408,10 @@ def print_live_summary(summary, console) -> None:
 
 @app.command("export", rich_help_panel="Deploy")
 def export_cmd(
-    weights: Optional[Path] = typer.Argument(None, help="Run folder (model.safetensors or final.safetensors + .json) "
-                                             "or a .safetensors file. Default: the weights shipped with the kit."),
+    weights: Optional[Path] = typer.Argument(None, help="Run folder (model.safetensors or final.safetensors + .json), "
+                                             "a .safetensors file, or the name of shipped weights "
+                                             f"({', '.join(_SHIPPED_WEIGHTS)}; docs/model-card.md). Default: the "
+                                             "weights shipped with the kit (phantom)."),
     precision: str = typer.Option("fp32", "--precision", help=f"{choices_help(PRECISIONS)}: the reduced-precision ONNX model "
                                   "(and engine) to add; TorchScript and float32 ONNX are always written."),
     calib: Optional[Path] = typer.Option(None, "--calib", help="Data-set folder (images/<id>.png, labels.csv) to "
@@ -601,7 +604,9 @@ def train_cmd(
 
 @app.command("eval", rich_help_panel="Train")
 def eval_cmd(
-    run_dir: Optional[Path] = typer.Argument(None, help="Run folder of `edgecalc train`; omit to evaluate the shipped default weights."),
+    run_dir: Optional[Path] = typer.Argument(None, help="Run folder of `edgecalc train`, or the name of shipped weights "
+                                            f"({', '.join(_SHIPPED_WEIGHTS)}; docs/model-card.md); omit to evaluate the "
+                                            "shipped default weights."),
     data: Optional[Path] = typer.Option(None, "--data", help="Data-set folder to evaluate on; default the run's own test split "
                                         "(required without RUN_DIR)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Folder for metrics.json, roc.png, attention.png; default "

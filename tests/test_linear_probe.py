@@ -160,3 +160,21 @@ def test_a_probe_run_fits_on_train_and_val_and_reports_its_choice(tiny_data, tmp
     assert {k for k in final if k not in start} == {"linear_head.fc.weight", "linear_head.fc.bias"}
     model = load_model(run / "final.safetensors")
     assert model.cfg.score_head == "encoder-linear" and model.cfg.linear_head_share == probe["share"]
+
+
+def test_the_shipped_ddti_weights_are_the_phantom_network_with_a_fitted_head(tmp_path, monkeypatch):
+    from edgecalc.export.weights_source import WeightsNotFound, resolve_weights
+    from edgecalc.model.shipped import SHIPPED_WEIGHTS, default_weights_path, shipped_weights_path
+
+    assert resolve_weights("ddti") == shipped_weights_path("ddti") and resolve_weights("phantom") == default_weights_path()
+    phantom, ddti = tensors(default_weights_path()), tensors(shipped_weights_path("ddti"))
+    assert all(torch.equal(phantom[k], ddti[k]) for k in phantom)
+    assert set(ddti) - set(phantom) == {"linear_head.fc.weight", "linear_head.fc.bias"}
+    assert load_model(shipped_weights_path("ddti")).cfg.score_head == "encoder-linear"
+    # a real path of the same name wins over the shipped name
+    (tmp_path / "ddti").mkdir()
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(WeightsNotFound, match="holds none of"):
+        resolve_weights("ddti")
+    with pytest.raises(WeightsNotFound, match=", ".join(SHIPPED_WEIGHTS)):
+        resolve_weights(tmp_path / "no-such-weights")

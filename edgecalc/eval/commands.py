@@ -30,19 +30,20 @@ def eval_command(run_dir: Path | None, data: Path | None, out: Path | None, devi
     from edgecalc.data.dataset import DatasetError
     from edgecalc.eval.evaluate import evaluate_run, evaluate_weights
 
+    from edgecalc.model.shipped import SHIPPED_WEIGHTS, default_weights_path, shipped_weights_path
+
     console = console or Console()
     try:
-        if run_dir is not None:
+        shipped_name = str(run_dir) if run_dir is not None and not Path(run_dir).exists() and str(run_dir) in SHIPPED_WEIGHTS else None
+        if run_dir is not None and shipped_name is None:
             evaluate_run(run_dir, data, out, console=console, device=device)
         else:
-            from edgecalc.model.shipped import default_weights_path
-
             if data is None:
                 console.print("[red]the shipped weights have no test split of their own: give --data DATA "
                               "(e.g. a phantom made with `edgecalc data phantom OUT --seed 2026`)[/red]")
                 return 2
-            weights = default_weights_path()
-            console.print(f"shipped default weights {weights} (trained on synthetic phantoms; not for clinical use)")
+            weights = default_weights_path() if shipped_name is None else shipped_weights_path(shipped_name)
+            console.print(f"shipped weights {weights} (docs/model-card.md; not for clinical use)")
             evaluate_weights(weights, data, out or Path("edgecalc-eval"), console=console, device=device)
     except (DatasetError, FileNotFoundError, ValueError) as exc:
         console.print(f"[red]{exc}[/red]")

@@ -1,4 +1,4 @@
-"""Where the weights to export come from: a run folder, a .safetensors file, or the shipped default.
+"""Where the weights to export come from: a run folder, a .safetensors file, shipped weights by name, or the shipped default.
 
 One function decides; without a path it takes the weights shipped in ``edgecalc/assets/weights``
 (``edgecalc.model.shipped``).
@@ -8,14 +8,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edgecalc.model.shipped import SHIPPED_WEIGHTS, default_weights_path, shipped_weights_path
+
+
 def shipped_weights() -> Path | None:
     """The default weights shipped with the kit (``edgecalc.model.shipped``), or None when absent."""
-    from edgecalc.model.shipped import default_weights_path
-
     try:
         return default_weights_path()
     except FileNotFoundError:
         return None
+
+
 #: File names looked for, in order, inside a run folder.
 RUN_FOLDER_NAMES = ("model.safetensors", "final.safetensors")
 
@@ -27,8 +30,9 @@ class WeightsNotFound(FileNotFoundError):
 def resolve_weights(path: str | Path | None, shipped: Path | None = None) -> Path:
     """The ``.safetensors`` file to export, with its JSON config beside it.
 
-    ``path`` is a run folder (holding ``model.safetensors`` or ``final.safetensors`` + ``.json``) or a
-    ``.safetensors`` file; None means the shipped default (``shipped`` overrides it for tests).
+    ``path`` is a run folder (holding ``model.safetensors`` or ``final.safetensors`` + ``.json``), a
+    ``.safetensors`` file, or the name of shipped weights (``SHIPPED_WEIGHTS``: ``phantom``, ``ddti``)
+    when no such path exists; None means the shipped default (``shipped`` overrides it for tests).
     """
     if path is None:
         default = shipped if shipped is not None else shipped_weights()
@@ -40,6 +44,8 @@ def resolve_weights(path: str | Path | None, shipped: Path | None = None) -> Pat
             )
         path = default
     p = Path(path)
+    if not p.exists() and str(path) in SHIPPED_WEIGHTS:  # a shipped file by name (a real path wins)
+        p = shipped_weights_path(str(path))
     if p.is_dir():
         for name in RUN_FOLDER_NAMES:
             if (p / name).is_file():
@@ -48,7 +54,7 @@ def resolve_weights(path: str | Path | None, shipped: Path | None = None) -> Pat
         else:
             raise WeightsNotFound(f"run folder {p} holds none of {', '.join(RUN_FOLDER_NAMES)}")
     elif not p.exists():
-        raise WeightsNotFound(f"weights file {p} does not exist")
+        raise WeightsNotFound(f"weights file {p} does not exist (shipped weights by name: {', '.join(SHIPPED_WEIGHTS)})")
     if p.suffix != ".safetensors":
         raise WeightsNotFound(f"{p} is not a .safetensors file (weights are never read from pickles)")
     if not p.with_suffix(".json").is_file():

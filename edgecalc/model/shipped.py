@@ -1,17 +1,28 @@
-"""The default weights shipped inside the package (trained by the kit's CPU recipe on the phantom).
+"""The weights shipped inside the package: the default (the kit's CPU recipe on the phantom) and,
+by name, the others in ``SHIPPED_WEIGHTS``.
 
-Trained on synthetic phantoms only — not for clinical use; see ``docs/model-card.md``. Export and
-``edgecalc eval`` without a run folder call ``default_weights_path()``.
+Not for clinical use; see ``docs/model-card.md``. Export and ``edgecalc eval`` without a run folder
+call ``default_weights_path()``. Torch-free until a model is loaded (the CLI reads the names).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 #: File name inside ``edgecalc/assets/weights/`` (its JSON config sits beside it).
 DEFAULT_WEIGHTS_NAME = "csagnet-lite-phantom.safetensors"
+
+#: Every weights file the kit ships, by the name commands accept in place of a path
+#: (``edgecalc export ddti``, ``edgecalc eval ddti --data ...``); docs/model-card.md describes each.
+SHIPPED_WEIGHTS: dict[str, str] = {
+    "phantom": DEFAULT_WEIGHTS_NAME,
+    # the phantom network with a linear score head fitted on real DDTI crops (docs/real-data.md)
+    "ddti": "csagnet-lite-ddti.safetensors",
+}
 
 
 def weights_dir() -> Path:
@@ -32,7 +43,17 @@ def default_weights_path() -> Path:
     return path
 
 
-def load_default_model(map_location: str = "cpu") -> torch.nn.Module:
+def shipped_weights_path(name: str) -> Path:
+    """The shipped weights called ``name`` (a key of ``SHIPPED_WEIGHTS``); KeyError / FileNotFoundError say why not."""
+    if name not in SHIPPED_WEIGHTS:
+        raise KeyError(f"no shipped weights called {name!r}; the kit ships {', '.join(SHIPPED_WEIGHTS)}")
+    path = weights_dir() / SHIPPED_WEIGHTS[name]
+    if not path.is_file() or not path.with_suffix(".json").is_file():
+        raise FileNotFoundError(f"the shipped weights {name!r} ({path} and its .json) are missing from this installation")
+    return path
+
+
+def load_default_model(map_location: str = "cpu") -> "torch.nn.Module":
     """The shipped CS-AGnet in eval mode."""
     from edgecalc.model.weights import load_model
 
