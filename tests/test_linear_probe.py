@@ -178,3 +178,21 @@ def test_the_shipped_ddti_weights_are_the_phantom_network_with_a_fitted_head(tmp
         resolve_weights("ddti")
     with pytest.raises(WeightsNotFound, match=", ".join(SHIPPED_WEIGHTS)):
         resolve_weights(tmp_path / "no-such-weights")
+
+
+def test_the_evidence_map_adds_up_to_the_logit(start_model):
+    from edgecalc.eval.compare import positive_evidence
+    from edgecalc.model.csagnet import score_evidence
+
+    images, labels = _blob_images(30, seed=8)
+    probe, _ = fit_linear_probe(start_model, images, labels, None)
+    x = torch.from_numpy(images[:4]).float() / 255.0
+    ev = score_evidence(probe, x)
+    with torch.no_grad():
+        logit = probe(x).logits[:, 1]
+    assert ev.shape == (4, 32, 32)
+    torch.testing.assert_close(ev.sum(dim=(1, 2)) + probe.linear_head.fc.bias.detach(), logit, atol=1e-4, rtol=1e-4)
+    shown = positive_evidence(probe, x.numpy())
+    assert shown.min() >= 0 and shown.max() == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="encoder-linear"):
+        score_evidence(start_model, x)

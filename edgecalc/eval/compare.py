@@ -45,12 +45,14 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+
+from edgecalc.run_folder import (METRICS_FILE, SCORES_FILE, eval_dir, final_weights, holds_run, is_finished, read_metrics,
+                                 read_scores, write_scores)
 
 #: Columns that mark crops whose frame shows burned-in text (DDTI: sonographers' notes); see docs/real-data.md.
 TEXT_COLUMNS = ("text_in_crop", "note_text_in_frame")
@@ -158,13 +160,12 @@ def _needs_own_masks(cfg) -> bool:
 
 def _run_trained(cfg, run_dir: Path, console: Any) -> None:
     from edgecalc.eval.sweep import check_same_recipe
-    from edgecalc.run_folder import FINAL_WEIGHTS, METRICS_FILE
     from edgecalc.train.run import resume_training, run_training
 
     check_same_recipe(run_dir, cfg)
-    if (run_dir / METRICS_FILE).is_file() and (run_dir / FINAL_WEIGHTS).is_file():
+    if is_finished(run_dir):
         _say(console, f"{run_dir}: finished, reused")
-    elif (run_dir / "config.json").is_file():
+    elif holds_run(run_dir):
         _say(console, f"{run_dir}: resuming")
         resume_training(run_dir, console=console)
     else:
@@ -183,13 +184,13 @@ def _zero_shot(weights: Path, data: Path, test: np.ndarray, out: Path, fold: int
     from edgecalc.export.weights_source import resolve_weights
     from edgecalc.model.weights import load_model
 
-    if (out / "eval" / "scores.npz").is_file():
+    if (eval_dir(out) / SCORES_FILE).is_file():
         return
     path = resolve_weights(weights)
     model = load_model(path).to(device)
     ids, images, masks, has_mask, labels = load_eval_data(data, model.cfg.input_size)
     test_ids = [ids[i] for i in test]
-    evaluate_arrays(model, images[test], masks[test], has_mask[test], labels[test], test_ids, out / "eval",
+    evaluate_arrays(model, images[test], masks[test], has_mask[test], labels[test], test_ids, eval_dir(out),
                     title=f"zero-shot, test fold {fold} of {folds}", device=device, data_dir=data,
                     extra={"weights": str(path), "data": str(data)},
                     dilation=dilation_for(data, test_ids, model.cfg.input_size, labels[test]))
@@ -211,7 +212,7 @@ def brightness_features(data: Path, rule: str = "brightness", crops: list[np.nda
 
 
 def _brightness(feats: np.ndarray, ids: list[str], labels: np.ndarray, train: np.ndarray, test: np.ndarray, out: Path) -> None:
-    """Tune the rule (its features ``feats``) on ``train``, score ``test``; write ``rule.json`` and ``scores.npz``."""
+    """Tune the rule (its features ``feats``) on ``train``, score ``test``; write ``rule.json`` and the scores."""
     from edgecalc.atomic import atomic_write_json
     from edgecalc.eval.rules import tune_brightness
 
@@ -219,15 +220,12 @@ def _brightness(feats: np.ndarray, ids: list[str], labels: np.ndarray, train: np
     score = feats[test, rule["column"]]
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "rule.json", rule)
-    np.savez_compressed(out / "scores.npz", ids=np.asarray([ids[i] for i in test]), labels=labels[test], scores=score,
-                        predictions=(score >= rule["threshold"]).astype(np.int64))
+    write_scores(out, [ids[i] for i in test], labels[test], score, predictions=(score >= rule["threshold"]).astype(np.int64))
 
 
 def _scores_of(method: str, out: Path, fold: int) -> dict[str, np.ndarray]:
     d = fold_dir(out, method, fold)
-    path = d / "scores.npz" if METHODS[method].kind == "rule" else d / "eval" / "scores.npz"
-    z = np.load(path)
-    res = {k: z[k] for k in z.files}
+    res = read_scores(d if METHODS[method].kind == "rule" else eval_dir(d))
     if "predictions" not in res:
         from edgecalc.eval.metrics import predict
 
@@ -409,10 +407,11 @@ def attention_hit_rates(methods: Sequence[str], out: Path, folds: Sequence[int])
             continue
         hits = n = 0
         for k in folds:
-            path = fold_dir(out, m, k) / ("metrics.json" if METHODS[m].kind == "train" else "eval/metrics.json")
-            if not path.is_file():
+            d = fold_dir(out, m, k)
+            folder = d if METHODS[m].kind == "train" else eval_dir(d)  # a run folder's, or a zero-shot evaluation's
+            if not (folder / METRICS_FILE).is_file():
                 continue
-            metrics = json.loads(path.read_text())
+            metrics = read_metrics(folder)
             att = (metrics.get("test", metrics)).get(METRIC_KEY) or {}
             hits, n = hits + int(att.get("hits") or 0), n + int(att.get("n") or 0)
         res[m] = {"map": get_spec(_network_of(m)).attention, "hits": hits, "n": n, "rate": hits / n if n else None}
@@ -432,6 +431,22 @@ def format_hit_rates(rates: dict[str, Any]) -> str:
 GRID_EXAMPLES = 3
 
 
+#: What the grid shows for a network scored by a linear head (``model/blocks/linear_head.py``).
+EVIDENCE_MAP = "score head's evidence for calcification"
+
+
+def positive_evidence(model: Any, images: np.ndarray) -> np.ndarray:
+    """(N, H, W) in [0, 1]: the linear score head's per-pixel evidence for calcification (its positive
+    part), on one scale for all ``images`` so a negative crop with little evidence looks dim."""
+    import torch
+
+    from edgecalc.model.csagnet import score_evidence
+
+    x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32))
+    ev = np.clip(score_evidence(model.eval(), x).numpy(), 0.0, None)
+    return ev / max(float(ev.max()), 1e-12)
+
+
 def _attention_grid(methods: Sequence[str], out: Path, fold: int, data: Path, pretrained: Path | None,
                     test: np.ndarray) -> Path | None:
     """Fig. 10: the same few test images of ``fold`` under every trained method's shown map (``attention.png``)."""
@@ -441,7 +456,6 @@ def _attention_grid(methods: Sequence[str], out: Path, fold: int, data: Path, pr
     from edgecalc.export.weights_source import resolve_weights
     from edgecalc.model.registry import get_spec
     from edgecalc.model.weights import load_model
-    from edgecalc.run_folder import FINAL_WEIGHTS
 
     nets = [m for m in methods if METHODS[m].kind != "rule"]
     if not nets:
@@ -450,7 +464,7 @@ def _attention_grid(methods: Sequence[str], out: Path, fold: int, data: Path, pr
     maps: dict[str, tuple[str, np.ndarray, np.ndarray]] = {}
     pick = None
     for m in nets:
-        weights = fold_dir(out, m, fold) / FINAL_WEIGHTS if METHODS[m].kind == "train" else resolve_weights(pretrained)
+        weights = final_weights(fold_dir(out, m, fold)) if METHODS[m].kind == "train" else resolve_weights(pretrained)
         model = load_model(weights)
         size = model.cfg.input_size
         if size not in loaded:
@@ -461,7 +475,10 @@ def _attention_grid(methods: Sequence[str], out: Path, fold: int, data: Path, pr
             pick = np.asarray(pos[:GRID_EXAMPLES] + [i for i in test if labels[i] == 0][:GRID_EXAMPLES], np.int64)
             shown = (images[pick], masks[pick], labels[pick], [ids[i] for i in pick])
         pred = predict(model, images[pick], attention=True)
-        maps[m] = (get_spec(_network_of(m)).attention, pred.attention[:, 2], pred.scores)
+        if getattr(model, "linear_head", None) is not None:  # the score reads the head, not Grid-AG 3: show its evidence
+            maps[m] = (EVIDENCE_MAP, positive_evidence(model, images[pick]), pred.scores)
+        else:
+            maps[m] = (get_spec(_network_of(m)).attention, pred.attention[:, 2], pred.scores)
     return attention_grid(shown[0], shown[1], maps, shown[2], shown[3], out / "attention.png")
 
 
@@ -472,7 +489,6 @@ def _end_to_end(methods: Sequence[str], out: Path, fold_ids: Sequence[int], data
     from edgecalc.eval.end_to_end import LocatedFrames, locator_training_patients, run_end_to_end, summarise_end_to_end
     from edgecalc.export.weights_source import resolve_weights
     from edgecalc.runtime.locate.learned import LearnedLocator
-    from edgecalc.run_folder import FINAL_WEIGHTS
 
     frames = LocatedFrames(data, LearnedLocator(threads=1).locate)  # each frame located once for every method
     rows = {r["id"]: r for r in _table(data)}
@@ -483,7 +499,7 @@ def _end_to_end(methods: Sequence[str], out: Path, fold_ids: Sequence[int], data
         if kind == "rule":
             continue
         for k in fold_ids:
-            weights = fold_dir(out, m, k) / FINAL_WEIGHTS if kind == "train" else resolve_weights(pretrained)
+            weights = final_weights(fold_dir(out, m, k)) if kind == "train" else resolve_weights(pretrained)
             test = split[k][1]
             _say(console, f"{m}, fold {k}: whole frames through the locator")
             run_end_to_end(out, m, k, weights, [ids[i] for i in test], labels[test], frames)
@@ -545,7 +561,7 @@ def run_compare(data: str | Path, methods: Sequence[str], out: str | Path, folds
             elif kind == "weights":
                 _say(console, f"{d}: scoring {pretrained} on test fold {k}")
                 _zero_shot(pretrained, data, split[k][1], d, k, folds, device)
-            elif not (d / "scores.npz").is_file():
+            elif not (d / SCORES_FILE).is_file():
                 if m not in feats:
                     crops = gray_crops(data) if crops is None else crops
                     feats[m] = brightness_features(data, m, crops)

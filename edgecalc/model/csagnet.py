@@ -60,6 +60,21 @@ class CSAGNet(nn.Module):
         return CSAGNetOutput(dec.pyramid[-1], tuple(dec.pyramid), logits, probs, scale_probs, tuple(alphas))
 
 
+@torch.no_grad()
+def score_evidence(model: CSAGNet, x: torch.Tensor) -> torch.Tensor:
+    """(N, H, W): each pixel's share of the linear score head's logit (mirror pass averaged back in);
+    the map sums to the logit minus the bias. ValueError for a network scored by module C."""
+    head = model.linear_head
+    if head is None:
+        raise ValueError("score_evidence needs a CS-AGnet with score_head 'encoder-linear'")
+    size = (int(x.shape[2]), int(x.shape[3]))
+    ev = head.evidence(encoder_features(model.encoder(x)), size)
+    if head.flip:
+        mirrored = head.evidence(encoder_features(model.encoder(torch.flip(x, dims=[3]))), size)
+        ev = 0.5 * (ev + torch.flip(mirrored, dims=[2]))
+    return ev
+
+
 def encoder_features(enc: EncoderFeatures) -> list[torch.Tensor]:
     """What ``PooledLinearHead`` reads: encoder blocks 2-4 and the bridge, in that order."""
     return [*enc.skips[1:], enc.bridge]

@@ -75,3 +75,29 @@ class PooledLinearHead(nn.Module):
     def forward(self, features: list[torch.Tensor], mirrored: list[torch.Tensor] | None = None) -> torch.Tensor:
         z = self.fc(self.pooled(features, mirrored))
         return torch.cat([torch.zeros_like(z), z], dim=1)
+
+    def evidence(self, features: list[torch.Tensor], size: tuple[int, int]) -> torch.Tensor:
+        """(N, H, W): what each input pixel adds to the logit ``w·f`` of one pass (no mirror, no bias).
+
+        Exact: the map sums to the logit minus the bias. A mean-pooled term is spread over its region
+        (each feature cell's share over the pixels it covers); a maximum's term sits on the cell where
+        that channel peaks. This is what the score reads, the figure to show beside Grid-AG maps.
+        """
+        regions = self.regions(features)
+        n_mean = sum(f.shape[1] for f in features)
+        w_mean, w_max = self.fc.weight[0, :n_mean], self.fc.weight[0, n_mean:]
+        out = torch.zeros(features[0].shape[0], *size, dtype=features[0].dtype, device=features[0].device)
+        start = 0
+        for f, r in zip(features, regions):
+            c, h, w = f.shape[1:]
+            wm, wx = w_mean[start:start + c], w_max[start:start + c]
+            start += c
+            cell = torch.einsum("nchw,c->nhw", f, wm) * r / r.sum()
+            masked = (f * r - _OUTSIDE * (1.0 - r)).flatten(2)  # (N, C, h*w)
+            top, where = masked.max(dim=2)
+            cell = cell.flatten(1).scatter_add(1, where, top * wx).view(-1, h, w)
+            # nearest upsampling that keeps the sum: every pixel of a cell gets its share
+            up = torch.nn.functional.interpolate(cell[:, None], size=size, mode="nearest")[:, 0]
+            out += up * (h * w) / (size[0] * size[1])
+        return out
+
