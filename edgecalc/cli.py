@@ -220,6 +220,10 @@ def live(
                                       "20 by measurement (docs/live.md)."),
     headless: bool = typer.Option(False, "--headless", help="No window (automatic when there is no display)."),
     record: Optional[Path] = typer.Option(None, "--record", help="Write the overlaid video here (.mp4 mp4v or .avi MJPG)."),
+    record_segment: float = typer.Option(10.0, "--record-segment", min=0.0, help="--record writes the video in "
+                                         "segments of this many seconds (in OUT.segments/, with an index), joined "
+                                         "into OUT at the end, so a kill or power loss costs at most the open "
+                                         "segment; 0 = one file, lost entirely on a kill (docs/reliability.md)."),
     log: Optional[Path] = typer.Option(None, "--log", help="Write one JSON line per processed frame here."),
     snapshots: Path = typer.Option(Path("snapshots"), "--snapshots", help="Folder for snapshot PNGs ('s' key, --snapshot-every)."),
     snapshot_every: int = typer.Option(0, "--snapshot-every", min=0, help="Also save every N-th processed frame as PNG (0 = off)."),
@@ -276,7 +280,7 @@ def live(
     if not headless:
         console.print(f"keys: {KEYS_HELP}")
     try:
-        recorder = Recorder(record, log, fps=fps) if (record or log) else None  # fps None: the source's
+        recorder = Recorder(record, log, fps=fps, segment_s=record_segment) if (record or log) else None  # fps None: the source's
     except OSError as exc:  # a read-only or missing folder for --record / --log
         setup.selection.backend.close()
         fail(console, str(exc))

@@ -1,0 +1,149 @@
+"""The segmented recording's layout on disk, its index, and the lossless join into one file.
+
+A video container is playable only once finalised (MP4 writes its ``moov`` atom at release, OpenCV's
+MJPG AVI writer buffers until release), so a SIGKILL or a power loss takes the whole file with it.
+The recorder therefore closes a segment every few seconds: ``<video>.segments/000000.mp4, 000001.mp4
+…`` (same container and codec as the file asked for) and, after every closed segment, rewrites
+``index.json`` atomically with the segments that are closed and verified, the frames each holds and
+the log lines it covers. After a kill, every segment the index lists plays; the one it names as
+``open`` may not. On a clean stop the segments are joined into the file asked for and the folder is
+removed.
+
+The join copies the encoded packets (OpenCV's raw-stream read, ``CAP_PROP_FORMAT = -1``, and raw
+write, ``VIDEOWRITER_PROP_RAW_VIDEO``): no re-encoding, so it costs milliseconds and the joined frames
+decode bit-identical to the segments'. MPEG-4 Part 2 keeps its VOL header in the container's
+extradata, which the raw writer does not carry over; it is put in-band before each segment's first
+packet, where decoders read it. An OpenCV without raw-stream support gets a decode + re-encode join.
+Standard library, numpy and OpenCV only: this is the torch-free runtime.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import cv2
+import numpy as np
+
+from edgecalc.atomic import atomic_write, atomic_write_json
+
+INDEX_NAME = "index.json"  #: the segment folder's index
+INDEX_FORMAT = "edgecalc.recording-segments/1"
+
+
+def segments_dir(video: Path) -> Path:
+    """Where the segments of ``video`` are written while it records (and kept after a kill)."""
+    return video.with_name(video.name + ".segments")
+
+
+def segment_name(k: int, suffix: str) -> str:
+    """File name of the k-th segment (0-based), in the container of the video asked for."""
+    return f"{k:06d}{suffix}"
+
+
+def fourcc_for(path: Path) -> str:
+    """The codec the recorder writes into ``path``'s container: MJPG in .avi, else mp4v."""
+    return "MJPG" if path.suffix.lower() == ".avi" else "mp4v"
+
+
+def open_writer(path: Path, fps: float, size: tuple[int, int]) -> cv2.VideoWriter:
+    """An OpenCV writer for colour frames of ``size`` (w, h); OSError naming ``path`` if it cannot open."""
+    fourcc = fourcc_for(path)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, size, True)
+    if not writer.isOpened():
+        raise OSError(f"cannot open {path} for writing ({fourcc}); try a .avi path")
+    return writer
+
+
+def container_frames(path: Path) -> int:
+    """The frame count ``path``'s container declares (0: unreadable or missing)."""
+    cap = cv2.VideoCapture(str(path))
+    held = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else 0
+    cap.release()
+    return max(held, 0)
+
+
+def write_index(folder: Path, doc: dict[str, Any]) -> Path:
+    """Rewrite the folder's index atomically (a kill leaves the previous index or this one)."""
+    return atomic_write_json(folder / INDEX_NAME, {"format": INDEX_FORMAT, **doc})
+
+
+def join_segments(segments: Sequence[Path], target: Path, fps: float, size: tuple[int, int], frames: int) -> None:
+    """Join closed segments into ``target`` (atomically), checked to hold ``frames`` decodable frames.
+
+    One segment is renamed into place. OSError naming ``target`` if the joined file falls short (a
+    full disk); the segments are left as they are either way, the caller removes them on success.
+    """
+    if len(segments) == 1:
+        os.replace(segments[0], target)
+        return
+
+    def write(tmp: Path) -> None:
+        if not _copy_packets(segments, tmp, fps, size):
+            _reencode(segments, tmp, fps, size)
+        held = container_frames(tmp)
+        cap = cv2.VideoCapture(str(tmp))
+        first_ok = cap.isOpened() and cap.read()[0]
+        cap.release()
+        if held != frames or not first_ok:
+            raise OSError(f"{target}: the joined file holds {held} of the {frames} frames of its "
+                          f"{len(segments)} segments{'' if first_ok else ', none decodable'} (full disk?)")
+
+    atomic_write(target, write)
+
+
+def _copy_packets(segments: Sequence[Path], out_path: Path, fps: float, size: tuple[int, int]) -> bool:
+    """Stream copy; False (nothing usable written) where this OpenCV cannot read or write raw packets."""
+    raw_prop = getattr(cv2, "VIDEOWRITER_PROP_RAW_VIDEO", None)
+    key_prop = getattr(cv2, "VIDEOWRITER_PROP_KEY_FLAG", None)
+    if raw_prop is None or key_prop is None:
+        return False
+    fourcc = fourcc_for(out_path)
+    out = cv2.VideoWriter(str(out_path), cv2.CAP_FFMPEG, cv2.VideoWriter_fourcc(*fourcc), fps, size, [raw_prop, 1])
+    if not out.isOpened():
+        return False
+    try:
+        for seg in segments:
+            cap = cv2.VideoCapture(str(seg), cv2.CAP_FFMPEG)
+            try:
+                if not (cap.isOpened() and cap.set(cv2.CAP_PROP_FORMAT, -1)):
+                    return False
+                header = _in_band_header(cap) if fourcc == "mp4v" else None
+                while True:
+                    ok, packet = cap.read()
+                    if not ok:
+                        break
+                    if header is not None:  # the segment's VOL, before its first packet
+                        packet, header = np.concatenate([header, packet.reshape(1, -1)], axis=1), None
+                    out.set(key_prop, 1 if cap.get(cv2.CAP_PROP_LRF_HAS_KEY_FRAME) else 0)
+                    out.write(packet)
+            finally:
+                cap.release()
+    finally:
+        out.release()
+    return True
+
+
+def _in_band_header(cap: cv2.VideoCapture) -> np.ndarray | None:
+    """The codec extradata (MPEG-4 Part 2: the VOS/VOL start-code headers) as one packet row, if any."""
+    index = getattr(cv2, "CAP_PROP_CODEC_EXTRADATA_INDEX", None)
+    if index is None:
+        return None
+    ok, extra = cap.retrieve(flag=int(cap.get(index)))
+    return extra.reshape(1, -1) if ok and extra is not None and extra.size else None
+
+
+def _reencode(segments: Sequence[Path], out_path: Path, fps: float, size: tuple[int, int]) -> None:
+    writer = open_writer(out_path, fps, size)
+    try:
+        for seg in segments:
+            cap = cv2.VideoCapture(str(seg))
+            while True:
+                ok, frame = cap.read()
+                if not ok:
+                    break
+                writer.write(frame)
+            cap.release()
+    finally:
+        writer.release()
