@@ -2,7 +2,8 @@
 
     torchrun --nproc_per_node 2 -m edgecalc train DATA --mask-fraction 0.3 --device cpu
 
-At the top of the package beside ``cli.py``: no subpackage imports the CLI (tests/test_import_contract.py).
+At the top of the package beside ``cli/``: nothing outside ``edgecalc/cli/`` imports the CLI but this
+entry point (tests/test_import_contract.py).
 """
 
 from edgecalc.cli import main

@@ -114,7 +114,7 @@ def test_live_locator_cadence_default_is_the_measured_one():
     """`edgecalc live --locator-every` defaults to the k the cadence benchmark chose (cropper.LOCATOR_EVERY)."""
     import inspect
 
-    from edgecalc.cli import live
+    from edgecalc.cli.deploy import live
     from edgecalc.runtime.locate.cropper import LOCATOR_EVERY
 
     assert inspect.signature(live).parameters["locator_every"].default.default == LOCATOR_EVERY

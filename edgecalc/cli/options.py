@@ -1,0 +1,77 @@
+"""Option objects several commands share, declared once (typer reads each at definition; sharing one is safe).
+
+Training (``train``, ``sweep``, ``compare``): every recipe setting defaults to None = "the recipe's
+value"; the defaults and the recipe values in ``--help`` come from train/config.py (RECIPES,
+TRAIN_DEFAULTS). The cart (``live``, ``analyze``, ``locate``): the bundle, precision, engine threads
+and locator options.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from edgecalc.runtime.engine.formats import PRECISIONS as RUNTIME_PRECISIONS, choices_help
+from edgecalc.train.config import TRAIN_DEFAULTS, recipe_help, recipe_summary
+
+# --- training: train, sweep, compare ---
+
+RECIPE = typer.Option(TRAIN_DEFAULTS["recipe"], "--recipe", help="Settings bundle: " + recipe_summary()
+                      + ". Every option below overrides the recipe's value.")
+MASK_FRACTION = typer.Option(TRAIN_DEFAULTS["mask_fraction"], "--mask-fraction", help="Share p of the training images whose pixel masks stage one uses "
+                             "(the paper's 10 %..100 %); 1.0 = deep supervision.")
+PRESET = typer.Option(None, "--preset", help="Model preset: lite (width 0.25) or paper (the published widths). " + recipe_help("preset"))
+SIZE = typer.Option(None, "--size", help="Input size, a multiple of 16. " + recipe_help("size"))
+STEPS1 = typer.Option(None, "--steps-stage1", min=1, help="Optimiser steps of stage one (a budget; overrides --epochs-stage1). " + recipe_help("steps_stage1"))
+STEPS2 = typer.Option(None, "--steps-stage2", min=1, help="Optimiser steps of stage two. " + recipe_help("steps_stage2"))
+EVAL_EVERY = typer.Option(None, "--eval-every", min=1, help="With step budgets: validate and checkpoint every N steps (a 'round'). " + recipe_help("eval_every"))
+EPOCHS1 = typer.Option(None, "--epochs-stage1", min=1, help="Epochs of stage one; given without --steps-stage1 it switches "
+                       "stage one to counting epochs. " + recipe_help("epochs_stage1"))
+EPOCHS2 = typer.Option(None, "--epochs-stage2", min=1, help="Epochs of stage two (same rule). " + recipe_help("epochs_stage2"))
+BATCH = typer.Option(None, "--batch-size", min=1, help="Images per step (per process under torchrun). " + recipe_help("batch_size"))
+OPTIMIZER = typer.Option(None, "--optimizer", help="adamw or adam. " + recipe_help("optimizer"))
+LR1 = typer.Option(None, "--lr-stage1", help="Learning rate of stage one. " + recipe_help("lr_stage1"))
+LR2 = typer.Option(None, "--lr-stage2", help="Learning rate of stage two. " + recipe_help("lr_stage2"))
+WD = typer.Option(None, "--weight-decay", help="AdamW's decoupled weight decay. " + recipe_help("weight_decay"))
+SCHEDULE = typer.Option(None, "--schedule", help="cosine (linear warm-up, then cosine to lr x --min-lr-factor) or "
+                        "time-decay (lr / (1 + decay x step), the paper's). " + recipe_help("schedule"))
+WARMUP = typer.Option(None, "--warmup-steps", min=0, help="Warm-up steps of the cosine schedule, per stage. " + recipe_help("warmup_steps"))
+MIN_LR = typer.Option(None, "--min-lr-factor", help="The cosine ends at lr x this. " + recipe_help("min_lr_factor"))
+DECAY = typer.Option(None, "--decay", help="The time-decay schedule's decay per step. " + recipe_help("decay"))
+HEAD_LR = typer.Option(None, "--head-lr-factor", help="Stage two: module C (classifier) learns at lr-stage2 x this. " + recipe_help("head_lr_factor"))
+SEG_LOSS = typer.Option(None, "--seg-loss", help="bce-dice (BCE + Dice with batch-summed counts), tversky (the paper's "
+                        "per-image Tversky/focal Tversky) or tversky-batch (batch-summed counts); docs/results.md says "
+                        "why. " + recipe_help("seg_loss"))
+AUGMENT = typer.Option(None, "--augment", help="batch (horizontal flip, zoom/shift, gain/gamma; no vertical flip: "
+                       "shadows point away from the probe) or flips (the paper's horizontal + vertical). " + recipe_help("augment"))
+PRECISION = typer.Option(None, "--precision", help="auto (bfloat16 autocast where the CPU/GPU runs it natively, else "
+                         "float32), fp32 or bf16. " + recipe_help("precision"))
+DEVICE = typer.Option(TRAIN_DEFAULTS["device"], "--device", help="cpu or cuda (one GPU per process under torchrun).")
+SEED = typer.Option(TRAIN_DEFAULTS["seed"], "--seed", help="Seed of the split, mask draw, initialisation, shuffling and augmentation.")
+KEEP_TRUE = typer.Option(TRAIN_DEFAULTS["keep_true_masks"], "--keep-true-masks", help="Stage two: use the true mask instead of the pseudo mask for the "
+                         "images drawn for stage one (not the paper's default).")
+NO_PROGRESS = typer.Option(False, "--no-progress", help="No progress bars (validation lines still print).")
+THREADS = typer.Option(0, "--threads", min=0, help="torch CPU threads per process (0 = torch's default); 1 when two "
+                       "processes share 2 cores.")
+
+#: The options above that `train`, `sweep` and `compare` all pass on to TrainConfig.for_recipe under their own names.
+RECIPE_OPTION_NAMES = ("recipe", "preset", "size", "steps_stage1", "steps_stage2", "eval_every", "epochs_stage1",
+                       "epochs_stage2", "batch_size", "optimizer", "lr_stage1", "lr_stage2", "weight_decay", "schedule",
+                       "warmup_steps", "min_lr_factor", "decay", "head_lr_factor", "seg_loss", "augment", "precision",
+                       "device", "seed", "keep_true_masks")
+
+
+def recipe_kwargs(given: dict[str, Any]) -> dict[str, Any]:
+    """The recipe options out of a command's ``locals()``."""
+    return {name: given[name] for name in RECIPE_OPTION_NAMES}
+
+
+# --- the cart: live, analyze, locate ---
+
+BUNDLE = typer.Option(None, "--bundle", help="Export bundle folder (edgecalc export). "
+                      "Default: the bundle shipped with the package.")
+PRECISION_RUN = typer.Option("fp32", "--precision", help=f"{choices_help(RUNTIME_PRECISIONS)}: which of the bundle's models to run.")
+ENGINE_THREADS = typer.Option(0, "--threads", min=0, help="CPU threads for the engine (0 = the engine's default).")
+LOCATOR = typer.Option("learned", "--locator", help="learned (the shipped network) | classical (the "
+                       "dark-blob baseline).")

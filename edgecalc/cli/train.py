@@ -1,0 +1,223 @@
+"""The "Train" panel: ``edgecalc train | eval | sweep | compare``.
+
+Thin: options here (the recipe options shared through edgecalc/cli/options.py), the bodies in
+edgecalc/train/commands.py and edgecalc/eval/commands.py, which return the exit code.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from edgecalc.cli import options as opt
+from edgecalc.eval.compare import DEFAULT_METHODS as COMPARE_DEFAULT, METHODS as COMPARE_METHODS
+from edgecalc.model.registry import NETWORKS
+from edgecalc.model.shipped import SHIPPED_WEIGHTS
+from edgecalc.train.config import TRAIN_DEFAULTS
+
+PANEL = "Train"
+
+
+def train_cmd(
+    data: Optional[Path] = typer.Argument(None, help="Data-set folder (images/, masks/, labels.csv); omit with --resume."),
+    recipe: str = opt.RECIPE,
+    network: str = typer.Option(TRAIN_DEFAULTS["network"], "--network", help="The network trained (docs/comparison.md): " + "; ".join(
+        f"{k}: {v.summary} [{v.supervision}]" for k, v in NETWORKS.items()) + ". two-stage networks use --mask-fraction; "
+        "all-masks (alexnet-seg) trains one stage on every mask, labels (sononet-ag, vgg16, resnet50) one stage on "
+        "image labels only, whatever --mask-fraction says."),
+    mask_fraction: float = opt.MASK_FRACTION,
+    preset: Optional[str] = opt.PRESET,
+    size: Optional[int] = opt.SIZE,
+    steps_stage1: Optional[int] = opt.STEPS1,
+    steps_stage2: Optional[int] = opt.STEPS2,
+    eval_every: Optional[int] = opt.EVAL_EVERY,
+    epochs_stage1: Optional[int] = opt.EPOCHS1,
+    epochs_stage2: Optional[int] = opt.EPOCHS2,
+    batch_size: Optional[int] = opt.BATCH,
+    optimizer: Optional[str] = opt.OPTIMIZER,
+    lr_stage1: Optional[float] = opt.LR1,
+    lr_stage2: Optional[float] = opt.LR2,
+    weight_decay: Optional[float] = opt.WD,
+    schedule: Optional[str] = opt.SCHEDULE,
+    warmup_steps: Optional[int] = opt.WARMUP,
+    min_lr_factor: Optional[float] = opt.MIN_LR,
+    decay: Optional[float] = opt.DECAY,
+    head_lr_factor: Optional[float] = opt.HEAD_LR,
+    seg_loss: Optional[str] = opt.SEG_LOSS,
+    augment: Optional[str] = opt.AUGMENT,
+    precision: Optional[str] = opt.PRECISION,
+    fold: int = typer.Option(TRAIN_DEFAULTS["fold"], "--fold", min=0, help="Which cross-validation fold is the test set (0-based)."),
+    folds: int = typer.Option(TRAIN_DEFAULTS["folds"], "--folds", min=2, help="Number of cross-validation folds (the paper: 5)."),
+    val_fraction: float = typer.Option(TRAIN_DEFAULTS["val_fraction"], "--val-fraction", help="Share of the training fold held out to pick the best round."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Run folder; default runs/<preset><size>-p<fraction>-fold<k>."),
+    device: str = opt.DEVICE,
+    seed: int = opt.SEED,
+    keep_true_masks: bool = opt.KEEP_TRUE,
+    stage1_data: Optional[Path] = typer.Option(None, "--stage1-data", help="Sim-to-real: train stage one (DS-AGnet) on this "
+                                               "folder's pixel masks (e.g. the phantom; --mask-fraction of them) instead of "
+                                               "DATA's; stage two then learns DATA's image labels with stage one's pseudo "
+                                               "masks. DATA needs no masks (docs/real-data.md)."),
+    stage1_weights: Optional[Path] = typer.Option(None, "--stage1-weights", help="Skip training stage one: take these "
+                                                  "weights as its result (a run folder's stage1/best, a DS-AGnet file, or "
+                                                  "a CS-AGnet's encoder + decoder, e.g. the shipped weights)."),
+    init_weights: Optional[Path] = typer.Option(None, "--init-weights", help="Stage two starts from these CS-AGnet "
+                                                "weights (a run folder or .safetensors): fine-tuning. With --mask-fraction "
+                                                "0 and no stage one it learns image labels only."),
+    mix_data: Optional[Path] = typer.Option(None, "--mix-data", help="Stage two also draws --mix-ratio of every batch "
+                                            "from this folder (e.g. the phantom), with its true masks and labels."),
+    mix_ratio: Optional[float] = typer.Option(None, "--mix-ratio", min=0.0, max=0.95, help="Share of every stage-two "
+                                              "batch taken from --mix-data (default 0.25 when --mix-data is given)."),
+    linear_probe: bool = typer.Option(False, "--linear-probe", help="With --init-weights and --mask-fraction 0: no "
+                                      "gradient steps; fit only a linear score head on the frozen encoder's pooled "
+                                      "features (L2 logistic regression, its strength chosen by patient-grouped inner "
+                                      "cross-validation on the training images). The small-real-data transfer that "
+                                      "scores best on DDTI (docs/real-data.md); mask and attention stay the starting "
+                                      "weights'."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue this run folder from its last checkpoint "
+                                          "(with its own config.json; other options are ignored)."),
+    no_progress: bool = opt.NO_PROGRESS,
+    threads: int = opt.THREADS,
+) -> None:
+    """Two-stage collaborative training: DS-AGnet on the masked fraction, pseudo masks, then CS-AGnet.
+
+    Resumable: interrupt it (Ctrl-C, kill) and continue with --resume RUN_DIR; log.csv grows every round.
+    Real data without masks: --mask-fraction 0 (image labels only), --init-weights (fine-tune),
+    --init-weights with --linear-probe (a linear score head on the frozen encoder), or
+    --stage1-data PHANTOM_DIR / --stage1-weights (sim-to-real two stages).
+    """
+    from edgecalc.train.commands import train_cmd as run_train
+
+    sources = {"stage1_data": stage1_data, "stage1_weights": stage1_weights, "init_weights": init_weights, "mix_data": mix_data}
+    code = run_train(
+        resume, threads=threads, data=data, network=network, mask_fraction=mask_fraction, fold=fold, folds=folds, val_fraction=val_fraction,
+        out=out, **opt.recipe_kwargs(locals()), progress=not no_progress,
+        **{k: str(v) for k, v in sources.items() if v is not None},
+        mix_ratio=mix_ratio if mix_ratio is not None else (0.25 if mix_data is not None else 0.0),
+        linear_probe=linear_probe,
+    )
+    raise typer.Exit(code)
+
+
+def eval_cmd(
+    run_dir: Optional[Path] = typer.Argument(None, help="Run folder of `edgecalc train`, or the name of shipped weights "
+                                            f"({', '.join(SHIPPED_WEIGHTS)}; docs/model-card.md); omit to evaluate the "
+                                            "shipped default weights."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Data-set folder to evaluate on; default the run's own test split "
+                                        "(required without RUN_DIR)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Folder for metrics.json, roc.png, attention.png; default "
+                                       "RUN_DIR/eval (RUN_DIR/eval/<data name> with --data), or edgecalc-eval/ for the shipped weights."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+) -> None:
+    """Accuracy, sensitivity, specificity, AUC, Dice/IoU, confusion matrix, ROC and attention figures."""
+    from edgecalc.eval.commands import eval_command
+
+    raise typer.Exit(eval_command(run_dir, data, out, device))
+
+
+def sweep_cmd(
+    data: Path = typer.Argument(..., help="Data-set folder."),
+    fractions: str = typer.Option("0.1,0.3,0.5,1.0", "--fractions", help="Comma-separated pixel-mask fractions p."),
+    folds: int = typer.Option(TRAIN_DEFAULTS["folds"], "--folds", min=2, help="Number of cross-validation folds."),
+    fold_ids: Optional[str] = typer.Option(None, "--fold-ids", help="Comma-separated folds to run (default all of --folds)."),
+    out: Path = typer.Option(Path("runs/sweep"), "--out", help="Sweep folder: one run per p<fraction>/fold<k>, table1.md, roc.png."),
+    recipe: str = opt.RECIPE,
+    preset: Optional[str] = opt.PRESET,
+    size: Optional[int] = opt.SIZE,
+    steps_stage1: Optional[int] = opt.STEPS1,
+    steps_stage2: Optional[int] = opt.STEPS2,
+    eval_every: Optional[int] = opt.EVAL_EVERY,
+    epochs_stage1: Optional[int] = opt.EPOCHS1,
+    epochs_stage2: Optional[int] = opt.EPOCHS2,
+    batch_size: Optional[int] = opt.BATCH,
+    optimizer: Optional[str] = opt.OPTIMIZER,
+    lr_stage1: Optional[float] = opt.LR1,
+    lr_stage2: Optional[float] = opt.LR2,
+    weight_decay: Optional[float] = opt.WD,
+    schedule: Optional[str] = opt.SCHEDULE,
+    warmup_steps: Optional[int] = opt.WARMUP,
+    min_lr_factor: Optional[float] = opt.MIN_LR,
+    decay: Optional[float] = opt.DECAY,
+    head_lr_factor: Optional[float] = opt.HEAD_LR,
+    seg_loss: Optional[str] = opt.SEG_LOSS,
+    augment: Optional[str] = opt.AUGMENT,
+    precision: Optional[str] = opt.PRECISION,
+    device: str = opt.DEVICE,
+    seed: int = opt.SEED,
+    keep_true_masks: bool = opt.KEEP_TRUE,
+    no_progress: bool = opt.NO_PROGRESS,
+    threads: int = opt.THREADS,
+) -> None:
+    """Train + eval per mask fraction and fold: the paper's Table 1 (Markdown) and Fig. 7 (one ROC per fraction)."""
+    from edgecalc.eval.commands import sweep_command
+
+    raise typer.Exit(sweep_command(
+        data, fractions, folds, fold_ids, out, threads=threads, **opt.recipe_kwargs(locals()), progress=not no_progress,
+    ))
+
+
+def compare_cmd(
+    data: Path = typer.Argument(..., help="Data-set folder (e.g. ../shared/data/ddti-calc: real crops, image labels, patients)."),
+    methods: str = typer.Option(",".join(COMPARE_DEFAULT), "--methods", help="Comma-separated, from: " + "; ".join(
+        f"{k}: {v.summary}" for k, v in COMPARE_METHODS.items()) + "."),
+    folds: int = typer.Option(TRAIN_DEFAULTS["folds"], "--folds", min=2, help="Cross-validation folds (grouped by the patient column when present)."),
+    fold_ids: Optional[str] = typer.Option(None, "--fold-ids", help="Comma-separated folds to run (default all)."),
+    out: Path = typer.Option(Path("runs/compare"), "--out", help="Folder: <method>/fold<k>/, comparison.md, roc.png, scores.csv."),
+    pretrained: Optional[Path] = typer.Option(None, "--pretrained", help="Run folder or weights of the pretrained (phantom) "
+                                              "model: zero-shot scores it, fine-tune starts from it, sim-to-real takes its stage one."),
+    phantom: Optional[Path] = typer.Option(None, "--phantom", help="Phantom data-set folder: sim-to-real trains stage one on "
+                                           "it when --pretrained is not given, and --mix-ratio mixes it into stage two."),
+    mix_ratio: float = typer.Option(0.25, "--mix-ratio", min=0.05, max=0.95, help="sim-to-real+mix: share of every "
+                                    "stage-two batch drawn from --phantom."),
+    end_to_end: Optional[bool] = typer.Option(None, "--end-to-end/--no-end-to-end", help="Also score DATA's whole frames "
+                                              "(full/<id>.png + full/boxes.csv) through the shipped locator and each "
+                                              "fold's model (default: when DATA has them)."),
+    locator_data: Optional[Path] = typer.Option(None, "--locator-data", help="The frames the shipped locator trained "
+                                                "on (e.g. ../shared/data/ddti-nodules, with patients.csv): the whole-frame "
+                                                "figures are then also given for patients the locator never trained on."),
+    mask_fraction: float = opt.MASK_FRACTION,
+    recipe: str = opt.RECIPE,
+    preset: Optional[str] = opt.PRESET,
+    size: Optional[int] = opt.SIZE,
+    steps_stage1: Optional[int] = opt.STEPS1,
+    steps_stage2: Optional[int] = opt.STEPS2,
+    eval_every: Optional[int] = opt.EVAL_EVERY,
+    epochs_stage1: Optional[int] = opt.EPOCHS1,
+    epochs_stage2: Optional[int] = opt.EPOCHS2,
+    batch_size: Optional[int] = opt.BATCH,
+    optimizer: Optional[str] = opt.OPTIMIZER,
+    lr_stage1: Optional[float] = opt.LR1,
+    lr_stage2: Optional[float] = opt.LR2,
+    weight_decay: Optional[float] = opt.WD,
+    schedule: Optional[str] = opt.SCHEDULE,
+    warmup_steps: Optional[int] = opt.WARMUP,
+    min_lr_factor: Optional[float] = opt.MIN_LR,
+    decay: Optional[float] = opt.DECAY,
+    head_lr_factor: Optional[float] = opt.HEAD_LR,
+    seg_loss: Optional[str] = opt.SEG_LOSS,
+    augment: Optional[str] = opt.AUGMENT,
+    precision: Optional[str] = opt.PRECISION,
+    device: str = opt.DEVICE,
+    seed: int = opt.SEED,
+    keep_true_masks: bool = opt.KEEP_TRUE,
+    no_progress: bool = opt.NO_PROGRESS,
+    threads: int = opt.THREADS,
+) -> None:
+    """Every method on the same folds: pooled and per-fold AUC (patient-bootstrap CI), accuracy, sensitivity,
+    specificity, with and without text-bearing crops and per kind; ROC figure; resumable like sweep.
+
+    The paper's Table 2: --methods csagnet,vgg-unet,alexnet-seg,sononet-ag,vgg16,resnet50,ci,otsu (paired
+    per-fold differences against csagnet, attention hit rates, attention.png; docs/comparison.md).
+    """
+    from edgecalc.eval.commands import compare_command
+
+    raise typer.Exit(compare_command(
+        data, methods, folds, fold_ids, out, pretrained=pretrained, phantom=phantom, mix_ratio=mix_ratio, threads=threads,
+        end_to_end=end_to_end, locator_data=locator_data,
+        mask_fraction=mask_fraction, **opt.recipe_kwargs(locals()), progress=not no_progress,
+    ))
+
+
+#: This panel's commands by name, in the order --help lists them.
+COMMANDS = {"train": train_cmd, "eval": eval_cmd, "sweep": sweep_cmd, "compare": compare_cmd}
