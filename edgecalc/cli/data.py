@@ -10,6 +10,7 @@ from typing import Optional
 
 import typer
 
+from edgecalc.cli import options as opt
 from edgecalc.cli.errors import run
 from edgecalc.data.commands import check_command, import_dicom_command, phantom_command
 from edgecalc.model.commands import model_info_command
@@ -25,9 +26,9 @@ GROUPS = {"model": model_app, "data": data_app}
 
 @model_app.command("info")
 def model_info_cmd(
-    preset: str = typer.Option("paper", "--preset", help="Model preset: paper or lite."),
+    preset: opt.Preset = typer.Option("paper", "--preset", help="Model preset: paper or lite."),
     size: int = typer.Option(None, "--size", help="Input size (a multiple of 16); default the preset's."),
-    network: str = typer.Option("csagnet", "--network", help="A network of edgecalc/model/registry.py (csagnet, "
+    network: opt.Network = typer.Option("csagnet", "--network", help="A network of edgecalc/model/registry.py (csagnet, "
                                 "vgg-unet, alexnet-seg, sononet-ag, vgg16, resnet50; docs/comparison.md)."),
 ) -> None:
     """Print a network's (default CS-AGnet's) parameter count, FLOPs per image (2 x MACs) and a per-layer table."""

@@ -29,10 +29,10 @@ def live(
                                          "frame rate; the [dicom] extra), RTSP/HTTP URL, GStreamer pipeline "
                                          "('... ! appsink'), or 'phantom' for the built-in phantom cine."),
     bundle: Optional[Path] = opt.BUNDLE,
-    backend: str = typer.Option("auto", "--backend", help=f"{choices_help(BACKEND_CHOICES)}. "
+    backend: opt.Backend = typer.Option("auto", "--backend", help=f"{choices_help(BACKEND_CHOICES)}. "
                                 "auto = a TensorRT engine for this GPU if the bundle has one, else the fastest CPU "
                                 "engine measured at start-up."),
-    precision: str = opt.PRECISION_RUN,
+    precision: opt.RunPrecision = opt.PRECISION_RUN,
     crop: str = typer.Option("auto", "--crop", help="auto: scan-area detection + nodule locator; manual: draw the "
                              "box with the mouse ('r' redraws); fixed: the --roi box on every frame."),
     roi: Optional[str] = typer.Option(None, "--roi", help="x,y,w,h of the nodule in frame pixels, for --crop fixed."),
@@ -77,8 +77,8 @@ def demo(
     out: Path = typer.Option(Path("demo"), "--out", help="Folder for demo.mp4, log.jsonl, summary.json and snapshots."),
     frames: int = typer.Option(90, "--frames", min=1, help="Length of the phantom cine (frames): the first half "
                                "scans a nodule with calcifications, the rest one without."),
-    backend: str = typer.Option("auto", "--backend", help=f"{choices_help(BACKEND_CHOICES)}."),
-    precision: str = typer.Option("fp32", "--precision", help="fp32 | int8 (the shipped bundle holds both)."),
+    backend: opt.Backend = typer.Option("auto", "--backend", help=f"{choices_help(BACKEND_CHOICES)}."),
+    precision: opt.RunPrecision = typer.Option("fp32", "--precision", help="fp32 | int8 (the shipped bundle holds both)."),
     bundle: Optional[Path] = typer.Option(None, "--bundle", help="Bundle to run (default: the shipped one)."),
 ) -> None:
     """The shipped model on the built-in phantom cine (a nodule with calcifications, then one without), headless:
@@ -110,7 +110,7 @@ def export_cmd(
                                              "a .safetensors file, or the name of shipped weights "
                                              f"({', '.join(SHIPPED_WEIGHTS)}; docs/model-card.md). Default: the "
                                              "weights shipped with the kit (phantom)."),
-    precision: str = typer.Option("fp32", "--precision", help=f"{choices_help(PRECISIONS)}: the reduced-precision ONNX model "
+    precision: opt.RunPrecision = typer.Option("fp32", "--precision", help=f"{choices_help(PRECISIONS)}: the reduced-precision ONNX model "
                                   "(and engine) to add; TorchScript and float32 ONNX are always written."),
     calib: Optional[Path] = typer.Option(None, "--calib", help="Data-set folder (images/<id>.png, labels.csv) to "
                                          "calibrate INT8 on. Default: phantom crops the kit generates."),
@@ -141,7 +141,7 @@ def locate(
     overlay: Optional[Path] = typer.Option(None, "--overlay", help="Also write one overlay PNG per image into this folder."),
     margin: float = typer.Option(0.1, "--margin", min=0.0, help="Crop margin (the CSV's crop columns and the overlays), "
                                  "as a share of the box's long side; the runtime's default is 0.1."),
-    locator: str = opt.LOCATOR,
+    locator: opt.Locator = opt.LOCATOR,
     extent: bool = typer.Option(True, "--extent/--no-extent", help="Crop around the nodule's extent (as `live` "
                                 "crops) or around the box alone (CSV crop columns and overlays)."),
 ) -> None:
@@ -169,9 +169,9 @@ def analyze(
                                               "data set record; default: a DICOM file's own, else the data set's "
                                               "labels.csv/meta.jsonl mm_per_px, else none (sizes in pixels)."),
     bundle: Optional[Path] = opt.BUNDLE,
-    backend: str = typer.Option("auto", "--backend", help=f"{choices_help(BACKEND_CHOICES)}."),
-    precision: str = opt.PRECISION_RUN,
-    locator: str = opt.LOCATOR,
+    backend: opt.Backend = typer.Option("auto", "--backend", help=f"{choices_help(BACKEND_CHOICES)}."),
+    precision: opt.RunPrecision = opt.PRECISION_RUN,
+    locator: opt.Locator = opt.LOCATOR,
     margin: float = typer.Option(0.1, "--margin", min=0.0, help="Crop margin around the nodule, as a share of its "
                                  "long side (the runtime's default)."),
     threads: int = opt.ENGINE_THREADS,

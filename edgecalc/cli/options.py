@@ -8,12 +8,37 @@ and locator options.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterable, Literal
 
 import typer
 
-from edgecalc.runtime.engine.formats import PRECISIONS as RUNTIME_PRECISIONS, choices_help
-from edgecalc.train.config import TRAIN_DEFAULTS, recipe_help, recipe_summary
+from edgecalc.model.config import PRESETS
+from edgecalc.model.registry import NETWORKS
+from edgecalc.runtime.commands import LOCATORS
+from edgecalc.runtime.engine.formats import BACKEND_CHOICES, PRECISIONS as RUNTIME_PRECISIONS, choices_help
+from edgecalc.train.config import (AUGMENTS, OPTIMIZERS, PRECISIONS as TRAIN_PRECISIONS, RECIPES, SCHEDULES, SEG_LOSSES,
+                                   TRAIN_DEFAULTS, recipe_help, recipe_summary)
+
+
+def choice(values: Iterable[str]) -> Any:
+    """The annotation for an option whose values come from a table: a ``Literal`` of them, so typer lists
+    them in ``--help`` and refuses any other value with exit 2 (the command still receives a plain str)."""
+    return Literal[tuple(values)]
+
+
+# --- the choices, each from its table (annotate an option with one: ``backend: opt.Backend = ...``) ---
+
+Backend = choice(BACKEND_CHOICES)  #: runtime/engine/formats.py: auto, then the engines the cart runs
+RunPrecision = choice(RUNTIME_PRECISIONS)  #: runtime/engine/formats.py: a bundle's models
+Locator = choice(LOCATORS)  #: runtime/commands.py
+Network = choice(NETWORKS)  #: model/registry.py
+Preset = choice(PRESETS)  #: model/config.py
+Recipe = choice(RECIPES)  #: train/config.py, like the four below and TrainPrecision
+Optimizer = choice(OPTIMIZERS)
+Schedule = choice(SCHEDULES)
+SegLoss = choice(SEG_LOSSES)
+Augment = choice(AUGMENTS)
+TrainPrecision = choice(TRAIN_PRECISIONS)
 
 # --- training: train, sweep, compare ---
 
