@@ -80,7 +80,13 @@ def test_not_a_bundle_and_bad_manifest(tmp_path):
     with pytest.raises(BundleError, match="not an edgecalc export bundle"):
         load_bundle(tmp_path / "x")
     (tmp_path / "x" / "manifest.json").write_text(json.dumps({"model": {}}))
+    with pytest.raises(BundleError, match="names no bundle kind"):
+        load_bundle(tmp_path / "x")
+    (tmp_path / "x" / "manifest.json").write_text(json.dumps({"kind": "model", "format": 2, "model": {}}))
     with pytest.raises(BundleError, match="lacks field"):
+        load_bundle(tmp_path / "x")
+    (tmp_path / "x" / "manifest.json").write_text(json.dumps({"kind": "model", "format": 3, "model": {}}))
+    with pytest.raises(BundleError, match="format 3 is newer than this edgecalc reads"):
         load_bundle(tmp_path / "x")
 
 

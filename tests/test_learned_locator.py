@@ -13,8 +13,9 @@ from _synthetic_screen import screen
 from edgecalc.data.phantom import generate_frame
 from edgecalc.runtime.locate.cropper import AutoCropper, classical_frame_locator, default_locator
 from edgecalc.locator.evaluate_scan_area import box_iou
+from edgecalc.runtime.engine.manifest import BundleError, sha256_file
 from edgecalc.runtime.locate.learned import (ASSET_DIR, LearnedLocator, LocatorBundleError, mask_from_probability,
-                                              read_manifest, sha256_of, shipped_locator)
+                                              read_manifest, shipped_locator)
 from test_foundation import run_without_torch
 
 #: Phantom seeds no training used (training draws seeds >= 700000; its own check 699976..699999).
@@ -24,11 +25,14 @@ PHANTOM_SEEDS = tuple(range(16))
 
 def test_shipped_bundle_is_complete_small_and_matches_its_manifest():
     m = read_manifest(ASSET_DIR)
-    assert m["format_version"] == 2 and len(m["members"]) >= 1
-    files = [ASSET_DIR / e["model"] for e in m["members"]]
+    assert m["kind"] == "locator" and m["format"] == 3 and len(m["members"]) >= 1
+    assert json.loads((ASSET_DIR / "manifest.json").read_text())["kind"] == "locator"  # on disk in the new schema
+    files = [ASSET_DIR / e["file"] for e in m["members"]]
     assert sum(f.stat().st_size for f in files) <= 5 * 1024 * 1024  # the whole ensemble
+    listed = {a["file"]: a for a in m["artifacts"]}
+    assert sorted(listed) == sorted(f.name for f in files)
     for e, f in zip(m["members"], files):
-        assert sha256_of(f) == e["sha256"]
+        assert sha256_file(f) == listed[f.name]["sha256"] and f.stat().st_size == listed[f.name]["size"]
         assert e["input_size"] % 16 == 0
         assert e["training"]["command"].startswith("python -m edgecalc.locator.train")
     assert 0.0 < m["crop_threshold"] <= m["threshold"] < 1.0
@@ -37,9 +41,51 @@ def test_shipped_bundle_is_complete_small_and_matches_its_manifest():
     assert not [f for f in ASSET_DIR.glob("*.onnx") if f not in files]  # nothing stale ships
 
 
+#: The shipped ONNX files' sha256 before the manifest moved to the shared schema: the move rewrote
+#: manifest.json only, the networks are byte for byte the ones trained.
+SHIPPED_ONNX_SHA256 = {"locator-64.onnx": "9ebb6e14634a9eb9a10a2bdd42d5f1842475f0579a6b0c65c2663b3c2c8e090b",
+                       "locator-96.onnx": "6df01bdba60b5ddf950dec14047032218b2592cf4805649880ec0e843d1f59a5"}
+
+
+def test_shipped_onnx_files_are_the_trained_ones():
+    assert {f.name: sha256_file(f) for f in sorted(ASSET_DIR.glob("*.onnx"))} == SHIPPED_ONNX_SHA256
+
+
+def _legacy_v2(m: dict) -> dict:
+    """The shipped manifest in its format-2 form (``"format": "edgecalc-locator"``, checksums in the members)."""
+    sha = {a["file"]: a for a in m["artifacts"]}
+    rest = {k: v for k, v in m.items() if k not in ("kind", "format", "artifacts", "members", "input", "outputs")}
+    return {"format": "edgecalc-locator", "format_version": 2,
+            "members": [{"model": e["file"], "sha256": sha[e["file"]]["sha256"], "model_bytes": sha[e["file"]]["size"],
+                         **{k: v for k, v in e.items() if k != "file"}} for e in m["members"]],
+            "model_bytes": sum(a["size"] for a in m["artifacts"]), "input_name": m["input"]["name"],
+            "output_name": m["outputs"][0]["name"], "input": m["input"]["meaning"], "output": m["outputs"][0]["meaning"],
+            **rest}
+
+
+def test_version_2_bundles_still_load_and_are_verified(tmp_path):
+    """The format-2 manifest (as shipped before the shared schema) loads with the same members and
+    settings, and its checksums are checked by the shared code (a changed byte is refused)."""
+    m = read_manifest(ASSET_DIR)
+    shutil.copytree(ASSET_DIR, tmp_path / "b")
+    (tmp_path / "b" / "manifest.json").write_text(json.dumps(_legacy_v2(m)))
+    again = read_manifest(tmp_path / "b")
+    assert again["artifacts"] == m["artifacts"] and again["members"] == m["members"]
+    assert {k: again[k] for k in ("threshold", "crop_threshold", "min_peak", "min_share")} == \
+        {k: m[k] for k in ("threshold", "crop_threshold", "min_peak", "min_share")}
+    loc = LearnedLocator(tmp_path / "b")
+    assert loc.size == shipped_locator().size and loc.crop_threshold == shipped_locator().crop_threshold
+    model = tmp_path / "b" / m["members"][0]["file"]
+    data = bytearray(model.read_bytes())
+    data[-1] ^= 0x01
+    model.write_bytes(bytes(data))
+    with pytest.raises(LocatorBundleError, match=f"{model.name} has changed: its sha256 does not match"):
+        LearnedLocator(tmp_path / "b")
+
+
 def test_version_1_bundles_still_load(tmp_path):
     """A one-model manifest of the first format loads as a one-member ensemble without an extent."""
-    m = read_manifest(ASSET_DIR)
+    m = _legacy_v2(read_manifest(ASSET_DIR))
     member = m["members"][0]
     (tmp_path / "b").mkdir()
     shutil.copy(ASSET_DIR / member["model"], tmp_path / "b" / "locator.onnx")
@@ -176,23 +222,63 @@ def test_falls_back_to_classical_when_the_bundle_is_missing(monkeypatch, tmp_pat
 
 
 def test_broken_bundle_is_named(tmp_path):
+    """The locator's file errors are the model bundle's (the shared manifest code), each naming the file."""
     shutil.copytree(ASSET_DIR, tmp_path / "b")
     members = read_manifest(ASSET_DIR)["members"]
-    model = tmp_path / "b" / members[-1]["model"]
+    model = tmp_path / "b" / members[-1]["file"]
     model.write_bytes(model.read_bytes()[:1000])
-    with pytest.raises(LocatorBundleError, match=f"{model.name} does not match its manifest"):
+    with pytest.raises(LocatorBundleError, match=f"{model.name} has changed: 1000 bytes, the manifest says"):
         LearnedLocator(tmp_path / "b")
     model.unlink()
-    with pytest.raises(LocatorBundleError, match=f"{model.name} .* not found"):
+    with pytest.raises(LocatorBundleError, match=f"{model.name} is listed in .*manifest.json but missing"):
         LearnedLocator(tmp_path / "b")
     doc = json.loads((ASSET_DIR / "manifest.json").read_text())
-    doc["members"][0].pop("sha256")
+    doc["artifacts"][0].pop("sha256")
     (tmp_path / "b" / "manifest.json").write_text(json.dumps(doc))
-    with pytest.raises(LocatorBundleError, match=r"lacks members\[0\]\.sha256"):
+    with pytest.raises(LocatorBundleError, match=r"lacks artifacts\[0\]\.sha256"):
+        LearnedLocator(tmp_path / "b")
+    doc = json.loads((ASSET_DIR / "manifest.json").read_text())
+    doc["artifacts"] = doc["artifacts"][1:]
+    (tmp_path / "b" / "manifest.json").write_text(json.dumps(doc))
+    with pytest.raises(LocatorBundleError, match=r"members\[0\] names 'locator-64.onnx', which its artifacts do not list"):
         LearnedLocator(tmp_path / "b")
     (tmp_path / "b" / "manifest.json").write_text(json.dumps({"format": "something else"}))
     with pytest.raises(LocatorBundleError, match="manifest"):
         LearnedLocator(tmp_path / "b")
+
+
+def test_tampered_onnx_file_is_refused_naming_it(tmp_path):
+    """One flipped byte in a member network, size unchanged: the shared sha256 check refuses the bundle by
+    the file's name, as it refuses a changed model bundle file (test_bundle.py)."""
+    shutil.copytree(ASSET_DIR, tmp_path / "b")
+    name = read_manifest(ASSET_DIR)["members"][0]["file"]
+    data = bytearray((tmp_path / "b" / name).read_bytes())
+    data[len(data) // 2] ^= 0x01
+    (tmp_path / "b" / name).write_bytes(bytes(data))
+    with pytest.raises(LocatorBundleError, match=f"{name} has changed: its sha256 does not match the manifest") as err:
+        LearnedLocator(tmp_path / "b")
+    assert isinstance(err.value, BundleError)  # one error family for both bundles
+    assert "docs/locator.md" in str(err.value)  # the locator's remedy, not "re-export"
+
+
+def test_model_bundle_given_as_a_locator_bundle_is_refused_naming_the_kind():
+    from edgecalc.runtime.shipped import ASSETS_DIR
+
+    with pytest.raises(LocatorBundleError, match=r"belongs to a model bundle \(kind 'model'\), not to an edgecalc "
+                                                 r"locator bundle"):
+        LearnedLocator(ASSETS_DIR / "bundle")
+
+
+def test_locator_bundle_given_as_a_model_bundle_is_refused_naming_the_kind(tmp_path):
+    from edgecalc.runtime.engine.bundle import load_bundle
+
+    with pytest.raises(BundleError, match=r"belongs to a locator bundle \(kind 'locator'\), not to an edgecalc "
+                                          r"export bundle"):
+        load_bundle(ASSET_DIR)
+    shutil.copytree(ASSET_DIR, tmp_path / "b")  # the pre-schema form is recognised too
+    (tmp_path / "b" / "manifest.json").write_text(json.dumps(_legacy_v2(read_manifest(ASSET_DIR))))
+    with pytest.raises(BundleError, match=r"belongs to a locator bundle"):
+        load_bundle(tmp_path / "b")
 
 
 def test_runtime_locator_runs_with_torch_blocked():

@@ -54,6 +54,11 @@ def test_train_export_and_ship_a_tiny_locator(tmp_path):
     s = read_split(split)
     assert ({10004, 20004} <= set(s["train"])) or ({10004, 20004} <= set(s["val"]))
     m = read_manifest(out)
+    on_disk = json.loads((out / "manifest.json").read_text())
+    assert on_disk["kind"] == "locator" and on_disk["format"] == 3  # written in the shared schema
+    assert [a["file"] for a in on_disk["artifacts"]] == ["locator-32.onnx", "locator-48.onnx"]
+    assert all(a["size"] == (out / a["file"]).stat().st_size for a in on_disk["artifacts"])
+    assert all(0.0 <= e["onnx_max_abs_diff"] <= 1e-4 for e in m["members"])  # the shared export's parity check ran
     assert [e["input_size"] for e in m["members"]] == [32, 48]
     assert [e["training"]["steps_done"] for e in m["members"]] == [2, 3]
     assert set(m["validation"]) >= {"learned", "classical", "frames"}

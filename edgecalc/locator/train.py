@@ -18,14 +18,12 @@ training so the network does not depend on the scan-area detector's exact edges;
 from __future__ import annotations
 
 import argparse
+import datetime as _dt
 import json
 import math
-import os
 import shlex
 import sys
-import tempfile
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -34,20 +32,21 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+import edgecalc
 from edgecalc.atomic import atomic_write_json
 from edgecalc.data.preprocess import PREPROCESSING_SPEC
+from edgecalc.export.onnx_export import export_onnx
 from edgecalc.locator.split import make_split, read_patients, read_split, write_split
 from edgecalc.model import DSAGNet, get_preset
 from edgecalc.model.weights import load_model, save_model
 from edgecalc.locator.evaluate_scan_area import frame_ids, load
+from edgecalc.runtime.engine.manifest import artifact_for, write_manifest
 from edgecalc.runtime.locate.learned import (
     ASSET_DIR,
-    FORMAT,
     FORMAT_VERSION,
-    MANIFEST_NAME,
+    KIND,
     LearnedLocator,
     locator_input,
-    sha256_of,
     target_mask,
 )
 from edgecalc.runtime.locate.scan_area import largest_scan_area
@@ -59,7 +58,6 @@ DEFAULT_SIZES, DEFAULT_STEPS = (64, 96), (9000, 6000)
 #: Post-processing of the shipped bundle, chosen on the validation split (docs/locator.md says how).
 CROP_THRESHOLD, MIN_PEAK = 0.1, 0.5
 INPUT_NAME, OUTPUT_NAME = "image", "mask"
-OPSET = 17
 #: Phantom frames use seeds from here on (the phantom's own data sets start at 0).
 PHANTOM_SEED0 = 700_000
 #: Nodule-free phantom frames (``--negatives``) use seeds from here on; checks use seeds below it.
@@ -191,35 +189,13 @@ class _MaskOnly(torch.nn.Module):
         return self.model(x).mask
 
 
-def export(model: DSAGNet, path: Path, size: int) -> float:
-    """Float32 ONNX (opset 17, dynamic batch), written atomically; returns max |onnx - eager| on random input."""
-    import onnx
-    import onnxruntime as ort
-
-    wrapper = _MaskOnly(model).eval()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(wrapper, (torch.rand(1, 1, size, size),), tmp, opset_version=OPSET, dynamo=False,
-                              input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                              dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
-                              do_constant_folding=True)
-        onnx.checker.check_model(onnx.load(tmp))
-        check = torch.rand(3, 1, size, size)
-        with torch.no_grad():
-            ref = wrapper(check).numpy()
-        got = ort.InferenceSession(tmp, providers=["CPUExecutionProvider"]).run(None, {INPUT_NAME: check.numpy()})[0]
-        diff = float(np.abs(ref - got).max())
-        if diff > 1e-4:
-            raise RuntimeError(f"ONNX locator differs from eager by {diff:.3g}")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return diff
+def export(model: DSAGNet, path: Path, size: int, seed: int = 0) -> float:
+    """Float32 ONNX through the kit's one export (opset 17, dynamic batch, onnx.checker, onnxruntime
+    parity against eager on seeded random input), written atomically; returns max |onnx - eager|."""
+    gen = torch.Generator().manual_seed(seed)
+    example, check = torch.rand(1, 1, size, size, generator=gen), torch.rand(3, 1, size, size, generator=gen)
+    diffs = export_onnx(_MaskOnly(model), example, path, check, input_name=INPUT_NAME, output_names=(OUTPUT_NAME,))
+    return diffs[OUTPUT_NAME]
 
 
 def write_json_atomic(path: Path, doc: dict[str, Any]) -> None:
@@ -343,24 +319,26 @@ def main(argv: list[str] | None = None) -> None:
             members.append(train_member(args, samples, len(split["train"]), size, n_steps, args.run / f"size{size}",
                                         command))
     args.out.mkdir(parents=True, exist_ok=True)
-    entries = []
+    artifacts, entries = [], []
     for model, training in members:
         size = model.cfg.input_size
         file = MODEL_FILE.format(size=size)
-        diff = export(model, args.out / file, size)
-        entries.append({"model": file, "sha256": sha256_of(args.out / file),
-                        "model_bytes": (args.out / file).stat().st_size, "input_size": size,
-                        "model_config": model.cfg.to_dict(), "onnx_max_abs_diff": diff, "training": training})
-    if len({e["model"] for e in entries}) != len(entries):
+        diff = export(model, args.out / file, size, args.seed)
+        artifacts.append(artifact_for(args.out, file, "onnx", "fp32").to_dict())
+        entries.append({"file": file, "input_size": size, "model_config": model.cfg.to_dict(),
+                        "onnx_max_abs_diff": diff, "training": training})
+    if len({e["file"] for e in entries}) != len(entries):
         raise SystemExit("two members have the same input size; give each member its own --size")
-    total_bytes = sum(e["model_bytes"] for e in entries)
+    total_bytes = sum(a["size"] for a in artifacts)
     manifest: dict[str, Any] = {
-        "format": FORMAT, "format_version": FORMAT_VERSION,
-        "members": entries, "model_bytes": total_bytes,
-        "input_name": INPUT_NAME, "output_name": OUTPUT_NAME,
-        "input": "largest scan area (edgecalc.runtime.locate.scan_area.largest_scan_area) cut out and resized to each "
-                 "member's input_size x input_size by edgecalc.data.preprocess.preprocess (no padding)",
-        "output": "nodule probability (N, 1, input_size, input_size), sigmoid",
+        "kind": KIND, "format": FORMAT_VERSION, "artifacts": artifacts, "members": entries,
+        "input": {"name": INPUT_NAME, "dtype": "float32", "range": [0.0, 1.0], "layout": "NCHW",
+                  "dynamic_axes": {"0": "batch"},
+                  "meaning": "largest scan area (edgecalc.runtime.locate.scan_area.largest_scan_area) cut out and "
+                             "resized to each member's input_size x input_size by edgecalc.data.preprocess.preprocess "
+                             "(no padding)"},
+        "outputs": [{"name": OUTPUT_NAME, "dtype": "float32",
+                     "meaning": "nodule probability (N, 1, input_size, input_size), sigmoid"}],
         "preprocessing": PREPROCESSING_SPEC,
         "threshold": args.threshold, "crop_threshold": args.crop_threshold, "min_peak": args.min_peak,
         "min_share": args.min_share,
@@ -369,12 +347,13 @@ def main(argv: list[str] | None = None) -> None:
                        "than min_share of the area or peaking below min_peak; confidence = its mean probability x "
                        "its share of the foreground; extent = the box of the component >= crop_threshold holding "
                        "it, which the square crop holds",
-        "command": command,
+        "command": command, "edgecalc_version": edgecalc.__version__,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
     for stale in args.out.glob("locator*.onnx"):  # files of an earlier bundle that this one does not name
-        if stale.name not in {e["model"] for e in entries}:
+        if stale.name not in {e["file"] for e in entries}:
             stale.unlink()
-    write_json_atomic(args.out / MANIFEST_NAME, manifest)  # the bundle is complete and loadable from here on
+    write_manifest(args.out, manifest, indent=1)  # the bundle is complete and loadable from here on
 
     from edgecalc.locator.evaluate import evaluate
 
@@ -382,7 +361,7 @@ def main(argv: list[str] | None = None) -> None:
     res = evaluate(args.root, split["val"], locator)
     manifest["validation"] = {"frames": len(split["val"]), "learned": res["learned"], "classical": res["classical"]}
     manifest["phantom_check"] = phantom_check(locator)
-    write_json_atomic(args.out / MANIFEST_NAME, manifest)
+    write_manifest(args.out, manifest, indent=1)
     if args.from_run is None:
         write_json_atomic(args.run / "validation.json", res)
     for name in ("learned", "classical"):

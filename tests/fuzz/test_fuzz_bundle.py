@@ -1,7 +1,8 @@
 """Export bundles under a fuzzed ``manifest.json``: ``load_bundle`` gives a Bundle or a BundleError.
 
 The learned locator's bundle gets the same treatment: ``LearnedLocator`` or ``LocatorBundleError``,
-every member model inside the folder.
+every member model inside the folder (its files are checked by the same shared code,
+``runtime/engine/manifest.py``).
 
 The seed is the shipped bundle's manifest with one small artifact. Hypothesis drops keys, swaps
 values for other types (lists, strings, nulls, huge numbers), and points artifact file names out of
@@ -37,6 +38,7 @@ def _seed() -> dict:
 
 SEED = _seed()
 ODD = st.sampled_from([None, "", "x", [], [1, 2], {}, {"a": 1}, 0, -1, 10**30, 1.5, float("nan"), True])
+KINDS = st.sampled_from(["model", "locator", "Model"])
 ESCAPES = st.sampled_from(["../outside.onnx", "/etc/hostname", "sub/../../outside.onnx", "link.onnx", "", ".",
                            "model.onnx\x00", "a" * 400])
 
@@ -45,7 +47,8 @@ ESCAPES = st.sampled_from(["../outside.onnx", "/etc/hostname", "sub/../../outsid
 def manifests(draw) -> dict | list | str:
     m = copy.deepcopy(SEED)
     for _ in range(draw(st.integers(1, 4))):
-        what = draw(st.sampled_from(["drop", "retype", "artifact_field", "artifact_retype", "escape", "format", "whole"]))
+        what = draw(st.sampled_from(["drop", "retype", "artifact_field", "artifact_retype", "escape", "format", "kind",
+                                     "whole"]))
         keys = sorted(m) if isinstance(m, dict) else []
         if what == "drop" and keys:
             m.pop(draw(st.sampled_from(keys)))
@@ -62,6 +65,8 @@ def manifests(draw) -> dict | list | str:
                 m["artifacts"][0]["file"] = draw(ESCAPES)
         elif what == "format" and isinstance(m, dict):
             m["format"] = draw(st.one_of(ODD, st.sampled_from([1, 2, 99])))
+        elif what == "kind" and isinstance(m, dict):
+            m["kind"] = draw(st.one_of(ODD, KINDS))
         elif what == "whole":
             m = draw(st.sampled_from([[], "manifest", 3, None]))
     return m
@@ -112,19 +117,29 @@ LOCATOR_ESCAPES = st.sampled_from(["../outside.onnx", "/etc/hostname", "link.onn
 def locator_manifests(draw) -> object:
     m = copy.deepcopy(LOCATOR_SEED)
     for _ in range(draw(st.integers(1, 3))):
-        what = draw(st.sampled_from(["drop", "retype", "member_field", "member_retype", "escape", "whole"]))
+        what = draw(st.sampled_from(["drop", "retype", "member_field", "member_retype", "artifact_field", "escape",
+                                     "envelope", "whole"]))
         if what == "drop" and isinstance(m, dict) and m:
             m.pop(draw(st.sampled_from(sorted(m))))
         elif what == "retype" and isinstance(m, dict) and m:
             m[draw(st.sampled_from(sorted(m)))] = draw(ODD)
         elif what == "member_field" and isinstance(m, dict) and isinstance(m.get("members"), list) and m["members"]:
             if isinstance(m["members"][0], dict):
-                m["members"][0][draw(st.sampled_from(["model", "sha256", "input_size", "extra"]))] = draw(ODD)
+                m["members"][0][draw(st.sampled_from(["file", "input_size", "extra"]))] = draw(ODD)
         elif what == "member_retype" and isinstance(m, dict):
             m["members"] = draw(st.one_of(ODD, st.lists(ODD, max_size=2)))
+        elif what == "artifact_field" and isinstance(m, dict) and isinstance(m.get("artifacts"), list) and m["artifacts"]:
+            if isinstance(m["artifacts"][0], dict):
+                m["artifacts"][0][draw(st.sampled_from(["file", "kind", "sha256", "size", "engine", "extra"]))] = draw(ODD)
         elif what == "escape" and isinstance(m, dict) and isinstance(m.get("members"), list) and m["members"]:
             if isinstance(m["members"][0], dict):
-                m["members"][0]["model"] = draw(LOCATOR_ESCAPES)
+                name = draw(LOCATOR_ESCAPES)
+                m["members"][0]["file"] = name  # the member and its artifact entry both point out
+                if isinstance(m.get("artifacts"), list) and m["artifacts"] and isinstance(m["artifacts"][0], dict):
+                    m["artifacts"][0]["file"] = name
+        elif what == "envelope" and isinstance(m, dict):  # another kind, another version, the legacy form
+            m[draw(st.sampled_from(["kind", "format", "format_version"]))] = draw(
+                st.one_of(ODD, KINDS, st.sampled_from([1, 2, 3, 4, "edgecalc-locator"])))
         elif what == "whole":
             m = draw(st.sampled_from([[], "manifest", 3, None]))
     return m
@@ -132,7 +147,9 @@ def locator_manifests(draw) -> object:
 
 @given(locator_manifests())
 @example({**LOCATOR_SEED, "preprocessing": "edgecalc-gray01"})  # found: AttributeError escaped read_manifest
-@example({**LOCATOR_SEED, "members": [{**LOCATOR_SEED["members"][0], "model": "link.onnx"}]})  # found: read outside
+@example({**LOCATOR_SEED, "members": [{**LOCATOR_SEED["members"][0], "file": "link.onnx"}],  # found: read outside
+          "artifacts": [{**LOCATOR_SEED["artifacts"][0], "file": "link.onnx"}, *LOCATOR_SEED["artifacts"][1:]]})
+@example({**LOCATOR_SEED, "outputs": []})  # an empty outputs list must be a LocatorBundleError, not an IndexError
 @example({**LOCATOR_SEED, "members": 5})  # found: TypeError escaped read_manifest
 @example({**LOCATOR_SEED, "threshold": None})  # found: TypeError escaped LearnedLocator
 def test_the_locator_bundle_loads_or_gives_a_locator_bundle_error(tmp_path_factory, manifest):
@@ -140,19 +157,19 @@ def test_the_locator_bundle_loads_or_gives_a_locator_bundle_error(tmp_path_facto
 
     root = tmp_path_factory.mktemp("locator")
     for member in LOCATOR_SEED["members"]:
-        shutil.copy(_loc.ASSET_DIR / member["model"], root / member["model"])
+        shutil.copy(_loc.ASSET_DIR / member["file"], root / member["file"])
     outside = root.parent / "outside.onnx"
-    shutil.copy(_loc.ASSET_DIR / LOCATOR_SEED["members"][0]["model"], outside)
+    shutil.copy(_loc.ASSET_DIR / LOCATOR_SEED["members"][0]["file"], outside)
     (root / "link.onnx").symlink_to(outside)
     (root / _loc.MANIFEST_NAME).write_text(json.dumps(manifest, allow_nan=True))
-    if isinstance(manifest, dict) and isinstance(manifest.get("members"), list):
-        for m in manifest["members"]:  # the checksum is not what should stop an escape
-            if isinstance(m, dict) and m.get("model") in ("../outside.onnx", "link.onnx", "sub/../../outside.onnx"):
-                m["sha256"] = LOCATOR_SEED["members"][0]["sha256"]
+    if isinstance(manifest, dict) and isinstance(manifest.get("artifacts"), list):
+        for a in manifest["artifacts"]:  # the checksum is not what should stop an escape
+            if isinstance(a, dict) and a.get("file") in ("../outside.onnx", "link.onnx", "sub/../../outside.onnx"):
+                a["sha256"], a["size"] = LOCATOR_SEED["artifacts"][0]["sha256"], LOCATOR_SEED["artifacts"][0]["size"]
         (root / _loc.MANIFEST_NAME).write_text(json.dumps(manifest, allow_nan=True))
     try:
         loc = _loc.LearnedLocator(root, threads=1)
     except _loc.LocatorBundleError:
         return
     for m in loc.manifest["members"]:
-        assert root.resolve() in (root / m["model"]).resolve().parents, m["model"]
+        assert root.resolve() in (root / m["file"]).resolve().parents, m["file"]

@@ -11,14 +11,15 @@ reports an *extent*: the box of the same component grown to where the probabilit
 callable for ``AutoCropper`` (``frame -> (box, confidence, scan_area_box, extent) | None``).
 
 The bundle is ``edgecalc/assets/locator/`` (``manifest.json`` + one ONNX file per member); retrain
-it with the command recorded in the manifest (docs/locator.md). Version-1 manifests (one model, no
-extent) still load.
+it with the command recorded in the manifest (docs/locator.md). Its manifest is the envelope every
+bundle shares (``runtime/engine/manifest.py``: kind "locator", format, checksummed ``artifacts``),
+read and verified by the same code as the model's, plus the locator's ``members`` and
+post-processing. Manifests of formats 1 (one model, no extent) and 2 (``"format": "edgecalc-locator"``,
+checksums in the members) are read through ``upgrade_legacy`` and still load.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -27,6 +28,15 @@ import cv2
 import numpy as np
 
 from edgecalc.data.preprocess import PREPROCESSING_SPEC, preprocess, to_gray_u8
+from edgecalc.runtime.engine.manifest import (
+    FORMATS,
+    LEGACY_LOCATOR_FORMAT,
+    MANIFEST_NAME,
+    BundleError,
+    artifacts_from,
+    read_manifest_doc,
+    verify_files,
+)
 from edgecalc.runtime.locate.classical import Located
 from edgecalc.runtime.locate.crop_geometry import Box
 from edgecalc.runtime.locate.scan_area import ScanArea, largest_scan_area
@@ -34,14 +44,11 @@ from edgecalc.runtime.shipped import ASSETS_DIR
 
 #: Where the shipped locator lives (package data).
 ASSET_DIR = ASSETS_DIR / "locator"
-MANIFEST_NAME = "manifest.json"
-FORMAT = "edgecalc-locator"
-FORMAT_VERSION = 2
-#: Manifest versions this runtime reads (1: one model, ``model``/``sha256`` at the top level).
-READABLE_VERSIONS = (1, 2)
+KIND = "locator"
+FORMAT_VERSION = FORMATS[KIND]
 
 
-class LocatorBundleError(RuntimeError):
+class LocatorBundleError(BundleError):
     """The locator bundle is missing, incomplete or does not match its manifest (the message says which file)."""
 
 
@@ -168,81 +175,103 @@ def mask_from_probability(prob: np.ndarray, area: tuple[int, int, int, int], fra
     return Located(mask, found.box, found.confidence, found.extent)
 
 
-#: What a member entry of a v2 manifest names (a v1 manifest has these at its top level).
-MEMBER_KEYS = ("model", "sha256", "input_size")
+#: What a member entry of a format-2 manifest names (a format-1 manifest has these at its top level).
+LEGACY_MEMBER_KEYS = ("model", "sha256", "input_size")
+#: The locator's own fields on top of the shared envelope (``kind``, ``format``, ``artifacts``).
+REQUIRED_KEYS = ("members", "input", "outputs", "preprocessing", "threshold", "crop_threshold", "min_share", "min_peak")
+
+
+def upgrade_legacy(doc: dict[str, Any]) -> dict[str, Any]:
+    """A format-1 or -2 manifest in format-3 form: the same files and checksums, listed as ``artifacts``.
+
+    Format 1 (one model, ``model``/``sha256`` at the top level) becomes one member whose
+    ``crop_threshold`` equals ``threshold`` (no extent) and ``min_peak`` is 0. ValueError names
+    what a legacy manifest lacks.
+    """
+    doc = dict(doc)
+    version = doc.pop("format_version")
+    if version not in (1, 2):
+        raise ValueError(f"format_version {version!r} is not 1 or 2, the versions of the {LEGACY_LOCATOR_FORMAT!r} form")
+    if version == 1:
+        missing = [k for k in LEGACY_MEMBER_KEYS if k not in doc]
+        if missing:
+            raise ValueError(f"lacks {', '.join(missing)}")
+        doc["members"] = [{k: doc.pop(k) for k in (*LEGACY_MEMBER_KEYS, "model_config", "training") if k in doc}]
+        doc.setdefault("crop_threshold", doc.get("threshold"))
+        doc.setdefault("min_peak", 0.0)
+    members = doc.get("members")
+    if not isinstance(members, list) or not members:
+        raise ValueError("lacks members" if not members else f"members is a {type(members).__name__}, not a list")
+    missing = [f"members[{n}].{k}" for n, m in enumerate(members) for k in LEGACY_MEMBER_KEYS
+               if not isinstance(m, dict) or k not in m]
+    missing += [k for k in ("input_name", "output_name") if k not in doc]
+    if missing:
+        raise ValueError(f"lacks {', '.join(missing)}")
+    doc["artifacts"] = [{"file": m["model"], "kind": "onnx", "precision": "fp32", "sha256": m["sha256"],
+                         "size": m.get("model_bytes"), "engine": None, "notes": ""} for m in members]
+    doc["members"] = [{"file": m["model"], **{k: v for k, v in m.items() if k not in ("model", "sha256", "model_bytes")}}
+                      for m in members]
+    doc.pop("model_bytes", None)
+    doc["input"] = {"name": doc.pop("input_name"), "meaning": doc.get("input")}
+    doc["outputs"] = [{"name": doc.pop("output_name"), "meaning": doc.pop("output", None)}]
+    doc.pop("format")
+    head = {"kind": KIND, "format": FORMAT_VERSION, **{k: doc.pop(k) for k in ("artifacts", "members", "input", "outputs")}}
+    return {**head, **doc}
 
 
 def read_manifest(bundle_dir: str | Path = ASSET_DIR) -> dict[str, Any]:
-    """The bundle's manifest, checked for the fields the runtime needs (LocatorBundleError otherwise).
+    """The bundle's manifest in format-3 form, checked for the fields the runtime needs.
 
-    A version-1 manifest (one model) is returned in version-2 form: ``members`` holds its one model,
-    ``crop_threshold`` equals ``threshold`` (no extent) and ``min_peak`` is 0.
+    LocatorBundleError naming the manifest otherwise: the shared envelope's errors (no manifest, not
+    JSON, a model bundle given here, a newer format) and the locator's own (a field missing or of
+    the wrong type, a member whose file the manifest does not list). Files are checked on load.
     """
     path = Path(bundle_dir) / MANIFEST_NAME
-    if not path.is_file():
-        raise LocatorBundleError(f"locator manifest {path} not found (retrain: see docs/locator.md)")
     try:
-        manifest = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise LocatorBundleError(f"locator manifest {path} is not valid JSON: {exc}") from exc
+        manifest = read_manifest_doc(bundle_dir, KIND)
+    except BundleError as exc:
+        raise LocatorBundleError(str(exc)) from None
     try:
+        if manifest.get("format") == LEGACY_LOCATOR_FORMAT:
+            manifest = upgrade_legacy(manifest)
         return _checked(path, manifest)
-    except (TypeError, ValueError, AttributeError, KeyError, OverflowError) as exc:  # fields of the wrong type
-        raise LocatorBundleError(f"locator manifest {path}: a field has the wrong type or value: {exc!r}") from None
+    except (TypeError, ValueError, AttributeError, KeyError, IndexError, OverflowError) as exc:  # wrong types
+        raise LocatorBundleError(f"locator manifest {path}: {exc}") from None
 
 
-def _checked(path: Path, manifest: Any) -> dict[str, Any]:
-    """``read_manifest``'s checks on the parsed JSON; a field of the wrong type raises (caught there)."""
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT \
-            or manifest.get("format_version") not in READABLE_VERSIONS:
-        got = manifest if not isinstance(manifest, dict) else (manifest.get("format"), manifest.get("format_version"))
-        raise LocatorBundleError(f"{path} is not an {FORMAT} manifest of version "
-                                 f"{' or '.join(map(str, READABLE_VERSIONS))} (format, version = {got!r})")
-    if manifest["format_version"] == 1:
-        missing = [k for k in MEMBER_KEYS if k not in manifest]
-        if not missing:
-            manifest = {**manifest, "members": [{k: manifest[k] for k in (*MEMBER_KEYS, "model_config", "training")
-                                                 if k in manifest}]}
-            manifest.setdefault("crop_threshold", manifest.get("threshold"))
-            manifest.setdefault("min_peak", 0.0)
-    else:
-        missing = [] if manifest.get("members") else ["members"]
-    missing += [k for k in ("input_name", "output_name", "threshold", "crop_threshold", "min_share", "min_peak")
-                if k not in manifest]
-    for n, m in enumerate(manifest.get("members") or []):
-        missing += [f"members[{n}].{k}" for k in MEMBER_KEYS if not isinstance(m, dict) or k not in m]
+def _checked(path: Path, manifest: dict[str, Any]) -> dict[str, Any]:
+    """``read_manifest``'s checks on a format-3 manifest; a field of the wrong type raises (caught there)."""
+    missing = [k for k in ("artifacts", *REQUIRED_KEYS) if k not in manifest]
     if missing:
-        raise LocatorBundleError(f"locator manifest {path} lacks {', '.join(missing)}")
-    pre = manifest.get("preprocessing")
+        raise ValueError(f"lacks {', '.join(missing)}")
+    listed = {a.file for a in artifacts_from(manifest["artifacts"])}
+    members = manifest["members"]
+    if not isinstance(members, list) or not members:
+        raise ValueError(f"members is {members!r}, not a list of one or more members")
+    for n, m in enumerate(members):
+        if not isinstance(m, dict) or "file" not in m or "input_size" not in m:
+            raise ValueError(f"lacks members[{n}].file or members[{n}].input_size")
+        if m["file"] not in listed:
+            raise ValueError(f"members[{n}] names {m['file']!r}, which its artifacts do not list (so nothing checks it)")
+        if int(m["input_size"]) <= 0:
+            raise ValueError(f"members[{n}].input_size {m['input_size']!r} is not a positive whole number")
+    pre = manifest["preprocessing"]
     pre_name = pre.get("name") if isinstance(pre, dict) else pre
     if pre_name != PREPROCESSING_SPEC["name"]:
-        raise LocatorBundleError(f"{path}: preprocessing {pre_name!r} is not this runtime's {PREPROCESSING_SPEC['name']!r}")
-    if not isinstance(manifest["members"], list):
-        raise LocatorBundleError(f"{path}: members is a {type(manifest['members']).__name__}, not a list")
-    root = path.parent.resolve()
-    for n, m in enumerate(manifest["members"]):
-        try:  # a member file must lie in the bundle folder (no '..', absolute path or symlink out)
-            inside = isinstance(m["model"], str) and root in (path.parent / m["model"]).resolve().parents
-            int(m["input_size"])
-        except (OSError, ValueError, TypeError, OverflowError):
-            inside = False
-        if not inside:
-            raise LocatorBundleError(f"{path}: members[{n}] names model {m['model']!r} with input size "
-                                     f"{m['input_size']!r}: not a file in the bundle folder and a whole number")
+        raise ValueError(f"preprocessing {pre_name!r} is not this runtime's {PREPROCESSING_SPEC['name']!r}")
+    for key, value in (("input.name", manifest["input"]["name"]), ("outputs[0].name", manifest["outputs"][0]["name"])):
+        if not isinstance(value, str):
+            raise ValueError(f"{key} is {value!r}, not a tensor name")
     for key in ("threshold", "crop_threshold", "min_share", "min_peak"):
         float(manifest[key])
     return manifest
-
-
-def sha256_of(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def bundle_available(bundle_dir: str | Path = ASSET_DIR) -> bool:
     """True when a manifest and its model files are there (they may still fail their checks on load)."""
     d = Path(bundle_dir)
     try:
-        return all((d / m["model"]).is_file() for m in read_manifest(d)["members"])
+        return all((d / m["file"]).is_file() for m in read_manifest(d)["members"])
     except LocatorBundleError:
         return False
 
@@ -263,15 +292,13 @@ class LearnedLocator:
 
         self.bundle_dir = Path(bundle_dir)
         self.manifest = read_manifest(self.bundle_dir)
+        try:  # the model bundle's checks: missing, changed or escaping files, ONNX data outside the folder
+            verify_files(self.bundle_dir, artifacts_from(self.manifest["artifacts"]), KIND)
+        except BundleError as exc:
+            raise LocatorBundleError(str(exc)) from None
         self.members: list[tuple[int, Any]] = []  # (input size, backend)
         for m in self.manifest["members"]:
-            model = self.bundle_dir / m["model"]
-            if not model.is_file():
-                raise LocatorBundleError(f"locator model {model} named by {self.bundle_dir / MANIFEST_NAME} not found")
-            digest = sha256_of(model)
-            if digest != m["sha256"]:
-                raise LocatorBundleError(f"{model} does not match its manifest (sha256 {digest[:12]}… != "
-                                         f"{str(m['sha256'])[:12]}…): a partial copy or a stale manifest")
+            model = self.bundle_dir / m["file"]
             self.members.append((int(m["input_size"]), open_backend("onnxruntime", model, threads=threads)))
         self.size = max(size for size, _ in self.members)
 
@@ -284,7 +311,7 @@ class LearnedLocator:
         # an overridden threshold without its own crop threshold keeps the manifest's gap below it
         gap = float(self.manifest["threshold"]) - float(self.manifest["crop_threshold"])
         self.crop_threshold = float(crop_threshold) if crop_threshold is not None else max(0.0, self.threshold - gap)
-        self.output_name = str(self.manifest["output_name"])
+        self.output_name = str(self.manifest["outputs"][0]["name"])
 
     def probability(self, gray: np.ndarray, area: ScanArea | tuple[int, int, int, int]) -> np.ndarray:
         """The members' mean (size, size) nodule probability map of the scan area."""
