@@ -115,6 +115,16 @@ def _record(args: Sequence[str], sig: int, delay: float, outcome: Outcome) -> No
                                  "returncode": outcome.returncode}) + "\n")
 
 
+def note(**fields: object) -> None:
+    """Append what a test measured after a trial (e.g. the segments a SIGKILL left) to ``$EDGECALC_FAULT_LOG``."""
+    path = os.environ.get("EDGECALC_FAULT_LOG")
+    if path:
+        import json
+
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(fields) + "\n")
+
+
 def leftovers(folder: Path, name: str) -> list[str]:
     """Hidden staging files or folders a writer left beside ``folder/name`` (``.name.*``)."""
     return sorted(p.name for p in folder.iterdir() if p.name.startswith(f".{name}."))

@@ -8,8 +8,10 @@ and stopped at seeded-random moments after its first write began:
 - ``export``: ``--out`` holds the complete, verified bundle or nothing (staging folders stay hidden
   beside it and the next export removes them);
 - ``data phantom``: ``data check`` passes only on the complete data set (labels.csv is written last);
-- ``live --record``: after SIGTERM the video holds every frame the log records and the log has only
-  whole lines; after SIGKILL the log has only whole lines (the video is lost: see docs/reliability.md);
+- ``live --record``: after SIGTERM the segments are joined into one video holding every frame the log
+  records and the log has only whole lines; after SIGKILL, a few seconds in with 1 s segments, at least
+  one closed segment is left, every segment the index lists plays exactly the frames it says, and those
+  frames and their log lines match the whole lines of the log;
 - a full disk (``RLIMIT_FSIZE``, SIGXFSZ ignored: writes fail with EFBIG) and a read-only folder:
   exit 2, an error naming the path, nothing half-written.
 
@@ -30,7 +32,7 @@ from pathlib import Path
 
 import pytest
 
-from _kill_harness import Outcome, kill_delays, leftovers, run_and_kill, run_cli
+from _kill_harness import Outcome, kill_delays, leftovers, note, run_and_kill, run_cli
 
 TRIALS = int(os.environ.get("EDGECALC_FAULT_TRIALS", "1"))
 SIGNALS = {"SIGKILL": signal.SIGKILL, "SIGTERM": signal.SIGTERM}
@@ -43,9 +45,9 @@ ROOT_SKIP = ("running as root, where chmod does not stop writes, and `chattr +i`
              "available on this file system: no read-only folder can be made here")
 
 
-def _delay(command: str, sig: str, k: int, span: float) -> float:
-    """The k-th seeded kill moment of this command and signal, in [0, span) s after its first write."""
-    return kill_delays(zlib.crc32(f"{command}/{sig}".encode()), TRIALS, span)[k]
+def _delay(command: str, sig: str, k: int, span: float, low: float = 0.0) -> float:
+    """The k-th seeded kill moment of this command and signal, in [low, span) s after its first write."""
+    return kill_delays(zlib.crc32(f"{command}/{sig}".encode()), TRIALS, span, low)[k]
 
 
 @pytest.fixture(scope="module")
@@ -196,25 +198,53 @@ def _lines_at_least(log: Path, n: int):
 
 @pytest.mark.parametrize("ext", [".avi", ".mp4"])
 def test_sigterm_leaves_a_playable_recording_and_a_whole_log(work, ext):
+    """0.25 s segments, so the clean stop joins several into the one file asked for."""
+    from edgecalc.runtime.live.video_segments import segments_dir
+
     video, log = work / f"term{ext}", work / f"term{ext}.jsonl"
-    result = run_and_kill([*LIVE_ARGS, "--record", video.name, "--log", log.name], cwd=work, sig=signal.SIGTERM,
-                          delay=_delay("live" + ext, "SIGTERM", 0, 1.5), started=_lines_at_least(log, 2))
+    result = run_and_kill([*LIVE_ARGS, "--record", video.name, "--log", log.name, "--record-segment", "0.25"],
+                          cwd=work, sig=signal.SIGTERM, delay=_delay("live" + ext, "SIGTERM", 0, 1.5),
+                          started=_lines_at_least(log, 2))
     assert result.signalled_after_s is not None and result.returncode == 0, result.output
     records = _whole_lines(log)
     assert len(records) >= 2
     assert _frames_in(video) == len(records)  # every processed frame was recorded, up to the signal
+    assert not segments_dir(video).exists()
 
 
-def test_sigkill_keeps_whole_log_lines(work):
-    video, log = work / "kill.avi", work / "kill.jsonl"
-    result = run_and_kill([*LIVE_ARGS, "--record", video.name, "--log", log.name], cwd=work, sig=signal.SIGKILL,
-                          delay=_delay("live", "SIGKILL", 0, 1.5), started=_lines_at_least(log, 2))
-    assert result.returncode == -signal.SIGKILL
-    assert len(_whole_lines(log)) >= 2
-    # what survives of the video: OpenCV's writers finish the container at release, which SIGKILL
-    # prevents; measured (docs/reliability.md): no readable frame. Reading it must not crash, though.
-    if video.exists():
-        _frames_in(video)
+#: a paced phantom (20 frames/s, 5 s of frames) so that a kill 2.5-4 s in finds closed 1 s segments
+LIVE_PACED = [*LIVE_ARGS[:5], "100", *LIVE_ARGS[6:], "--realtime", "--fps", "20", "--record-segment", "1"]
+
+
+@pytest.mark.parametrize("k", range(TRIALS))
+@pytest.mark.parametrize("ext", [".avi", ".mp4"])
+def test_sigkill_keeps_the_closed_segments_and_whole_log_lines(work, ext, k):
+    from edgecalc.runtime.live.video_segments import INDEX_NAME, segments_dir
+
+    video, log = work / f"kill{k}{ext}", work / f"kill{k}{ext}.jsonl"
+    result = run_and_kill([*LIVE_PACED, "--record", video.name, "--log", log.name], cwd=work, sig=signal.SIGKILL,
+                          delay=_delay("live" + ext, "SIGKILL", k, 4.0, low=2.5),
+                          started=_lines_at_least(log, 2))
+    assert result.returncode == -signal.SIGKILL, result.output
+    records = _whole_lines(log)
+    assert len(records) >= 2
+    assert not video.exists()  # only a clean stop writes the joined file
+    index = json.loads((segments_dir(video) / INDEX_NAME).read_text())
+    segments = index["segments"]
+    assert segments, index  # killed 2.5-4 s in with 1 s segments: one closed at least
+    first = 0
+    for seg in segments:  # each closed segment plays exactly the frames the index says, in order
+        assert seg["first_frame"] == first and seg["log_lines"][1] - seg["log_lines"][0] == seg["frames"] > 0
+        assert _frames_in(segments_dir(video) / seg["file"]) == seg["frames"], seg
+        lines = records[seg["log_lines"][0]:seg["log_lines"][1]]
+        assert len(lines) == seg["frames"]  # the log lines they cover were written whole before the kill
+        first += seg["frames"]
+    assert first <= len(records)
+    note(measured="live --record SIGKILL", ext=ext, killed_after_s=result.signalled_after_s, segments=len(segments),
+         frames_kept=first, frames_logged=len(records))
+    open_segment = segments_dir(video) / index["open"] if index["open"] else None
+    if open_segment is not None and open_segment.exists():
+        _frames_in(open_segment)  # the open segment may be unreadable; reading it must not crash
 
 
 # --- a full disk, a read-only folder ----------------------------------------------------------
@@ -253,6 +283,9 @@ def test_full_disk_live_recording(work):
     assert video.name in res.output.replace(" ", ""), res.output
     _whole_lines(log)
     assert not video.exists() or _frames_in(video) > 0  # an unplayable file is not left behind
+    from edgecalc.runtime.live.video_segments import segments_dir
+
+    assert not segments_dir(video).exists()  # no segment was playable: none is kept
 
 
 def test_full_disk_training(work):
