@@ -22,6 +22,7 @@ from edgecalc.model.config import PRESETS
 from edgecalc.model.registry import NETWORKS
 from edgecalc.runtime.commands import LOCATORS
 from edgecalc.runtime.engine.formats import BACKEND_CHOICES, PRECISIONS
+from edgecalc.runtime.live.modes import CROP_MODES, LOOP_MODES
 from edgecalc.train.config import AUGMENTS, OPTIMIZERS, PRECISIONS as TRAIN_PRECISIONS, RECIPES, SCHEDULES, SEG_LOSSES
 
 #: Panel -> its commands, in the order ``edgecalc --help`` listed them before the split.
@@ -71,6 +72,8 @@ def test_every_group_still_lists_its_subcommands():
 CHOICES = [
     (["live", "--source", "phantom"], "--backend", BACKEND_CHOICES),
     (["live", "--source", "phantom"], "--precision", PRECISIONS),
+    (["live", "--source", "phantom"], "--crop", CROP_MODES),
+    (["live", "--source", "phantom"], "--loop", tuple(LOOP_MODES)),
     (["demo"], "--backend", BACKEND_CHOICES),
     (["demo"], "--precision", PRECISIONS),
     (["analyze", "x.png"], "--backend", BACKEND_CHOICES),

@@ -33,7 +33,7 @@ def live(
                                 "auto = a TensorRT engine for this GPU if the bundle has one, else the fastest CPU "
                                 "engine measured at start-up."),
     precision: opt.RunPrecision = opt.PRECISION_RUN,
-    crop: str = typer.Option("auto", "--crop", help="auto: scan-area detection + nodule locator; manual: draw the "
+    crop: opt.Crop = typer.Option("auto", "--crop", help="auto: scan-area detection + nodule locator; manual: draw the "
                              "box with the mouse ('r' redraws); fixed: the --roi box on every frame."),
     roi: Optional[str] = typer.Option(None, "--roi", help="x,y,w,h of the nodule in frame pixels, for --crop fixed."),
     margin: float = typer.Option(0.1, "--margin", help="Crop margin around the nodule box, as a share of its long side."),
@@ -60,7 +60,7 @@ def live(
                                         "where it records one, a DICOM cine's or a video file's, else 20)."),
     phantom_frames: int = typer.Option(90, "--phantom-frames", min=1, help="Length of the phantom cine (frames)."),
     threads: int = opt.ENGINE_THREADS,
-    loop: str = typer.Option("auto", "--loop", help="pipelined: the model call on a worker thread, overlapped with "
+    loop: opt.Loop = typer.Option("auto", "--loop", help="pipelined: the model call on a worker thread, overlapped with "
                              "the neighbouring frames' crop and overlay; serial: one after the other; auto: "
                              "pipelined for GPU engines, serial for CPU ones (measured: docs/live.md)."),
     attention: bool = typer.Option(False, "--attention", help="Start with the attention map shown ('a' toggles)."),

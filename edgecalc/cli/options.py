@@ -16,6 +16,7 @@ from edgecalc.model.config import PRESETS
 from edgecalc.model.registry import NETWORKS
 from edgecalc.runtime.commands import LOCATORS
 from edgecalc.runtime.engine.formats import BACKEND_CHOICES, PRECISIONS as RUNTIME_PRECISIONS, choices_help
+from edgecalc.runtime.live.modes import CROP_MODES, LOOP_MODES
 from edgecalc.train.config import (AUGMENTS, OPTIMIZERS, PRECISIONS as TRAIN_PRECISIONS, RECIPES, SCHEDULES, SEG_LOSSES,
                                    TRAIN_DEFAULTS, recipe_help, recipe_summary)
 
@@ -31,6 +32,8 @@ def choice(values: Iterable[str]) -> Any:
 Backend = choice(BACKEND_CHOICES)  #: runtime/engine/formats.py: auto, then the engines the cart runs
 RunPrecision = choice(RUNTIME_PRECISIONS)  #: runtime/engine/formats.py: a bundle's models
 Locator = choice(LOCATORS)  #: runtime/commands.py
+Crop = choice(CROP_MODES)  #: runtime/live/modes.py, like Loop
+Loop = choice(LOOP_MODES)
 Network = choice(NETWORKS)  #: model/registry.py
 Preset = choice(PRESETS)  #: model/config.py
 Recipe = choice(RECIPES)  #: train/config.py, like the four below and TrainPrecision

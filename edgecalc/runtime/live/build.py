@@ -10,9 +10,8 @@ from edgecalc.runtime.locate.cropper import LOCATOR_EVERY, AutoCropper, FixedCro
 from edgecalc.runtime.engine.select import Selection, select_backend
 from edgecalc.runtime.live.overlay import OverlayOptions
 from edgecalc.runtime.live.pipeline import FramePipeline
+from edgecalc.runtime.live.modes import CROP_MODES
 from edgecalc.runtime.shipped import resolve_bundle
-
-CROP_MODES = ("auto", "manual", "fixed")
 
 
 def _without_extent(locator):

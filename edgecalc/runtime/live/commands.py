@@ -24,7 +24,8 @@ def live_command(console: Any, camera: int | None, source: str | None, bundle: P
     from edgecalc.runtime.engine.backends import BackendUnavailable
     from edgecalc.runtime.engine.bundle import BundleError
     from edgecalc.runtime.source.capture import SourceError, parse_source
-    from edgecalc.runtime.live.loop import KEYS_HELP, LOOP_MODES, has_display, run_live, select_roi_with_mouse
+    from edgecalc.runtime.live.loop import KEYS_HELP, has_display, run_live, select_roi_with_mouse
+    from edgecalc.runtime.live.modes import LOOP_MODES
     from edgecalc.runtime.live.build import build_pipeline
     from edgecalc.runtime.live.recorder import DEFAULT_FPS, Recorder
 

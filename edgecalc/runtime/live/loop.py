@@ -25,10 +25,9 @@ import numpy as np
 
 from edgecalc.runtime.source.capture import Frame, LatestFrameGrabber, SourceSpec, open_reader, recorded_fps
 from edgecalc.runtime.live.pipeline import FramePipeline, FrameResult, Prepared
+from edgecalc.runtime.live.modes import LOOP_MODES
 
 WINDOW = "edgecalc live"
-#: ``--loop`` names -> ``run_live(pipelined=...)`` (auto: pipelined for GPU engines only).
-LOOP_MODES: dict[str, bool | None] = {"auto": None, "pipelined": True, "serial": False}
 KEYS_HELP = "q/Esc quit, space pause, a attention, m mask, r redraw box, c clear box, s snapshot"
 
 
