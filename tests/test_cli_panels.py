@@ -152,3 +152,24 @@ def test_python_dash_m_edgecalc_cli_still_runs():
                          env={"COLUMNS": "200", "PATH": ""})
     assert res.returncode == 0, res.stderr
     assert all(name in res.stdout for names in PANELS.values() for name in names)
+
+
+@pytest.mark.parametrize("command, body", [("sweep", "sweep_command"), ("compare", "compare_command")])
+def test_the_recipe_group_reaches_the_body_whole(monkeypatch, tmp_path, command, body):
+    """sweep and compare take the recipe options as one group: every one arrives, given or defaulted."""
+    import edgecalc.eval.commands as commands
+    from edgecalc.cli.options import RECIPE_OPTION_NAMES
+    from edgecalc.train.config import TRAIN_DEFAULTS
+
+    seen = {}
+
+    def fake(*args, **options):
+        seen.update(options)
+        return 7
+
+    monkeypatch.setattr(commands, body, fake)
+    res = CliRunner().invoke(app, [command, str(tmp_path), "--optimizer", "adam", "--seed", "3", "--size", "64"])
+    assert res.exit_code == 7, res.output
+    assert set(RECIPE_OPTION_NAMES) <= set(seen)
+    assert (seen["optimizer"], seen["seed"], seen["size"]) == ("adam", 3, 64)
+    assert seen["recipe"] == TRAIN_DEFAULTS["recipe"] and seen["schedule"] is None and seen["progress"] is True

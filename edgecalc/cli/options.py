@@ -8,7 +8,9 @@ and locator options.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Literal
+import functools
+import inspect
+from typing import Any, Callable, Iterable, Literal, Optional, get_type_hints
 
 import typer
 
@@ -83,16 +85,55 @@ NO_PROGRESS = typer.Option(False, "--no-progress", help="No progress bars (valid
 THREADS = typer.Option(0, "--threads", min=0, help="torch CPU threads per process (0 = torch's default); 1 when two "
                        "processes share 2 cores.")
 
-#: The options above that `train`, `sweep` and `compare` all pass on to TrainConfig.for_recipe under their own names.
-RECIPE_OPTION_NAMES = ("recipe", "preset", "size", "steps_stage1", "steps_stage2", "eval_every", "epochs_stage1",
-                       "epochs_stage2", "batch_size", "optimizer", "lr_stage1", "lr_stage2", "weight_decay", "schedule",
-                       "warmup_steps", "min_lr_factor", "decay", "head_lr_factor", "seg_loss", "augment", "precision",
-                       "device", "seed", "keep_true_masks")
+#: The recipe option group, in --help order: name -> (annotation, option). `train` spells them among its own
+#: options (its --help interleaves them); `sweep` and `compare` take them whole (:func:`with_recipe_options`).
+RECIPE_GROUP: dict[str, tuple[Any, Any]] = {
+    "recipe": (Recipe, RECIPE), "preset": (Optional[Preset], PRESET), "size": (Optional[int], SIZE),
+    "steps_stage1": (Optional[int], STEPS1), "steps_stage2": (Optional[int], STEPS2),
+    "eval_every": (Optional[int], EVAL_EVERY), "epochs_stage1": (Optional[int], EPOCHS1),
+    "epochs_stage2": (Optional[int], EPOCHS2), "batch_size": (Optional[int], BATCH),
+    "optimizer": (Optional[Optimizer], OPTIMIZER), "lr_stage1": (Optional[float], LR1),
+    "lr_stage2": (Optional[float], LR2), "weight_decay": (Optional[float], WD), "schedule": (Optional[Schedule], SCHEDULE),
+    "warmup_steps": (Optional[int], WARMUP), "min_lr_factor": (Optional[float], MIN_LR), "decay": (Optional[float], DECAY),
+    "head_lr_factor": (Optional[float], HEAD_LR), "seg_loss": (Optional[SegLoss], SEG_LOSS),
+    "augment": (Optional[Augment], AUGMENT), "precision": (Optional[TrainPrecision], PRECISION),
+    "device": (str, DEVICE), "seed": (int, SEED), "keep_true_masks": (bool, KEEP_TRUE),
+}
+#: The options every training command passes on to TrainConfig.for_recipe under their own names.
+RECIPE_OPTION_NAMES = tuple(RECIPE_GROUP)
 
 
 def recipe_kwargs(given: dict[str, Any]) -> dict[str, Any]:
     """The recipe options out of a command's ``locals()``."""
     return {name: given[name] for name in RECIPE_OPTION_NAMES}
+
+
+def with_recipe_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``command`` with its parameter ``recipe_options`` replaced by the recipe option group (in its place, so
+    --help lists them there); the command receives them as one dict, ``recipe_options``.
+
+    Typer reads a command's options off its signature: the wrapper's ``__signature__`` and annotations
+    carry the expanded list.
+    """
+    hints = get_type_hints(command)
+    params = []
+    for p in inspect.signature(command).parameters.values():
+        if p.name == "recipe_options":
+            params += [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=option, annotation=kind)
+                       for name, (kind, option) in RECIPE_GROUP.items()]
+        elif p.name in RECIPE_GROUP:
+            raise TypeError(f"{command.__name__}: --{p.name.replace('_', '-')} belongs to the recipe group")
+        else:
+            params.append(p.replace(annotation=hints.get(p.name, p.annotation)))
+
+    @functools.wraps(command)
+    def with_group(**given: Any) -> Any:
+        return command(**{k: v for k, v in given.items() if k not in RECIPE_GROUP}, recipe_options=recipe_kwargs(given))
+
+    with_group.__signature__ = inspect.Signature(params, return_annotation=None)  # type: ignore[attr-defined]
+    with_group.__annotations__ = {p.name: p.annotation for p in params}
+    del with_group.__wrapped__  # typer must read this signature, not the wrapped one's
+    return with_group
 
 
 # --- the cart: live, analyze, locate ---

@@ -116,36 +116,14 @@ def eval_cmd(
     raise typer.Exit(eval_command(run_dir, data, out, device))
 
 
+@opt.with_recipe_options
 def sweep_cmd(
     data: Path = typer.Argument(..., help="Data-set folder."),
     fractions: str = typer.Option("0.1,0.3,0.5,1.0", "--fractions", help="Comma-separated pixel-mask fractions p."),
     folds: int = typer.Option(TRAIN_DEFAULTS["folds"], "--folds", min=2, help="Number of cross-validation folds."),
     fold_ids: Optional[str] = typer.Option(None, "--fold-ids", help="Comma-separated folds to run (default all of --folds)."),
     out: Path = typer.Option(Path("runs/sweep"), "--out", help="Sweep folder: one run per p<fraction>/fold<k>, table1.md, roc.png."),
-    recipe: opt.Recipe = opt.RECIPE,
-    preset: Optional[opt.Preset] = opt.PRESET,
-    size: Optional[int] = opt.SIZE,
-    steps_stage1: Optional[int] = opt.STEPS1,
-    steps_stage2: Optional[int] = opt.STEPS2,
-    eval_every: Optional[int] = opt.EVAL_EVERY,
-    epochs_stage1: Optional[int] = opt.EPOCHS1,
-    epochs_stage2: Optional[int] = opt.EPOCHS2,
-    batch_size: Optional[int] = opt.BATCH,
-    optimizer: Optional[opt.Optimizer] = opt.OPTIMIZER,
-    lr_stage1: Optional[float] = opt.LR1,
-    lr_stage2: Optional[float] = opt.LR2,
-    weight_decay: Optional[float] = opt.WD,
-    schedule: Optional[opt.Schedule] = opt.SCHEDULE,
-    warmup_steps: Optional[int] = opt.WARMUP,
-    min_lr_factor: Optional[float] = opt.MIN_LR,
-    decay: Optional[float] = opt.DECAY,
-    head_lr_factor: Optional[float] = opt.HEAD_LR,
-    seg_loss: Optional[opt.SegLoss] = opt.SEG_LOSS,
-    augment: Optional[opt.Augment] = opt.AUGMENT,
-    precision: Optional[opt.TrainPrecision] = opt.PRECISION,
-    device: str = opt.DEVICE,
-    seed: int = opt.SEED,
-    keep_true_masks: bool = opt.KEEP_TRUE,
+    recipe_options: dict = None,  # the recipe option group (opt.with_recipe_options)
     no_progress: bool = opt.NO_PROGRESS,
     threads: int = opt.THREADS,
 ) -> None:
@@ -153,10 +131,11 @@ def sweep_cmd(
     from edgecalc.eval.commands import sweep_command
 
     raise typer.Exit(sweep_command(
-        data, fractions, folds, fold_ids, out, threads=threads, **opt.recipe_kwargs(locals()), progress=not no_progress,
+        data, fractions, folds, fold_ids, out, threads=threads, **recipe_options, progress=not no_progress,
     ))
 
 
+@opt.with_recipe_options
 def compare_cmd(
     data: Path = typer.Argument(..., help="Data-set folder (e.g. ../shared/data/ddti-calc: real crops, image labels, patients)."),
     methods: str = typer.Option(",".join(COMPARE_DEFAULT), "--methods", help="Comma-separated, from: " + "; ".join(
@@ -177,30 +156,7 @@ def compare_cmd(
                                                 "on (e.g. ../shared/data/ddti-nodules, with patients.csv): the whole-frame "
                                                 "figures are then also given for patients the locator never trained on."),
     mask_fraction: float = opt.MASK_FRACTION,
-    recipe: opt.Recipe = opt.RECIPE,
-    preset: Optional[opt.Preset] = opt.PRESET,
-    size: Optional[int] = opt.SIZE,
-    steps_stage1: Optional[int] = opt.STEPS1,
-    steps_stage2: Optional[int] = opt.STEPS2,
-    eval_every: Optional[int] = opt.EVAL_EVERY,
-    epochs_stage1: Optional[int] = opt.EPOCHS1,
-    epochs_stage2: Optional[int] = opt.EPOCHS2,
-    batch_size: Optional[int] = opt.BATCH,
-    optimizer: Optional[opt.Optimizer] = opt.OPTIMIZER,
-    lr_stage1: Optional[float] = opt.LR1,
-    lr_stage2: Optional[float] = opt.LR2,
-    weight_decay: Optional[float] = opt.WD,
-    schedule: Optional[opt.Schedule] = opt.SCHEDULE,
-    warmup_steps: Optional[int] = opt.WARMUP,
-    min_lr_factor: Optional[float] = opt.MIN_LR,
-    decay: Optional[float] = opt.DECAY,
-    head_lr_factor: Optional[float] = opt.HEAD_LR,
-    seg_loss: Optional[opt.SegLoss] = opt.SEG_LOSS,
-    augment: Optional[opt.Augment] = opt.AUGMENT,
-    precision: Optional[opt.TrainPrecision] = opt.PRECISION,
-    device: str = opt.DEVICE,
-    seed: int = opt.SEED,
-    keep_true_masks: bool = opt.KEEP_TRUE,
+    recipe_options: dict = None,  # the recipe option group (opt.with_recipe_options)
     no_progress: bool = opt.NO_PROGRESS,
     threads: int = opt.THREADS,
 ) -> None:
@@ -215,7 +171,7 @@ def compare_cmd(
     raise typer.Exit(compare_command(
         data, methods, folds, fold_ids, out, pretrained=pretrained, phantom=phantom, mix_ratio=mix_ratio, threads=threads,
         end_to_end=end_to_end, locator_data=locator_data,
-        mask_fraction=mask_fraction, **opt.recipe_kwargs(locals()), progress=not no_progress,
+        mask_fraction=mask_fraction, **recipe_options, progress=not no_progress,
     ))
 
 
