@@ -56,6 +56,7 @@ def test_train_export_and_ship_a_tiny_locator(tmp_path):
     m = read_manifest(out)
     on_disk = json.loads((out / "manifest.json").read_text())
     assert on_disk["kind"] == "locator" and on_disk["format"] == 3  # written in the shared schema
+    assert on_disk["libraries"]["onnxruntime"] and on_disk["created"]  # the model bundle's provenance fields
     assert [a["file"] for a in on_disk["artifacts"]] == ["locator-32.onnx", "locator-48.onnx"]
     assert all(a["size"] == (out / a["file"]).stat().st_size for a in on_disk["artifacts"])
     assert all(0.0 <= e["onnx_max_abs_diff"] <= 1e-4 for e in m["members"])  # the shared export's parity check ran

@@ -8,8 +8,6 @@ into a staged folder that only becomes ``--out`` once parity has passed.
 from __future__ import annotations
 
 import copy
-import datetime as _dt
-import importlib.metadata
 import shlex
 import sys
 from collections.abc import Callable
@@ -29,6 +27,7 @@ from edgecalc.export.onnx_export import export_onnx
 from edgecalc.export.parity import (
     ParityRow, backend_runner, exact_failures, parity_set, run_parity, skipped_row, write_parity,
 )
+from edgecalc.export.provenance import created_now, library_versions
 from edgecalc.export import torch_tensorrt_export as torch_trt
 from edgecalc.export.torchscript import export_torchscript
 from edgecalc.export.verify import ParityError
@@ -99,17 +98,6 @@ class ExportResult:
     calibration_cache_hit: bool | None = None
     triton_models: list[Path] = field(default_factory=list)
     via_error: str | None = None
-
-
-def _versions() -> dict[str, str | None]:
-    out: dict[str, str | None] = {"python": sys.version.split()[0]}
-    for dist in ("torch", "onnx", "onnxruntime", "numpy", "opencv-python", "safetensors", "tensorrt",
-                 "nvidia-modelopt", "torch-tensorrt", "scikit-learn"):
-        try:
-            out[dist] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            out[dist] = None
-    return out
 
 
 def load_for_export(weights: str | Path | None) -> tuple[Path, torch.nn.Module]:
@@ -186,8 +174,8 @@ def export_bundle(opts: ExportOptions, log: Callable[[str], None] = print) -> Ex
         decision={"output": "score", "threshold": DECISION_THRESHOLD, "positive": "calcification (score >= threshold)"},
         source_weights={"file": weights_path.name, "sha256": sha256_file(weights_path),
                         "config_sha256": sha256_file(weights_path.with_suffix(".json"))},
-        libraries=_versions(), edgecalc_version=edgecalc.__version__, command=opts.command,
-        created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        libraries=library_versions(), edgecalc_version=edgecalc.__version__, command=opts.command,
+        created=created_now(),
     )
     cache_hit = None
     with staged_folder(opts.out) as tmp:

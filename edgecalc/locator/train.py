@@ -18,7 +18,6 @@ training so the network does not depend on the scan-area detector's exact edges;
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import json
 import math
 import shlex
@@ -36,6 +35,7 @@ import edgecalc
 from edgecalc.atomic import atomic_write_json
 from edgecalc.data.preprocess import PREPROCESSING_SPEC
 from edgecalc.export.onnx_export import export_onnx
+from edgecalc.export.provenance import created_now, library_versions
 from edgecalc.locator.split import make_split, read_patients, read_split, write_split
 from edgecalc.model import DSAGNet, get_preset
 from edgecalc.model.weights import load_model, save_model
@@ -347,8 +347,8 @@ def main(argv: list[str] | None = None) -> None:
                        "than min_share of the area or peaking below min_peak; confidence = its mean probability x "
                        "its share of the foreground; extent = the box of the component >= crop_threshold holding "
                        "it, which the square crop holds",
-        "command": command, "edgecalc_version": edgecalc.__version__,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": command, "edgecalc_version": edgecalc.__version__, "libraries": library_versions(),
+        "created": created_now(),
     }
     for stale in args.out.glob("locator*.onnx"):  # files of an earlier bundle that this one does not name
         if stale.name not in {e["file"] for e in entries}:
