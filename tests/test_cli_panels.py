@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from edgecalc.cli import app, deploy
 from edgecalc.cli.errors import run
 from edgecalc.errors import CommandError
+from edgecalc.export.choices import CALIB_METHODS, VIA_CHOICES
 from edgecalc.model.config import PRESETS
 from edgecalc.model.registry import NETWORKS
 from edgecalc.runtime.commands import LOCATORS
@@ -81,6 +82,8 @@ CHOICES = [
     (["analyze", "x.png"], "--locator", LOCATORS),
     (["locate", "x.png"], "--locator", LOCATORS),
     (["export"], "--precision", PRECISIONS),
+    (["export"], "--calib-method", CALIB_METHODS),
+    (["export"], "--via", VIA_CHOICES),
     (["model", "info"], "--preset", tuple(PRESETS)),
     (["model", "info"], "--network", tuple(NETWORKS)),
     (["train", "data"], "--recipe", tuple(RECIPES)),

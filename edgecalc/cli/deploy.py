@@ -14,6 +14,7 @@ import typer
 from edgecalc.bench.commands import bench_command
 from edgecalc.cli import options as opt
 from edgecalc.cli.errors import run
+from edgecalc.export.choices import DEFAULT_CALIB_METHOD
 from edgecalc.export.commands import export_command
 from edgecalc.model.shipped import SHIPPED_WEIGHTS
 from edgecalc.runtime.commands import analyze_command, locate_command
@@ -115,7 +116,7 @@ def export_cmd(
     calib: Optional[Path] = typer.Option(None, "--calib", help="Data-set folder (images/<id>.png, labels.csv) to "
                                          "calibrate INT8 on. Default: phantom crops the kit generates."),
     calib_size: int = typer.Option(256, "--calib-size", help="Calibration images, stratified by class."),
-    calib_method: str = typer.Option("minmax", "--calib-method", help="minmax | entropy | percentile "
+    calib_method: opt.CalibMethod = typer.Option(DEFAULT_CALIB_METHOD, "--calib-method", help="minmax | entropy | percentile "
                                      "(default chosen by measurement, docs/export.md)."),
     calib_seed: int = typer.Option(0, "--calib-seed", help="Seed of the calibration draw (recorded in the manifest)."),
     engine: Optional[bool] = typer.Option(None, "--engine/--no-engine", help="Build a TensorRT engine. Default: "
@@ -124,7 +125,7 @@ def export_cmd(
     out: Path = typer.Option(Path("bundle"), "--out", help="Bundle folder to write (replaced only when complete)."),
     triton: Optional[Path] = typer.Option(None, "--triton", help="Also lay the bundle out as a Triton model repository here."),
     parity_size: int = typer.Option(64, "--parity-size", help="Held-out phantom crops for the parity report."),
-    via: str = typer.Option("onnx", "--via", help="onnx | torch-tensorrt: with torch-tensorrt, also compile with "
+    via: opt.Via = typer.Option("onnx", "--via", help="onnx | torch-tensorrt: with torch-tensorrt, also compile with "
                             "torch-tensorrt's dynamo front-end and save model.trt.ts (TorchScript with the engine "
                             "embedded, for LibTorch/C++); fp32 or fp16; needs a GPU and the torch-trt extra (pip install 'edgecalc\\[torch-trt]')."),
 ) -> None:

@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterable, Literal, Optional, get_type_hints
 
 import typer
 
+from edgecalc.export.choices import CALIB_METHODS, VIA_CHOICES
 from edgecalc.model.config import PRESETS
 from edgecalc.model.registry import NETWORKS
 from edgecalc.runtime.commands import LOCATORS
@@ -34,6 +35,8 @@ def choice(values: Iterable[str]) -> Any:
 Backend = choice(BACKEND_CHOICES)  #: runtime/engine/formats.py: auto, then the engines the cart runs
 RunPrecision = choice(RUNTIME_PRECISIONS)  #: runtime/engine/formats.py: a bundle's models
 Locator = choice(LOCATORS)  #: runtime/commands.py
+CalibMethod = choice(CALIB_METHODS)  #: export/choices.py, like Via
+Via = choice(VIA_CHOICES)
 Crop = choice(CROP_MODES)  #: runtime/live/modes.py, like Loop
 Loop = choice(LOOP_MODES)
 Network = choice(NETWORKS)  #: model/registry.py

@@ -23,11 +23,9 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from edgecalc.export.choices import CALIB_METHODS as METHODS, DEFAULT_CALIB_METHOD as DEFAULT_METHOD  # by CLI name
 from edgecalc.model.csagnet import INPUT_NAME
 
-#: Calibration methods offered, by CLI name; the default was chosen by measurement (docs/export.md).
-METHODS = ("minmax", "entropy", "percentile")
-DEFAULT_METHOD = "minmax"
 QUANTIZED_OPS = ("Conv", "ConvTranspose")
 #: Ops never quantized (nodes_to_exclude), and that no Q/DQ may touch directly.
 FLOAT_ONLY_OPS = ("Sigmoid", "Softmax")

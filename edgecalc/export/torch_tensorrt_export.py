@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edgecalc.export.choices import VIA_CHOICES
 from edgecalc.export.tensorrt_engine import profile_shapes
 from edgecalc.runtime.engine.bundle import EngineTarget
 
@@ -36,7 +37,6 @@ from edgecalc.runtime.engine.bundle import EngineTarget
 ARTIFACT_NAME = "model.trt.ts"
 #: Precisions this route compiles (INT8 goes through the Q/DQ ONNX model).
 PRECISIONS = ("fp32", "fp16")
-VIA_CHOICES = ("onnx", "torch-tensorrt")
 INSTALL_HINT = "pip install 'edgecalc[torch-trt]' (torch-tensorrt 2.14 pins torch 2.14 and TensorRT 11.1)"
 
 
