@@ -102,6 +102,7 @@ def test_clean_close_joins_the_segments_losslessly_into_one_file_and_removes_the
     assert not folder.exists() and video.is_file()
     got = decoded(video)
     assert len(got) == rec.frames_written == 10 and levels(got) == list(range(10))
+    assert [s["frames"] for s in rec.segments] == [4, 4, 2]
     assert all(np.array_equal(a, b) for a, b in zip(before, got[:8]))  # stream copy: no re-encoding
     assert len(log.read_text().splitlines()) == 10
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no join temp left

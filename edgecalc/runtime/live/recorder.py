@@ -176,6 +176,11 @@ class Recorder:
 
     # --- the caller's side -------------------------------------------------------------------
 
+    @property
+    def segments(self) -> list[dict]:
+        """The closed, verified segments (the index's entries; after close(): what was joined)."""
+        return [dict(s) for s in self._closed]
+
     def submit(self, frame: np.ndarray | None, record: dict | None) -> None:
         """Queue one overlay frame and/or one log record (blocks briefly if the writer lags)."""
         if self.video_path is None and self._log is None:
