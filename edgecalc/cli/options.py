@@ -1,9 +1,11 @@
-"""Option objects several commands share, declared once (typer reads each at definition; sharing one is safe).
+"""What several commands share, declared once: the choice types, the recipe option group, the cart's options.
 
+Choices: an option whose values come from a table is annotated with a ``Literal`` built from that
+table (``choice``), so ``--help`` lists the values and the parser refuses any other with exit 2.
 Training (``train``, ``sweep``, ``compare``): every recipe setting defaults to None = "the recipe's
 value"; the defaults and the recipe values in ``--help`` come from train/config.py (RECIPES,
 TRAIN_DEFAULTS). The cart (``live``, ``analyze``, ``locate``): the bundle, precision, engine threads
-and locator options.
+and locator options. Typer reads an option object when it builds a command, so one object may serve many.
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ def locator_function(locator: str, extent: bool = True) -> Any:
         from edgecalc.runtime.locate.classical import locate_nodule
 
         return locate_nodule
-    raise ValueError(f"--locator must be learned or classical, got {locator!r}")
+    raise ValueError(f"--locator must be one of {', '.join(LOCATORS)}; got {locator!r}")
 
 
 def locate_command(console: Any, images: Path, out: Path | None, overlay: Path | None, margin: float, locator: str,
