@@ -94,6 +94,8 @@ def demo_command(console: Any, out: Path, frames: int, backend: str, precision: 
     console.print(f"bundle {setup.bundle.root}  engine: {escape(setup.selection.reason)}")
     try:
         data = run_demo(setup, out, frames)
+    except OSError as exc:  # --out unwritable, a full disk, or a killed demo's demo.mp4.segments/: named
+        raise CommandError(str(exc)) from exc
     finally:
         setup.selection.backend.close()
     print_live_summary(SimpleNamespace(**{k: v for k, v in data.items() if k != "demo"}), console)
