@@ -130,3 +130,23 @@ def test_bundle_module_has_no_torch_import():
 def test_bundle_dataclass_is_constructible(tmp_path):
     m = make_fake_bundle(tmp_path / "b")
     assert Bundle(tmp_path / "b", m).manifest.artifact("onnx").file == "model.fp32.onnx"
+
+
+def test_manifest_is_written_in_the_shared_envelope_and_format_1_still_loads(tmp_path):
+    """New manifests lead with kind "model" and format 2; a format-1 manifest (no kind), as earlier
+    versions wrote and as the shipped bundle still is, loads and is verified the same way."""
+    from edgecalc.runtime.shipped import ASSETS_DIR
+
+    make_fake_bundle(tmp_path / "b")
+    doc = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    assert list(doc)[:2] == ["kind", "format"] and doc["kind"] == "model" and doc["format"] == 2
+    doc.pop("kind")
+    doc["format"] = 1
+    (tmp_path / "b" / "manifest.json").write_text(json.dumps(doc))
+    b = load_bundle(tmp_path / "b")
+    assert b.manifest.kind == "model" and b.manifest.format == 1
+    (tmp_path / "b" / "parity.json").write_text("{ }\n")  # one byte more
+    with pytest.raises(BundleError, match="parity.json has changed"):
+        load_bundle(tmp_path / "b")
+    shipped = load_bundle(ASSETS_DIR / "bundle")  # every checksum of the shipped bundle holds
+    assert shipped.manifest.kind == "model" and shipped.manifest.artifact("onnx", "fp32") is not None

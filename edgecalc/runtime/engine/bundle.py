@@ -23,7 +23,6 @@ rebuild it. Format-1 manifests (no ``kind``) still load.
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,9 +70,6 @@ class Manifest:
         d = dataclasses.asdict(self)
         d["artifacts"] = [a.to_dict() for a in self.artifacts]
         return {"kind": d.pop("kind"), "format": d.pop("format"), **d}  # the envelope first, for a reader
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Manifest":

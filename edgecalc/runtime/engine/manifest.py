@@ -130,7 +130,7 @@ def manifest_kind(doc: dict[str, Any]) -> str | None:
         return "locator"
     if fmt == 1 and not isinstance(fmt, bool) and "artifacts" in doc:  # model bundles before the envelope
         return "model"
-    if "format" not in doc and "artifacts" in doc:  # the first model manifests did not always say
+    if "format" not in doc and "artifacts" in doc:  # Manifest.from_dict always read a missing format as 1
         return "model"
     return None
 
