@@ -57,7 +57,7 @@ def pretrained(tiny_data, tmp_path_factory):
 @pytest.fixture(scope="module")
 def compared(real_like, pretrained, tiny_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("cmp") / "out"
-    methods = ["labels-only", "zero-shot", "fine-tune", "sim-to-real+mix", "brightness"]
+    methods = ["labels-only", "zero-shot", "fine-tune", "linear-probe", "sim-to-real+mix", "brightness"]
     summary = run_compare(real_like, methods, out, folds=3, pretrained=pretrained, phantom=tiny_data, mix_ratio=0.25, **TINY)
     return out, summary, methods
 
