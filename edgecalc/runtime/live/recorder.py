@@ -10,7 +10,7 @@ atom, OpenCV's MJPG AVI is buffered until release), so the video is written in s
 ``segment_s`` seconds of the run (by the wall clock when each frame was submitted; 0 = one file): after a kill the closed
 segments in ``<video>.segments/`` play and hold exactly the frames their ``index.json`` lists, and
 only the open segment is lost; a clean stop joins them losslessly into the file asked for
-(``video_segments.py`` has the layout). The log keeps every whole line written before a kill (each
+(``video_segments.py`` has the layout; segments and index are fsynced for a power loss). The log keeps every whole line written before a kill (each
 record is one flushed line).
 
 OpenCV's writers do not report a failed write (a full disk): each closed segment (and the joined
@@ -39,6 +39,7 @@ from edgecalc.runtime.live.video_segments import (
     open_writer,
     segment_name,
     segments_dir,
+    sync_file,
     write_index,
 )
 
@@ -78,6 +79,7 @@ class Recorder:
         self._log = None
         self._log_end = 0  # bytes of the log that hold whole lines
         self._log_failed = False
+        self._finished = False
         if self.video_path is not None:
             self.video_path.parent.mkdir(parents=True, exist_ok=True)
         if self.segments_dir is not None:  # before the log is opened: a refusal must not truncate a log
@@ -162,6 +164,7 @@ class Recorder:
             self._write_index(open_name=None)
             raise OSError(f"{path} (a segment of {self.video_path}) holds {held} of the {self._seg_frames} frames "
                           "written (full disk?); the segment was removed and the recording stopped there")
+        sync_file(path)  # on disk before the index lists it
         first = self._closed[-1]["first_frame"] + self._closed[-1]["frames"] if self._closed else 0
         log_lines = [self._seg_log0, self.records_written] if self._log is not None else None
         self._closed.append({"file": path.name, "frames": held, "first_frame": first, "log_lines": log_lines})
@@ -190,8 +193,11 @@ class Recorder:
     def close(self) -> None:
         """Drain, close the log, finalise the video (join the segments); OSError naming the file if any failed.
 
-        Safe to call twice.
+        Safe to call twice (the second call does nothing).
         """
+        if self._finished:
+            return
+        self._finished = True
         if self._thread.is_alive():
             self._q.put(_STOP)
             self._thread.join()
@@ -231,8 +237,6 @@ class Recorder:
                 self._video_failed, error = True, exc
             else:
                 self._write_index(open_name=None)
-        if not self.segments_dir.exists():  # closed already (close() called twice)
-            return error
         if not self._closed:  # nothing playable was recorded
             shutil.rmtree(self.segments_dir)
             return error

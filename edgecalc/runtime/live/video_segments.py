@@ -19,6 +19,7 @@ Standard library, numpy and OpenCV only: this is the torch-free runtime.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any, Sequence
@@ -26,7 +27,7 @@ from typing import Any, Sequence
 import cv2
 import numpy as np
 
-from edgecalc.atomic import atomic_write, atomic_write_json
+from edgecalc.atomic import atomic_write
 
 INDEX_NAME = "index.json"  #: the segment folder's index
 INDEX_FORMAT = "edgecalc.recording-segments/1"
@@ -65,18 +66,41 @@ def container_frames(path: Path) -> int:
 
 
 def write_index(folder: Path, doc: dict[str, Any]) -> Path:
-    """Rewrite the folder's index atomically (a kill leaves the previous index or this one)."""
-    return atomic_write_json(folder / INDEX_NAME, {"format": INDEX_FORMAT, **doc})
+    """Rewrite the folder's index atomically and durably (a kill or a power loss leaves the previous
+    index or this one, and the segments it lists are on disk: see `sync_file`)."""
+    text = json.dumps({"format": INDEX_FORMAT, **doc}, indent=2) + "\n"
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    path = atomic_write(folder / INDEX_NAME, write)
+    sync_file(folder)  # the rename itself (and a new segment's directory entry)
+    return path
+
+
+def sync_file(path: Path) -> None:
+    """fsync a closed segment (or a folder): OpenCV's writers leave the data in the page cache, which
+    survives a SIGKILL but not a power loss."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def join_segments(segments: Sequence[Path], target: Path, fps: float, size: tuple[int, int], frames: int) -> None:
     """Join closed segments into ``target`` (atomically), checked to hold ``frames`` decodable frames.
 
     One segment is renamed into place. OSError naming ``target`` if the joined file falls short (a
-    full disk); the segments are left as they are either way, the caller removes them on success.
+    full disk); the segments are left as they are either way, the caller removes them on success
+    (``target`` is synced to disk first, so a power loss right after cannot take both).
     """
     if len(segments) == 1:
-        os.replace(segments[0], target)
+        os.replace(segments[0], target)  # the segment was synced when it closed
+        sync_file(target.parent)
         return
 
     def write(tmp: Path) -> None:
@@ -89,8 +113,10 @@ def join_segments(segments: Sequence[Path], target: Path, fps: float, size: tupl
         if held != frames or not first_ok:
             raise OSError(f"{target}: the joined file holds {held} of the {frames} frames of its "
                           f"{len(segments)} segments{'' if first_ok else ', none decodable'} (full disk?)")
+        sync_file(tmp)
 
     atomic_write(target, write)
+    sync_file(target.parent)
 
 
 def _copy_packets(segments: Sequence[Path], out_path: Path, fps: float, size: tuple[int, int]) -> bool:
