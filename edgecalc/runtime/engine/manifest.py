@@ -34,7 +34,7 @@ MANIFEST_NAME = "manifest.json"
 FORMATS = {"model": 2, "locator": 3}
 #: What each kind is called in messages, and what to do about a broken one.
 KIND_NAMES = {"model": "export bundle", "locator": "locator bundle"}
-REMEDIES = {"model": "re-export the bundle", "locator": "copy the bundle again or retrain it (docs/locator.md)"}
+REMEDIES = {"model": "re-export the bundle", "locator": "copy the bundle again or retrain it, see docs/locator.md"}
 #: The locator's ``format`` value before the envelope (its version was ``format_version``).
 LEGACY_LOCATOR_FORMAT = "edgecalc-locator"
 #: Kinds of files a manifest lists.
