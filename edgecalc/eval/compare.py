@@ -502,10 +502,11 @@ def _end_to_end(methods: Sequence[str], out: Path, fold_ids: Sequence[int], data
             weights = final_weights(fold_dir(out, m, k)) if kind == "train" else resolve_weights(pretrained)
             test = split[k][1]
             _say(console, f"{m}, fold {k}: whole frames through the locator")
-            run_end_to_end(out, m, k, weights, [ids[i] for i in test], labels[test], frames)
+            run_end_to_end(fold_dir(out, m, k), weights, [ids[i] for i in test], labels[test], frames)
         parts = [_scores_of(m, out, k) for k in fold_ids]
         annotated = {str(i): float(v) for p in parts for i, v in zip(p["ids"], p["scores"])}
-        summary["methods"][m]["end_to_end"] = summarise_end_to_end(out, m, fold_ids, annotated, groups, seen)
+        summary["methods"][m]["end_to_end"] = summarise_end_to_end([fold_dir(out, m, k) for k in fold_ids], annotated,
+                                                                   groups, seen)
 
 
 def run_compare(data: str | Path, methods: Sequence[str], out: str | Path, folds: int = 5, fold_ids: Sequence[int] | None = None,

@@ -7,8 +7,8 @@ that ``edgecalc compare`` trained for that crop's test fold, so the figure is ou
 annotated-crop one beside it. A frame where the locator finds nothing scores 0 (the cart shows no
 verdict there, which a reader must count as "no calcification called").
 
-Written per method and fold as ``OUT/<method>/fold<k>/end_to_end.npz``; ``summarise_end_to_end``
-puts the locator-crop AUC next to the annotated-crop AUC on the same crops.
+Written per method and fold into the fold's folder (``OUT/<method>/fold<k>/``, ``run_folder.END_TO_END_FILE``);
+``summarise_end_to_end`` puts the locator-crop AUC next to the annotated-crop AUC on the same crops.
 """
 
 from __future__ import annotations
@@ -88,34 +88,27 @@ class LocatedFrames:
         return [self._seen[i][0] for i in ids], [self._seen[i][1] for i in ids]
 
 
-def run_end_to_end(out: Path, method: str, fold: int, weights: Path, test_ids: Sequence[str], labels: np.ndarray,
+def run_end_to_end(fold_dir: Path, weights: Path, test_ids: Sequence[str], labels: np.ndarray,
                    frames: LocatedFrames) -> Path:
-    """Score fold ``fold``'s test frames through locator + ``weights``; write and return the .npz (reused when present)."""
-    from edgecalc.atomic import atomic_write
+    """Score a fold's test frames through locator + ``weights``; write and return the fold's .npz (reused when present)."""
+    from edgecalc.run_folder import END_TO_END_FILE, write_end_to_end
 
-    path = Path(out) / method / f"fold{fold}" / "end_to_end.npz"
+    path = Path(fold_dir) / END_TO_END_FILE
     if path.is_file():
         return path
     crops, ious = frames(test_ids)
     scores = score_crops(weights, crops)
     found = np.asarray([c is not None for c in crops])
-    path.parent.mkdir(parents=True, exist_ok=True)
-
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as fh:  # a file object: np.savez would append .npz to the temporary name
-            np.savez_compressed(fh, ids=np.asarray(test_ids), labels=labels, scores=scores, found=found, iou=np.asarray(ious))
-
-    atomic_write(path, write)
-    return path
+    return write_end_to_end(fold_dir, test_ids, labels, scores, found, np.asarray(ious))
 
 
 def locator_training_patients(locator_data: str | Path, bundle_dir: str | Path | None = None) -> set[str]:
     """The DDTI cases whose frames trained the locator: its bundle's ``split.json`` training ids mapped
     through ``locator_data/patients.csv`` (``id,patient,ddti_case,...``)."""
+    from edgecalc.locator.evaluate import DEFAULT_SPLIT
     from edgecalc.locator.split import read_split
-    from edgecalc.runtime.locate.learned import ASSET_DIR
 
-    split = read_split(Path(bundle_dir or ASSET_DIR) / "split.json")
+    split = read_split(DEFAULT_SPLIT if bundle_dir is None else Path(bundle_dir) / DEFAULT_SPLIT.name)
     path = Path(locator_data) / "patients.csv"
     with path.open(newline="", encoding="utf-8-sig") as fh:
         case = {int(r["id"]): (r.get("ddti_case") or r["patient"]).strip() for r in csv.DictReader(fh)}
@@ -125,7 +118,7 @@ def locator_training_patients(locator_data: str | Path, bundle_dir: str | Path |
     return {case[i] for i in split["train"]}
 
 
-def summarise_end_to_end(out: Path, method: str, folds: Sequence[int], annotated: dict[str, float],
+def summarise_end_to_end(fold_dirs: Sequence[Path], annotated: dict[str, float],
                          groups: dict[str, str] | None, locator_seen: set[str] | None = None) -> dict[str, Any]:
     """Pooled locator-crop AUC (patient CI), the annotated-crop AUC on the same ids, locator found share and IoU.
 
@@ -133,8 +126,9 @@ def summarise_end_to_end(out: Path, method: str, folds: Sequence[int], annotated
     for the crops of the other patients (``unseen_by_locator``), where the locator is not flattered.
     """
     from edgecalc.eval.metrics import bootstrap_ci, roc_auc
+    from edgecalc.run_folder import read_end_to_end
 
-    parts = [np.load(Path(out) / method / f"fold{k}" / "end_to_end.npz") for k in folds]
+    parts = [read_end_to_end(d) for d in fold_dirs]
     ids = [str(i) for p in parts for i in p["ids"]]
     y = np.concatenate([p["labels"] for p in parts]).astype(np.int64)
     s = np.concatenate([p["scores"] for p in parts]).astype(np.float64)

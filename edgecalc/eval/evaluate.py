@@ -10,7 +10,6 @@ score for a few positives and negatives), and prints a table.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -23,14 +22,9 @@ from edgecalc.eval.figures import attention_figure, roc_figure
 from edgecalc.eval.metrics import bootstrap_ci, classification_report, dice_per_image, iou_per_image, roc_auc, roc_curve
 from edgecalc.eval.predict import predict
 from edgecalc.eval.subgroups import format_subgroups, patient_groups, subgroup_figures
+from edgecalc.run_folder import CONFIG_FILE, METRICS_FILE, SPLIT_FILE, eval_dir, final_weights, read_split, write_metrics, write_scores
 
 N_EXAMPLES = 3  #: positives and negatives each in the attention figure
-
-
-def _write_json(path: Path, data: Any) -> None:
-    from edgecalc.atomic import atomic_write_json
-
-    atomic_write_json(path, data)
 
 
 def load_eval_data(path: str | Path, size: int) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -108,8 +102,8 @@ def evaluate_arrays(
     pick = np.r_[np.flatnonzero(labels == 1)[:N_EXAMPLES], np.flatnonzero(labels == 0)[:N_EXAMPLES]]
     attention_figure(images[pick], masks[pick], pred.attention[pick], pred.masks[pick], pred.scores[pick], labels[pick],
                      [ids[i] for i in pick], out_dir / "attention.png", map_names=map_names)
-    _write_json(out_dir / "metrics.json", metrics)
-    np.savez_compressed(out_dir / "scores.npz", ids=np.asarray(ids), labels=labels, scores=pred.scores)
+    write_metrics(out_dir, metrics)
+    write_scores(out_dir, ids, labels, pred.scores)
     if console is not None:
         print_metrics(metrics, console, out_dir)
     return metrics
@@ -150,7 +144,7 @@ def print_metrics(metrics: dict[str, Any], console: Any, out_dir: Path | None = 
         table.add_row(label, value)
     console.print(table)
     if out_dir is not None:
-        console.print(f"wrote {out_dir / 'metrics.json'}, {out_dir / 'roc.png'}, {out_dir / 'attention.png'}")
+        console.print(f"wrote {out_dir / METRICS_FILE}, {out_dir / 'roc.png'}, {out_dir / 'attention.png'}")
 
 
 def evaluate_weights(weights: str | Path, data: str | Path, out_dir: str | Path, console: Any = None, device: str = "cpu") -> dict[str, Any]:
@@ -168,17 +162,14 @@ def evaluate_run(run_dir: str | Path, data: str | Path | None = None, out_dir: s
                  console: Any = None, device: str = "cpu") -> dict[str, Any]:
     """A run's ``final.safetensors`` on ``data``, or on the run's own test split when ``data`` is None."""
     from edgecalc.model.weights import load_model
-    from edgecalc.run_folder import CONFIG_FILE, FINAL_WEIGHTS, SPLIT_FILE
     from edgecalc.train.config import TrainConfig
 
     run_dir = Path(run_dir)
-    weights = run_dir / FINAL_WEIGHTS
-    if not weights.is_file():
-        raise FileNotFoundError(f"{weights} not found: the run in {run_dir} has not finished (edgecalc train --resume {run_dir})")
+    weights = final_weights(run_dir)
     if data is not None:
-        return evaluate_weights(weights, data, out_dir or run_dir / "eval" / Path(str(data)).name, console, device)
+        return evaluate_weights(weights, data, out_dir or eval_dir(run_dir) / Path(str(data)).name, console, device)
     cfg = TrainConfig.read(run_dir / CONFIG_FILE)
-    split = json.loads((run_dir / SPLIT_FILE).read_text())
+    split = read_split(run_dir)
     model = load_model(weights).to(device)
     ids, images, masks, has_mask, labels = load_eval_data(cfg.data, model.cfg.input_size)
     test = np.asarray(split["indices"]["test"], dtype=np.int64)
@@ -186,6 +177,6 @@ def evaluate_run(run_dir: str | Path, data: str | Path | None = None, out_dir: s
         raise ValueError(f"{run_dir / SPLIT_FILE}: the test ids no longer match the data set {cfg.data}")
     test_ids = [ids[i] for i in test]
     return evaluate_arrays(model, images[test], masks[test], has_mask[test], labels[test], test_ids,
-                           out_dir or run_dir / "eval", console, title=f"test fold {cfg.fold} of {cfg.folds}", device=device,
+                           out_dir or eval_dir(run_dir), console, title=f"test fold {cfg.fold} of {cfg.folds}", device=device,
                            extra={"weights": str(weights), "data": cfg.data, "split": "test"},
                            dilation=dilation_for(cfg.data, test_ids, model.cfg.input_size, labels[test]), data_dir=cfg.data)

@@ -9,11 +9,12 @@ folds pooled); ``OUT/sweep.json`` every number behind them.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+
+from edgecalc.run_folder import CONFIG_FILE, eval_dir, holds_run, is_finished, read_metrics, read_scores
 
 METRICS = ("accuracy", "sensitivity", "specificity", "auc")
 
@@ -55,9 +56,9 @@ def check_same_recipe(run_dir: Path, wanted: Any) -> None:
     """Refuse to reuse or resume a run folder trained with other settings (device and progress aside)."""
     from edgecalc.train.config import TrainConfig
 
-    if not (run_dir / "config.json").is_file():
+    if not holds_run(run_dir):
         return
-    have = TrainConfig.read(run_dir / "config.json").to_dict()
+    have = TrainConfig.read(run_dir / CONFIG_FILE).to_dict()
     want = wanted.to_dict()
     diff = [k for k in want if k not in ("device", "progress") and have.get(k) != want[k]]
     if diff:
@@ -72,7 +73,6 @@ def run_sweep(data: str | Path, fractions: Sequence[float], out: str | Path, fol
     from edgecalc.eval.metrics import roc_auc, roc_curve
     from edgecalc.atomic import atomic_write_json, atomic_write_text
     from edgecalc.train.config import TrainConfig
-    from edgecalc.run_folder import FINAL_WEIGHTS, METRICS_FILE
     from edgecalc.train.run import resume_training, run_training
 
     out = Path(out)
@@ -92,10 +92,10 @@ def run_sweep(data: str | Path, fractions: Sequence[float], out: str | Path, fol
             run_dir = run_dir_for(out, frac, fold)
             wanted = config(frac, fold)
             check_same_recipe(run_dir, wanted)
-            if (run_dir / METRICS_FILE).is_file() and (run_dir / FINAL_WEIGHTS).is_file():
+            if is_finished(run_dir):
                 if console is not None:
                     console.print(f"p = {frac:g}, fold {fold}: finished run {run_dir} reused")
-            elif (run_dir / "config.json").is_file():
+            elif holds_run(run_dir):
                 if console is not None:
                     console.print(f"p = {frac:g}, fold {fold}: resuming {run_dir}")
                 resume_training(run_dir, console=console)
@@ -103,10 +103,10 @@ def run_sweep(data: str | Path, fractions: Sequence[float], out: str | Path, fol
                 if console is not None:
                     console.print(f"p = {frac:g}, fold {fold}: training into {run_dir}")
                 run_training(wanted, run_dir, console=console)
-            metrics = json.loads((run_dir / METRICS_FILE).read_text())
+            metrics = read_metrics(run_dir)
             metrics["run_dir"] = str(run_dir)
             results[frac].append(metrics)
-            scores = np.load(run_dir / "eval" / "scores.npz")
+            scores = read_scores(eval_dir(run_dir))
             ys.append(scores["labels"])
             ss.append(scores["scores"])
         y, s = np.concatenate(ys), np.concatenate(ss)

@@ -23,6 +23,7 @@ from edgecalc.export.int8 import METHODS
 from edgecalc.export.pipeline import ExportOptions, export_bundle
 from edgecalc.model import CSAGNet, get_preset
 from edgecalc.model.weights import save_model
+from edgecalc.run_folder import MODEL_WEIGHTS
 
 TRAIN_SEED_BASE = 500_000
 
@@ -52,7 +53,7 @@ def train_tiny(out: Path, size: int, n: int, epochs: int, width: float, seed: in
             opt.step()
             total += float(loss.detach()) * len(b)
         print(f"epoch {epoch + 1}/{epochs}: loss {total / n:.4f} ({time.time() - t0:.0f} s)", flush=True)
-    path = out / "model.safetensors"
+    path = out / MODEL_WEIGHTS
     save_model(model.eval(), path)
     return path
 

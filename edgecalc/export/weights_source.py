@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgecalc.model.shipped import SHIPPED_WEIGHTS, default_weights_path, shipped_weights_path
+from edgecalc.run_folder import WEIGHTS_FILES, weights_in
 
 
 def shipped_weights() -> Path | None:
@@ -19,10 +20,6 @@ def shipped_weights() -> Path | None:
         return None
 
 
-#: File names looked for, in order, inside a run folder.
-RUN_FOLDER_NAMES = ("model.safetensors", "final.safetensors")
-
-
 class WeightsNotFound(FileNotFoundError):
     """No usable weights at the given path (or no shipped default yet)."""
 
@@ -30,7 +27,7 @@ class WeightsNotFound(FileNotFoundError):
 def resolve_weights(path: str | Path | None, shipped: Path | None = None) -> Path:
     """The ``.safetensors`` file to export, with its JSON config beside it.
 
-    ``path`` is a run folder (holding ``model.safetensors`` or ``final.safetensors`` + ``.json``), a
+    ``path`` is a run folder (holding one of ``run_folder.WEIGHTS_FILES`` + ``.json``), a
     ``.safetensors`` file, or the name of shipped weights (``SHIPPED_WEIGHTS``: ``phantom``, ``ddti``)
     when no such path exists; None means the shipped default (``shipped`` overrides it for tests).
     """
@@ -39,7 +36,7 @@ def resolve_weights(path: str | Path | None, shipped: Path | None = None) -> Pat
         if default is None or not Path(default).is_file():
             raise WeightsNotFound(
                 "this installation carries no default weights (edgecalc/assets/weights); "
-                "pass WEIGHTS: a run folder containing model.safetensors or final.safetensors with its "
+                f"pass WEIGHTS: a run folder containing {' or '.join(WEIGHTS_FILES)} with its "
                 ".json config, or a .safetensors file"
             )
         path = default
@@ -47,12 +44,10 @@ def resolve_weights(path: str | Path | None, shipped: Path | None = None) -> Pat
     if not p.exists() and str(path) in SHIPPED_WEIGHTS:  # a shipped file by name (a real path wins)
         p = shipped_weights_path(str(path))
     if p.is_dir():
-        for name in RUN_FOLDER_NAMES:
-            if (p / name).is_file():
-                p = p / name
-                break
-        else:
-            raise WeightsNotFound(f"run folder {p} holds none of {', '.join(RUN_FOLDER_NAMES)}")
+        found = weights_in(p)
+        if found is None:
+            raise WeightsNotFound(f"run folder {p} holds none of {', '.join(WEIGHTS_FILES)}")
+        p = found
     elif not p.exists():
         raise WeightsNotFound(f"weights file {p} does not exist (shipped weights by name: {', '.join(SHIPPED_WEIGHTS)})")
     if p.suffix != ".safetensors":

@@ -21,6 +21,7 @@ from safetensors.torch import load_file, save_file
 
 from edgecalc.atomic import atomic_write
 from edgecalc.model.weights import check_state_dict
+from edgecalc.run_folder import checkpoint_json_name, checkpoint_tensors_glob, checkpoint_tensors_name
 
 FORMAT_VERSION = 1
 
@@ -39,11 +40,7 @@ class StageState:
 
 def checkpoint_json(ckpt_dir: Path, stage: int) -> Path:
     """The stage's checkpoint JSON (it names its tensor file)."""
-    return ckpt_dir / f"stage{stage}.json"
-
-
-def _tensor_name(stage: int, epoch: int) -> str:
-    return f"stage{stage}-epoch{epoch:04d}.safetensors"
+    return ckpt_dir / checkpoint_json_name(stage)
 
 
 def _jsonable(value: Any) -> Any:
@@ -78,7 +75,7 @@ def save_checkpoint(
             tensors[f"optim.{idx}.{name}"] = value.detach().cpu().contiguous()
             tensor_keys[str(idx)].append(name)
     tensors["rng.shuffle"] = generator.get_state().clone()
-    tname = _tensor_name(stage, state.epoch)
+    tname = checkpoint_tensors_name(stage, state.epoch)
     meta = {
         "format_version": FORMAT_VERSION,
         "stage": stage,
@@ -97,7 +94,7 @@ def save_checkpoint(
     except SafetensorError as exc:  # a full disk or a read-only folder, reported by safetensors
         raise OSError(f"cannot write checkpoint {tpath}: {exc}") from None
     atomic_write(jpath, lambda p: p.write_text(json.dumps(meta, indent=1) + "\n"))
-    for old in ckpt_dir.glob(f"stage{stage}-epoch*.safetensors"):
+    for old in ckpt_dir.glob(checkpoint_tensors_glob(stage)):
         if old.name != tname:
             old.unlink(missing_ok=True)
     return jpath
@@ -121,7 +118,7 @@ def load_checkpoint(
         raise ValueError(f"checkpoint {jpath} is not valid JSON: {exc}") from exc
     if not isinstance(meta, dict):
         raise ValueError(f"checkpoint {jpath} holds a JSON {type(meta).__name__}, not an object")
-    tname = str(meta.get("tensors") or f"stage{stage}.safetensors")  # the name before per-epoch files
+    tname = str(meta.get("tensors") or checkpoint_tensors_name(stage))  # the name before per-epoch files
     if Path(tname).name != tname or tname in (".", ".."):  # a plain file name: nothing read outside ckpt_dir
         raise ValueError(f"checkpoint {jpath} names tensors {tname!r}, outside its folder")
     tpath = ckpt_dir / tname

@@ -1,8 +1,8 @@
 """Stage one's predictions as stage two's pixel targets: one PNG per training image in the run folder.
 
-``pseudo_masks/<id>.png`` is the DS-AGnet's full-resolution sigmoid output binarised at the
-threshold (0/255, the kit's mask format, at the model's input size). Stage two always reads the
-files back, so an uninterrupted run and a resumed one train on the very same targets.
+``pseudo_masks/<id>.png`` (``run_folder.PSEUDO_DIR``; ``PSEUDO_MARKER`` once all are written) is
+the DS-AGnet's full-resolution sigmoid output binarised at the threshold (0/255, the kit's mask
+format, at the model's input size). Stage two always reads the files back, so an uninterrupted run and a resumed one train on the very same targets.
 """
 
 from __future__ import annotations
@@ -16,9 +16,6 @@ import torch
 
 from edgecalc.atomic import atomic_write_png
 from edgecalc.eval.predict import predict
-
-PSEUDO_DIR = "pseudo_masks"
-PSEUDO_MARKER = "pseudo_masks.json"  #: written once every pseudo mask is on disk
 
 
 def write_pseudo_masks(

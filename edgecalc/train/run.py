@@ -26,7 +26,6 @@ Run folder: ``config.json``, ``split.json``, ``log.csv``, ``log.jsonl``, ``check
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -37,13 +36,14 @@ import torch
 from edgecalc.atomic import atomic_write_json
 from edgecalc.model.registry import get_spec, network_class, stage_one_class
 from edgecalc.model.weights import load_model, network_from_stage_one, save_model
-from edgecalc.run_folder import CONFIG_FILE, FINAL_WEIGHTS, METRICS_FILE, SPLIT_FILE
+from edgecalc.run_folder import (CONFIG_FILE, FINAL_WEIGHTS, PSEUDO_DIR, SPLIT_FILE, best_weights, eval_dir, final_weights_path,
+                                 pseudo_masks_done, read_split, write_metrics, write_pseudo_marker, write_split)
 from edgecalc.train.config import TrainConfig
 from edgecalc.train.distributed import DistInfo, all_true, barrier, cleanup, device_for, init_distributed
 from edgecalc.train.linear_probe import fit_linear_probe
 from edgecalc.train.precision import resolve_precision
-from edgecalc.train.pseudo_masks import PSEUDO_DIR, PSEUDO_MARKER, read_pseudo_masks, write_pseudo_masks
-from edgecalc.train.stage import Hooks, StageData, StageSpec, stage_dir, train_stage
+from edgecalc.train.pseudo_masks import read_pseudo_masks, write_pseudo_masks
+from edgecalc.train.stage import Hooks, StageData, StageSpec, train_stage
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -101,10 +101,10 @@ def _split(run_dir: Path, cfg: TrainConfig, ids: list[str], labels: np.ndarray, 
         if info.is_main:
             split = make_split(labels, has_mask, cfg, _groups(table))
             named = {k: [ids[i] for i in v] for k, v in split.items()}
-            write_json(path, {"n": len(ids), "fold": cfg.fold, "folds": cfg.folds, "seed": cfg.seed,
-                              "mask_fraction": cfg.mask_fraction, "indices": split, "ids": named})
+            write_split(run_dir, {"n": len(ids), "fold": cfg.fold, "folds": cfg.folds, "seed": cfg.seed,
+                                  "mask_fraction": cfg.mask_fraction, "indices": split, "ids": named})
         barrier(info)
-    data = json.loads(path.read_text())
+    data = read_split(run_dir)
     if data["n"] != len(ids) or any(ids[i] != sid for i, sid in zip(data["indices"]["train"], data["ids"]["train"])):
         raise ValueError(f"{path} does not match the data set {cfg.data} (its ids or size changed since the run started)")
     return data
@@ -131,8 +131,8 @@ def stage1_weights_file(path: str | Path) -> Path:
     from edgecalc.export.weights_source import resolve_weights
 
     p = Path(path)
-    if p.is_dir() and (stage_dir(p, 1) / "best.safetensors").is_file():
-        return stage_dir(p, 1) / "best.safetensors"
+    if p.is_dir() and best_weights(p, 1).is_file():
+        return best_weights(p, 1)
     return resolve_weights(p)
 
 
@@ -160,7 +160,7 @@ def _stage_one(cfg: TrainConfig, run_dir: Path, images: np.ndarray, masks: np.nd
     """
     from edgecalc.model.weights import CSAGNet, dsagnet_from_csagnet
 
-    best = stage_dir(run_dir, 1) / "best.safetensors"
+    best = best_weights(run_dir, 1)
     stage_one_cls = stage_one_class(cfg.network) if get_spec(cfg.network).two_stage else None
     if cfg.stage1_weights is not None:
         if info.is_main and not best.is_file():
@@ -287,13 +287,12 @@ def _run(cfg: TrainConfig, run_dir: Path, hooks: Hooks | None, console: Any, res
     has_target = np.zeros(len(train_ids), bool)
     if best1 is not None:
         pdir = run_dir / PSEUDO_DIR
-        marker = run_dir / PSEUDO_MARKER
-        if not all_true(marker.is_file(), info):
+        if not all_true(pseudo_masks_done(run_dir), info):
             if info.is_main:
                 model1 = load_model(best1, map_location="cpu").to(device)
                 write_pseudo_masks(model1, _float(images[idx["train"]]), train_ids, pdir, cfg.mask_threshold, device)
-                write_json(marker, {"count": len(train_ids), "threshold": cfg.mask_threshold,
-                                    "from": str(best1.relative_to(run_dir))})
+                write_pseudo_marker(run_dir, {"count": len(train_ids), "threshold": cfg.mask_threshold,
+                                              "from": str(best1.relative_to(run_dir))})
             barrier(info)
         targets = read_pseudo_masks(pdir, train_ids, size)
         has_target[:] = True
@@ -329,10 +328,10 @@ def _run(cfg: TrainConfig, run_dir: Path, hooks: Hooks | None, console: Any, res
         state2 = train_stage(cs, data2, stage_spec(cfg, 2, precision), run_dir, device, info, hooks, console)
     t2 = time.time()
 
-    final = run_dir / FINAL_WEIGHTS
+    final = final_weights_path(run_dir)
     if info.is_main:
         if state2 is not None:
-            best2 = load_model(stage_dir(run_dir, 2) / "best.safetensors")
+            best2 = load_model(best_weights(run_dir, 2))
         save_model(best2, final)
         from edgecalc.eval.attention import dilation_for
         from edgecalc.eval.evaluate import evaluate_arrays
@@ -340,10 +339,10 @@ def _run(cfg: TrainConfig, run_dir: Path, hooks: Hooks | None, console: Any, res
         test = idx["test"]
         metrics = evaluate_arrays(
             best2, _float(images[test]), masks[test].astype(np.float32), has_mask[test], labels[test], [ids[i] for i in test],
-            run_dir / "eval", console=console, title=f"test fold {cfg.fold} of {cfg.folds}", threshold=cfg.mask_threshold, device=device,
+            eval_dir(run_dir), console=console, title=f"test fold {cfg.fold} of {cfg.folds}", threshold=cfg.mask_threshold, device=device,
             data_dir=cfg.data, dilation=dilation_for(cfg.data, [ids[i] for i in test], size, labels[test]),
         )
-        write_json(run_dir / METRICS_FILE, {
+        write_metrics(run_dir, {
             "test": metrics,
             "best_epoch_stage2": None if state2 is None else state2.best_epoch,
             "best_val_auc_stage2": None if state2 is None else state2.best_value,

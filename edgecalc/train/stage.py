@@ -22,8 +22,9 @@ import torch
 
 from edgecalc.eval.metrics import dice_per_image, roc_auc
 from edgecalc.eval.predict import predict
-from edgecalc.atomic import atomic_write_text
+from edgecalc import run_folder
 from edgecalc.model.weights import save_model
+from edgecalc.run_folder import best_weights, checkpoint_dir, last_weights
 from edgecalc.train.augment import as_float_images, batch_augment, random_flips
 from edgecalc.train.checkpoint import StageState, checkpoint_json, load_checkpoint, save_checkpoint
 from edgecalc.train.distributed import DistInfo, all_true, barrier, broadcast_buffers
@@ -106,10 +107,6 @@ class StageSpec:
         return self.epochs * -(-n // (self.batch_size * world_size))
 
 
-def stage_dir(run_dir: Path, stage: int) -> Path:
-    return run_dir / f"stage{stage}"
-
-
 def _validate(model: torch.nn.Module, data: StageData, stage: int, device: torch.device,
               seg_loss: str = "tversky") -> dict[str, float | None]:
     """Validation loss, Dice on positives (true masks) and, for stage two, AUC and accuracy."""
@@ -150,14 +147,10 @@ def write_logs(run_dir: Path) -> None:
     """Rewrite ``log.csv`` and ``log.jsonl`` from the checkpoints' histories (so logs never disagree with them)."""
     rows: list[dict[str, Any]] = []
     for stage in (1, 2):
-        jpath = checkpoint_json(run_dir / "checkpoints", stage)
+        jpath = checkpoint_json(checkpoint_dir(run_dir), stage)
         if jpath.is_file():
             rows.extend(json.loads(jpath.read_text())["history"])
-    csv_lines = [",".join(LOG_FIELDS)]
-    for r in rows:
-        csv_lines.append(",".join("" if r.get(k) is None else (f"{r[k]:.6g}" if isinstance(r[k], float) else str(r[k])) for k in LOG_FIELDS))
-    atomic_write_text(run_dir / "log.csv", "\n".join(csv_lines) + "\n")
-    atomic_write_text(run_dir / "log.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    run_folder.write_logs(run_dir, rows, LOG_FIELDS)
 
 
 def _batches(n: int, spec: StageSpec, epoch: int, gen: torch.Generator, info: DistInfo) -> list[torch.Tensor]:
@@ -228,8 +221,7 @@ def train_stage(
     epoch) and ``checkpoints/stage{n}.*`` (rank 0 only). Loads the checkpoint first when one exists.
     """
     hooks = hooks or Hooks()
-    ckpt_dir = run_dir / "checkpoints"
-    sdir = stage_dir(run_dir, spec.stage)
+    ckpt_dir = checkpoint_dir(run_dir)
     model.to(device)
     n_all = data.images.shape[0]
     n = n_all if data.mix_from is None else data.mix_from  # the main set; the mix set rides along in every batch
@@ -320,9 +312,9 @@ def train_stage(
             state.done = True
         if info.is_main:
             if state.best_epoch == state.epoch:
-                save_model(model, sdir / "best.safetensors")
+                save_model(model, best_weights(run_dir, spec.stage))
             if state.done:
-                save_model(model, sdir / "last.safetensors")
+                save_model(model, last_weights(run_dir, spec.stage))
             save_checkpoint(ckpt_dir, spec.stage, model, opt, gen, state)
             write_logs(run_dir)
             _report(row, console)
