@@ -145,12 +145,31 @@ def test_every_writer_round_trips(tmp_path):
     assert not list(tmp_path.rglob("*.tmp*")), "temporary files left behind"
 
 
-def test_a_failed_write_keeps_the_old_file(tmp_path):
+def test_a_failed_write_keeps_the_old_file(tmp_path, monkeypatch):
     rf.write_scores(tmp_path, ["a"], np.array([1]), np.array([0.5]))
     with pytest.raises(ValueError, match="different lengths"):
         rf.write_scores(tmp_path, ["a", "b"], np.array([1, 0]), np.array([0.5]))
+
+    def dies_half_way(fh, **arrays):
+        fh.write(b"PK\x03\x04 half a zip")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "savez_compressed", dies_half_way)
+    with pytest.raises(OSError, match="disk full"):
+        rf.write_scores(tmp_path, ["b"], np.array([0]), np.array([0.1]))
+    monkeypatch.undo()
     assert rf.read_scores(tmp_path)["ids"].tolist() == ["a"]
     assert not list(tmp_path.glob("*.tmp*"))
+
+
+def test_the_module_imports_without_torch():
+    """Eval and export tools read run folders on machines without training code; the module needs numpy only."""
+    import subprocess
+    import sys
+
+    code = "import sys; sys.modules['torch'] = None; import edgecalc.run_folder; print('ok')"
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr
 
 
 def test_run_state_from_the_files_present(tmp_path):
