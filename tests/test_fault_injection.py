@@ -15,7 +15,7 @@ and stopped at seeded-random moments after its first write began:
 - a full disk (``RLIMIT_FSIZE``, SIGXFSZ ignored: writes fail with EFBIG) and a read-only folder:
   exit 2, an error naming the path, nothing half-written.
 
-The default run tries one kill moment per signal and command (measured: 74 s CPU, 2 min wall on a busy 2-core machine);
+The default run tries one kill moment per signal and command (measured: 99 s CPU, 3.6 min wall on a busy 2-core machine);
 ``EDGECALC_FAULT_TRIALS=N`` tries N per signal (docs/reliability.md lists the runs made).
 """
 
