@@ -46,7 +46,7 @@ def test_eval_on_another_data_set(tiny_run, tiny_data, tmp_path):
 
 def test_eval_refuses_unfinished_runs_and_one_class_data(tiny_data, tmp_path):
     res = CliRunner().invoke(app, ["eval", str(tmp_path / "nothing")])
-    assert res.exit_code == 2 and "not found" in res.output
+    assert res.exit_code == 2 and "not found" in res.stderr, res.output
     from edgecalc.data.phantom import write_phantom_dataset
 
     only_neg = write_phantom_dataset(tmp_path / "neg", n=4, positive=0, size=32, seed=3, progress=False, workers=1)
@@ -72,7 +72,7 @@ def test_eval_without_run_dir_uses_the_shipped_weights(tiny_data, tmp_path):
     assert metrics["weights"] == str(weights) and metrics["n"] == 24
     assert weights.stat().st_size + weights.with_suffix(".json").stat().st_size <= 10 * 1024 * 1024
     res = CliRunner().invoke(app, ["eval"])
-    assert res.exit_code == 2 and "--data" in res.output
+    assert res.exit_code == 2 and "--data" in res.stderr, res.output
 
 
 def test_sweep_writes_table_and_roc(tiny_data, tmp_path):

@@ -90,8 +90,8 @@ NO_PROGRESS = typer.Option(False, "--no-progress", help="No progress bars (valid
 THREADS = typer.Option(0, "--threads", min=0, help="torch CPU threads per process (0 = torch's default); 1 when two "
                        "processes share 2 cores.")
 
-#: The recipe option group, in --help order: name -> (annotation, option). `train` spells them among its own
-#: options (its --help interleaves them); `sweep` and `compare` take them whole (:func:`with_recipe_options`).
+#: The recipe option group, in --help order: name -> (annotation, option). `train`, `sweep` and `compare` take it
+#: whole (:func:`with_recipe_options`).
 RECIPE_GROUP: dict[str, tuple[Any, Any]] = {
     "recipe": (Recipe, RECIPE), "preset": (Optional[Preset], PRESET), "size": (Optional[int], SIZE),
     "steps_stage1": (Optional[int], STEPS1), "steps_stage2": (Optional[int], STEPS2),

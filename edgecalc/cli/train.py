@@ -1,7 +1,8 @@
 """The "Train" panel: ``edgecalc train | eval | sweep | compare``.
 
-Thin: options here (the recipe options shared through edgecalc/cli/options.py), the bodies in
-edgecalc/train/commands.py and edgecalc/eval/commands.py, which return the exit code.
+Thin: options here (the recipe option group shared through edgecalc/cli/options.py), the bodies in
+edgecalc/train/commands.py and edgecalc/eval/commands.py. The bodies print progress on stdout and raise
+CommandError on bad input; :func:`exit_with` prints that on stderr (``error: MESSAGE``) and exits.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Optional
 import typer
 
 from edgecalc.cli import options as opt
+from edgecalc.cli.errors import exit_with
 from edgecalc.eval.compare import DEFAULT_METHODS as COMPARE_DEFAULT, METHODS as COMPARE_METHODS
 from edgecalc.model.registry import NETWORKS
 from edgecalc.model.shipped import SHIPPED_WEIGHTS
@@ -20,41 +22,19 @@ from edgecalc.train.config import TRAIN_DEFAULTS
 PANEL = "Train"
 
 
+@opt.with_recipe_options
 def train_cmd(
     data: Optional[Path] = typer.Argument(None, help="Data-set folder (images/, masks/, labels.csv); omit with --resume."),
-    recipe: opt.Recipe = opt.RECIPE,
     network: opt.Network = typer.Option(TRAIN_DEFAULTS["network"], "--network", help="The network trained (docs/comparison.md): " + "; ".join(
         f"{k}: {v.summary} [{v.supervision}]" for k, v in NETWORKS.items()) + ". two-stage networks use --mask-fraction; "
         "all-masks (alexnet-seg) trains one stage on every mask, labels (sononet-ag, vgg16, resnet50) one stage on "
         "image labels only, whatever --mask-fraction says."),
     mask_fraction: float = opt.MASK_FRACTION,
-    preset: Optional[opt.Preset] = opt.PRESET,
-    size: Optional[int] = opt.SIZE,
-    steps_stage1: Optional[int] = opt.STEPS1,
-    steps_stage2: Optional[int] = opt.STEPS2,
-    eval_every: Optional[int] = opt.EVAL_EVERY,
-    epochs_stage1: Optional[int] = opt.EPOCHS1,
-    epochs_stage2: Optional[int] = opt.EPOCHS2,
-    batch_size: Optional[int] = opt.BATCH,
-    optimizer: Optional[opt.Optimizer] = opt.OPTIMIZER,
-    lr_stage1: Optional[float] = opt.LR1,
-    lr_stage2: Optional[float] = opt.LR2,
-    weight_decay: Optional[float] = opt.WD,
-    schedule: Optional[opt.Schedule] = opt.SCHEDULE,
-    warmup_steps: Optional[int] = opt.WARMUP,
-    min_lr_factor: Optional[float] = opt.MIN_LR,
-    decay: Optional[float] = opt.DECAY,
-    head_lr_factor: Optional[float] = opt.HEAD_LR,
-    seg_loss: Optional[opt.SegLoss] = opt.SEG_LOSS,
-    augment: Optional[opt.Augment] = opt.AUGMENT,
-    precision: Optional[opt.TrainPrecision] = opt.PRECISION,
+    recipe_options: dict = None,  # the recipe option group (opt.with_recipe_options)
     fold: int = typer.Option(TRAIN_DEFAULTS["fold"], "--fold", min=0, help="Which cross-validation fold is the test set (0-based)."),
     folds: int = typer.Option(TRAIN_DEFAULTS["folds"], "--folds", min=2, help="Number of cross-validation folds (the paper: 5)."),
     val_fraction: float = typer.Option(TRAIN_DEFAULTS["val_fraction"], "--val-fraction", help="Share of the training fold held out to pick the best round."),
     out: Optional[Path] = typer.Option(None, "--out", help="Run folder; default runs/<preset><size>-p<fraction>-fold<k>."),
-    device: str = opt.DEVICE,
-    seed: int = opt.SEED,
-    keep_true_masks: bool = opt.KEEP_TRUE,
     stage1_data: Optional[Path] = typer.Option(None, "--stage1-data", help="Sim-to-real: train stage one (DS-AGnet) on this "
                                                "folder's pixel masks (e.g. the phantom; --mask-fraction of them) instead of "
                                                "DATA's; stage two then learns DATA's image labels with stage one's pseudo "
@@ -90,14 +70,13 @@ def train_cmd(
     from edgecalc.train.commands import train_cmd as run_train
 
     sources = {"stage1_data": stage1_data, "stage1_weights": stage1_weights, "init_weights": init_weights, "mix_data": mix_data}
-    code = run_train(
+    exit_with(lambda: run_train(
         resume, threads=threads, data=data, network=network, mask_fraction=mask_fraction, fold=fold, folds=folds, val_fraction=val_fraction,
-        out=out, **opt.recipe_kwargs(locals()), progress=not no_progress,
+        out=out, **recipe_options, progress=not no_progress,
         **{k: str(v) for k, v in sources.items() if v is not None},
         mix_ratio=mix_ratio if mix_ratio is not None else (0.25 if mix_data is not None else 0.0),
         linear_probe=linear_probe,
-    )
-    raise typer.Exit(code)
+    ))
 
 
 def eval_cmd(
@@ -113,7 +92,7 @@ def eval_cmd(
     """Accuracy, sensitivity, specificity, AUC, Dice/IoU, confusion matrix, ROC and attention figures."""
     from edgecalc.eval.commands import eval_command
 
-    raise typer.Exit(eval_command(run_dir, data, out, device))
+    exit_with(lambda: eval_command(run_dir, data, out, device))
 
 
 @opt.with_recipe_options
@@ -130,7 +109,7 @@ def sweep_cmd(
     """Train + eval per mask fraction and fold: the paper's Table 1 (Markdown) and Fig. 7 (one ROC per fraction)."""
     from edgecalc.eval.commands import sweep_command
 
-    raise typer.Exit(sweep_command(
+    exit_with(lambda: sweep_command(
         data, fractions, folds, fold_ids, out, threads=threads, **recipe_options, progress=not no_progress,
     ))
 
@@ -168,7 +147,7 @@ def compare_cmd(
     """
     from edgecalc.eval.commands import compare_command
 
-    raise typer.Exit(compare_command(
+    exit_with(lambda: compare_command(
         data, methods, folds, fold_ids, out, pretrained=pretrained, phantom=phantom, mix_ratio=mix_ratio, threads=threads,
         end_to_end=end_to_end, locator_data=locator_data,
         mask_fraction=mask_fraction, **recipe_options, progress=not no_progress,

@@ -1,9 +1,15 @@
-"""Bodies of ``edgecalc eval``, ``edgecalc sweep`` and ``edgecalc compare`` (the CLI only parses options)."""
+"""Bodies of ``edgecalc eval``, ``edgecalc sweep`` and ``edgecalc compare`` (the CLI only parses options).
+
+Progress and results go to the body's console (stdout); bad input raises :class:`CommandError` (exit 2), a
+diverged training too (exit 3): the CLI prints ``error: MESSAGE`` on stderr. An interrupt returns 130.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Callable
+
+from edgecalc.errors import CommandError
 
 
 def _ints(text: str, what: str) -> list[int]:
@@ -23,9 +29,11 @@ def _floats(text: str, what: str) -> list[float]:
     return vals
 
 
-def eval_command(run_dir: Path | None, data: Path | None, out: Path | None, device: str = "cpu", console: Any = None) -> int:
-    """Evaluate a run (its test split or ``data``) or the shipped weights (on ``data``); return an exit code."""
+def eval_command(run_dir: Path | None, data: Path | None, out: Path | None, device: str = "cpu", console: Any = None) -> None:
+    """Evaluate a run (its test split or ``data``) or the shipped weights (on ``data``); :class:`CommandError`
+    on bad input."""
     from rich.console import Console
+    from rich.markup import escape
 
     from edgecalc.data.dataset import DatasetError
     from edgecalc.eval.evaluate import evaluate_run, evaluate_weights
@@ -39,16 +47,13 @@ def eval_command(run_dir: Path | None, data: Path | None, out: Path | None, devi
             evaluate_run(run_dir, data, out, console=console, device=device)
         else:
             if data is None:
-                console.print("[red]the shipped weights have no test split of their own: give --data DATA "
-                              "(e.g. a phantom made with `edgecalc data phantom OUT --seed 2026`)[/red]")
-                return 2
+                raise CommandError("the shipped weights have no test split of their own: give --data DATA "
+                                   "(e.g. a phantom made with `edgecalc data phantom OUT --seed 2026`)")
             weights = default_weights_path() if shipped_name is None else shipped_weights_path(shipped_name)
-            console.print(f"shipped weights {weights} (docs/model-card.md; not for clinical use)")
+            console.print(f"shipped weights {escape(str(weights))} (docs/model-card.md; not for clinical use)")
             evaluate_weights(weights, data, out or Path("edgecalc-eval"), console=console, device=device)
     except (DatasetError, FileNotFoundError, ValueError) as exc:
-        console.print(f"[red]{exc}[/red]")
-        return 2
-    return 0
+        raise CommandError(str(exc)) from exc
 
 
 def _fold_list(fold_ids: str | None, folds: int) -> list[int]:
@@ -60,31 +65,36 @@ def _fold_list(fold_ids: str | None, folds: int) -> list[int]:
 
 
 def _long_job(job: Callable[[], Any], what: str, out: Path, threads: int, console: Any) -> int:
-    """Run a resumable multi-run job (sweep, compare) and map its failures to the CLI's exit codes."""
+    """Run a resumable multi-run job (sweep, compare): 0 when done, 130 when interrupted (with the resume hint);
+    its failures as :class:`CommandError` (3 a diverged training, 2 bad input)."""
     from edgecalc.data.dataset import DatasetError
     from edgecalc.export.weights_source import WeightsNotFound
-    from edgecalc.train.commands import sigterm_as_interrupt, set_threads
+    from edgecalc.train import commands as train_commands
     from edgecalc.train.stage import TrainingDiverged
 
-    sigterm_as_interrupt()
-    set_threads(threads)
+    train_commands.sigterm_as_interrupt()
+    train_commands.set_threads(threads)
     try:
         job()
     except KeyboardInterrupt:
-        console.print(f"\n[yellow]interrupted; run the same command again to resume the {what} in {out}[/yellow]")
-        return 130
-    except TrainingDiverged as exc:
-        console.print(f"[red]{exc}[/red]")
-        return 3
-    except (DatasetError, FileExistsError, FileNotFoundError, WeightsNotFound, ValueError) as exc:
-        console.print(f"[red]{exc}[/red]")
-        return 2
+        return _interrupted(console, what, out)
+    except (TrainingDiverged, DatasetError, FileExistsError, FileNotFoundError, WeightsNotFound, ValueError) as exc:
+        if train_commands.signalled():  # the interrupt, come back out of C code (a figure being drawn) as another exception
+            return _interrupted(console, what, out)
+        raise CommandError(str(exc), code=3 if isinstance(exc, TrainingDiverged) else 2) from exc
     return 0
+
+
+def _interrupted(console: Any, what: str, out: Path) -> int:
+    from rich.markup import escape
+
+    console.print(f"\n[yellow]interrupted; run the same command again to resume the {what} in {escape(str(out))}[/yellow]")
+    return 130
 
 
 def sweep_command(data: Path, fractions: str, folds: int, fold_ids: str | None, out: Path, threads: int = 0,
                   console: Any = None, **train_options: Any) -> int:
-    """Parse the lists, run the sweep, return an exit code."""
+    """Parse the lists, run the sweep: 0, or 130 when interrupted; :class:`CommandError` on bad input."""
     from rich.console import Console
 
     from edgecalc.eval.sweep import run_sweep
@@ -100,7 +110,7 @@ def sweep_command(data: Path, fractions: str, folds: int, fold_ids: str | None, 
 
 def compare_command(data: Path, methods: str, folds: int, fold_ids: str | None, out: Path, threads: int = 0,
                     console: Any = None, **options: Any) -> int:
-    """Parse the lists, run the comparison, return an exit code."""
+    """Parse the lists, run the comparison: 0, or 130 when interrupted; :class:`CommandError` on bad input."""
     from rich.console import Console
 
     from edgecalc.eval.compare import parse_methods, run_compare

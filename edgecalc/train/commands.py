@@ -1,4 +1,8 @@
-"""The body of ``edgecalc train`` (the CLI only parses options): new run, resume, interrupt handling."""
+"""The body of ``edgecalc train`` (the CLI only parses options): new run, resume, interrupt handling.
+
+Progress goes to the body's console (stdout); bad input and a diverged run raise :class:`CommandError`
+(exit 2 and 3: the CLI prints ``error: MESSAGE`` on stderr); an interrupt returns 130 with the resume hint.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,8 @@ import atexit
 import signal
 from pathlib import Path
 from typing import Any
+
+from edgecalc.errors import CommandError
 
 
 #: Set once SIGTERM arrived: a KeyboardInterrupt raised inside C code (matplotlib drawing the final
@@ -15,6 +21,7 @@ _SIGNALLED: list[int] = []
 
 def sigterm_as_interrupt() -> None:
     """Treat ``kill`` (SIGTERM) like Ctrl-C: the epoch in progress is dropped, checkpoints stay."""
+    _SIGNALLED.clear()  # a signal that reached an earlier command in this process is not this one's
 
     def handler(signum: int, frame: Any) -> None:
         _SIGNALLED.append(signum)
@@ -29,9 +36,19 @@ def sigterm_as_interrupt() -> None:
     atexit.register(signal.signal, signal.SIGTERM, signal.SIG_DFL)
 
 
-def _interrupted(console: Any, run_dir: Path) -> int:
-    console.print(f"\n[yellow]interrupted: the epoch in progress is lost, earlier epochs are checkpointed; "
-                  f"continue with: edgecalc train --resume {run_dir}[/yellow]")
+def signalled() -> bool:
+    """Whether SIGTERM reached this command (since :func:`sigterm_as_interrupt`): then any failure is the interrupt."""
+    return bool(_SIGNALLED)
+
+
+def _interrupted(console: Any, run_dir: Path | None) -> int:
+    from rich.markup import escape
+
+    if run_dir is None:
+        console.print("\n[yellow]interrupted before the run folder was made: nothing to resume[/yellow]")
+    else:
+        console.print(f"\n[yellow]interrupted: the epoch in progress is lost, earlier epochs are checkpointed; "
+                      f"continue with: edgecalc train --resume {escape(str(run_dir))}[/yellow]")
     return 130
 
 
@@ -49,8 +66,10 @@ def set_threads(threads: int) -> None:
 
 
 def train_cmd(resume: Path | None, threads: int = 0, console: Any = None, **options: Any) -> int:
-    """Start a run from ``options`` (TrainConfig fields + ``out``) or resume one; return an exit code."""
+    """Start a run from ``options`` (TrainConfig fields + ``out``) or resume one: 0 when it finished, 130 when
+    interrupted; :class:`CommandError` on bad input (code 2) or a diverged run (code 3)."""
     from rich.console import Console
+    from rich.markup import escape
 
     from edgecalc.data.dataset import DatasetError
     from edgecalc.train.config import TrainConfig
@@ -61,33 +80,25 @@ def train_cmd(resume: Path | None, threads: int = 0, console: Any = None, **opti
     sigterm_as_interrupt()
     set_threads(threads)
     out = options.pop("out", None)
+    run_dir = Path(resume) if resume is not None else None
     try:
         if resume is not None:
-            run_dir = Path(resume)
-            console.print(f"resuming {run_dir} from its last checkpoint (its own config.json; other options ignored)")
+            console.print(f"resuming {escape(str(run_dir))} from its last checkpoint (its own config.json; other options ignored)")
             final = resume_training(run_dir, console=console, device=options.get("device"))
         else:
             if options.get("data") is None:
-                console.print("[red]give a data-set folder (edgecalc train DATA ...) or --resume RUN_DIR[/red]")
-                return 2
+                raise CommandError("give a data-set folder (edgecalc train DATA ...) or --resume RUN_DIR")
             options["data"] = str(options["data"])
             cfg = TrainConfig.for_recipe(options.pop("recipe", None) or "cpu", **options)
             run_dir = Path(out) if out else default_run_dir(cfg.mask_fraction, cfg.fold, cfg.preset, cfg.size)
-            console.print(f"run folder {run_dir}")
+            console.print(f"run folder {escape(str(run_dir))}")
             final = run_training(cfg, run_dir, console=console)
     except KeyboardInterrupt:
         return _interrupted(console, run_dir)
-    except TrainingDiverged as exc:
-        if _SIGNALLED:
+    # OSError: also a full disk or a read-only run folder
+    except (TrainingDiverged, DatasetError, OSError, ValueError) as exc:
+        if signalled():  # the interrupt, come back out of C code as another exception
             return _interrupted(console, run_dir)
-        console.print(f"[red]{exc}[/red]")
-        return 3
-    except (DatasetError, OSError, ValueError) as exc:  # OSError: also a full disk or a read-only run folder
-        if _SIGNALLED:
-            return _interrupted(console, run_dir)
-        console.print(f"[red]{exc}[/red]")
-        return 2
-    console.print(f"final weights: {final}")
+        raise CommandError(str(exc), code=3 if isinstance(exc, TrainingDiverged) else 2) from exc
+    console.print(f"final weights: {escape(str(final))}")
     return 0
-
-
