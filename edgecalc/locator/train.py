@@ -9,6 +9,9 @@ phantom full frames with and without a nodule), writes each member's ``model.saf
 sizes, preprocessing, thresholds, this command, the validation figures, sha256s) to ``--out``
 (default: the package's ``edgecalc/assets/locator``) and scores the ensemble on the validation split
 against the classical baseline. CPU; seeded (same command, same machine -> same weights).
+Each member is then checked as the cart runs it (``check_through_runtime``: the backend
+``LearnedLocator`` opens, against the eager network); its ``onnx_max_abs_diff`` is that figure, and a
+member beyond the float32 ONNX tolerance stops the command and removes the manifest.
 
 Input = the largest scan area of the frame (as on the cart), jittered in size and position during
 training so the network does not depend on the scan-area detector's exact edges; horizontal flips
@@ -34,13 +37,14 @@ import torch.nn.functional as F
 import edgecalc
 from edgecalc.atomic import atomic_write_json
 from edgecalc.data.preprocess import PREPROCESSING_SPEC
-from edgecalc.export.onnx_export import export_onnx
+from edgecalc.export.onnx_export import TOLERANCE, export_onnx
 from edgecalc.export.provenance import created_now, library_versions
+from edgecalc.export.verify import ParityError, max_abs_diffs
 from edgecalc.locator.split import make_split, read_patients, read_split, write_split
 from edgecalc.model import DSAGNet, get_preset
 from edgecalc.model.weights import load_model, save_model
 from edgecalc.locator.evaluate_scan_area import frame_ids, load
-from edgecalc.runtime.engine.manifest import artifact_for, write_manifest
+from edgecalc.runtime.engine.manifest import MANIFEST_NAME, artifact_for, write_manifest
 from edgecalc.runtime.locate.learned import (
     ASSET_DIR,
     FORMAT_VERSION,
@@ -62,6 +66,8 @@ INPUT_NAME, OUTPUT_NAME = "image", "mask"
 PHANTOM_SEED0 = 700_000
 #: Nodule-free phantom frames (``--negatives``) use seeds from here on; checks use seeds below it.
 NEGATIVE_SEED0 = 800_000
+#: The runtime check's phantom frames (``runtime_check_inputs``): seeds from here on, below PHANTOM_SEED0.
+RUNTIME_CHECK_SEED0 = 690_000
 
 
 class Sample:
@@ -196,6 +202,35 @@ def export(model: DSAGNet, path: Path, size: int, seed: int = 0) -> float:
     example, check = torch.rand(1, 1, size, size, generator=gen), torch.rand(3, 1, size, size, generator=gen)
     diffs = export_onnx(_MaskOnly(model), example, path, check, input_name=INPUT_NAME, output_names=(OUTPUT_NAME,))
     return diffs[OUTPUT_NAME]
+
+
+def runtime_check_inputs(size: int, frames: list[np.ndarray], seed: int = 0, n_random: int = 4) -> np.ndarray:
+    """What the cart feeds a member (each frame's largest scan area through ``locator_input``) plus seeded noise."""
+    real = [locator_input(f, _area_of(f), size) for f in frames]
+    noise = np.random.default_rng(seed).random((n_random, 1, size, size), dtype=np.float32)
+    return np.concatenate([*real, noise]).astype(np.float32)
+
+
+def check_through_runtime(locator: LearnedLocator, models: list[DSAGNet], frames: list[np.ndarray],
+                          seed: int = 0) -> list[dict[str, Any]]:
+    """Each member as the cart runs it (``locator.members``: the backend ``LearnedLocator`` opened, one input
+    at a time, as ``probability`` calls it) against its eager network; ParityError naming the file above
+    the float32 ONNX tolerance. Returns, per member, ``onnx_max_abs_diff`` and how it was measured."""
+    checks = []
+    for (size, backend), model, entry in zip(locator.members, models, locator.manifest["members"], strict=True):
+        x = runtime_check_inputs(size, frames, seed)
+        got = np.concatenate([backend.infer(x[i:i + 1])[locator.output_name] for i in range(len(x))])
+        with torch.no_grad():
+            ref = _MaskOnly(model.eval())(torch.from_numpy(x)).numpy()
+        diff = max_abs_diffs([ref], [got], [locator.output_name])[locator.output_name]
+        if not diff <= TOLERANCE:
+            raise ParityError(f"{locator.bundle_dir / entry['file']}: the member as the cart's LearnedLocator runs it "
+                              f"({backend.describe()}) differs from eager by {diff:.3g} (> {TOLERANCE:g})")
+        checks.append({"onnx_max_abs_diff": diff,
+                       "onnx_check": f"max |LearnedLocator member ({backend.describe()}, batch 1) - eager| on "
+                                     f"{len(frames)} phantom frames' scan areas and {len(x) - len(frames)} seeded "
+                                     f"uniform inputs; must be <= {TOLERANCE:g}"})
+    return checks
 
 
 def write_json_atomic(path: Path, doc: dict[str, Any]) -> None:
@@ -355,9 +390,20 @@ def main(argv: list[str] | None = None) -> None:
             stale.unlink()
     write_manifest(args.out, manifest, indent=1)  # the bundle is complete and loadable from here on
 
+    from edgecalc.data.phantom import generate_frame
     from edgecalc.locator.evaluate import evaluate
 
     locator = LearnedLocator(args.out, threads=1)
+    frames = [generate_frame(RUNTIME_CHECK_SEED0 + k, positive=bool(k % 2)).image for k in range(4)]
+    try:  # the figure the manifest keeps is the one of the code the cart runs, not of the export's own session
+        checks = check_through_runtime(locator, [model for model, _ in members], frames, args.seed)
+    except ParityError as exc:
+        locator.close()
+        (args.out / MANIFEST_NAME).unlink()  # no loadable bundle with a member the cart would run wrongly
+        raise SystemExit(f"{exc}; {args.out / MANIFEST_NAME} removed: the bundle is not fit to ship") from exc
+    for entry, check in zip(entries, checks, strict=True):
+        entry.update(check)
+    write_manifest(args.out, manifest, indent=1)
     res = evaluate(args.root, split["val"], locator)
     manifest["validation"] = {"frames": len(split["val"]), "learned": res["learned"], "classical": res["classical"]}
     manifest["phantom_check"] = phantom_check(locator)
