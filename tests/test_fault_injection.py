@@ -251,9 +251,11 @@ def test_sigkill_keeps_the_closed_segments_and_whole_log_lines(work, ext, k):
 
 
 def _assert_clear_failure(out: Outcome, *names: str) -> None:
+    """Exit 2 through the one error path: an ``error:`` line on stderr naming the file, no traceback."""
     assert out.returncode == 2, out.output
     assert "Traceback" not in out.stdout + out.stderr, out.output
-    assert any(n in out.output.replace(" ", "") for n in names), out.output
+    assert any(line.startswith("error: ") for line in out.stderr.splitlines()), out.output
+    assert any(n in out.stderr.replace(" ", "") for n in names), out.output
 
 
 def test_full_disk_export(work):
