@@ -122,3 +122,13 @@ def test_config_refuses_contradictory_sources(tiny_data):
     with pytest.raises(ValueError, match="go together"):
         tiny_config(tiny_data, mix_data="a")
     assert not tiny_config(tiny_data, mask_fraction=0.0).has_stage1
+
+
+def test_a_data_set_that_cannot_train_leaves_no_run_folder(maskless, tmp_path):
+    # no pixel mask for stage one: refused before the run folder is made, so a rerun is not "already a run"
+    with pytest.raises(ValueError, match="--stage1-data"):
+        run_training(tiny_config(maskless), tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(ValueError, match="not a folder"):
+        run_training(tiny_config(tmp_path / "no-such-folder"), tmp_path / "run2")
+    assert not (tmp_path / "run2").exists()

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from rich.markup import escape
 
 from edgecalc.atomic import atomic_write_json
 from edgecalc.model.registry import get_spec, network_class, stage_one_class
@@ -258,11 +259,15 @@ def _run(cfg: TrainConfig, run_dir: Path, hooks: Hooks | None, console: Any, res
     barrier(info)  # every rank looks before rank 0 writes
     if not resume and existed:
         raise FileExistsError(f"{run_dir} already holds a run ({CONFIG_FILE}); continue it with --resume {run_dir} or choose another --out")
+    # The data and the split are checked before the run folder exists: a bad data set leaves no
+    # half-started run behind (every rank checks the same deterministic split, so none waits alone).
+    ids, images, masks, labels, has_mask, table = _load_data(cfg.data, cfg.input_size)
+    if not resume:
+        make_split(labels, has_mask, cfg, _groups(table))
     if info.is_main and not resume:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json(cfg_path, cfg.to_dict())
     barrier(info)
-    ids, images, masks, labels, has_mask, table = _load_data(cfg.data, cfg.input_size)
     split = _split(run_dir, cfg, ids, labels, has_mask, table, info)
     idx = {k: np.asarray(v, dtype=np.int64) for k, v in split["indices"].items()}
     mcfg = cfg.model_config()
@@ -270,7 +275,7 @@ def _run(cfg: TrainConfig, run_dir: Path, hooks: Hooks | None, console: Any, res
     val = (_t(images[idx["val"]]), _t(masks[idx["val"]]), _t(labels[idx["val"]]), _t(has_mask[idx["val"]]))
     precision = resolve_precision(cfg.precision, device)
     if console is not None and info.is_main and cfg.linear_probe:
-        console.print(f"linear probe: a score head on the frozen encoder of {cfg.init_weights}, {size} px {cfg.preset} "
+        console.print(f"linear probe: a score head on the frozen encoder of {escape(str(cfg.init_weights))}, {size} px {cfg.preset} "
                       "(no gradient steps)")
     elif console is not None and info.is_main:
         console.print(f"network {cfg.network} ({get_spec(cfg.network).supervision}), recipe {cfg.recipe}: {cfg.optimizer}, {cfg.schedule} schedule, {cfg.seg_loss} loss, {cfg.augment} "
