@@ -87,6 +87,15 @@ ONNX_CPU_BACKENDS: tuple[str, ...] = tuple(dict.fromkeys(
     f.backend for f in FORMATS if f.artifact == "onnx" and f.device == "cpu"))
 
 
+#: The export's parity report inside a bundle: every artifact through the cart's backends against eager.
+PARITY_FILE = "parity.json"
+#: How much further a backend's AUC / Dice may fall from eager than the most faithful backend's for the
+#: same precision before ``auto`` stops choosing it (the INT8 targets of docs/export.md: AUC drop <= 0.005,
+#: Dice drop <= 0.02; an engine that runs the same file worse than another is never the fast choice).
+PARITY_AUC_MARGIN = 0.005
+PARITY_DICE_MARGIN = 0.02
+
+
 def bundle_file(artifact: str, precision: str) -> str:
     """The bundle's file name for an artifact kind at a precision, e.g. ``model.int8.onnx``."""
     return BUNDLE_FILES[artifact].format(precision=precision)

@@ -4,10 +4,18 @@
 `edgecalc bench` measured fastest on this machine for this bundle (cached per machine), and without
 such a measurement it times the CPU engines that can load the bundle's model at the requested
 precision (a few warm runs each on a blank input) and keeps the fastest. The choice and the timings are returned so the runtime can print why.
+
+Fast is not enough: the same INT8 file can run faithfully in one engine and badly in another (on an
+AVX2 CPU without VNNI, OpenVINO ran the shipped INT8 model at AUC 0.86 where onnxruntime kept 0.94).
+So `auto` only considers the CPU engines that the bundle's parity report (`parity.json`, written by
+`edgecalc export`) shows running this precision about as faithfully as the best one
+(`parity_rejections`); an engine the report does not cover is left out while another is covered.
+A backend named by the user is opened as asked.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 
@@ -15,7 +23,8 @@ import numpy as np
 
 from edgecalc.runtime.engine.backends import BackendUnavailable, InferenceBackend, open_backend
 from edgecalc.runtime.engine.bundle import Bundle, BundleError
-from edgecalc.runtime.engine.formats import BACKEND_CHOICES, ONNX_CPU_BACKENDS, precisions_of
+from edgecalc.runtime.engine.formats import (BACKEND_CHOICES, ONNX_CPU_BACKENDS, PARITY_AUC_MARGIN, PARITY_DICE_MARGIN,
+                                             PARITY_FILE, precisions_of)
 from edgecalc.runtime.engine.latency_cache import measured_latencies
 
 
@@ -53,6 +62,47 @@ def _time_backend(backend: InferenceBackend, size: int, warmup: int = 3, runs: i
     return float(np.median(times) * 1000.0)
 
 
+def _parity_rows(bundle: Bundle) -> dict[tuple[str, str], dict]:
+    """The bundle's parity rows that ran, by (backend, precision); {} without a readable report."""
+    path = bundle.root / PARITY_FILE
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8")).get("rows", [])
+        return {(r["backend"], r["precision"]): r for r in rows if isinstance(r, dict) and r.get("status") == "ran"}
+    except (OSError, ValueError, AttributeError, KeyError, TypeError):
+        return {}
+
+
+def parity_rejections(bundle: Bundle, precision: str, candidates: tuple[str, ...] = ONNX_CPU_BACKENDS) -> dict[str, str]:
+    """The candidates `auto` must not choose at `precision`, each with the reason from `parity.json`.
+
+    Measured against eager: a candidate whose AUC or Dice drop exceeds the best candidate's by more
+    than PARITY_AUC_MARGIN / PARITY_DICE_MARGIN is refused; while any candidate has a row, one
+    without a row is refused too (unverified). No report, or no eager row: nothing is refused.
+    """
+    rows = _parity_rows(bundle)
+    eager = rows.get(("pytorch", "fp32"))
+    have = {c: rows[(c, precision)] for c in candidates if (c, precision) in rows}
+    if eager is None or not have:
+        return {}
+
+    def drop(row: dict, key: str) -> float:
+        ref, val = eager.get(key), row.get(key)
+        return float(ref) - float(val) if isinstance(ref, (int, float)) and isinstance(val, (int, float)) else 0.0
+
+    best_auc = min(drop(r, "auc") for r in have.values())
+    best_dice = min(drop(r, "dice") for r in have.values())
+    out: dict[str, str] = {}
+    for c in candidates:
+        row = have.get(c)
+        if row is None:
+            out[c] = (f"not verified: {bundle.root / PARITY_FILE} has no {c} {precision} row (export the bundle where {c} "
+                      "is installed to check it)")
+        elif drop(row, "auc") > best_auc + PARITY_AUC_MARGIN or drop(row, "dice") > best_dice + PARITY_DICE_MARGIN:
+            out[c] = (f"runs {precision} less faithfully than another engine here: AUC {row.get('auc')}, Dice {row.get('dice')} "
+                      f"against eager {eager.get('auc')}, {eager.get('dice')} ({bundle.root / PARITY_FILE})")
+    return out
+
+
 def select_backend(bundle: Bundle, name: str = "auto", precision: str = "fp32", threads: int = 0) -> Selection:
     """Open backend `name`, or for `auto` the fastest usable one; BackendUnavailable lists every reason."""
     if name != "auto":
@@ -63,8 +113,11 @@ def select_backend(bundle: Bundle, name: str = "auto", precision: str = "fp32", 
         return Selection(trt, "tensorrt: an engine built for this GPU is in the bundle")
     except (BackendUnavailable, BundleError, FileNotFoundError, RuntimeError) as exc:
         rejected["tensorrt"] = str(exc)
+    unfaithful = parity_rejections(bundle, precision)
+    rejected.update(unfaithful)
+    candidates = tuple(c for c in ONNX_CPU_BACKENDS if c not in unfaithful)
     measured = {k.split("/")[0]: v for k, v in measured_latencies(bundle.manifest).items()
-                if k.split("/")[1] == precision and k.endswith("/cpu") and k.split("/")[0] in ONNX_CPU_BACKENDS}
+                if k.split("/")[1] == precision and k.endswith("/cpu") and k.split("/")[0] in candidates}
     if measured:
         for cand in sorted(measured, key=measured.get):
             try:
@@ -76,7 +129,7 @@ def select_backend(bundle: Bundle, name: str = "auto", precision: str = "fp32", 
             return Selection(be, f"{cand}: fastest in this machine's `edgecalc bench` ({why})", measured, rejected)
     timings: dict[str, float] = {}
     best: InferenceBackend | None = None
-    for cand in ONNX_CPU_BACKENDS:
+    for cand in candidates:
         try:
             be = open_for_bundle(bundle, cand, precision, threads)
         except (BackendUnavailable, BundleError, FileNotFoundError) as exc:
