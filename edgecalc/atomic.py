@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
@@ -33,6 +34,25 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None], mode: i
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+#: The temporary names ``atomic_write`` makes: ``.<target name>.<mkstemp random>.tmp<target suffix>``.
+_TEMP_NAME = re.compile(r"^\..+\.[A-Za-z0-9_]+\.tmp(\.[^./]*)?$")
+
+
+def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files that killed ``atomic_write`` calls left anywhere under ``folder``.
+
+    A SIGKILL between the temporary file's creation and its rename leaves it behind (nothing else can
+    remove it). Call this only where no write to ``folder`` is in flight: e.g. when a run resumes.
+    Returns what was removed.
+    """
+    removed = []
+    for p in sorted(Path(folder).rglob(".*.tmp*")):
+        if p.is_file() and _TEMP_NAME.match(p.name):
+            p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from rich.markup import escape
 
-from edgecalc.atomic import atomic_write_json
+from edgecalc.atomic import atomic_write_json, remove_stale_temps
 from edgecalc.model.registry import get_spec, network_class, stage_one_class
 from edgecalc.model.weights import load_model, network_from_stage_one, save_model
 from edgecalc.run_folder import (CONFIG_FILE, FINAL_WEIGHTS, PSEUDO_DIR, SPLIT_FILE, best_weights, eval_dir, final_weights_path,
@@ -245,6 +245,7 @@ def resume_training(run_dir: str | Path, hooks: Hooks | None = None, console: An
     """Continue the run in ``run_dir`` from its last checkpoint with its own ``config.json``."""
     run_dir = Path(run_dir)
     cfg = TrainConfig.read(run_dir / CONFIG_FILE)
+    remove_stale_temps(run_dir)  # a kill mid-write (a checkpoint, a figure) left its temporary file
     if device is not None:
         cfg = cfg.with_(device=device)
     return run_training(cfg, run_dir, hooks, console, resume=True)
