@@ -16,12 +16,6 @@ class OpenVinoBackend(InferenceBackend):
     hint "LATENCY" tunes streams for one request at a time (the live loop); threads=0 lets
     OpenVINO choose. OpenVINO silently computes in bf16 on CPUs with AMX / AVX512-BF16 unless told
     otherwise, so float32 is asked for explicitly; `inference_precision="bf16"` opts in to bf16.
-
-    Outputs are named by position, with the names the ONNX graph declares in that order
-    (``onnx_tensor_names``): a compiled output's ``get_any_name()`` is only the lexicographically first
-    of its tensor names, and OpenVINO adds names when it folds an ``Identity`` or shares one tensor
-    between two outputs (measured with OpenVINO 2026.4: an output ``alpha`` fed by an Identity came back
-    as ``a_internal``), so the name would not be the manifest's.
     """
 
     name = "openvino"
@@ -50,32 +44,9 @@ class OpenVinoBackend(InferenceBackend):
         self.on_gpu = device.upper().startswith("GPU")
         self.request = self.compiled.create_infer_request()
         self.precision = inference_precision or precision
-        inputs, outputs = onnx_tensor_names(ov, path)
-        if len(outputs) != len(self.compiled.outputs) or len(set(outputs)) != len(outputs):
-            raise BundleError(f"OpenVINO compiled {path} to {len(self.compiled.outputs)} output(s), but the ONNX "
-                              f"graph declares {list(outputs)}")
-        self.input_name = inputs[0] if inputs else self.compiled.inputs[0].get_any_name()
-        self.output_names = outputs
+        self.input_name = self.compiled.inputs[0].get_any_name()
+        self.output_names = tuple(o.get_any_name() for o in self.compiled.outputs)
 
     def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         res = self.request.infer({0: as_input_batch(batch)})
-        return {name: np.asarray(res[i], dtype=np.float32) for i, name in enumerate(self.output_names)}
-
-
-def onnx_tensor_names(ov, path: Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(inputs, outputs): the tensor names an ONNX file's graph declares, in its order (OpenVINO's ONNX frontend).
-
-    OpenVINO keeps the graph's output order (output ``i`` of the compiled model is graph output ``i``),
-    so these name the outputs by position. The frontend's failures are not RuntimeErrors
-    (``GeneralFailure`` and its kin derive from Exception), hence the broad catch.
-    """
-    try:
-        model = ov.frontend.FrontEndManager().load_by_framework("onnx").load(str(path))
-        names = [tuple(place.get_names()) for place in (*model.get_inputs(), *model.get_outputs())]
-    except Exception as exc:  # noqa: BLE001 - openvino.frontend's own exception types
-        raise BundleError(f"OpenVINO cannot read the tensor names of {path}: {exc}") from exc
-    n_in = len(model.get_inputs())
-    if any(len(n) != 1 for n in names):
-        raise BundleError(f"{path}: an ONNX input or output has no single tensor name ({names})")
-    flat = tuple(n[0] for n in names)
-    return flat[:n_in], flat[n_in:]
+        return {o.get_any_name(): np.asarray(res[o], dtype=np.float32) for o in self.compiled.outputs}
