@@ -55,6 +55,20 @@ def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
     return removed
 
 
+def remove_stale_temps_of(path: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files that killed ``atomic_write(path, ...)`` calls left beside ``path``, and no
+    other file's (a folder a user shares with other writers: a recording joined into it). Same caveat as
+    `remove_stale_temps`: only where no write to ``path`` is in flight. Returns what was removed."""
+    path = Path(path)
+    own = re.compile(rf"^\.{re.escape(path.name)}\.[A-Za-z0-9_]+\.tmp{re.escape(path.suffix)}$")
+    removed = []
+    for p in sorted(path.parent.glob(".*.tmp*")) if path.parent.is_dir() else []:
+        if p.is_file() and own.match(p.name):
+            p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     return atomic_write(path, lambda p: p.write_bytes(data))
 
