@@ -28,7 +28,7 @@ from edgecalc.train.config import AUGMENTS, OPTIMIZERS, PRECISIONS as TRAIN_PREC
 
 #: Panel -> its commands, in the order ``edgecalc --help`` listed them before the split.
 PANELS = {
-    "Deploy": ["live", "demo", "bench", "export", "locate", "analyze"],
+    "Deploy": ["live", "recover", "demo", "bench", "export", "locate", "analyze"],
     "Train": ["train", "eval", "sweep", "compare"],
     "Set-up": ["doctor"],
     "Data and model": ["model", "data"],

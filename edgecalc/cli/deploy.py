@@ -1,7 +1,7 @@
-"""The "Deploy" panel: ``edgecalc live | demo | bench | export | locate | analyze``.
+"""The "Deploy" panel: ``edgecalc live | recover | demo | bench | export | locate | analyze``.
 
-Thin: options here, the bodies in the stage packages (runtime/live/commands.py, bench/commands.py,
-export/commands.py, runtime/commands.py), called through :func:`edgecalc.cli.errors.run`.
+Thin: options here, the bodies in the stage packages (runtime/live/commands.py, runtime/live/recover.py,
+bench/commands.py, export/commands.py, runtime/commands.py), called through :func:`edgecalc.cli.errors.run`.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from edgecalc.model.shipped import SHIPPED_WEIGHTS
 from edgecalc.runtime.commands import analyze_command, locate_command
 from edgecalc.runtime.engine.formats import BACKEND_CHOICES, BENCH_BACKENDS, PRECISIONS, choices_help
 from edgecalc.runtime.live.commands import demo_command, live_command
+from edgecalc.runtime.live.recover import recover_command
 
 PANEL = "Deploy"
 
@@ -72,6 +73,23 @@ def live(
 ) -> None:
     """Run the model live on frames from a camera, file, stream or the phantom, with the overlay."""
     run(live_command, **locals())
+
+
+def recover(
+    video: Path = typer.Argument(..., help="The file `live --record` was given (OUT.mp4 or OUT.avi); its segments "
+                                 "are read from OUT.mp4.segments/ beside it, as its index.json lists them."),
+    force: bool = typer.Option(False, "--force", help="Replace OUT when it exists (by default recover refuses to, "
+                               "naming it); never with a file that holds fewer frames than it."),
+) -> None:
+    """Finish a recording that a kill or power loss left as segments: check each one the index lists decodes
+    to its frames, join the good ones losslessly into OUT (as a clean stop would) and report what was kept
+    and what was lost, in frames and seconds.
+
+    The folder is removed when every listed segment went into OUT, else kept. Run it once the recording
+    process is gone. Exit 0 (also when OUT was joined already), 2 when there is no index, the index is
+    broken, no segment plays, or OUT exists without --force (docs/live.md).
+    """
+    run(recover_command, **locals())
 
 
 def demo(
@@ -188,4 +206,4 @@ def analyze(
 
 
 #: This panel's commands by name, in the order --help lists them.
-COMMANDS = {"live": live, "demo": demo, "bench": bench, "export": export_cmd, "locate": locate, "analyze": analyze}
+COMMANDS = {"live": live, "recover": recover, "demo": demo, "bench": bench, "export": export_cmd, "locate": locate, "analyze": analyze}

@@ -65,6 +65,69 @@ def container_frames(path: Path) -> int:
     return max(held, 0)
 
 
+def decoded_frames(path: Path) -> int:
+    """The frames of ``path`` that decode, counted one by one (a container's declared count can be wrong
+    for a damaged file; `container_frames` is the cheap check of a file just written)."""
+    cap = cv2.VideoCapture(str(path))
+    n = 0
+    while cap.isOpened() and cap.grab():
+        n += 1
+    cap.release()
+    return n
+
+
+class SegmentIndexError(ValueError):
+    """An ``index.json`` that is missing, unreadable or not a segment index: the message names the file."""
+
+
+def read_index(folder: Path, suffix: str) -> dict[str, Any]:
+    """The folder's index, checked against the layout `write_index` and the recorder write.
+
+    ``suffix`` is the container of the video the segments belong to: every listed segment must be named
+    as the recorder names them (`segment_name`, in order), so no name in the file can point outside
+    ``folder``. SegmentIndexError naming the index and what is wrong.
+    """
+    path = folder / INDEX_NAME
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SegmentIndexError(f"{path} is missing") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise SegmentIndexError(f"{path} is not readable JSON ({exc})") from None
+
+    def bad(why: str) -> SegmentIndexError:
+        return SegmentIndexError(f"{path} is not a segment index: {why}")
+
+    if not isinstance(doc, dict) or doc.get("format") != INDEX_FORMAT:
+        raise bad(f"its format is not {INDEX_FORMAT!r}")
+    fps, size, segments = doc.get("fps"), doc.get("size"), doc.get("segments")
+    if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not 0 < fps < 1e6:
+        raise bad(f"fps {fps!r} is not a positive frame rate")
+    if not (isinstance(size, list) and len(size) == 2 and all(_count(v) and 0 < v <= 1 << 16 for v in size)):
+        raise bad(f"size {size!r} is not [width, height] in pixels")
+    if not isinstance(segments, list):
+        raise bad("'segments' is not a list")
+    first = 0
+    for k, seg in enumerate(segments):
+        name = segment_name(k, suffix)
+        if not isinstance(seg, dict) or seg.get("file") != name:
+            raise bad(f"segment {k} is not {{'file': {name!r}, ...}}: {str(seg)[:120]}")
+        if not (_count(seg.get("frames")) and seg["frames"] > 0 and seg.get("first_frame") == first):
+            raise bad(f"{name}: frames {seg.get('frames')!r} / first_frame {seg.get('first_frame')!r} do not follow "
+                      f"the segments before it (first frame {first})")
+        first += seg["frames"]
+    for key in ("open", "log"):
+        value = doc.get(key)
+        if value is not None and not (isinstance(value, str) and value and Path(value).name == value
+                                      and value not in (".", "..") and "\\" not in value):
+            raise bad(f"{key!r} {value!r} is not a plain file name")
+    return doc
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 def write_index(folder: Path, doc: dict[str, Any]) -> Path:
     """Rewrite the folder's index atomically and durably (a kill or a power loss leaves the previous
     index or this one, and the segments it lists are on disk: see `sync_file`)."""
