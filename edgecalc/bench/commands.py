@@ -32,4 +32,4 @@ def bench_command(console: Any, bundle: Path | None, backends: str, data: Path |
     except (BundleError, ValueError, FileNotFoundError) as exc:
         raise CommandError(str(exc)) from exc
     print_table(report)
-    console.print(f"written: {out / 'bench.json'}, {out / 'bench.md'}")
+    console.print(escape(f"written: {out / 'bench.json'}, {out / 'bench.md'}"))

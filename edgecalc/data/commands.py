@@ -74,9 +74,9 @@ def import_dicom_command(console: Any, src: Path, out: Path, every: int) -> int:
         rep = import_dicom(src, out, every=every, paths=paths, on_file=lambda p: progress.advance(task))
     for reason in rep.skipped:
         console.print(f"[yellow]skipped[/yellow] {escape(reason)}")
-    console.print(f"{rep.frames} frame(s) from {rep.files} file(s) ({rep.with_spacing} with a known spacing) "
-                  f"-> {out}; {len(rep.skipped)} skipped; labels empty (unlabelled): check with "
-                  f"`edgecalc data check {out}`")
+    console.print(escape(f"{rep.frames} frame(s) from {rep.files} file(s) ({rep.with_spacing} with a known spacing) "
+                         f"-> {out}; {len(rep.skipped)} skipped; labels empty (unlabelled): check with "
+                         f"`edgecalc data check {out}`"))
     return 0 if rep.frames else 1
 
 

@@ -174,8 +174,11 @@ def _run_trained(cfg, run_dir: Path, console: Any) -> None:
 
 
 def _say(console: Any, text: str) -> None:
+    """Print ``text`` as it is: it holds folder names (``[...]`` would be taken for rich markup) and no markup."""
     if console is not None:
-        console.print(text)
+        from rich.markup import escape
+
+        console.print(escape(text))
 
 
 def _zero_shot(weights: Path, data: Path, test: np.ndarray, out: Path, fold: int, folds: int, device: str) -> None:

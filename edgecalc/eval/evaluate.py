@@ -110,13 +110,14 @@ def evaluate_arrays(
 
 
 def print_metrics(metrics: dict[str, Any], console: Any, out_dir: Path | None = None) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     from edgecalc.model.registry import NETWORKS
 
     network = NETWORKS.get(metrics.get("network") or "csagnet")
     name = network.summary.split(":")[0].split(" (")[0] if network else "CS-AGnet"
-    table = Table(title=f"{name} evaluation {metrics.get('title', '')}".strip())
+    table = Table(title=escape(f"{name} evaluation {metrics.get('title', '')}".strip()))  # the title names the data folder
     table.add_column("metric")
     table.add_column("value", justify="right")
     over = metrics.get("ci95_resampled", "images")
@@ -141,10 +142,10 @@ def print_metrics(metrics: dict[str, Any], console: Any, out_dir: Path | None = 
         if not att.get("dilate_mm") or att.get("dilate_source") != "labels.csv mm_per_px":
             table.add_row("  dilation", att["dilate_source"])
     for label, value in format_subgroups(metrics.get("subgroups") or {}):
-        table.add_row(label, value)
+        table.add_row(escape(label), value)  # the kinds come from the data set's labels.csv
     console.print(table)
     if out_dir is not None:
-        console.print(f"wrote {out_dir / METRICS_FILE}, {out_dir / 'roc.png'}, {out_dir / 'attention.png'}")
+        console.print(escape(f"wrote {out_dir / METRICS_FILE}, {out_dir / 'roc.png'}, {out_dir / 'attention.png'}"))
 
 
 def evaluate_weights(weights: str | Path, data: str | Path, out_dir: str | Path, console: Any = None, device: str = "cpu") -> dict[str, Any]:

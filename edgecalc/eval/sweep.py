@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+from rich.markup import escape
 
 from edgecalc.run_folder import CONFIG_FILE, eval_dir, holds_run, is_finished, read_metrics, read_scores
 
@@ -94,14 +95,14 @@ def run_sweep(data: str | Path, fractions: Sequence[float], out: str | Path, fol
             check_same_recipe(run_dir, wanted)
             if is_finished(run_dir):
                 if console is not None:
-                    console.print(f"p = {frac:g}, fold {fold}: finished run {run_dir} reused")
+                    console.print(f"p = {frac:g}, fold {fold}: finished run {escape(str(run_dir))} reused")
             elif holds_run(run_dir):
                 if console is not None:
-                    console.print(f"p = {frac:g}, fold {fold}: resuming {run_dir}")
+                    console.print(f"p = {frac:g}, fold {fold}: resuming {escape(str(run_dir))}")
                 resume_training(run_dir, console=console)
             else:
                 if console is not None:
-                    console.print(f"p = {frac:g}, fold {fold}: training into {run_dir}")
+                    console.print(f"p = {frac:g}, fold {fold}: training into {escape(str(run_dir))}")
                 run_training(wanted, run_dir, console=console)
             metrics = read_metrics(run_dir)
             metrics["run_dir"] = str(run_dir)
@@ -122,6 +123,6 @@ def run_sweep(data: str | Path, fractions: Sequence[float], out: str | Path, fol
     }
     atomic_write_json(out / "sweep.json", summary)
     if console is not None:
-        console.print(table)
-        console.print(f"wrote {out / 'table1.md'}, {out / 'roc.png'}, {out / 'sweep.json'}")
+        console.print(escape(table))  # it names every run folder
+        console.print(escape(f"wrote {out / 'table1.md'}, {out / 'roc.png'}, {out / 'sweep.json'}"))
     return summary

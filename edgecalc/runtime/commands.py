@@ -61,7 +61,7 @@ def locate_command(console: Any, images: Path, out: Path | None, overlay: Path |
         print(csv_text(results), end="")
     found = sum(r.box is not None for r in results)
     console.print(f"{len(results)} image(s) located ({found} with a nodule), {len(bad)} skipped"
-                  + (f"; boxes -> {out}" if out is not None else ""))
+                  + (f"; boxes -> {escape(str(out))}" if out is not None else ""))
     return 0 if results else 1
 
 
@@ -90,7 +90,7 @@ def analyze_command(console: Any, images: Path, out: Path | None, json_out: Path
     if not paths:
         setup.selection.backend.close()
         raise CommandError(f"no files in {images}", code=1)
-    console.print(f"bundle {setup.bundle.root}  engine: {escape(setup.selection.reason)}")
+    console.print(f"bundle {escape(str(setup.bundle.root))}  engine: {escape(setup.selection.reason)}")
     try:
         with Progress(console=console, transient=True) as progress:
             task = progress.add_task("analyzing", total=len(paths))
@@ -105,5 +105,5 @@ def analyze_command(console: Any, images: Path, out: Path | None, json_out: Path
         print(csv_text(rows), end="")
     called = sum(r.foci.count > 0 for r in rows)
     console.print(f"{len(rows)} image(s) analyzed ({called} with calcifications reported), {len(bad)} skipped"
-                  + (f"; report -> {out}" if out is not None else ""))
+                  + (f"; report -> {escape(str(out))}" if out is not None else ""))
     return 0 if rows else 1

@@ -48,7 +48,7 @@ def live_command(console: Any, camera: int | None, source: str | None, bundle: P
             setup.selection.backend.close()
             raise CommandError(f"--mm-per-px must be a positive number of millimetres per pixel; got {mm_per_px}")
         setup.pipeline.spacing_mm = (mm_per_px, mm_per_px)
-    console.print(f"bundle {setup.bundle.root}  engine: {escape(setup.selection.reason)}")
+    console.print(f"bundle {escape(str(setup.bundle.root))}  engine: {escape(setup.selection.reason)}")
     if not headless:
         console.print(f"keys: {KEYS_HELP}")
     try:
@@ -91,7 +91,7 @@ def demo_command(console: Any, out: Path, frames: int, backend: str, precision: 
         setup = build_pipeline(bundle, backend=backend, precision=precision, crop="auto")
     except (BundleError, BackendUnavailable, ValueError, FileNotFoundError) as exc:
         raise CommandError(str(exc)) from exc
-    console.print(f"bundle {setup.bundle.root}  engine: {escape(setup.selection.reason)}")
+    console.print(f"bundle {escape(str(setup.bundle.root))}  engine: {escape(setup.selection.reason)}")
     try:
         data = run_demo(setup, out, frames)
     except OSError as exc:  # --out unwritable, a full disk, or a killed demo's demo.mp4.segments/: named
@@ -100,15 +100,16 @@ def demo_command(console: Any, out: Path, frames: int, backend: str, precision: 
         setup.selection.backend.close()
     print_live_summary(SimpleNamespace(**{k: v for k, v in data.items() if k != "demo"}), console)
     print_segments(data["demo"]["segments"], console)
-    console.print(f"written: {out / 'demo.mp4'}, {out / 'log.jsonl'}, {out / 'summary.json'}, {out / 'snapshots'}/ "
-                  f"({data['demo']['total_s']:.1f} s)")
+    console.print(escape(f"written: {out / 'demo.mp4'}, {out / 'log.jsonl'}, {out / 'summary.json'}, {out / 'snapshots'}/ "
+                         f"({data['demo']['total_s']:.1f} s)"))
 
 
 def print_live_summary(summary: Any, console: Any) -> None:
     """The end-of-run table: frames read / processed / dropped / skipped, latency, FPS."""
+    from rich.markup import escape
     from rich.table import Table
 
-    t = Table(title=f"edgecalc live: {summary.source} ({summary.stopped_by})", title_justify="left")
+    t = Table(title=escape(f"edgecalc live: {summary.source} ({summary.stopped_by})"), title_justify="left")
     for col in ("read", "processed", "dropped", "skipped (bad)", "reconnects", "FPS", "latency p50 ms",
                 "latency p99 ms", "inference p50 ms"):
         t.add_column(col, justify="right")
@@ -118,4 +119,4 @@ def print_live_summary(summary: Any, console: Any) -> None:
               fmt(summary.latency_ms_p99), fmt(summary.infer_ms_p50))
     console.print(t)
     if summary.snapshots:
-        console.print(f"snapshots: {', '.join(summary.snapshots)}")
+        console.print(escape(f"snapshots: {', '.join(summary.snapshots)}"))
