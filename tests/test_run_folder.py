@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 import csv
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -319,6 +320,69 @@ def test_no_run_folder_name_is_spelled_outside_the_module():
     files, folders = run_folder_names()
     assert not spelled_outside(PACKAGE_DIR, files, folders), "use edgecalc.run_folder:\n" + "\n".join(
         spelled_outside(PACKAGE_DIR, files, folders))
+
+
+#: What separates the words of help prose (a name in backquotes, brackets or before a comma is still a name).
+_PROSE_SEPARATORS = re.compile(r"[\s,;:()`'\"\[\]{}]+")
+
+
+def spelled_in_prose(source: str, files: set[str], folders: set[str]) -> list[tuple[int, str]]:
+    """(line, name) for every run-folder name in the prose of a string (help text, docstring): a file name as a
+    word or a word's path part, a folder name as a part of an ``a/b`` word. An f-string field counts as a value,
+    not as the name: help built from the constants passes."""
+    found = []
+    tree = ast.parse(source)
+    joined_parts = {id(v) for node in ast.walk(tree) if isinstance(node, ast.JoinedStr) for v in node.values}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.JoinedStr):
+            text = _rendered(node)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in joined_parts:
+            text = node.value
+        else:
+            continue
+        for word in (w.rstrip(".") for w in _PROSE_SEPARATORS.split(text)):
+            if word.endswith(".py"):  # a source path (edgecalc/eval/commands.py), not a run folder's
+                continue
+            parts = word.split("/")
+            found += [(node.lineno, p) for p in parts if p in files or (p in folders and len(parts) > 1)]
+    return sorted(set(found))
+
+
+def spelled_in_cli_prose(cli_dir: Path, files: set[str], folders: set[str]) -> list[str]:
+    return [f"{path.relative_to(cli_dir.parent.parent)}:{line}: {name!r}" for path in sorted(cli_dir.rglob("*.py"))
+            for line, name in spelled_in_prose(path.read_text(encoding="utf-8"), files, folders)]
+
+
+def test_no_run_folder_name_is_spelled_in_the_cli_help():
+    """--help and the docstrings typer shows name the run folder's files through the constants (f-strings), so
+    a renamed file cannot leave the help describing the old name."""
+    files, folders = run_folder_names()
+    found = spelled_in_cli_prose(PACKAGE_DIR / "cli", files, folders)
+    assert not found, "build the help from edgecalc.run_folder's names:\n" + "\n".join(found)
+
+
+@pytest.mark.parametrize("line", [
+    'x = typer.Option(None, help="Folder for metrics.json, roc.png; default RUN_DIR/eval")',
+    'x = typer.Option(None, help="Continue (with its own config.json; other options are ignored).")',
+    'x = typer.Option(None, help="a run folder\'s stage1/best, or `scores.npz`.")',
+    'def f():\n    """Writes pseudo_masks.json once every mask is on disk."""',
+    'x = f"the run {name} holds metrics.json"',
+    'x = typer.Option(None, help="Evaluate into RUN_DIR/eval/<data name>.")',
+])
+def test_the_prose_scan_finds_a_name_spelled_in_help(line):
+    files, folders = run_folder_names()
+    assert spelled_in_prose(line, files, folders), line
+
+
+@pytest.mark.parametrize("line", [
+    'x = typer.Option(None, help=f"Folder for {METRICS_FILE}, roc.png; default RUN_DIR/{EVAL_DIR}")',
+    'x = typer.Option(None, help="Evaluate a run: accuracy, AUC; `edgecalc eval RUN` and the eval panel.")',
+    'x = typer.Option(None, help="Stage one (stage1) trains on the masks; a .safetensors file.")',
+    '"""The bodies live in edgecalc/train/commands.py and edgecalc/eval/commands.py."""',
+])
+def test_the_prose_scan_leaves_help_built_from_the_names_alone(line):
+    files, folders = run_folder_names()
+    assert not spelled_in_prose(line, files, folders), line
 
 
 @pytest.mark.parametrize("line", [

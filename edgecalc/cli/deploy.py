@@ -17,9 +17,11 @@ from edgecalc.cli.errors import run
 from edgecalc.export.choices import DEFAULT_CALIB_METHOD
 from edgecalc.export.commands import export_command
 from edgecalc.model.shipped import SHIPPED_WEIGHTS
+from edgecalc.run_folder import WEIGHTS_FILES
 from edgecalc.runtime.commands import analyze_command, locate_command
 from edgecalc.runtime.engine.formats import BACKEND_CHOICES, BENCH_BACKENDS, PRECISIONS, choices_help
 from edgecalc.runtime.live.commands import demo_command, live_command
+from edgecalc.runtime.live.demo import DEMO_LOG, DEMO_SNAPSHOTS, DEMO_SUMMARY, DEMO_VIDEO
 from edgecalc.runtime.live.recover import recover_command
 
 PANEL = "Deploy"
@@ -93,7 +95,7 @@ def recover(
 
 
 def demo(
-    out: Path = typer.Option(Path("demo"), "--out", help="Folder for demo.mp4, log.jsonl, summary.json and snapshots."),
+    out: Path = typer.Option(Path("demo"), "--out", help=f"Folder for {DEMO_VIDEO}, {DEMO_LOG}, {DEMO_SUMMARY} and {DEMO_SNAPSHOTS}."),
     frames: int = typer.Option(90, "--frames", min=1, help="Length of the phantom cine (frames): the first half "
                                "scans a nodule with calcifications, the rest one without."),
     backend: opt.Backend = typer.Option("auto", "--backend", help=f"{choices_help(BACKEND_CHOICES)}."),
@@ -125,7 +127,7 @@ def bench(
 
 
 def export_cmd(
-    weights: Optional[Path] = typer.Argument(None, help="Run folder (model.safetensors or final.safetensors + .json), "
+    weights: Optional[Path] = typer.Argument(None, help=f"Run folder ({' or '.join(WEIGHTS_FILES)} + .json), "
                                              "a .safetensors file, or the name of shipped weights "
                                              f"({', '.join(SHIPPED_WEIGHTS)}; docs/model-card.md). Default: the "
                                              "weights shipped with the kit (phantom)."),

@@ -17,6 +17,7 @@ from edgecalc.cli.errors import exit_with
 from edgecalc.eval.compare import DEFAULT_METHODS as COMPARE_DEFAULT, METHODS as COMPARE_METHODS
 from edgecalc.model.registry import NETWORKS
 from edgecalc.model.shipped import SHIPPED_WEIGHTS
+from edgecalc.run_folder import CONFIG_FILE, EVAL_DIR, METRICS_FILE, SCORES_FILE, best_weights
 from edgecalc.train.config import TRAIN_DEFAULTS
 
 PANEL = "Train"
@@ -40,7 +41,7 @@ def train_cmd(
                                                "DATA's; stage two then learns DATA's image labels with stage one's pseudo "
                                                "masks. DATA needs no masks (docs/real-data.md)."),
     stage1_weights: Optional[Path] = typer.Option(None, "--stage1-weights", help="Skip training stage one: take these "
-                                                  "weights as its result (a run folder's stage1/best, a DS-AGnet file, or "
+                                                  f"weights as its result (a run folder's {best_weights('', 1)}, a DS-AGnet file, or "
                                                   "a CS-AGnet's encoder + decoder, e.g. the shipped weights)."),
     init_weights: Optional[Path] = typer.Option(None, "--init-weights", help="Stage two starts from these CS-AGnet "
                                                 "weights (a run folder or .safetensors): fine-tuning. With --mask-fraction "
@@ -56,13 +57,13 @@ def train_cmd(
                                       "scores best on DDTI (docs/real-data.md); mask and attention stay the starting "
                                       "weights'."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue this run folder from its last checkpoint "
-                                          "(with its own config.json; other options are ignored)."),
+                                          f"(with its own {CONFIG_FILE}; other options are ignored)."),
     no_progress: bool = opt.NO_PROGRESS,
     threads: int = opt.THREADS,
 ) -> None:
     """Two-stage collaborative training: DS-AGnet on the masked fraction, pseudo masks, then CS-AGnet.
 
-    Resumable: interrupt it (Ctrl-C, kill) and continue with --resume RUN_DIR; log.csv grows every round.
+    Resumable: interrupt it (Ctrl-C, kill) and continue with --resume RUN_DIR; the run's log grows by a row every round.
     Real data without masks: --mask-fraction 0 (image labels only), --init-weights (fine-tune),
     --init-weights with --linear-probe (a linear score head on the frozen encoder), or
     --stage1-data PHANTOM_DIR / --stage1-weights (sim-to-real two stages).
@@ -85,8 +86,9 @@ def eval_cmd(
                                             "shipped default weights."),
     data: Optional[Path] = typer.Option(None, "--data", help="Data-set folder to evaluate on; default the run's own test split "
                                         "(required without RUN_DIR)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Folder for metrics.json, roc.png, attention.png; default "
-                                       "RUN_DIR/eval (RUN_DIR/eval/<data name> with --data), or edgecalc-eval/ for the shipped weights."),
+    out: Optional[Path] = typer.Option(None, "--out", help=f"Folder for {METRICS_FILE}, {SCORES_FILE}, roc.png, attention.png; "
+                                       f"default RUN_DIR/{EVAL_DIR} (RUN_DIR/{EVAL_DIR}/<data name> with --data), or "
+                                       "edgecalc-eval/ for the shipped weights."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
 ) -> None:
     """Accuracy, sensitivity, specificity, AUC, Dice/IoU, confusion matrix, ROC and attention figures."""

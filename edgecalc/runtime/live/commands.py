@@ -84,7 +84,7 @@ def demo_command(console: Any, out: Path, frames: int, backend: str, precision: 
 
     from edgecalc.runtime.engine.backends import BackendUnavailable
     from edgecalc.runtime.engine.bundle import BundleError
-    from edgecalc.runtime.live.demo import print_segments, run_demo
+    from edgecalc.runtime.live.demo import DEMO_LOG, DEMO_SNAPSHOTS, DEMO_SUMMARY, DEMO_VIDEO, print_segments, run_demo
     from edgecalc.runtime.live.build import build_pipeline
 
     try:
@@ -100,7 +100,7 @@ def demo_command(console: Any, out: Path, frames: int, backend: str, precision: 
         setup.selection.backend.close()
     print_live_summary(SimpleNamespace(**{k: v for k, v in data.items() if k != "demo"}), console)
     print_segments(data["demo"]["segments"], console)
-    console.print(escape(f"written: {out / 'demo.mp4'}, {out / 'log.jsonl'}, {out / 'summary.json'}, {out / 'snapshots'}/ "
+    console.print(escape(f"written: {out / DEMO_VIDEO}, {out / DEMO_LOG}, {out / DEMO_SUMMARY}, {out / DEMO_SNAPSHOTS}/ "
                          f"({data['demo']['total_s']:.1f} s)"))
 
 

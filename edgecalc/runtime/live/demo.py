@@ -22,6 +22,10 @@ from typing import Any
 
 import numpy as np
 
+#: What the demo writes into its folder (``edgecalc demo --out``): the overlaid video, the per-frame log, the summary
+#: and the snapshots named by segment.
+DEMO_VIDEO, DEMO_LOG, DEMO_SUMMARY, DEMO_SNAPSHOTS = "demo.mp4", "log.jsonl", "summary.json", "snapshots"
+
 ON_TRUTH_MM = 1.0  #: a drawn mask pixel within this distance of a true calcification pixel counts as on it
 
 
@@ -144,8 +148,8 @@ class DemoTally:
 
 
 def run_demo(setup: Any, out: Path, frames: int, console: Any = None) -> dict[str, Any]:
-    """Run the demo on a built pipeline (``live.build.build_pipeline``); write ``out``/demo.mp4,
-    log.jsonl, snapshots/, summary.json; return the summary dict."""
+    """Run the demo on a built pipeline (``live.build.build_pipeline``); write the video, log, snapshots and
+    summary (``DEMO_*``) into ``out``; return the summary dict."""
     import json
 
     from edgecalc.data.phantom.config import PhantomConfig
@@ -159,8 +163,8 @@ def run_demo(setup: Any, out: Path, frames: int, console: Any = None) -> dict[st
     t0 = time.perf_counter()
     reader = PhantomCineReader(n_frames=frames)
     render_s = time.perf_counter() - t0
-    tally = DemoTally(reader, out / "snapshots", setup.pipeline.threshold, PhantomConfig().frame_pixel_spacing_mm)
-    recorder = Recorder(out / "demo.mp4", out / "log.jsonl", fps=20.0)
+    tally = DemoTally(reader, out / DEMO_SNAPSHOTS, setup.pipeline.threshold, PhantomConfig().frame_pixel_spacing_mm)
+    recorder = Recorder(out / DEMO_VIDEO, out / DEMO_LOG, fps=20.0)
     summary = run_live(parse_source(None, "phantom"), setup.pipeline, backend_name=setup.selection.backend.describe(),
                        headless=True, recorder=recorder, snapshot_every=0, phantom_frames=frames,
                        on_frame=tally, opener=lambda: reader)
@@ -168,7 +172,7 @@ def run_demo(setup: Any, out: Path, frames: int, console: Any = None) -> dict[st
     data = summary.to_dict()
     data["demo"] = {"cine_render_s": round(render_s, 3), "total_s": round(time.perf_counter() - t0, 3),
                     "segments": tally.segments()}
-    (out / "summary.json").write_text(json.dumps(data, indent=2) + "\n")
+    (out / DEMO_SUMMARY).write_text(json.dumps(data, indent=2) + "\n")
     if console is not None:
         print_segments(data["demo"]["segments"], console)
     return data
