@@ -72,13 +72,15 @@ def run_cli(args: Sequence[str], *, cwd: Path, timeout: float = 240.0, fsize: in
 
 
 def run_and_kill(args: Sequence[str], *, cwd: Path, sig: int, delay: float, started: Callable[[], bool],
-                 timeout: float = 240.0, env: dict[str, str] | None = None, poll: float = 0.02) -> Outcome:
+                 timeout: float = 240.0, env: dict[str, str] | None = None, poll: float = 0.02,
+                 program: Sequence[str] = CLI) -> Outcome:
     """Start ``edgecalc ARGS``; once ``started()`` holds, wait ``delay`` s and send ``sig``; collect the end.
 
     The process may finish before the signal (the delay overshot the work left): ``signalled_after_s``
-    is None then and the caller checks a completed run instead.
+    is None then and the caller checks a completed run instead. ``program``: another command line to
+    start with ARGS (a child that drives one writer as the CLI does, where the CLI takes too long to get there).
     """
-    proc = subprocess.Popen([*CLI, *map(str, args)], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    proc = subprocess.Popen([*program, *map(str, args)], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, errors="replace", env=_env(env))
     t0 = time.monotonic()
     sent: float | None = None

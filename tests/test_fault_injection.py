@@ -26,6 +26,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 import zlib
 from pathlib import Path
@@ -245,6 +246,121 @@ def test_sigkill_keeps_the_closed_segments_and_whole_log_lines(work, ext, k):
     open_segment = segments_dir(video) / index["open"] if index["open"] else None
     if open_segment is not None and open_segment.exists():
         _frames_in(open_segment)  # the open segment may be unreadable; reading it must not crash
+
+
+# --- the join of a recording's segments -------------------------------------------------------
+
+#: one frame a segment (a clock that advances 1 s a frame, 1 s segments): the join of this many copies
+#: 400 small files, 0.4-0.6 s measured, a window the seeded kill moments (0-0.25 s after the join's
+#: temporary file appears beside OUT) land in
+JOIN_FRAMES, JOIN_SIZE = 400, (160, 120)
+JOIN_DELAY_S = 0.25
+#: the recorder's clean stop, driven as the live loop drives it (the CLI would need 20 s of inference
+#: for as many segments on this machine): Recorder.close() joins the segments, then removes the folder
+RECORD_AND_STOP = [sys.executable, "-c", f"""
+import itertools, sys
+import numpy as np
+from edgecalc.runtime.live.recorder import Recorder
+tick = itertools.count()
+rec = Recorder(sys.argv[1], None, fps=20, segment_s=1.0, clock=lambda: float(next(tick)))
+for i in range({JOIN_FRAMES}):
+    rec.submit(np.full(({JOIN_SIZE[1]}, {JOIN_SIZE[0]}, 3), (7 * i) % 256, np.uint8), None)
+rec.close()
+"""]
+
+
+def _join_temp_appeared(video: Path):
+    return lambda: bool(leftovers(video.parent, video.name))
+
+
+@pytest.fixture(scope="module")
+def killed_recording(tmp_path_factory) -> Path:
+    """The segment folder a SIGKILL of a recording leaves: JOIN_FRAMES - 1 closed one-frame segments, one open."""
+    import itertools
+
+    import numpy as np
+
+    from edgecalc.runtime.live.recorder import Recorder
+    from edgecalc.runtime.live.video_segments import segments_dir
+
+    root = tmp_path_factory.mktemp("join")
+    video, tick = root / "live" / "rec.mp4", itertools.count()
+    rec = Recorder(video, None, fps=20, segment_s=1.0, clock=lambda: float(next(tick)))
+    for i in range(JOIN_FRAMES):
+        rec.submit(np.full((JOIN_SIZE[1], JOIN_SIZE[0], 3), (7 * i) % 256, np.uint8), None)
+    t0 = time.monotonic()
+    while rec.frames_written < JOIN_FRAMES:  # the writer thread's work (a bound on a hang, not a timing check)
+        assert time.monotonic() - t0 < 120, "the recorder did not write its frames"
+        time.sleep(0.01)
+    shutil.copytree(segments_dir(video), root / "pristine")  # as a kill now leaves it on disk
+    rec.close()
+    return root / "pristine"
+
+
+def _snapshot(folder: Path) -> dict[str, int]:
+    return {p.name: zlib.crc32(p.read_bytes()) for p in sorted(folder.iterdir())}
+
+
+def _after_a_killed_join(video: Path, result: Outcome, frames: int, writer: str, k: int) -> None:
+    """The target is absent or complete, never partial; then `recover` leaves exactly the indexed frames and
+    no temporary file."""
+    from edgecalc.runtime.live.video_segments import read_index, segments_dir
+
+    folder = segments_dir(video)
+    temps = leftovers(video.parent, video.name)
+    landed = ("finished first" if result.signalled_after_s is None else
+              "after the rename" if video.exists() else "during the join's write" if temps else "before the join")
+    note(measured="join SIGKILL", writer=writer, trial=k, killed_after_s=result.signalled_after_s, landed=landed,
+         temps_left=len(temps))
+    if result.signalled_after_s is None:
+        assert result.returncode == 0, result.output
+    else:
+        assert result.returncode == -signal.SIGKILL, result.output
+    if video.exists():  # the rename happened: the whole file, and no temporary one
+        assert _frames_in(video) == frames and temps == []
+        if folder.exists():  # killed before the folder was removed: recover refuses to replace OUT, naming it
+            again = run_cli(["recover", video.name], cwd=video.parent)
+            assert again.returncode == 2 and video.name in again.stderr, again.output
+        return
+    index = read_index(folder, video.suffix)  # intact, and every segment it lists plays its frames
+    assert sum(s["frames"] for s in index["segments"]) == frames
+    again = run_cli(["recover", video.name], cwd=video.parent)
+    assert again.returncode == 0, again.output
+    assert _frames_in(video) == frames  # exactly the indexed frames
+    assert leftovers(video.parent, video.name) == [] and not folder.exists()
+    assert [t for t in temps if t in again.stderr] == temps  # the killed join's temporary file, reported removed
+
+
+@pytest.mark.parametrize("k", range(TRIALS))
+def test_sigkill_during_the_join_of_recover_loses_nothing(tmp_path, killed_recording, k):
+    """`edgecalc recover` killed while it writes the joined file: the segments and index.json byte for byte
+    as before, no partial file under the final name; the next `recover` finishes the job."""
+    from edgecalc.runtime.live.video_segments import segments_dir
+
+    video = tmp_path / "rec.mp4"
+    shutil.copytree(killed_recording, segments_dir(video))
+    before = _snapshot(segments_dir(video))
+    result = run_and_kill(["recover", video.name], cwd=tmp_path, sig=signal.SIGKILL, poll=0.005,
+                          delay=_delay("join-recover", "SIGKILL", k, JOIN_DELAY_S),
+                          started=_join_temp_appeared(video))
+    if not video.exists():  # the join wrote only its temporary file: nothing else was touched
+        assert _snapshot(segments_dir(video)) == before
+    _after_a_killed_join(video, result, JOIN_FRAMES - 1, "recover", k)
+
+
+@pytest.mark.parametrize("k", range(TRIALS))
+def test_sigkill_during_the_clean_stop_join_loses_nothing(tmp_path, k):
+    """The recorder's own clean stop killed while it joins: the folder keeps the complete index it wrote before
+    the join (no open segment), and `recover` joins every frame."""
+    from edgecalc.runtime.live.video_segments import read_index, segments_dir
+
+    video = tmp_path / "rec.mp4"
+    result = run_and_kill([video.name], cwd=tmp_path, sig=signal.SIGKILL, poll=0.005, program=RECORD_AND_STOP,
+                          delay=_delay("join-close", "SIGKILL", k, JOIN_DELAY_S), started=_join_temp_appeared(video))
+    if not video.exists():
+        index = read_index(segments_dir(video), video.suffix)
+        assert index["open"] is None and len(index["segments"]) == JOIN_FRAMES
+    _after_a_killed_join(video, result, JOIN_FRAMES, "Recorder.close", k)
 
 
 # --- a full disk, a read-only folder ----------------------------------------------------------
