@@ -12,6 +12,9 @@ and stopped at seeded-random moments after its first write began:
   records and the log has only whole lines; after SIGKILL, a few seconds in with 1 s segments, at least
   one closed segment is left, every segment the index lists plays exactly the frames it says, and those
   frames and their log lines match the whole lines of the log;
+- the join of a recording's segments (``edgecalc recover``, and the recorder's clean stop), SIGKILLed
+  while it writes the joined file: the segments and ``index.json`` are intact, OUT is absent or whole,
+  and ``recover`` then writes exactly the indexed frames and leaves no temporary file;
 - a full disk (``RLIMIT_FSIZE``, SIGXFSZ ignored: writes fail with EFBIG) and a read-only folder:
   exit 2, an error naming the path, nothing half-written.
 

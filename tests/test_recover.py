@@ -200,3 +200,90 @@ def test_no_segment_that_plays_is_refused(tmp_path):
     res = cli(video)
     assert res.exit_code == 2
     assert "lists 2 segment(s) and none plays as indexed" in one_line(res.output) and not video.exists()
+
+
+# --- the index as a reader: fuzzed ----------------------------------------------------------------
+
+hypothesis = pytest.importorskip("hypothesis", reason="the index fuzz needs hypothesis (pip install -e '.[dev]')")
+from hypothesis import example, given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+ODD = st.sampled_from([None, "", "x", [], [1, 2], [[]], {}, {"a": 1}, 0, -1, 2, 10**30, 1.5, float("nan"),
+                       float("inf"), True, "000000.mp4"])
+ESCAPES = st.sampled_from(["../outside.jsonl", "/etc/hostname", "sub/../../outside.jsonl", "..", ".", "",
+                           "out.jsonl\x00", "a\\b", "a" * 300, "000009.mp4", "out.jsonl"])
+INDEX_KEYS = ["format", "video", "fps", "size", "segment_s", "log", "segments", "open"]
+SEGMENT_KEYS = ["file", "frames", "first_frame", "log_lines"]
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory) -> Path:
+    """A killed recording's folder (4 closed segments of 2 frames, 2 open) and its log, kept as the seed."""
+    video, _ = killed_recording(tmp_path_factory.mktemp("seed"), 10, segment_s=0.5)
+    return video.parent
+
+
+@st.composite
+def damaged_indexes(draw) -> bytes:
+    """The seed's index with keys dropped and retyped, segment fields retyped, names pointing out, or its
+    bytes cut or flipped."""
+    doc: object = json.loads(SEED_INDEX)
+    for _ in range(draw(st.integers(1, 3))):
+        what = draw(st.sampled_from(["drop", "retype", "segment", "segment_file", "escape", "segments", "whole"]))
+        if not isinstance(doc, dict):
+            break
+        segs = doc.get("segments")
+        if what == "drop":
+            doc.pop(draw(st.sampled_from(INDEX_KEYS)), None)
+        elif what == "retype":
+            doc[draw(st.sampled_from(INDEX_KEYS))] = draw(ODD)
+        elif what in ("segment", "segment_file") and isinstance(segs, list) and segs:
+            seg = segs[draw(st.integers(0, len(segs) - 1))]
+            if isinstance(seg, dict):
+                key = "file" if what == "segment_file" else draw(st.sampled_from(SEGMENT_KEYS))
+                seg[key] = draw(ESCAPES if what == "segment_file" else ODD)
+        elif what == "escape":
+            doc[draw(st.sampled_from(["open", "log"]))] = draw(ESCAPES)
+        elif what == "segments":
+            doc["segments"] = draw(st.one_of(ODD, st.lists(ODD, max_size=3)))
+        else:
+            doc = draw(ODD)
+    raw = json.dumps(doc, allow_nan=True).encode()
+    if draw(st.booleans()):
+        return raw
+    cut = draw(st.integers(0, max(len(raw) - 1, 0)))
+    if draw(st.booleans()):
+        return raw[:cut]
+    return raw[:cut] + bytes([raw[cut] ^ draw(st.integers(1, 255))]) + raw[cut + 1:] if raw else raw
+
+
+SEED_INDEX = json.dumps({"format": "edgecalc.recording-segments/1", "video": "out.mp4", "fps": 10, "size": [128, 96],
+                         "segment_s": 0.5, "log": "out.jsonl", "open": "000004.mp4",
+                         "segments": [{"file": f"00000{k}.mp4", "frames": 2, "first_frame": 2 * k,
+                                       "log_lines": [2 * k, 2 * k + 2]} for k in range(4)]})
+
+
+def test_the_fuzz_seed_is_the_recorders_index(pristine):
+    assert json.loads((segments_dir(pristine / "out.mp4") / INDEX_NAME).read_text()) == json.loads(SEED_INDEX)
+
+
+@given(damaged_indexes())
+@example(json.dumps({**json.loads(SEED_INDEX), "segments": [{**json.loads(SEED_INDEX)["segments"][0],
+                                                              "log_lines": []}]}).encode())  # found: IndexError
+@example(json.dumps({**json.loads(SEED_INDEX), "log": "out.jsonl\x00"}).encode())  # found: ValueError (NUL byte)
+def test_recover_joins_or_refuses_naming_the_file_on_any_index(pristine, tmp_path_factory, raw):
+    """Contract: a Recovery whose file holds exactly the frames it kept, or RecoveryRefused naming the index or
+    the video; never another exception, and nothing read or written outside the recording's folder."""
+    root = tmp_path_factory.mktemp("fuzz")
+    (root / "outside.jsonl").write_text('{"frame": 0}\n' * 1000)  # read through an escaping 'log': 992 "lost"
+    shutil.copytree(pristine, root / "rec")
+    video = root / "rec" / "out.mp4"
+    (segments_dir(video) / INDEX_NAME).write_bytes(raw)
+    try:
+        rec = recover_recording(video)
+    except RecoveryRefused as exc:
+        assert str(segments_dir(video)) in str(exc) or str(video) in str(exc), exc
+        return
+    assert rec.joined and rec.logged_after in (None, 2)
+    assert len(decoded(video)) == sum(s.frames for s in rec.kept) > 0
+    assert sorted(p.name for p in root.iterdir()) == ["outside.jsonl", "rec"]

@@ -151,16 +151,15 @@ def _no_index_hint(video: Path, folder: Path) -> str:
 def _logged_after(video: Path, index: dict[str, Any]) -> int | None:
     """Lines of the run's log (looked for beside ``video``) after those of the last closed segment, when
     the log is there and agrees with the index (else None: the loss of the open segment is unknown)."""
-    segments = index["segments"]
-    if not index.get("log") or not segments or not isinstance(segments[-1].get("log_lines"), list):
+    segments = index["segments"]  # read_index checked log_lines and the log's name
+    if not index.get("log") or not segments or segments[-1].get("log_lines") is None:
         return None
-    end = segments[-1]["log_lines"][-1]
-    log = video.parent / index["log"]
+    end = segments[-1]["log_lines"][1]
     try:
-        lines = log.read_bytes().count(b"\n")
+        lines = (video.parent / index["log"]).read_bytes().count(b"\n")
     except OSError:
         return None
-    return lines - end if isinstance(end, int) and lines >= end else None
+    return lines - end if lines >= end else None
 
 
 def recover_command(console: Any, video: Path, force: bool) -> int:

@@ -115,11 +115,15 @@ def read_index(folder: Path, suffix: str) -> dict[str, Any]:
         if not (_count(seg.get("frames")) and seg["frames"] > 0 and seg.get("first_frame") == first):
             raise bad(f"{name}: frames {seg.get('frames')!r} / first_frame {seg.get('first_frame')!r} do not follow "
                       f"the segments before it (first frame {first})")
+        lines = seg.get("log_lines")
+        if lines is not None and not (isinstance(lines, list) and len(lines) == 2 and all(map(_count, lines))
+                                      and lines[0] <= lines[1]):
+            raise bad(f"{name}: log_lines {lines!r} is not [first, end) of the log")
         first += seg["frames"]
     for key in ("open", "log"):
         value = doc.get(key)
         if value is not None and not (isinstance(value, str) and value and Path(value).name == value
-                                      and value not in (".", "..") and "\\" not in value):
+                                      and value not in (".", "..") and not set(value) & {"\\", "\0"}):
             raise bad(f"{key!r} {value!r} is not a plain file name")
     return doc
 
