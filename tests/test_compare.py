@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 import pytest
 
-from edgecalc.eval.compare import METHODS, parse_methods, run_compare
+from edgecalc.eval.compare import METHODS, run_compare
 from edgecalc.train.run import run_training
 from train_helpers import one_thread, tiny_config, tiny_data  # noqa: F401 (fixtures)
 
@@ -110,8 +110,6 @@ def test_rerun_reuses_every_fold(compared, real_like, pretrained, tiny_data):
 
 
 def test_methods_are_checked_before_training(real_like, tmp_path):
-    with pytest.raises(ValueError, match="unknown"):
-        parse_methods("labels-only,vgg99")
     with pytest.raises(ValueError, match="needs --pretrained"):
         run_compare(real_like, ["fine-tune"], tmp_path / "x", folds=3, **TINY)
     with pytest.raises(ValueError, match="sim-to-real needs"):

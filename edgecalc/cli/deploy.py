@@ -109,12 +109,14 @@ def demo(
 
 def bench(
     bundle: Optional[Path] = typer.Argument(None, help="Export bundle folder. Default: the bundle shipped with the package."),
-    backends: str = typer.Option(",".join(BENCH_BACKENDS), "--backends",
-                                 help="Comma-separated backends to measure; every precision the bundle holds is measured."),
+    backends: opt.Items = typer.Option(",".join(BENCH_BACKENDS), "--backends", parser=opt.BACKENDS_LIST, metavar="BACKEND,...",
+                                       help=f"Comma-separated backends to measure, from: {', '.join(BENCH_BACKENDS)}; "
+                                       "every precision the bundle holds is measured."),
     data: Optional[Path] = typer.Option(None, "--data", help="Data-set folder for the accuracy columns "
                                         "(default: 64 phantom crops from seeds no training or export uses)."),
     n_data: int = typer.Option(64, "--n-data", min=2, help="Number of phantom crops when --data is not given."),
-    batch: str = typer.Option("1,4", "--batch", help="Comma-separated batch sizes to time."),
+    batch: opt.Items = typer.Option("1,4", "--batch", parser=opt.BATCH_LIST, metavar="N,...",
+                                    help="Comma-separated batch sizes to time (positive integers)."),
     n: int = typer.Option(200, "--n", min=1, help="Timed calls per row and batch size."),
     warmup: int = typer.Option(20, "--warmup", min=0, help="Untimed calls before timing."),
     threads: int = typer.Option(0, "--threads", min=0, help="CPU threads per engine (0 = each engine's default)."),

@@ -6,6 +6,9 @@ Training (``train``, ``sweep``, ``compare``): every recipe setting defaults to N
 value"; the defaults and the recipe values in ``--help`` come from train/config.py (RECIPES,
 TRAIN_DEFAULTS). The cart (``live``, ``analyze``, ``locate``): the bundle, precision, engine threads
 and locator options. Typer reads an option object when it builds a command, so one object may serve many.
+Comma-separated lists (``--methods``, ``--backends``, ``--batch``, ``--fractions``, ``--fold-ids``): one typer
+``parser`` per kind (:func:`comma_list`), built from the table that owns the values, so a bad item is refused
+by the parser (exit 2, ``Invalid value for '--methods': ...``) before any work starts.
 """
 
 from __future__ import annotations
@@ -16,11 +19,12 @@ from typing import Any, Callable, Iterable, Literal, Optional, get_type_hints
 
 import typer
 
+from edgecalc.eval.compare import METHODS as COMPARE_METHODS
 from edgecalc.export.choices import CALIB_METHODS, VIA_CHOICES
 from edgecalc.model.config import PRESETS
 from edgecalc.model.registry import NETWORKS
 from edgecalc.runtime.commands import LOCATORS
-from edgecalc.runtime.engine.formats import BACKEND_CHOICES, PRECISIONS as RUNTIME_PRECISIONS, choices_help
+from edgecalc.runtime.engine.formats import BACKEND_CHOICES, BENCH_BACKENDS, PRECISIONS as RUNTIME_PRECISIONS, choices_help
 from edgecalc.runtime.live.modes import CROP_MODES, LOOP_MODES
 from edgecalc.train.config import (AUGMENTS, OPTIMIZERS, PRECISIONS as TRAIN_PRECISIONS, RECIPES, SCHEDULES, SEG_LOSSES,
                                    TRAIN_DEFAULTS, recipe_help, recipe_summary)
@@ -49,6 +53,98 @@ Schedule = choice(SCHEDULES)
 SegLoss = choice(SEG_LOSSES)
 Augment = choice(AUGMENTS)
 TrainPrecision = choice(TRAIN_PRECISIONS)
+
+# --- comma-separated lists: one parser per kind (annotate the option ``opt.Items``, give it ``parser=``) ---
+
+class Items(tuple):
+    """A comma-separated option's items, parsed and checked. A class of its own because typer reads a
+    ``tuple[...]`` annotation as an option that takes several values."""
+
+
+def comma_list(item: Callable[[str], Any]) -> Callable[[str], Items]:
+    """A typer ``parser`` for a comma-separated list: each item through ``item`` (its ValueError says why the
+    item is refused); an empty item, or one given twice, is refused too. Typer prints the refusal as
+    ``Invalid value for '--OPTION': REASON`` and exits 2."""
+
+    def parse(text: str) -> Items:
+        if isinstance(text, Items):
+            return text
+        words = [w.strip() for w in str(text).split(",")]
+        if words == [""]:
+            raise typer.BadParameter("needs at least one item")
+        if "" in words:
+            raise typer.BadParameter(f"an empty item in {text!r}: items are separated by single commas")
+        try:
+            values = [item(w) for w in words]
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
+        twice = next((w for i, (w, v) in enumerate(zip(words, values)) if v in values[:i]), None)
+        if twice is not None:
+            raise typer.BadParameter(f"{twice!r} is given twice in {text!r}")
+        return Items(values)
+
+    return parse
+
+
+def one_of(values: Iterable[str]) -> Callable[[str], str]:
+    """An item that must be one of ``values`` (refused in typer's words for a choice)."""
+    allowed = tuple(values)
+
+    def check(word: str) -> str:
+        if word not in allowed:
+            raise ValueError(f"{word!r} is not one of {', '.join(map(repr, allowed))}.")
+        return word
+
+    return check
+
+
+def integer(low: int) -> Callable[[str], int]:
+    """An item that must be an integer >= ``low``."""
+
+    def check(word: str) -> int:
+        try:
+            value = int(word)
+        except ValueError:
+            raise ValueError(f"{word!r} is not an integer") from None
+        if value < low:
+            raise ValueError(f"{word!r} is below {low}")
+        return value
+
+    return check
+
+
+def share(word: str) -> float:
+    """An item that must be a number in (0, 1] (a mask fraction)."""
+    try:
+        value = float(word)
+    except ValueError:
+        raise ValueError(f"{word!r} is not a number") from None
+    if not 0 < value <= 1:
+        raise ValueError(f"{word!r} is not in (0, 1]")
+    return value
+
+
+METHODS_LIST = comma_list(one_of(COMPARE_METHODS))  #: eval/compare.py's METHODS
+BACKENDS_LIST = comma_list(one_of(BENCH_BACKENDS))  #: runtime/engine/formats.py
+BATCH_LIST = comma_list(integer(1))
+FRACTIONS_LIST = comma_list(share)
+FOLD_IDS_LIST = comma_list(integer(0))
+
+FOLD_IDS = typer.Option(None, "--fold-ids", parser=FOLD_IDS_LIST, metavar="K,...",
+                        help="Comma-separated folds to run, each below --folds (default: all of --folds).")
+
+
+def folds_to_run(fold_ids: Items | None, folds: int) -> Items:
+    """``--fold-ids`` checked against ``--folds`` (a parser sees one option, so the command checks the pair), or
+    every fold; a fold outside is refused like a bad item (exit 2, before any work)."""
+    if fold_ids is None:
+        return Items(range(folds))
+    outside = [k for k in fold_ids if k >= folds]
+    if outside:
+        raise typer.BadParameter(f"{', '.join(map(str, outside))} outside 0..{folds - 1} (--folds {folds})",
+                                 param_hint="'--fold-ids'")
+    return fold_ids
+
 
 # --- training: train, sweep, compare ---
 

@@ -100,9 +100,10 @@ def eval_cmd(
 @opt.with_recipe_options
 def sweep_cmd(
     data: Path = typer.Argument(..., help="Data-set folder."),
-    fractions: str = typer.Option("0.1,0.3,0.5,1.0", "--fractions", help="Comma-separated pixel-mask fractions p."),
+    fractions: opt.Items = typer.Option("0.1,0.3,0.5,1.0", "--fractions", parser=opt.FRACTIONS_LIST, metavar="P,...",
+                                        help="Comma-separated pixel-mask fractions p, each in (0, 1]."),
     folds: int = typer.Option(TRAIN_DEFAULTS["folds"], "--folds", min=2, help="Number of cross-validation folds."),
-    fold_ids: Optional[str] = typer.Option(None, "--fold-ids", help="Comma-separated folds to run (default all of --folds)."),
+    fold_ids: Optional[opt.Items] = opt.FOLD_IDS,
     out: Path = typer.Option(Path("runs/sweep"), "--out", help="Sweep folder: one run per p<fraction>/fold<k>, table1.md, roc.png."),
     recipe_options: dict = None,  # the recipe option group (opt.with_recipe_options)
     no_progress: bool = opt.NO_PROGRESS,
@@ -111,6 +112,7 @@ def sweep_cmd(
     """Train + eval per mask fraction and fold: the paper's Table 1 (Markdown) and Fig. 7 (one ROC per fraction)."""
     from edgecalc.eval.commands import sweep_command
 
+    fold_ids = opt.folds_to_run(fold_ids, folds)
     exit_with(lambda: sweep_command(
         data, fractions, folds, fold_ids, out, threads=threads, **recipe_options, progress=not no_progress,
     ))
@@ -119,10 +121,11 @@ def sweep_cmd(
 @opt.with_recipe_options
 def compare_cmd(
     data: Path = typer.Argument(..., help="Data-set folder (e.g. ../shared/data/ddti-calc: real crops, image labels, patients)."),
-    methods: str = typer.Option(",".join(COMPARE_DEFAULT), "--methods", help="Comma-separated, from: " + "; ".join(
-        f"{k}: {v.summary}" for k, v in COMPARE_METHODS.items()) + "."),
+    methods: opt.Items = typer.Option(",".join(COMPARE_DEFAULT), "--methods", parser=opt.METHODS_LIST, metavar="METHOD,...",
+                                      help="Comma-separated, from: " + "; ".join(
+                                          f"{k}: {v.summary}" for k, v in COMPARE_METHODS.items()) + "."),
     folds: int = typer.Option(TRAIN_DEFAULTS["folds"], "--folds", min=2, help="Cross-validation folds (grouped by the patient column when present)."),
-    fold_ids: Optional[str] = typer.Option(None, "--fold-ids", help="Comma-separated folds to run (default all)."),
+    fold_ids: Optional[opt.Items] = opt.FOLD_IDS,
     out: Path = typer.Option(Path("runs/compare"), "--out", help="Folder: <method>/fold<k>/, comparison.md, roc.png, scores.csv."),
     pretrained: Optional[Path] = typer.Option(None, "--pretrained", help="Run folder or weights of the pretrained (phantom) "
                                               "model: zero-shot scores it, fine-tune starts from it, sim-to-real takes its stage one."),
@@ -149,6 +152,7 @@ def compare_cmd(
     """
     from edgecalc.eval.commands import compare_command
 
+    fold_ids = opt.folds_to_run(fold_ids, folds)
     exit_with(lambda: compare_command(
         data, methods, folds, fold_ids, out, pretrained=pretrained, phantom=phantom, mix_ratio=mix_ratio, threads=threads,
         end_to_end=end_to_end, locator_data=locator_data,

@@ -1,32 +1,16 @@
 """Bodies of ``edgecalc eval``, ``edgecalc sweep`` and ``edgecalc compare`` (the CLI only parses options).
 
 Progress and results go to the body's console (stdout); bad input raises :class:`CommandError` (exit 2), a
-diverged training too (exit 3): the CLI prints ``error: MESSAGE`` on stderr. An interrupt returns 130.
+diverged training too (exit 3): the CLI prints ``error: MESSAGE`` on stderr. An interrupt returns 130. The
+lists (``--fractions``, ``--methods``, ``--fold-ids``) arrive parsed and checked by the CLI (edgecalc/cli/options.py).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from edgecalc.errors import CommandError
-
-
-def _ints(text: str, what: str) -> list[int]:
-    try:
-        return [int(v) for v in text.split(",") if v.strip()]
-    except ValueError as exc:
-        raise ValueError(f"{what} must be comma-separated integers, got {text!r}") from exc
-
-
-def _floats(text: str, what: str) -> list[float]:
-    try:
-        vals = [float(v) for v in text.split(",") if v.strip()]
-    except ValueError as exc:
-        raise ValueError(f"{what} must be comma-separated numbers, got {text!r}") from exc
-    if not vals or any(not 0 < v <= 1 for v in vals):
-        raise ValueError(f"{what} must be numbers in (0, 1], got {text!r}")
-    return vals
 
 
 def eval_command(run_dir: Path | None, data: Path | None, out: Path | None, device: str = "cpu", console: Any = None) -> None:
@@ -54,14 +38,6 @@ def eval_command(run_dir: Path | None, data: Path | None, out: Path | None, devi
             evaluate_weights(weights, data, out or Path("edgecalc-eval"), console=console, device=device)
     except (DatasetError, FileNotFoundError, ValueError) as exc:
         raise CommandError(str(exc)) from exc
-
-
-def _fold_list(fold_ids: str | None, folds: int) -> list[int]:
-    ids = _ints(fold_ids, "--fold-ids") if fold_ids else list(range(folds))
-    bad = [k for k in ids if not 0 <= k < folds]
-    if bad:
-        raise ValueError(f"--fold-ids {bad} outside 0..{folds - 1}")
-    return ids
 
 
 def _long_job(job: Callable[[], Any], what: str, out: Path, threads: int, console: Any) -> int:
@@ -92,9 +68,9 @@ def _interrupted(console: Any, what: str, out: Path) -> int:
     return 130
 
 
-def sweep_command(data: Path, fractions: str, folds: int, fold_ids: str | None, out: Path, threads: int = 0,
+def sweep_command(data: Path, fractions: Sequence[float], folds: int, fold_ids: Sequence[int], out: Path, threads: int = 0,
                   console: Any = None, **train_options: Any) -> int:
-    """Parse the lists, run the sweep: 0, or 130 when interrupted; :class:`CommandError` on bad input."""
+    """Run the sweep over ``fractions`` x ``fold_ids``: 0, or 130 when interrupted; :class:`CommandError` on bad input."""
     from rich.console import Console
 
     from edgecalc.eval.sweep import run_sweep
@@ -102,23 +78,21 @@ def sweep_command(data: Path, fractions: str, folds: int, fold_ids: str | None, 
     console = console or Console()
 
     def job() -> None:
-        run_sweep(data, _floats(fractions, "--fractions"), out, _fold_list(fold_ids, folds), console=console,
-                  folds=folds, **train_options)
+        run_sweep(data, list(fractions), out, list(fold_ids), console=console, folds=folds, **train_options)
 
     return _long_job(job, "sweep", out, threads, console)
 
 
-def compare_command(data: Path, methods: str, folds: int, fold_ids: str | None, out: Path, threads: int = 0,
+def compare_command(data: Path, methods: Sequence[str], folds: int, fold_ids: Sequence[int], out: Path, threads: int = 0,
                     console: Any = None, **options: Any) -> int:
-    """Parse the lists, run the comparison: 0, or 130 when interrupted; :class:`CommandError` on bad input."""
+    """Run the comparison of ``methods`` on ``fold_ids``: 0, or 130 when interrupted; :class:`CommandError` on bad input."""
     from rich.console import Console
 
-    from edgecalc.eval.compare import parse_methods, run_compare
+    from edgecalc.eval.compare import run_compare
 
     console = console or Console()
 
     def job() -> None:
-        run_compare(data, parse_methods(methods), out, folds=folds, fold_ids=_fold_list(fold_ids, folds),
-                    console=console, **options)
+        run_compare(data, list(methods), out, folds=folds, fold_ids=list(fold_ids), console=console, **options)
 
     return _long_job(job, "comparison", out, threads, console)

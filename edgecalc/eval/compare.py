@@ -101,14 +101,6 @@ DEFAULT_METHODS = ("labels-only", "zero-shot", "fine-tune", "sim-to-real", "sim-
 DEFAULT_MIX_RATIO = 0.25
 
 
-def parse_methods(text: str) -> list[str]:
-    names = [m.strip() for m in text.split(",") if m.strip()]
-    bad = [m for m in names if m not in METHODS]
-    if not names or bad:
-        raise ValueError(f"--methods: unknown {bad or text!r}; choose from {', '.join(METHODS)}")
-    return names
-
-
 def fold_dir(out: Path, method: str, fold: int) -> Path:
     return Path(out) / method / f"fold{fold}"
 
