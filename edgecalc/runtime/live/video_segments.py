@@ -120,11 +120,12 @@ def read_index(folder: Path, suffix: str) -> dict[str, Any]:
                                       and lines[0] <= lines[1]):
             raise bad(f"{name}: log_lines {lines!r} is not [first, end) of the log")
         first += seg["frames"]
-    for key in ("open", "log"):
-        value = doc.get(key)
-        if value is not None and not (isinstance(value, str) and value and Path(value).name == value
-                                      and value not in (".", "..") and not set(value) & {"\\", "\0"}):
-            raise bad(f"{key!r} {value!r} is not a plain file name")
+    opened, log = doc.get("open"), doc.get("log")
+    if opened is not None and opened != segment_name(len(segments), suffix):  # the one after the closed ones
+        raise bad(f"'open' {str(opened)[:80]!r} is not the next segment's name, {segment_name(len(segments), suffix)!r}")
+    if log is not None and not (isinstance(log, str) and log and Path(log).name == log
+                                and log not in (".", "..") and not set(log) & {"\\", "\0"}):
+        raise bad(f"'log' {str(log)[:80]!r} is not a plain file name")
     return doc
 
 
