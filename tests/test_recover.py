@@ -291,3 +291,25 @@ def test_recover_joins_or_refuses_naming_the_file_on_any_index(pristine, tmp_pat
     assert rec.joined and rec.logged_after in (None, 2)
     assert len(decoded(video)) == sum(s.frames for s in rec.kept) > 0
     assert sorted(p.name for p in root.iterdir()) == ["outside.jsonl", "rec"]
+
+
+def test_a_join_that_fails_exits_2_naming_the_file_and_leaves_the_segments(tmp_path, monkeypatch):
+    """A full disk during the join (the joined file comes out short): exit 2, no OUT, the folder as it was."""
+    from edgecalc.runtime.live import video_segments
+
+    video, _ = killed_recording(tmp_path, 10)
+    before = sorted(p.name for p in segments_dir(video).iterdir())
+    real = video_segments.container_frames
+    monkeypatch.setattr(video_segments, "container_frames", lambda p: real(p) - 1)
+    res = cli(video)
+    assert res.exit_code == 2
+    out = one_line(res.output)
+    assert f"cannot join the segments into {video}" in out and "holds 7 of the 8 frames" in out, out
+    assert not video.exists() and sorted(p.name for p in segments_dir(video).iterdir()) == before
+    assert [p.name for p in video.parent.iterdir() if p.name.startswith(".")] == []
+
+
+def test_a_recording_killed_in_its_first_segment_is_refused_saying_so(tmp_path):
+    video, _ = killed_recording(tmp_path, 3)  # 3 frames, all in the open segment
+    res = cli(video)
+    assert res.exit_code == 2 and "lists no closed segment" in one_line(res.output), res.output

@@ -108,6 +108,9 @@ def recover_recording(video: Path, force: bool = False,
         rec.open_decodable = decoded_frames(folder / index["open"])
     rec.logged_after = _logged_after(video, index)
     kept = rec.kept
+    if not entries:
+        raise RecoveryRefused(f"{folder / INDEX_NAME} lists no closed segment: the recording was killed within its "
+                              f"first one, which a kill leaves unplayable; nothing to join (remove {folder})")
     if not kept:
         raise RecoveryRefused(f"{folder / INDEX_NAME} lists {len(entries)} segment(s) and none plays as indexed"
                               + (": " + "; ".join(f"{s.file} {s.problem}" for s in rec.lost) if rec.lost else "")
@@ -125,13 +128,20 @@ def recover_recording(video: Path, force: bool = False,
         rec.replaced = held
     rec.temps_removed = remove_stale_temps_of(video)  # a join killed before its rename
     size = (int(index["size"][0]), int(index["size"][1]))
-    join_segments([folder / s.file for s in kept], video, rec.fps, size, frames)
+    try:
+        join_segments([folder / s.file for s in kept], video, rec.fps, size, frames)
+    except OSError as exc:  # a full disk, a read-only folder: the segments are as they were
+        raise OSError(f"cannot join the segments into {video}: {exc}; {folder} is unchanged") from exc
     rec.joined = True
     if rec.lost:
         rec.temps_removed += remove_stale_temps(folder)  # the folder stays: what could not be joined is kept
-    else:
+        return rec
+    try:
         shutil.rmtree(folder)
-        rec.folder_removed = True
+    except OSError as exc:
+        raise OSError(f"{video} holds the {frames} frames joined, but {folder} could not be removed ({exc}): "
+                      "remove it") from exc
+    rec.folder_removed = True
     return rec
 
 
@@ -173,8 +183,8 @@ def recover_command(console: Any, video: Path, force: bool) -> int:
             rec = recover_recording(video, force, lambda done, total: bar.update(task, completed=done, total=total))
     except RecoveryRefused as exc:
         raise CommandError(str(exc)) from exc
-    except OSError as exc:  # the join (a full disk, a read-only folder): the segments are left as they were
-        raise CommandError(f"cannot join the segments into {video}: {exc}; {segments_dir(video)} is unchanged") from exc
+    except OSError as exc:  # the join (a full disk, a read-only folder) or the folder's removal, named
+        raise CommandError(str(exc)) from exc
     for line in recovery_lines(rec):
         console.print(escape(line), soft_wrap=True)
     return 0
