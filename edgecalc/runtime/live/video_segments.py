@@ -7,7 +7,8 @@ The recorder therefore closes a segment every few seconds: ``<video>.segments/00
 ``index.json`` atomically with the segments that are closed and verified, the frames each holds and
 the log lines it covers. After a kill, every segment the index lists plays; the one it names as
 ``open`` may not. On a clean stop the segments are joined into the file asked for and the folder is
-removed.
+removed; after a kill ``edgecalc recover`` (``recover.py``) does that join, reading the index back with
+`read_index`, which accepts only the names the recorder writes (no name in it leads out of the folder).
 
 The join copies the encoded packets (OpenCV's raw-stream read, ``CAP_PROP_FORMAT = -1``, and raw
 write, ``VIDEOWRITER_PROP_RAW_VIDEO``): no re-encoding, so it costs milliseconds and the joined frames
