@@ -131,6 +131,47 @@ def test_onnx_export_keeps_the_probe_score(start_model, tmp_path):
     assert max(diffs.values()) < 1e-4
 
 
+def _dark_spot_images(n: int, seed: int, size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """Another "domain": bright speckle, the positives hold a dark 4 x 4 hole (a cue the blob task lacks)."""
+    rng = np.random.default_rng(seed)
+    images = rng.integers(150, 230, size=(n, 1, size, size)).astype(np.uint8)
+    labels = np.arange(n) % 2
+    for i in np.flatnonzero(labels):
+        y, x = rng.integers(size // 2 - 5, size // 2 + 2, size=2)
+        images[i, 0, y:y + 4, x:x + 4] = 5
+    return images, labels
+
+
+def test_a_mix_joins_the_fit_at_its_share_and_teaches_the_head_its_domain(start_model):
+    from edgecalc.eval.metrics import roc_auc
+    from edgecalc.train.linear_probe import _with_mix
+
+    # the weights: the mix holds exactly `ratio` of the total, the real images keep weight 1
+    feats, labels = np.zeros((10, 3)), np.arange(10) % 2
+    x, y, w = _with_mix(feats, labels, np.arange(6), (np.ones((30, 3)), np.arange(30) % 2, 0.2))
+    assert x.shape == (36, 3) and y.shape == (36,) and np.all(w[:6] == 1)
+    assert w[6:].sum() / w.sum() == pytest.approx(0.2)
+    assert _with_mix(feats, labels, np.arange(6), None)[2] is None
+    # behaviour: fitted on the blob task alone, the head knows nothing of the dark-spot domain; with that
+    # domain mixed in it ranks unseen dark-spot crops, and it still ranks unseen blob crops
+    images, labels = _blob_images(40, seed=11)
+    mix_images, mix_labels = _dark_spot_images(40, seed=12)
+    alone, _ = fit_linear_probe(start_model, images, labels, None)
+    mixed, info = fit_linear_probe(start_model, images, labels, None, mix=(mix_images, mix_labels, 0.5))
+    assert info["n"] == 40 and info["n_mix"] == 40 and info["mix_ratio"] == 0.5 and len(info["inner_auc"]) == 20
+
+    def auc_on(model, imgs, labs):
+        with torch.no_grad():
+            return roc_auc(labs, model(torch.from_numpy(imgs).float() / 255.0).probs[:, 1].numpy())
+
+    dark, dark_labels = _dark_spot_images(40, seed=13)
+    blob, blob_labels = _blob_images(40, seed=14)
+    assert auc_on(mixed, dark, dark_labels) > 0.9 > auc_on(alone, dark, dark_labels)
+    assert auc_on(mixed, blob, blob_labels) > 0.9
+    with pytest.raises(ValueError, match=r"share of the fit must lie in \(0, 1\)"):
+        fit_linear_probe(start_model, images, labels, None, mix=(mix_images, mix_labels, 1.0))
+
+
 def test_config_demands_start_weights_and_no_stage_one(tiny_data):
     with pytest.raises(ValueError, match="needs init_weights"):
         tiny_config(tiny_data, mask_fraction=0.0, linear_probe=True)
@@ -138,6 +179,9 @@ def test_config_demands_start_weights_and_no_stage_one(tiny_data):
         tiny_config(tiny_data, init_weights="w.safetensors", linear_probe=True)
     with pytest.raises(ValueError, match="network csagnet"):
         TrainConfig(data=str(tiny_data), network="vgg16", mask_fraction=0.0, init_weights="w", linear_probe=True)
+    # a mix is allowed: its crops join the fit
+    assert tiny_config(tiny_data, mask_fraction=0.0, init_weights="w", linear_probe=True, mix_data=str(tiny_data),
+                       mix_ratio=0.25).mix_ratio == 0.25
 
 
 def test_a_probe_run_fits_on_train_and_val_and_reports_its_choice(tiny_data, tmp_path):
@@ -160,6 +204,14 @@ def test_a_probe_run_fits_on_train_and_val_and_reports_its_choice(tiny_data, tmp
     assert {k for k in final if k not in start} == {"linear_head.fc.weight", "linear_head.fc.bias"}
     model = load_model(run / "final.safetensors")
     assert model.cfg.score_head == "encoder-linear" and model.cfg.linear_head_share == probe["share"]
+    assert probe["n_mix"] == 0
+    # with --mix-data the mixed-in folder's images join the fit (and its test fold is DATA's alone)
+    mixed = tmp_path / "probe-mix"
+    run_training(tiny_config(maskless, mask_fraction=0.0, init_weights=str(base), linear_probe=True,
+                             mix_data=str(tiny_data), mix_ratio=0.3), mixed)
+    mixed_metrics = json.loads((mixed / "metrics.json").read_text())
+    assert mixed_metrics["linear_probe"]["n_mix"] == len(split["ids"]["train"]) + len(split["ids"]["val"]) + len(split["ids"]["test"])
+    assert mixed_metrics["linear_probe"]["mix_ratio"] == 0.3 and mixed_metrics["n_test"] == metrics["n_test"]
 
 
 def test_the_shipped_ddti_weights_are_the_phantom_network_with_a_fitted_head(tmp_path, monkeypatch):

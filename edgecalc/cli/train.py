@@ -47,9 +47,11 @@ def train_cmd(
                                                 "weights (a run folder or .safetensors): fine-tuning. With --mask-fraction "
                                                 "0 and no stage one it learns image labels only."),
     mix_data: Optional[Path] = typer.Option(None, "--mix-data", help="Stage two also draws --mix-ratio of every batch "
-                                            "from this folder (e.g. the phantom), with its true masks and labels."),
+                                            "from this folder (e.g. the phantom), with its true masks and labels. With --linear-probe its "
+                                            "crops join the head's fit instead (one head for both data sets)."),
     mix_ratio: Optional[float] = typer.Option(None, "--mix-ratio", min=0.0, max=0.95, help="Share of every stage-two "
-                                              "batch taken from --mix-data (default 0.25 when --mix-data is given)."),
+                                              "batch taken from --mix-data (default 0.25 when --mix-data is given); with --linear-probe, "
+                                              "--mix-data's share of the fit's total sample weight."),
     linear_probe: bool = typer.Option(False, "--linear-probe", help="With --init-weights and --mask-fraction 0: no "
                                       "gradient steps; fit only a linear score head on the frozen encoder's pooled "
                                       "features (L2 logistic regression, its strength chosen by patient-grouped inner "

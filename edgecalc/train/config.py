@@ -85,7 +85,8 @@ class TrainConfig:
     stage1_weights: str | None = None
     #: Stage two starts from these CS-AGnet weights (or a run folder's ``final``): fine-tuning.
     init_weights: str | None = None
-    #: Stage two also draws ``mix_ratio`` of every batch from this folder, with its true masks and labels.
+    #: Stage two also draws ``mix_ratio`` of every batch from this folder, with its true masks and labels
+    #: (with ``linear_probe``: its crops join the fit with ``mix_ratio`` of the total sample weight).
     mix_data: str | None = None
     mix_ratio: float = 0.0
     #: Instead of stage two's gradient steps, fit only a linear score head on ``init_weights``'s frozen
@@ -119,9 +120,9 @@ class TrainConfig:
             if self.init_weights is None or self.network != "csagnet":
                 raise ValueError("linear_probe fits a score head on trained CS-AGnet weights: it needs init_weights "
                                  f"(--init-weights RUN) and network csagnet (got {self.network})")
-            if self.has_stage1 or self.mix_data is not None:
-                raise ValueError("linear_probe trains no stage one and mixes nothing in: it needs mask_fraction 0 "
-                                 "(--mask-fraction 0) and no stage1_data, stage1_weights or mix_data")
+            if self.has_stage1:
+                raise ValueError("linear_probe trains no stage one: it needs mask_fraction 0 "
+                                 "(--mask-fraction 0) and no stage1_data or stage1_weights")
         if self.epochs_stage1 < 1 or self.epochs_stage2 < 1:
             raise ValueError(f"epochs must be >= 1, got stage 1 {self.epochs_stage1}, stage 2 {self.epochs_stage2}")
         for name in ("steps_stage1", "steps_stage2"):

@@ -11,6 +11,12 @@ only, so the test fold never takes part in any choice. The features are averaged
 and its left-right mirror, as the head does at inference. The standardisation is then folded into
 the layer: the result is an ordinary CS-AGnet weights file whose ``score`` is the fitted head, with
 the encoder, decoder (mask, attention) and module C of the starting weights unchanged.
+
+With ``mix`` (``--mix-data PHANTOM --mix-ratio R``) the phantom's crops join every fit with ``R`` of
+the total sample weight: one head for both domains. The inner folds split the real images only (the
+phantom crops are in every inner training part and never scored), so ``C`` and the share are still
+chosen by how the head ranks held-out real patients. The trade-off this buys, measured, is in
+docs/real-data.md ("One head for both domains").
 """
 
 from __future__ import annotations
@@ -53,41 +59,60 @@ def pooled_features(model: CSAGNet, images: np.ndarray, shares: tuple[float, ...
     return {s: np.concatenate(v) for s, v in out.items()}
 
 
-def _fit(features: np.ndarray, labels: np.ndarray, c: float) -> tuple[np.ndarray, float]:
-    """Standardise, fit the logistic regression, fold the standardisation back: (weights (F,), bias)."""
+def fit_logistic(features: np.ndarray, labels: np.ndarray, c: float,
+                 weights: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+    """Standardise, fit the (sample-weighted) logistic regression, fold the standardisation back:
+    (weights (F,), bias) acting on the raw features."""
     from sklearn.linear_model import LogisticRegression
 
     mean = features.mean(axis=0)
     std = features.std(axis=0)
     std[std < 1e-12] = 1.0  # a constant feature carries nothing; keep its weight finite
-    lr = LogisticRegression(C=c, max_iter=5000).fit((features - mean) / std, labels)
+    lr = LogisticRegression(C=c, max_iter=5000).fit((features - mean) / std, labels, sample_weight=weights)
     w = lr.coef_[0] / std
     return w, float(lr.intercept_[0] - (w * mean).sum())
 
 
+def _with_mix(feats: np.ndarray, labels: np.ndarray, idx: np.ndarray, mix: tuple[np.ndarray, np.ndarray, float] | None
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """The fit's features, labels and sample weights: the real images ``idx``, plus the mix at its share."""
+    if mix is None:
+        return feats[idx], labels[idx], None
+    mfeats, mlabels, ratio = mix
+    w_mix = ratio * idx.size / ((1.0 - ratio) * mlabels.size)  # the mix holds `ratio` of the total weight
+    weights = np.concatenate([np.ones(idx.size), np.full(mlabels.size, w_mix)])
+    return np.concatenate([feats[idx], mfeats]), np.concatenate([labels[idx], mlabels]), weights
+
+
 def fit_linear_probe(model: CSAGNet, images: np.ndarray, labels: np.ndarray, groups: np.ndarray | None,
                      seed: int = 0, c_grid: tuple[float, ...] = C_GRID, share_grid: tuple[float, ...] = SHARE_GRID,
-                     flip: bool = True, device: str | torch.device = "cpu",
-                     console: Any = None) -> tuple[CSAGNet, dict[str, Any]]:
+                     flip: bool = True, device: str | torch.device = "cpu", console: Any = None,
+                     mix: tuple[np.ndarray, np.ndarray, float] | None = None) -> tuple[CSAGNet, dict[str, Any]]:
     """The network with a fitted ``encoder-linear`` score head, and what was chosen.
 
     ``images`` uint8 (N, 1, S, S) with ``labels`` (and ``groups``, e.g. patients) are the training
-    images; the inner folds split them by group. Returns a new CS-AGnet (eval mode) and
-    ``{"c", "share", "inner_auc" (per share and C), ...}``.
+    images; the inner folds split them by group. ``mix`` = (uint8 images, labels, ratio): crops of
+    another data set (the phantom) added to every fit with ``ratio`` of the total weight, never scored.
+    Returns a new CS-AGnet (eval mode) and ``{"c", "share", "inner_auc" (per share and C), ...}``.
     """
     labels = np.asarray(labels, dtype=np.int64)
     if not 0 < labels.sum() < labels.size:
         raise ValueError(f"the linear probe needs both classes among its {labels.size} training images "
                          f"({int(labels.sum())} positive)")
+    if mix is not None and not 0 < mix[2] < 1:
+        raise ValueError(f"the mix's share of the fit must lie in (0, 1), got {mix[2]}")
     feats = pooled_features(model, images, share_grid, flip=flip, device=device)
+    mfeats = pooled_features(model, mix[0], share_grid, flip=flip, device=device) if mix is not None else None
     n_groups = len(np.unique(groups)) if groups is not None else labels.size
     folds = stratified_kfold(labels, k=min(INNER_FOLDS, n_groups), seed=seed + 3, groups=groups)
     inner: dict[tuple[float, float], float] = {}
     for share in share_grid:
+        mix_s = None if mix is None else (mfeats[share], np.asarray(mix[1], dtype=np.int64), float(mix[2]))
         for c in c_grid:
             scores = np.zeros(labels.size)
             for tr, va in folds:
-                w, b = _fit(feats[share][tr], labels[tr], c)
+                x, y, sw = _with_mix(feats[share], labels, tr, mix_s)
+                w, b = fit_logistic(x, y, c, sw)
                 scores[va] = feats[share][va] @ w + b
             inner[(share, c)] = roc_auc(labels, scores)
         if console is not None:
@@ -95,7 +120,9 @@ def fit_linear_probe(model: CSAGNet, images: np.ndarray, labels: np.ndarray, gro
                           + ", ".join(f"{inner[(share, c)]:.3f} (C {c:g})" for c in c_grid))
     # ties: the stronger penalty, then the smaller region
     share, c = max(inner, key=lambda k: (inner[k], -k[1], -k[0]))
-    w, b = _fit(feats[share], labels, c)
+    mix_s = None if mix is None else (mfeats[share], np.asarray(mix[1], dtype=np.int64), float(mix[2]))
+    x, y, sw = _with_mix(feats[share], labels, np.arange(labels.size), mix_s)
+    w, b = fit_logistic(x, y, c, sw)
     probe = CSAGNet(model.cfg.with_(score_head="encoder-linear", linear_head_share=share, linear_head_flip=flip))
     state = {k: v for k, v in model.state_dict().items() if not k.startswith("linear_head.")}
     missing, unexpected = probe.load_state_dict(state, strict=False)
@@ -106,9 +133,11 @@ def fit_linear_probe(model: CSAGNet, images: np.ndarray, labels: np.ndarray, gro
         probe.linear_head.fc.weight.copy_(torch.from_numpy(w).float()[None])
         probe.linear_head.fc.bias.fill_(b)
     if console is not None:
+        mixed = "" if mix is None else f" + {len(mix[1])} mixed-in images at {mix[2]:g} of the weight"
         console.print(f"linear probe: chose share {share:g}, C {c:g} (inner AUC {inner[(share, c)]:.3f}); "
-                      f"fitted on {labels.size} images ({int(labels.sum())} positive)")
+                      f"fitted on {labels.size} images ({int(labels.sum())} positive){mixed}")
     return probe.eval(), {"c": c, "share": share, "flip": flip, "inner_folds": len(folds),
                           "inner_auc": {f"share {s:g}, C {cc:g}": v for (s, cc), v in inner.items()},
                           "n": int(labels.size), "n_positive": int(labels.sum()),
+                          "n_mix": 0 if mix is None else int(len(mix[1])), "mix_ratio": 0.0 if mix is None else float(mix[2]),
                           "features": int(feats[share].shape[1])}

@@ -320,6 +320,7 @@ def _run(cfg: TrainConfig, run_dir: Path, hooks: Hooks | None, console: Any, res
     mix_from = None
     if cfg.mix_data is not None:
         _, mx, mm, my, mhas, _ = _load_data(cfg.mix_data, size)
+    if cfg.mix_data is not None and not cfg.linear_probe:
         mix_from = len(y2)
         x2, m2 = np.concatenate([x2, mx]), np.concatenate([m2, mm.astype(np.float32)])
         y2, t2_has = np.concatenate([y2, my]), np.concatenate([t2_has, mhas])
@@ -328,7 +329,8 @@ def _run(cfg: TrainConfig, run_dir: Path, hooks: Hooks | None, console: Any, res
         fit_idx = np.concatenate([idx["train"], idx["val"]])
         groups = _groups(table)
         best2, probe = fit_linear_probe(cs, images[fit_idx], labels[fit_idx], None if groups is None else groups[fit_idx],
-                                        seed=cfg.seed, device=device, console=console if info.is_main else None)
+                                        seed=cfg.seed, device=device, console=console if info.is_main else None,
+                                        mix=None if cfg.mix_data is None else (mx, my, cfg.mix_ratio))
     else:
         data2 = StageData(_t(x2), _t(m2), _t(y2), *val, has_target=_t(t2_has), mix_from=mix_from)
         state2 = train_stage(cs, data2, stage_spec(cfg, 2, precision), run_dir, device, info, hooks, console)
