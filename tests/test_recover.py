@@ -313,3 +313,14 @@ def test_a_recording_killed_in_its_first_segment_is_refused_saying_so(tmp_path):
     video, _ = killed_recording(tmp_path, 3)  # 3 frames, all in the open segment
     res = cli(video)
     assert res.exit_code == 2 and "lists no closed segment" in one_line(res.output), res.output
+
+
+def test_paths_are_printed_literally(tmp_path):
+    """A file name holding rich markup (``[red]``) is printed as it is, in the report and in a refusal."""
+    video, _ = killed_recording(tmp_path, 10)
+    odd = video.with_name("[red]out.mp4")
+    segments_dir(video).rename(segments_dir(odd))
+    res = cli(odd)
+    assert res.exit_code == 0 and f"-> {odd}" in one_line(res.output), res.output
+    refused = cli(tmp_path / "[bold]none.mp4")
+    assert refused.exit_code == 2 and "[bold]none.mp4" in refused.output, refused.output
