@@ -7,6 +7,7 @@ exact. The SIGKILL of the real CLI is in tests/test_fault_injection.py.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -78,7 +79,7 @@ def record(tmp_path: Path, n: int, ext: str = ".mp4", **kw) -> tuple[Recorder, P
 @pytest.mark.parametrize("ext", [".mp4", ".avi"])
 def test_closed_segments_are_indexed_and_play_their_frames_while_recording(tmp_path, ext):
     rec, video, _ = record(tmp_path, 10, ext)  # 4 + 4 closed, 2 in the open segment
-    wait_for(lambda: len(index_of(video)["segments"]) == 2)
+    wait_for(lambda: rec.frames_written == 10)  # the third segment opened (and the index names it)
     idx = index_of(video)
     assert idx["format"] == INDEX_FORMAT and idx["video"] == video.name and idx["open"] == f"000002{ext}"
     assert idx["fps"] == 10 and idx["size"] == [W, H] and idx["log"] == "out.jsonl"
@@ -164,6 +165,61 @@ def test_a_join_that_falls_short_keeps_the_segments_and_names_the_file(tmp_path,
         rec.close()
     assert not video.exists() and [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
     assert [s["frames"] for s in index_of(video)["segments"]] == [4, 4, 2]
+
+
+def test_a_kill_just_before_the_next_segment_opens_keeps_the_closed_one(tmp_path, monkeypatch):
+    """The instant between closing segment 0 and opening segment 1: the index already lists 0 as closed.
+
+    The folder (and the log) is copied at the moment the writer for 000001 is asked for: what a SIGKILL
+    then would leave. `recover` on that copy must keep segment 0's four frames (a segment the index still
+    called open would be ignored, and with no closed one listed the recording refused).
+    """
+    from edgecalc.runtime.live.recover import recover_recording
+
+    killed = tmp_path / "killed"
+    real = recorder_mod.open_writer
+
+    def open_writer(path, fps, size):
+        if path.name == "000001.mp4":
+            shutil.copytree(path.parent, killed / path.parent.name)
+            shutil.copy(path.parent.parent / "out.jsonl", killed / "out.jsonl")
+        return real(path, fps, size)
+
+    monkeypatch.setattr(recorder_mod, "open_writer", open_writer)
+    rec, video, _ = record(tmp_path / "run", 6)  # 4 frames in segment 0, then segment 1 opens
+    rec.close()
+    idx = index_of(killed / video.name)
+    assert idx["segments"] == [{"file": "000000.mp4", "frames": 4, "first_frame": 0, "log_lines": [0, 4]}]
+    assert idx["open"] is None
+    got = recover_recording(killed / video.name)
+    assert [(s.file, s.frames, s.problem) for s in got.segments] == [("000000.mp4", 4, None)]
+    assert got.folder_removed and levels(decoded(killed / video.name)) == [0, 1, 2, 3]
+
+
+def test_a_segment_is_synced_before_the_index_lists_it_and_listed_before_the_next_opens(tmp_path, monkeypatch):
+    """The order of the writes, recorded: the index never lists a segment whose file is not yet synced,
+    and every closed segment is listed (no open one) before the writer of the next is opened."""
+    events: list[tuple] = []
+    real_sync, real_index, real_open = recorder_mod.sync_file, recorder_mod.write_index, recorder_mod.open_writer
+    monkeypatch.setattr(recorder_mod, "sync_file", lambda p: (events.append(("sync", p.name)), real_sync(p))[1])
+    monkeypatch.setattr(recorder_mod, "write_index", lambda folder, doc: (
+        events.append(("index", tuple(s["file"] for s in doc["segments"]), doc["open"])), real_index(folder, doc))[1])
+    monkeypatch.setattr(recorder_mod, "open_writer",
+                        lambda p, *a: (events.append(("open", p.name)), real_open(p, *a))[1])
+    rec, video, _ = record(tmp_path, 10)  # segments of 4, 4 and 2 frames
+    rec.close()
+    synced: set[str] = set()
+    for k, event in enumerate(events):
+        if event[0] == "sync":
+            synced.add(event[1])
+        elif event[0] == "index":
+            assert set(event[1]) <= synced, f"the index listed {set(event[1]) - synced} before its fsync: {events}"
+        elif event[1] != "000000.mp4":  # opening segment n: the last index write lists 0..n-1, none open
+            n = int(event[1][:6])
+            last_index = [e for e in events[:k] if e[0] == "index"][-1]
+            assert last_index[1:] == (tuple(f"{i:06d}.mp4" for i in range(n)), None), events
+    assert [e[1] for e in events if e[0] == "sync"] == ["000000.mp4", "000001.mp4", "000002.mp4"]
+    assert events[-1] == ("index", ("000000.mp4", "000001.mp4", "000002.mp4"), None)  # before the join
 
 
 def test_bad_segment_length_is_refused(tmp_path):

@@ -154,7 +154,12 @@ class Recorder:
         self._write_index(open_name=path.name)
 
     def _close_segment(self) -> None:
-        """Release the open segment, check it holds its frames, list it in the index (else remove it)."""
+        """Release the open segment, check it holds its frames, list it in the index (else remove it).
+
+        The order is what a kill at any instant relies on: the file is complete and fsynced before the
+        index lists it, and the index on disk lists it (``open`` None) before the next segment is opened,
+        so no moment leaves a complete segment that the index still calls open (recover ignores those).
+        """
         path = self._segment_path(len(self._closed))
         self._writer.release()
         self._writer = None
@@ -167,14 +172,17 @@ class Recorder:
         sync_file(path)  # on disk before the index lists it
         first = self._closed[-1]["first_frame"] + self._closed[-1]["frames"] if self._closed else 0
         log_lines = [self._seg_log0, self.records_written] if self._log is not None else None
-        self._closed.append({"file": path.name, "frames": held, "first_frame": first, "log_lines": log_lines})
+        entry = {"file": path.name, "frames": held, "first_frame": first, "log_lines": log_lines}
+        self._write_index(open_name=None, segments=[*self._closed, entry])
+        self._closed.append(entry)  # only once the index on disk lists it (a failed write: not listed)
 
-    def _write_index(self, open_name: str | None) -> None:
+    def _write_index(self, open_name: str | None, segments: list[dict] | None = None) -> None:
+        """Write the index listing ``segments`` (default: the closed ones) and the open segment's name."""
         assert self.segments_dir is not None and self.video_path is not None
         write_index(self.segments_dir, {
             "video": self.video_path.name, "fps": self.fps or DEFAULT_FPS, "size": list(self._size or ()),
             "segment_s": self.segment_s, "log": self.log_path.name if self.log_path is not None else None,
-            "segments": self._closed, "open": open_name,
+            "segments": self._closed if segments is None else segments, "open": open_name,
         })
 
     # --- the caller's side -------------------------------------------------------------------
@@ -232,11 +240,9 @@ class Recorder:
         error = None
         if self._writer is not None:
             try:
-                self._close_segment()
+                self._close_segment()  # and the index written without an open segment
             except OSError as exc:
                 self._video_failed, error = True, exc
-            else:
-                self._write_index(open_name=None)
         if not self._closed:  # nothing playable was recorded
             shutil.rmtree(self.segments_dir)
             return error
