@@ -63,7 +63,10 @@ def tiny_bundle(tmp_path_factory):
 # Hypothesis profiles for the fuzz suite (tests/fuzz). "default", what the normal test run uses:
 # derandomised (a fixed seed, so CI is reproducible), no example database, a small budget per test.
 # "long": `python -m pytest tests/fuzz --hypothesis-profile long`, 50x the examples with random seeds,
-# for a session that hunts crashes (not in CI). A failure either finds becomes an @example in its test.
+# for a session that hunts crashes (not in CI); it must say derandomize=False itself, as a profile
+# registered without a parent inherits the loaded one ("default"). `--hypothesis-seed=N` replays a
+# long run; print_blob prints a failure's @reproduce_failure line. A failure either finds becomes an
+# @example in its test (tests/test_hypothesis_profiles.py checks these settings).
 try:
     from hypothesis import HealthCheck, settings
 except ImportError:  # the [dev] extra is not installed: the fuzz tests are skipped by their importorskip
@@ -72,5 +75,6 @@ else:
     _quiet = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
     settings.register_profile("default", max_examples=60, derandomize=True, database=None, deadline=None,
                               suppress_health_check=_quiet)
-    settings.register_profile("long", max_examples=3000, deadline=None, suppress_health_check=_quiet)
+    settings.register_profile("long", max_examples=3000, derandomize=False, database=None, print_blob=True,
+                              deadline=None, suppress_health_check=_quiet)
     settings.load_profile("default")
