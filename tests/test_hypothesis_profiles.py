@@ -54,7 +54,8 @@ def test_long_is_random_with_the_long_budget():
     long = settings.get_profile("long")
     assert long.derandomize is False and long.database is None and long.print_blob is True
     assert long.max_examples > settings.get_profile("default").max_examples
-    assert f"{long.max_examples} a test, random seeds" in doc_command("--hypothesis-profile long --hypothesis-show-statistics")
+    long_line = doc_command("--hypothesis-profile long --hypothesis-show-statistics")
+    assert f"{long.max_examples} a test, random seeds" in long_line
     assert long.suppress_health_check == settings.get_profile("default").suppress_health_check
 
 
@@ -67,8 +68,8 @@ def draws(tmp_path: Path, name: str, *options: str) -> list[int]:
         (folder / "test_draws.py").write_text(DRAWS_TEST, encoding="utf-8")
     log = tmp_path / f"{name}.txt"
     env = {**os.environ, "DRAWS_LOG": str(log)}
-    res = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_draws.py", *options],
-                         cwd=folder, env=env, capture_output=True, text=True, timeout=120)
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_draws.py", *options]
+    res = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stdout + res.stderr
     return [int(v) for v in log.read_text().split()]
 
