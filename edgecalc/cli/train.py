@@ -132,9 +132,9 @@ def compare_cmd(
     pretrained: Optional[Path] = typer.Option(None, "--pretrained", help="Run folder or weights of the pretrained (phantom) "
                                               "model: zero-shot scores it, fine-tune starts from it, sim-to-real takes its stage one."),
     phantom: Optional[Path] = typer.Option(None, "--phantom", help="Phantom data-set folder: sim-to-real trains stage one on "
-                                           "it when --pretrained is not given, and --mix-ratio mixes it into stage two."),
-    mix_ratio: float = typer.Option(0.25, "--mix-ratio", min=0.05, max=0.95, help="sim-to-real+mix: share of every "
-                                    "stage-two batch drawn from --phantom."),
+                                           "it when --pretrained is not given, and the +mix methods mix it in at --mix-ratio."),
+    mix_ratio: float = typer.Option(0.25, "--mix-ratio", min=0.05, max=0.95, help="The +mix methods: share of every "
+                                    "stage-two batch drawn from --phantom (linear-probe+mix: its share of the fit's sample weight)."),
     end_to_end: Optional[bool] = typer.Option(None, "--end-to-end/--no-end-to-end", help="Also score DATA's whole frames "
                                               "(full/<id>.png + full/boxes.csv) through the shipped locator and each "
                                               "fold's model (default: when DATA has them)."),

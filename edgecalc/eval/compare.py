@@ -12,6 +12,8 @@ Methods (``METHODS``):
   model knew of the phantom is rehearsed, not forgotten).
 * ``linear-probe`` — the pretrained CS-AGnet frozen; only a linear score head on its encoder's pooled
   features is fitted to DATA's image labels (``train/linear_probe.py``).
+* ``linear-probe+mix`` — the same head fitted on DATA's crops and ``--phantom``'s together, the phantom
+  holding ``--mix-ratio`` of the sample weight (one head for both domains; what it trades, docs/real-data.md).
 * ``sim-to-real`` — the paper's two stages with the pixel masks from elsewhere: stage one = the
   pretrained run's stage one (or trained on ``--phantom``), pseudo masks on DATA, stage two on DATA's
   labels + pseudo masks.
@@ -74,6 +76,8 @@ METHODS: dict[str, Method] = {
     "fine-tune+mix": Method("fine-tune with --mix-ratio of every batch from --phantom (true masks and labels)", "train", True),
     "linear-probe": Method("the pretrained CS-AGnet frozen, a linear score head on its pooled encoder features fitted "
                            "to DATA's image labels (L2 logistic regression, strength by grouped inner CV)", "train", True),
+    "linear-probe+mix": Method("the linear probe with --phantom's crops in every fit at --mix-ratio of the sample "
+                               "weight (one head for both domains)", "train", True),
     "sim-to-real": Method("stage one from the pretrained run (or --phantom), stage two on DATA with its pseudo "
                           "masks", "train"),
     "sim-to-real+mix": Method("sim-to-real with --mix-ratio of every stage-two batch from --phantom (true masks)", "train"),
@@ -119,11 +123,11 @@ def _train_config(method: str, data: Path, fold: int, pretrained: Path | None, p
     extra: dict[str, Any] = {}
     if METHODS[method].network is not None:
         extra["network"] = METHODS[method].network
-    if method in ("labels-only", "fine-tune", "fine-tune+mix", "linear-probe"):
+    if method in ("labels-only", "fine-tune", "fine-tune+mix", "linear-probe", "linear-probe+mix"):
         extra["mask_fraction"] = 0.0
-    if method in ("fine-tune", "fine-tune+mix", "linear-probe"):
+    if method in ("fine-tune", "fine-tune+mix", "linear-probe", "linear-probe+mix"):
         extra["init_weights"] = str(pretrained)
-    if method == "linear-probe":
+    if method.startswith("linear-probe"):
         extra["linear_probe"] = True
     if method in ("sim-to-real", "sim-to-real+mix"):
         if pretrained is not None:
