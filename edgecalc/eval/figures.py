@@ -27,8 +27,9 @@ def roc_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray, float]], path:
     """One ROC curve per entry ``name -> (fpr, tpr, auc)``; calcification = positive."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5, 5))
-    for name, (fpr, tpr, auc) in curves.items():
-        ax.plot(fpr, tpr, lw=1.6, label=f"{name} (AUC {auc:.3f})")
+    for i, (name, (fpr, tpr, auc)) in enumerate(curves.items()):
+        # the colour cycle holds 10: past it the line style changes, so no two curves look alike
+        ax.plot(fpr, tpr, lw=1.6, ls=("-", "--", ":", "-.")[(i // 10) % 4], label=f"{name} (AUC {auc:.3f})")
     ax.plot([0, 1], [0, 1], ls="--", lw=0.8, color="grey")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.01)
