@@ -20,15 +20,27 @@ from edgecalc.train.run import run_training
 from train_helpers import one_thread, tensors, tiny_config, tiny_data  # noqa: F401 (fixtures)
 
 
-def _blob_images(n: int, seed: int, size: int = 32) -> tuple[np.ndarray, np.ndarray]:
-    """Speckle crops; the positives hold a bright 3 x 3 spot near the centre (an easy, seeded task)."""
+def _spot_images(n: int, seed: int, size: int, background: tuple[int, int], spot: int, side: int,
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded speckle crops in ``background`` gray levels; the positives (every other) hold a
+    ``side`` x ``side`` spot of gray level ``spot`` near the centre."""
     rng = np.random.default_rng(seed)
-    images = rng.integers(40, 110, size=(n, 1, size, size)).astype(np.uint8)
+    images = rng.integers(*background, size=(n, 1, size, size)).astype(np.uint8)
     labels = np.arange(n) % 2
     for i in np.flatnonzero(labels):
-        y, x = rng.integers(size // 2 - 5, size // 2 + 3, size=2)
-        images[i, 0, y:y + 3, x:x + 3] = 250
+        y, x = rng.integers(size // 2 - 5, size // 2 + 5 - side + 1, size=2)
+        images[i, 0, y:y + side, x:x + side] = spot
     return images, labels
+
+
+def _blob_images(n: int, seed: int, size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """The easy task: dark speckle, the positives hold a bright 3 x 3 spot."""
+    return _spot_images(n, seed, size, (40, 110), 250, 3)
+
+
+def _dark_spot_images(n: int, seed: int, size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """Another "domain": bright speckle, the positives hold a dark 4 x 4 hole (a cue the blob task lacks)."""
+    return _spot_images(n, seed, size, (150, 230), 5, 4)
 
 
 @pytest.fixture(scope="module")
@@ -129,17 +141,6 @@ def test_onnx_export_keeps_the_probe_score(start_model, tmp_path):
     x = torch.from_numpy(images[:2]).float() / 255.0
     diffs = export_onnx(ExportWrapper(probe), x, tmp_path / "probe.onnx", check=torch.from_numpy(images[:3]).float() / 255.0)
     assert max(diffs.values()) < 1e-4
-
-
-def _dark_spot_images(n: int, seed: int, size: int = 32) -> tuple[np.ndarray, np.ndarray]:
-    """Another "domain": bright speckle, the positives hold a dark 4 x 4 hole (a cue the blob task lacks)."""
-    rng = np.random.default_rng(seed)
-    images = rng.integers(150, 230, size=(n, 1, size, size)).astype(np.uint8)
-    labels = np.arange(n) % 2
-    for i in np.flatnonzero(labels):
-        y, x = rng.integers(size // 2 - 5, size // 2 + 2, size=2)
-        images[i, 0, y:y + 4, x:x + 4] = 5
-    return images, labels
 
 
 def test_a_mix_joins_the_fit_at_its_share_and_teaches_the_head_its_domain(start_model):
