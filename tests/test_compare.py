@@ -213,3 +213,11 @@ def test_ci_rule_is_gain_free_and_otsu_finds_a_bright_spot():
     assert calcification_index_feature(brighter, region) == pytest.approx(calcification_index_feature(spot, region), rel=0.02)
     # the 4x4 spot after the 3x3 median keeps 12 pixels (its corners go); a flat crop has no bright class
     assert otsu_feature(spot, region) == 12 and otsu_feature(np.full((60, 60), 70, np.uint8), region) == 0
+
+
+def test_run_compare_names_an_unknown_method_before_any_work(tmp_path):
+    from edgecalc.eval.compare import run_compare
+
+    with pytest.raises(ValueError, match=r"unknown method\(s\) 'nope': choose from two-stage, "):
+        run_compare(tmp_path / "no-such-data", ["brightness", "nope"], tmp_path / "out")
+    assert not (tmp_path / "out").exists()

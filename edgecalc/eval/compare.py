@@ -525,6 +525,9 @@ def run_compare(data: str | Path, methods: Sequence[str], out: str | Path, folds
     from edgecalc.eval.figures import roc_figure
     from edgecalc.eval.metrics import roc_auc, roc_curve
 
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:  # the CLI's parser refuses these first; this is for callers of the Python API
+        raise ValueError(f"unknown method(s) {', '.join(map(repr, unknown))}: choose from {', '.join(METHODS)}")
     data, out = Path(data), Path(out)
     pretrained = Path(pretrained) if pretrained is not None else None
     phantom = Path(phantom) if phantom is not None else None
