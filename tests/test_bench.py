@@ -126,3 +126,34 @@ def test_crop_cost_of_the_locator_scores_the_same_frames_for_every_crop():
     assert len({(r["found"], r["positives"]) for r in rows}) == 1
     assert 6 <= rows[0]["found"] <= 8 and 0 < rows[0]["positives"] < rows[0]["found"]
     assert all(0.0 <= r["auc"] <= 1.0 and 0.0 <= r["accuracy"] <= 1.0 for r in rows)
+
+
+def test_dice_only_where_the_data_has_masks(tiny_bundle, tmp_path, monkeypatch):
+    """Real crops with case labels have no pixel masks: the bench must not score masks against empty ones."""
+    import cv2
+    import numpy as np
+
+    monkeypatch.setenv("EDGECALC_CACHE_DIR", str(tmp_path / "cache"))
+    bundle, weights = tiny_bundle
+    rng = np.random.default_rng(0)
+    data = tmp_path / "crops"
+    (data / "images").mkdir(parents=True)
+    rows = ["id,calcification"]
+    for i in range(6):
+        cv2.imwrite(str(data / "images" / f"c{i}.png"), rng.integers(0, 255, (40, 40), dtype=np.uint8))
+        rows.append(f"c{i},{i % 2}")
+    (data / "labels.csv").write_text("\n".join(rows) + "\n")
+
+    def dice_of(folder):
+        report = run_bench(BenchOptions(bundle=bundle, backends=("onnxruntime",), data=folder, batches=(1,), n=2,
+                                        warmup=0, threads=1, weights=weights, out=tmp_path / "out"), log=lambda m: None)
+        return {r.label: r.derived.get("dice") for r in report.rows if r.status == "ok"}
+
+    without = dice_of(data)
+    assert without and all(v is None for v in without.values()), without
+    (data / "masks").mkdir()
+    mask = np.zeros((40, 40), np.uint8)
+    mask[10:20, 10:20] = 255
+    cv2.imwrite(str(data / "masks" / "c1.png"), mask)  # one positive with a mask: Dice exists again
+    with_mask = dice_of(data)
+    assert with_mask and all(isinstance(v, float) and 0.0 <= v <= 1.0 for v in with_mask.values()), with_mask

@@ -94,14 +94,16 @@ def load_inputs(bundle: Bundle, opts: BenchOptions) -> tuple[dict, dict]:
         raw_a = np.stack([cv2.resize(r, (side, side)) for r in raw])
         mask_a = np.stack([m if m is not None else np.zeros((size, size), np.uint8) for m in masks])
         desc = {"source": str(opts.data), "n": len(ids)}
-        return {"images": images, "raw": raw_a, "labels": np.asarray(labels, np.int64), "masks": mask_a}, desc
+        return {"images": images, "raw": raw_a, "labels": np.asarray(labels, np.int64), "masks": mask_a,
+                "has_mask": np.array([m is not None for m in masks])}, desc
     from edgecalc.data.phantom import generate_crop
 
     samples = [generate_crop(BENCH_SEED_BASE + i, positive=(i % 2 == 0), size=192) for i in range(opts.n_data)]
     raw_a = np.stack([s.image for s in samples])
     return ({"images": preprocess_batch(list(raw_a), size), "raw": raw_a,
              "labels": np.array([s.label for s in samples], np.int64),
-             "masks": np.stack([resize_mask(s.mask, size) for s in samples])},
+             "masks": np.stack([resize_mask(s.mask, size) for s in samples]),
+             "has_mask": np.ones(opts.n_data, bool)},
             {"source": f"phantom crops, seeds {BENCH_SEED_BASE}..{BENCH_SEED_BASE + opts.n_data - 1}",
              "n": opts.n_data})
 
@@ -248,6 +250,7 @@ def _derive(rows: list[Row], reference: str | None, scores: dict, masks: dict, a
     from edgecalc.eval.metrics import dice_per_image, roc_auc
 
     labels, true_masks = arrays["labels"], arrays["masks"]
+    has_mask = arrays.get("has_mask", np.ones(labels.size, bool))
     ref_row = next((r for r in rows if r.label == reference), None)
     ref_ms = ref_row.result["model_latency_ms"]["1"]["median"] if ref_row and "1" in ref_row.result.get(
         "model_latency_ms", {}) else None
@@ -264,7 +267,7 @@ def _derive(rows: list[Row], reference: str | None, scores: dict, masks: dict, a
             d["auc"] = roc_auc(labels, scores[r.label])
         except ValueError as exc:
             d["auc"], d["auc_note"] = None, str(exc)
-        pos = labels == 1
+        pos = (labels == 1) & has_mask  # a positive without a mask has no Dice (real crops with case labels)
         d["dice"] = float(np.mean(dice_per_image(masks[r.label][pos], true_masks[pos]))) if pos.any() else None
         if reference in scores:
             ref_dec = scores[reference] >= 0.5
