@@ -36,8 +36,19 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None], mode: i
     return path
 
 
-#: The temporary names ``atomic_write`` makes: ``.<target name>.<mkstemp random>.tmp<target suffix>``.
-_TEMP_NAME = re.compile(r"^\..+\.[A-Za-z0-9_]+\.tmp(\.[^./]*)?$")
+def _temp_name(name: str = ".+", suffix: str = r"(\.[^./]*)?") -> re.Pattern[str]:
+    """The temporary names ``atomic_write`` makes, ``.<target name>.<mkstemp random>.tmp<target suffix>``,
+    for targets matching the regexes ``name`` and ``suffix`` (default: any target)."""
+    return re.compile(rf"^\.{name}\.[A-Za-z0-9_]+\.tmp{suffix}$")
+
+
+def _remove_temps(candidates: list[Path], pattern: re.Pattern[str]) -> list[Path]:
+    removed = []
+    for p in candidates:
+        if p.is_file() and pattern.match(p.name):
+            p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
 
 
 def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
@@ -47,12 +58,7 @@ def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
     remove it). Call this only where no write to ``folder`` is in flight: e.g. when a run resumes.
     Returns what was removed.
     """
-    removed = []
-    for p in sorted(Path(folder).rglob(".*.tmp*")):
-        if p.is_file() and _TEMP_NAME.match(p.name):
-            p.unlink(missing_ok=True)
-            removed.append(p)
-    return removed
+    return _remove_temps(sorted(Path(folder).rglob(".*.tmp*")), _temp_name())
 
 
 def remove_stale_temps_of(path: str | os.PathLike) -> list[Path]:
@@ -60,13 +66,8 @@ def remove_stale_temps_of(path: str | os.PathLike) -> list[Path]:
     other file's (a folder a user shares with other writers: a recording joined into it). Same caveat as
     `remove_stale_temps`: only where no write to ``path`` is in flight. Returns what was removed."""
     path = Path(path)
-    own = re.compile(rf"^\.{re.escape(path.name)}\.[A-Za-z0-9_]+\.tmp{re.escape(path.suffix)}$")
-    removed = []
-    for p in sorted(path.parent.glob(".*.tmp*")) if path.parent.is_dir() else []:
-        if p.is_file() and own.match(p.name):
-            p.unlink(missing_ok=True)
-            removed.append(p)
-    return removed
+    candidates = sorted(path.parent.glob(".*.tmp*")) if path.parent.is_dir() else []
+    return _remove_temps(candidates, _temp_name(re.escape(path.name), re.escape(path.suffix)))
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:

@@ -27,6 +27,7 @@ from edgecalc.atomic import atomic_write_json
 from edgecalc.data.dataset import load_dataset
 from edgecalc.data.splits import stratified_kfold
 from edgecalc.eval.metrics import roc_auc
+from edgecalc.eval.predict import predict
 from edgecalc.export.weights_source import resolve_weights
 from edgecalc.model.weights import load_model
 from edgecalc.train.linear_probe import fit_logistic, pooled_features
@@ -38,13 +39,11 @@ MLP = ((16, 1.0, 0.25), (16, 1.0, 1.0), (16, 10.0, 0.25), (16, 10.0, 1.0))  # (h
 
 
 def load(model: torch.nn.Module, folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict]]:
-    """Pooled features, module C's logit and labels of a data set folder at the model's input size."""
+    """Pooled features, module C's score and labels of a data set folder at the model's input size."""
     ids, images, _, labels, table = load_dataset(folder, size=model.cfg.input_size)
     u8 = np.round(images * 255.0).astype(np.uint8)
     feats = pooled_features(model, u8, (SHARE,))[SHARE]
-    with torch.no_grad():
-        logits = torch.cat([model(torch.from_numpy(images[i:i + 64])).logits for i in range(0, len(images), 64)])
-    return feats, (logits[:, 1] - logits[:, 0]).numpy().astype(np.float64), labels, table
+    return feats, predict(model, images).scores.astype(np.float64), labels, table
 
 
 def fit_linear(x: np.ndarray, y: np.ndarray, w: np.ndarray):

@@ -123,10 +123,10 @@ def _train_config(method: str, data: Path, fold: int, pretrained: Path | None, p
     extra: dict[str, Any] = {}
     if METHODS[method].network is not None:
         extra["network"] = METHODS[method].network
-    if method in ("labels-only", "fine-tune", "fine-tune+mix", "linear-probe", "linear-probe+mix"):
-        extra["mask_fraction"] = 0.0
-    if method in ("fine-tune", "fine-tune+mix", "linear-probe", "linear-probe+mix"):
+    if METHODS[method].needs_pretrained:  # the trained methods that start from it: image labels only
         extra["init_weights"] = str(pretrained)
+    if method == "labels-only" or METHODS[method].needs_pretrained:
+        extra["mask_fraction"] = 0.0
     if method.startswith("linear-probe"):
         extra["linear_probe"] = True
     if method in ("sim-to-real", "sim-to-real+mix"):

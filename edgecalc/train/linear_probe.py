@@ -102,16 +102,18 @@ def fit_linear_probe(model: CSAGNet, images: np.ndarray, labels: np.ndarray, gro
     if mix is not None and not 0 < mix[2] < 1:
         raise ValueError(f"the mix's share of the fit must lie in (0, 1), got {mix[2]}")
     feats = pooled_features(model, images, share_grid, flip=flip, device=device)
-    mfeats = pooled_features(model, mix[0], share_grid, flip=flip, device=device) if mix is not None else None
+    mix_at: dict[float, tuple[np.ndarray, np.ndarray, float] | None] = dict.fromkeys(share_grid)  # per share
+    if mix is not None:
+        mfeats = pooled_features(model, mix[0], share_grid, flip=flip, device=device)
+        mix_at = {s: (mfeats[s], np.asarray(mix[1], dtype=np.int64), float(mix[2])) for s in share_grid}
     n_groups = len(np.unique(groups)) if groups is not None else labels.size
     folds = stratified_kfold(labels, k=min(INNER_FOLDS, n_groups), seed=seed + 3, groups=groups)
     inner: dict[tuple[float, float], float] = {}
     for share in share_grid:
-        mix_s = None if mix is None else (mfeats[share], np.asarray(mix[1], dtype=np.int64), float(mix[2]))
         for c in c_grid:
             scores = np.zeros(labels.size)
             for tr, va in folds:
-                x, y, sw = _with_mix(feats[share], labels, tr, mix_s)
+                x, y, sw = _with_mix(feats[share], labels, tr, mix_at[share])
                 w, b = fit_logistic(x, y, c, sw)
                 scores[va] = feats[share][va] @ w + b
             inner[(share, c)] = roc_auc(labels, scores)
@@ -120,8 +122,7 @@ def fit_linear_probe(model: CSAGNet, images: np.ndarray, labels: np.ndarray, gro
                           + ", ".join(f"{inner[(share, c)]:.3f} (C {c:g})" for c in c_grid))
     # ties: the stronger penalty, then the smaller region
     share, c = max(inner, key=lambda k: (inner[k], -k[1], -k[0]))
-    mix_s = None if mix is None else (mfeats[share], np.asarray(mix[1], dtype=np.int64), float(mix[2]))
-    x, y, sw = _with_mix(feats[share], labels, np.arange(labels.size), mix_s)
+    x, y, sw = _with_mix(feats[share], labels, np.arange(labels.size), mix_at[share])
     w, b = fit_logistic(x, y, c, sw)
     probe = CSAGNet(model.cfg.with_(score_head="encoder-linear", linear_head_share=share, linear_head_flip=flip))
     state = {k: v for k, v in model.state_dict().items() if not k.startswith("linear_head.")}
