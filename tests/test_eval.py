@@ -136,3 +136,78 @@ def test_patient_groups_only_when_every_image_names_one(tmp_path):
     (tmp_path / "labels.csv").write_text("id,calcification,patient\na,1,p1\nb,0,\n")
     assert patient_groups(tmp_path, ["a", "b"]) is None
     assert patient_groups(None, ["a"]) is None
+
+
+# --- sweep: paired differences and --collect-only (training faked: only what sweep reads is written) ---
+
+#: Test AUC and accuracy of the faked runs, per (fraction, fold).
+FAKE_FIGURES = {(0.3, 0): (0.90, 0.80), (0.3, 1): (0.80, 0.70), (1.0, 0): (0.95, 0.82), (1.0, 1): (0.78, 0.74),
+                (0.1, 0): (0.70, 0.60), (0.1, 1): (0.75, 0.65)}
+
+
+def _fake_training(cfg, run_dir, console=None):
+    import edgecalc.run_folder as rf
+
+    auc, acc = FAKE_FIGURES[(cfg.mask_fraction, cfg.fold)]
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    (Path(run_dir) / rf.CONFIG_FILE).write_text(json.dumps(cfg.to_dict()))
+    rf.final_weights_path(run_dir).write_bytes(b"")
+    rf.write_metrics(run_dir, {"test": {"accuracy": acc, "sensitivity": 0.5, "specificity": 0.5, "auc": auc},
+                               "n_masks_stage1": 1})
+    rf.write_scores(rf.eval_dir(run_dir), ["a", "b", "c", "d"], np.array([1, 0, 1, 0]), np.array([0.9, 0.1, 0.4, 0.6]))
+
+
+def _refuse_training(*args, **kwargs):
+    raise AssertionError("--collect-only trained a run")
+
+
+def test_sweep_pairs_each_fraction_with_the_default_one_per_fold(monkeypatch, tmp_path):
+    import edgecalc.train.run as train_run
+
+    monkeypatch.setattr(train_run, "run_training", _fake_training)
+    summary = run_sweep(tmp_path / "data", [0.1, 0.3, 1.0], tmp_path / "sweep", [0, 1], folds=5, progress=False)
+    assert summary["paired"]["reference"] == "p = 30%"
+    d = summary["paired"]["differences"]
+    assert d["p = 100%"]["auc"]["per_fold"] == pytest.approx([0.05, -0.02])
+    assert d["p = 100%"]["auc"]["reference_higher"] == 1
+    assert d["p = 10%"]["accuracy"]["per_fold"] == pytest.approx([-0.20, -0.05])
+    assert d["p = 10%"]["accuracy"]["reference_higher"] == 2
+    table = (tmp_path / "sweep" / "table1.md").read_text()
+    assert "method − p = 30%" in table
+    assert "| p = 100% | +0.015 ± 0.049 |" in table, table  # mean of +0.05 and -0.02, sample std
+    assert "p = 30%'s AUC is higher on average (+0.125), higher on 2 of 2 folds" in table, table
+
+
+def test_sweep_with_one_fraction_pairs_nothing(monkeypatch, tmp_path):
+    import edgecalc.train.run as train_run
+
+    monkeypatch.setattr(train_run, "run_training", _fake_training)
+    summary = run_sweep(tmp_path / "data", [0.3], tmp_path / "sweep", [0, 1], folds=5, progress=False)
+    assert summary["paired"] is None and "Paired" not in (tmp_path / "sweep" / "table1.md").read_text()
+
+
+def test_collect_only_reads_runs_without_their_weights_and_trains_nothing(monkeypatch, tmp_path):
+    import edgecalc.run_folder as rf
+    import edgecalc.train.run as train_run
+
+    monkeypatch.setattr(train_run, "run_training", _fake_training)
+    trained = run_sweep(tmp_path / "data", [0.3, 1.0], tmp_path / "sweep", [0, 1], folds=5, progress=False)
+    for run in (tmp_path / "sweep").glob("p*/fold*"):
+        rf.final_weights_path(run).unlink()  # copied here without the weights
+    monkeypatch.setattr(train_run, "run_training", _refuse_training)
+    monkeypatch.setattr(train_run, "resume_training", _refuse_training)
+    collected = run_sweep(tmp_path / "data", [0.3, 1.0], tmp_path / "sweep", [0, 1], folds=5, progress=False,
+                          collect_only=True)
+    assert collected["results"] == trained["results"] and collected["paired"] == trained["paired"]
+
+
+def test_collect_only_names_the_run_it_cannot_read(monkeypatch, tmp_path):
+    import edgecalc.train.run as train_run
+
+    monkeypatch.setattr(train_run, "run_training", _fake_training)
+    run_sweep(tmp_path / "data", [0.3], tmp_path / "sweep", [0], folds=5, progress=False)
+    with pytest.raises(ValueError, match=r"fold1: no finished run to collect .*metrics\.json"):
+        run_sweep(tmp_path / "data", [0.3], tmp_path / "sweep", [0, 1], folds=5, progress=False, collect_only=True)
+    res = CliRunner().invoke(app, ["sweep", str(tmp_path / "data"), "--fractions", "0.3", "--fold-ids", "0,1",
+                                   "--out", str(tmp_path / "sweep"), "--collect-only", "--no-progress"])
+    assert res.exit_code == 2 and "no finished run to collect" in res.output, res.output

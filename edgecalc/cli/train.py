@@ -107,16 +107,23 @@ def sweep_cmd(
     folds: int = typer.Option(TRAIN_DEFAULTS["folds"], "--folds", min=2, help="Number of cross-validation folds."),
     fold_ids: Optional[opt.Items] = opt.FOLD_IDS,
     out: Path = typer.Option(Path("runs/sweep"), "--out", help="Sweep folder: one run per p<fraction>/fold<k>, table1.md, roc.png."),
+    collect_only: bool = typer.Option(False, "--collect-only",
+                                      help="Train nothing: write the table from the figures the run folders already hold "
+                                           f"({METRICS_FILE}, {EVAL_DIR}/{SCORES_FILE}, {CONFIG_FILE}), e.g. folds "
+                                           "trained on other machines and copied here without their weights. A missing run is "
+                                           "an error naming it."),
     recipe_options: dict = None,  # the recipe option group (opt.with_recipe_options)
     no_progress: bool = opt.NO_PROGRESS,
     threads: int = opt.THREADS,
 ) -> None:
-    """Train + eval per mask fraction and fold: the paper's Table 1 (Markdown) and Fig. 7 (one ROC per fraction)."""
+    """Train + eval per mask fraction and fold: the paper's Table 1 (Markdown, with paired per-fold differences
+    against the default --mask-fraction) and Fig. 7 (one ROC per fraction)."""
     from edgecalc.eval.commands import sweep_command
 
     fold_ids = opt.folds_to_run(fold_ids, folds)
     exit_with(lambda: sweep_command(
         data, fractions, folds, fold_ids, out, threads=threads, **recipe_options, progress=not no_progress,
+        collect_only=collect_only,
     ))
 
 

@@ -3,8 +3,14 @@
 Each (fraction, fold) is an ordinary run folder ``OUT/p<fraction>/fold<k>``: a finished one is
 reused, an interrupted one resumed, so re-running the same command completes a sweep. The table
 (``OUT/table1.md``) gives accuracy, sensitivity, specificity and AUC per fraction as mean ± std over
-the folds run (std needs two folds); ``OUT/roc.png`` one ROC curve per fraction (test scores of all
-folds pooled); ``OUT/sweep.json`` every number behind them.
+the folds run (std needs two folds), and the paired per-fold differences of every fraction against the
+kit's default p (the paper's claim is about p = 30 % against 10 % and 100 %: paired on the same test
+images, a fold-to-fold spread does not hide a consistent gap); ``OUT/roc.png`` one ROC curve per
+fraction (test scores of all folds pooled); ``OUT/sweep.json`` every number behind them.
+
+``collect_only`` (``--collect-only``) trains nothing: it writes the table from what the run folders
+already hold (``metrics.json``, ``eval/scores.npz``, ``config.json``), so folds trained on other
+machines or in other sessions can be gathered without their weights.
 """
 
 from __future__ import annotations
@@ -15,13 +21,40 @@ from typing import Any, Sequence
 import numpy as np
 from rich.markup import escape
 
-from edgecalc.run_folder import CONFIG_FILE, eval_dir, holds_run, is_finished, read_metrics, read_scores
+from edgecalc.run_folder import (CONFIG_FILE, METRICS_FILE, SCORES_FILE, eval_dir, holds_run, is_finished, read_metrics,
+                                 read_scores)
 
 METRICS = ("accuracy", "sensitivity", "specificity", "auc")
 
 
 def run_dir_for(out: Path, fraction: float, fold: int) -> Path:
     return out / f"p{fraction:g}" / f"fold{fold}"
+
+
+def fraction_label(fraction: float) -> str:
+    """How a fraction is named in the table, the ROC legend and the paired differences."""
+    return f"p = {fraction:.0%}"
+
+
+def reference_fraction(fractions: Sequence[float]) -> float:
+    """The fraction the paired differences are taken against: the kit's default p when swept, else the largest."""
+    from edgecalc.train.config import TRAIN_DEFAULTS
+
+    default = float(TRAIN_DEFAULTS["mask_fraction"])
+    return next((f for f in fractions if abs(f - default) < 1e-9), max(fractions))
+
+
+def paired_by_fraction(results: dict[float, list[dict[str, Any]]]) -> tuple[str, dict[str, Any]] | None:
+    """Per fraction: fold-by-fold differences against :func:`reference_fraction` (compare's paired
+    differences, the folds matched by number), or None with fewer than two fractions."""
+    from edgecalc.eval.compare import paired_differences
+
+    if len(results) < 2:
+        return None
+    ref = fraction_label(reference_fraction(list(results)))
+    summary = {"methods": {fraction_label(f): {"per_fold": [{"fold": r["fold"], **r["test"]} for r in runs]}
+                           for f, runs in sorted(results.items())}}
+    return ref, paired_differences(summary, ref)
 
 
 def _mean_std(values: Sequence[float]) -> tuple[float, float | None]:
@@ -67,9 +100,19 @@ def check_same_recipe(run_dir: Path, wanted: Any) -> None:
         raise ValueError(f"{run_dir} was trained with other settings ({shown}); use another --out or the same options")
 
 
+def _collected(run_dir: Path) -> None:
+    """Refuse, naming the folder and the file, a run that ``collect_only`` cannot read."""
+    missing = [p for p in (run_dir / METRICS_FILE, eval_dir(run_dir) / SCORES_FILE) if not p.is_file()]
+    if missing:
+        raise ValueError(f"{run_dir}: no finished run to collect ({', '.join(str(p) for p in missing)} missing); "
+                         "train it first (the same command without --collect-only)")
+
+
 def run_sweep(data: str | Path, fractions: Sequence[float], out: str | Path, fold_ids: Sequence[int],
-              console: Any = None, **train_options: Any) -> dict[str, Any]:
-    """Train (or reuse/resume) every (fraction, fold) run, then write table1.md, roc.png and sweep.json."""
+              console: Any = None, collect_only: bool = False, **train_options: Any) -> dict[str, Any]:
+    """Train (or reuse/resume) every (fraction, fold) run, then write table1.md, roc.png and sweep.json;
+    with ``collect_only`` only read the runs' figures (see the module docstring)."""
+    from edgecalc.eval.compare import format_paired
     from edgecalc.eval.figures import roc_figure
     from edgecalc.eval.metrics import roc_auc, roc_curve
     from edgecalc.atomic import atomic_write_json, atomic_write_text
@@ -93,7 +136,9 @@ def run_sweep(data: str | Path, fractions: Sequence[float], out: str | Path, fol
             run_dir = run_dir_for(out, frac, fold)
             wanted = config(frac, fold)
             check_same_recipe(run_dir, wanted)
-            if is_finished(run_dir):
+            if collect_only:
+                _collected(run_dir)
+            elif is_finished(run_dir):
                 if console is not None:
                     console.print(f"p = {frac:g}, fold {fold}: finished run {escape(str(run_dir))} reused")
             elif holds_run(run_dir):
@@ -106,20 +151,25 @@ def run_sweep(data: str | Path, fractions: Sequence[float], out: str | Path, fol
                 run_training(wanted, run_dir, console=console)
             metrics = read_metrics(run_dir)
             metrics["run_dir"] = str(run_dir)
+            metrics["fold"] = fold
             results[frac].append(metrics)
             scores = read_scores(eval_dir(run_dir))
             ys.append(scores["labels"])
             ss.append(scores["scores"])
         y, s = np.concatenate(ys), np.concatenate(ss)
         fpr, tpr, _ = roc_curve(y, s)
-        curves[f"p = {frac:.0%}"] = (fpr, tpr, roc_auc(y, s))
+        curves[fraction_label(frac)] = (fpr, tpr, roc_auc(y, s))
     table = format_table(results)
+    paired = paired_by_fraction(results)
+    if paired is not None:
+        table += format_paired(paired[1], paired[0])
     atomic_write_text(out / "table1.md", table)
     roc_figure(curves, out / "roc.png", title="CS-AGnet ROC per pixel-mask fraction (test folds pooled)")
     summary = {
         "data": str(data), "fractions": list(fractions), "folds": list(fold_ids), "recipe": recipe, "train_options": train_options,
         "results": {f"{k:g}": v for k, v in results.items()},
         "pooled_auc": {name: c[2] for name, c in curves.items()},
+        "paired": None if paired is None else {"reference": paired[0], "differences": paired[1]},
     }
     atomic_write_json(out / "sweep.json", summary)
     if console is not None:
