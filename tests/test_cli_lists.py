@@ -139,3 +139,67 @@ def test_the_parser_returns_items_and_takes_them_back():
     got = parse("3,1")
     assert got == (3, 1) and isinstance(got, Items)
     assert parse(got) is got  # a default already parsed passes through
+
+
+# --- the two text options checked by their stage's parser: live --roi, data phantom --set ---
+
+@pytest.fixture()
+def text_calls(monkeypatch) -> list[dict]:
+    """The live and data-phantom bodies' arguments, the bodies doing nothing."""
+    from edgecalc.cli import data
+
+    seen: list[dict] = []
+
+    def body(console, **options):
+        seen.append(options)
+        return 0
+
+    monkeypatch.setattr(deploy, "live_command", body)
+    monkeypatch.setattr(data, "phantom_command", body)
+    return seen
+
+
+LIVE = ["live", "--source", "phantom", "--headless"]
+PHANTOM = ["data", "phantom", "--out", "unused"]
+FIELDS = "valid fields: pixel_spacing_mm, frame_pixel_spacing_mm, center_frequency_mhz"
+# (command line, what the refusal must say after "Invalid value for '--OPTION': ")
+BAD_TEXT = [
+    (LIVE + ["--crop", "fixed", "--roi", "1,2"], "--roi", "must be x,y,w,h in pixels (e.g. 120,60,200,200); got '1,2'"),
+    (LIVE + ["--roi", "a,b,c,d"], "--roi", "must be x,y,w,h in pixels (e.g. 120,60,200,200); got 'a,b,c,d'"),
+    (LIVE + ["--roi", "1.5,2,3,4"], "--roi", "must be x,y,w,h in pixels (e.g. 120,60,200,200); got '1.5,2,3,4'"),
+    (LIVE + ["--roi", "1,-2,30,40"], "--roi", "'1,-2,30,40' needs x, y >= 0 and w, h > 0"),
+    (LIVE + ["--crop", "fixed", "--roi", "1,2,0,40"], "--roi", "'1,2,0,40' needs x, y >= 0 and w, h > 0"),
+    (PHANTOM + ["--set", "center_freq=7"], "--set", "unknown phantom parameter 'center_freq'; " + FIELDS),
+    (PHANTOM + ["--set", "p_strands=0.5", "--set", "bogus=1"], "--set", "unknown phantom parameter 'bogus'"),
+    (PHANTOM + ["--set", "p_strands"], "--set", "'p_strands': expected KEY=VALUE (VALUE as JSON)"),
+    (PHANTOM + ["--set", "=0.4"], "--set", "'=0.4': expected KEY=VALUE"),
+    (PHANTOM + ["--set", "p_strands=lots"], "--set", "phantom parameter 'p_strands': expected a number, got \"lots\""),
+    (PHANTOM + ["--set", "dynamic_range_db=[45]"], "--set", "phantom parameter 'dynamic_range_db': expected a list of 2 numbers"),
+    (PHANTOM + ["--set", "micro_count=2.5"], "--set", "phantom parameter 'micro_count': expected a list of 2 integers"),
+]
+
+
+@pytest.mark.parametrize("args, option, reason", BAD_TEXT, ids=[" ".join(a[3:]) for a, _, _ in BAD_TEXT])
+def test_a_bad_roi_or_setting_is_refused_by_the_parser_before_the_body(text_calls, args, option, reason):
+    out = refusal(invoke(*args))
+    assert f"Invalid value for '{option}': {reason}" in out, out
+    assert not text_calls, "the body ran"
+
+
+GOOD_TEXT = [
+    (LIVE + ["--crop", "fixed", "--roi", "150,60,200,200"], {"roi": "150,60,200,200", "crop": "fixed"}),
+    (LIVE + ["--roi", " 0, 0, 1, 1"], {"roi": " 0, 0, 1, 1"}),
+    (LIVE, {"roi": None}),
+    (PHANTOM + ["--set", "p_strands=0.9", "--set", "dynamic_range_db=[45,60]"],
+     {"sets": ["p_strands=0.9", "dynamic_range_db=[45,60]"]}),
+    (PHANTOM, {"sets": None}),
+]
+
+
+@pytest.mark.parametrize("args, expected", GOOD_TEXT, ids=[" ".join(a[3:]) or a[0] for a, _ in GOOD_TEXT])
+def test_a_good_roi_or_setting_reaches_the_body_as_given(text_calls, args, expected):
+    res = invoke(*args)
+    assert res.exit_code == 0, res.output
+    (got,) = text_calls
+    for name, value in expected.items():
+        assert got[name] == value, (name, got[name])

@@ -270,6 +270,6 @@ def test_shifted_config_is_documented_and_used_by_the_cli(tmp_path):
     meta = json.loads((tmp_path / "s" / "phantom.json").read_text())
     assert meta["config"]["center_frequency_mhz"] == 7.5 and meta["config"]["p_strands"] == 0.9
     bad = CliRunner().invoke(app, ["data", "phantom", "--out", str(tmp_path / "b"), "--n", "2", "--positive", "1",
-                                   "--set", "center_freq=7"])
+                                   "--set", "center_freq=7"], env={"COLUMNS": "2000"})  # the refusal on one line
     assert bad.exit_code != 0 and "center_freq" in bad.output and "valid fields" in bad.output
     assert not (tmp_path / "b" / "phantom.json").exists()

@@ -50,7 +50,7 @@ def data_phantom_cmd(
     workers: int = typer.Option(0, "--workers", help="Worker processes; 0 = one per CPU core. Output does not depend on it."),
     config: Optional[str] = typer.Option(None, "--config", help="JSON file of PhantomConfig fields to move off "
                                          "their defaults (a phantom.json works too), e.g. docs/phantom_shifted.json."),
-    sets: Optional[list[str]] = typer.Option(None, "--set", help="KEY=VALUE (repeatable): one PhantomConfig field, "
+    sets: Optional[list[str]] = typer.Option(None, "--set", parser=opt.phantom_setting, metavar="KEY=VALUE", help="KEY=VALUE (repeatable): one PhantomConfig field, "
                                              "VALUE as JSON, applied after --config; e.g. --set dynamic_range_db=[45,60]."),
 ) -> None:
     """Generate the phantom data set: images/, masks/, nodules/, labels.csv, meta.jsonl and phantom.json."""

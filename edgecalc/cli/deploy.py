@@ -39,7 +39,8 @@ def live(
     precision: opt.RunPrecision = opt.PRECISION_RUN,
     crop: opt.Crop = typer.Option("auto", "--crop", help="auto: scan-area detection + nodule locator; manual: draw the "
                              "box with the mouse ('r' redraws); fixed: the --roi box on every frame."),
-    roi: Optional[str] = typer.Option(None, "--roi", help="x,y,w,h of the nodule in frame pixels, for --crop fixed."),
+    roi: Optional[str] = typer.Option(None, "--roi", parser=opt.roi, metavar="X,Y,W,H",
+                                      help="x,y,w,h of the nodule in frame pixels, for --crop fixed."),
     margin: float = typer.Option(0.1, "--margin", help="Crop margin around the nodule box, as a share of its long side."),
     extent: bool = typer.Option(True, "--extent/--no-extent", help="--crop auto: the crop holds the nodule's extent "
                                 "(where the locator's probability reaches its lower crop threshold), which holds "

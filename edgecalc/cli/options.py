@@ -8,7 +8,9 @@ TRAIN_DEFAULTS). The cart (``live``, ``analyze``, ``locate``): the bundle, preci
 and locator options. Typer reads an option object when it builds a command, so one object may serve many.
 Comma-separated lists (``--methods``, ``--backends``, ``--batch``, ``--fractions``, ``--fold-ids``): one typer
 ``parser`` per kind (:func:`comma_list`), built from the table that owns the values, so a bad item is refused
-by the parser (exit 2, ``Invalid value for '--methods': ...``) before any work starts.
+by the parser (exit 2, ``Invalid value for '--methods': ...``) before any work starts. The two text options
+checked the same way (``live --roi``, ``data phantom --set``) are checked by the stage's own parser
+(:func:`roi`, :func:`phantom_setting`).
 """
 
 from __future__ import annotations
@@ -21,11 +23,13 @@ import typer
 
 from edgecalc.eval.compare import METHODS as COMPARE_METHODS
 from edgecalc.export.choices import CALIB_METHODS, VIA_CHOICES
+from edgecalc.data.phantom.config import config_with
 from edgecalc.model.config import PRESETS
 from edgecalc.model.registry import NETWORKS
 from edgecalc.runtime.commands import LOCATORS
 from edgecalc.runtime.engine.formats import BACKEND_CHOICES, BENCH_BACKENDS, PRECISIONS as RUNTIME_PRECISIONS, choices_help
 from edgecalc.runtime.live.modes import CROP_MODES, LOOP_MODES
+from edgecalc.runtime.locate.cropper import parse_roi
 from edgecalc.train.config import (AUGMENTS, OPTIMIZERS, PRECISIONS as TRAIN_PRECISIONS, RECIPES, SCHEDULES, SEG_LOSSES,
                                    TRAIN_DEFAULTS, recipe_help, recipe_summary)
 
@@ -129,6 +133,30 @@ BACKENDS_LIST = comma_list(one_of(BENCH_BACKENDS))  #: runtime/engine/formats.py
 BATCH_LIST = comma_list(integer(1))
 FRACTIONS_LIST = comma_list(share)
 FOLD_IDS_LIST = comma_list(integer(0))
+
+
+# --- text options checked by the parser of the stage that reads them ---
+
+def checked_by(check: Callable[[str], Any], option: str) -> Callable[[str], str]:
+    """A typer ``parser`` that refuses what ``check`` refuses (its ValueError is the reason, exit 2) and hands the
+    text on unchanged, in the form the stage's body takes it. The stage's message names ``option`` itself;
+    typer's ``Invalid value for 'OPTION':`` already does, so that prefix is dropped."""
+
+    def parse(text: str) -> str:
+        try:
+            check(text)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc).removeprefix(f"{option} ")) from None
+        return text
+
+    return parse
+
+
+#: ``live --roi x,y,w,h``: runtime/locate/cropper.py's parse_roi (integers, x, y >= 0, w, h > 0).
+roi = checked_by(parse_roi, "--roi")
+#: ``data phantom --set KEY=VALUE``: data/phantom/config.py's config_with (KEY a PhantomConfig field, VALUE JSON of
+#: that field's type; an unknown KEY is refused with the list of fields).
+phantom_setting = checked_by(lambda text: config_with(sets=[text]), "--set")
 
 FOLD_IDS = typer.Option(None, "--fold-ids", parser=FOLD_IDS_LIST, metavar="K,...",
                         help="Comma-separated folds to run, each below --folds (default: all of --folds).")
