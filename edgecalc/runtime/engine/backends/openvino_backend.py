@@ -16,6 +16,10 @@ class OpenVinoBackend(InferenceBackend):
     hint "LATENCY" tunes streams for one request at a time (the live loop); threads=0 lets
     OpenVINO choose. OpenVINO silently computes in bf16 on CPUs with AMX / AVX512-BF16 unless told
     otherwise, so float32 is asked for explicitly; `inference_precision="bf16"` opts in to bf16.
+
+    Outputs are named by position with the names the ONNX file's graph declares (``onnx_io_names``):
+    a compiled output's ``get_any_name()`` is only the first of its tensor names, and OpenVINO adds
+    names when it folds an ``Identity`` (an output ``alpha`` fed by one came back as ``a_internal``).
     """
 
     name = "openvino"
@@ -44,9 +48,37 @@ class OpenVinoBackend(InferenceBackend):
         self.on_gpu = device.upper().startswith("GPU")
         self.request = self.compiled.create_infer_request()
         self.precision = inference_precision or precision
-        self.input_name = self.compiled.inputs[0].get_any_name()
-        self.output_names = tuple(o.get_any_name() for o in self.compiled.outputs)
+        inputs, outputs = onnx_io_names(path)
+        if len(outputs) != len(self.compiled.outputs) or len(inputs) != len(self.compiled.inputs):
+            raise BundleError(f"OpenVINO compiled {path} to {len(self.compiled.inputs)} input(s) and "
+                              f"{len(self.compiled.outputs)} output(s), but its ONNX graph declares inputs "
+                              f"{list(inputs)} and outputs {list(outputs)}")
+        self.input_name, self.output_names = inputs[0], outputs
 
     def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         res = self.request.infer({0: as_input_batch(batch)})
-        return {o.get_any_name(): np.asarray(res[o], dtype=np.float32) for o in self.compiled.outputs}
+        return {name: np.asarray(res[i], dtype=np.float32) for i, name in enumerate(self.output_names)}
+
+
+def onnx_io_names(path: Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(inputs, outputs): the names an ONNX file's graph declares, in its order, read with ``onnx``.
+
+    OpenVINO keeps that order (compiled output ``i`` is graph output ``i``), so these name its outputs
+    by position. Initializers listed among the inputs (older exporters) are not inputs.
+    """
+    try:
+        import onnx
+    except ImportError as exc:
+        raise BackendUnavailable(f"the openvino backend reads output names with onnx, which is not installed "
+                                 f"(pip install onnx): {exc}") from exc
+    try:
+        graph = onnx.load(str(path), load_external_data=False).graph
+    except Exception as exc:  # noqa: BLE001 - onnx raises protobuf's DecodeError and its own kin
+        raise BundleError(f"cannot read the graph's input and output names of {path}: {exc}") from exc
+    constants = {t.name for t in graph.initializer}
+    inputs = tuple(v.name for v in graph.input if v.name not in constants)
+    outputs = tuple(v.name for v in graph.output)
+    if not inputs or not outputs or len(set(outputs)) != len(outputs):
+        raise BundleError(f"{path}: its ONNX graph declares inputs {list(inputs)} and outputs {list(outputs)}; "
+                          "the backend needs an input and distinct output names")
+    return inputs, outputs
