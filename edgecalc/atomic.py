@@ -2,8 +2,10 @@
 
 A file that matters (weights, manifests, data sets, reports) is written to a temporary file in the
 same folder and renamed over the target, so a crash or Ctrl-C leaves the old file or the new one,
-never half of either. Files come out 0644 (mkstemp's 0600 would hide them from a cart's service
-user). Standard library only: the torch-free runtime uses it too.
+never half of either. The temporary file is fsynced before the rename and the folder after it, so a
+power loss, which drops what is only in the page cache, leaves that too (as far as the disk honours
+fsync; docs/reliability.md says what the test of it proves). Files come out 0644 (mkstemp's 0600
+would hide them from a cart's service user). Standard library only: the torch-free runtime uses it too.
 """
 
 from __future__ import annotations
@@ -29,11 +31,23 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None], mode: i
     try:
         write(Path(tmp))
         os.chmod(tmp, mode)
+        sync_file(Path(tmp))  # the data on disk before the name points at it
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    sync_file(path.parent)  # the rename itself
     return path
+
+
+def sync_file(path: str | os.PathLike) -> None:
+    """fsync a file or a folder by its path: data written through any handle (OpenCV's writers, a
+    ``write`` callback) sits in the page cache, which survives a SIGKILL but not a power loss."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _temp_name(name: str = ".+", suffix: str = r"(\.[^./]*)?") -> re.Pattern[str]:

@@ -14,7 +14,9 @@ and stopped at seeded-random moments after its first write began:
   frames and their log lines match the whole lines of the log;
 - the join of a recording's segments (``edgecalc recover``, and the recorder's clean stop), SIGKILLed
   while it writes the joined file: the segments and ``index.json`` are intact, OUT is absent or whole,
-  and ``recover`` then writes exactly the indexed frames and leaves no temporary file;
+  and ``recover`` then writes exactly the indexed frames and leaves no temporary file; SIGTERMed there:
+  the join and the folder's removal finish first (OUT holds exactly the indexed frames, no temporary
+  file), then ``recover`` exits 130 and the recorder's process ends by the signal;
 - a full disk (``RLIMIT_FSIZE``, SIGXFSZ ignored: writes fail with EFBIG) and a read-only folder:
   exit 2, an error naming the path, nothing half-written.
 
@@ -304,26 +306,34 @@ def _snapshot(folder: Path) -> dict[str, int]:
     return {p.name: zlib.crc32(p.read_bytes()) for p in sorted(folder.iterdir())}
 
 
-def _after_a_killed_join(video: Path, result: Outcome, frames: int, writer: str, k: int) -> None:
+def _after_a_killed_join(video: Path, result: Outcome, frames: int, writer: str, k: int,
+                         sig: signal.Signals = signal.SIGKILL, code: int = -signal.SIGKILL) -> None:
     """The target is absent or complete, never partial; then `recover` leaves exactly the indexed frames and
-    no temporary file."""
+    no temporary file. ``code``: the exit status when ``sig`` landed. A SIGTERM is held until the join and
+    the folder's removal are done, so after one OUT is whole, with no temporary file and no folder."""
     from edgecalc.runtime.live.video_segments import read_index, segments_dir
 
     folder = segments_dir(video)
     temps = leftovers(video.parent, video.name)
     landed = ("finished first" if result.signalled_after_s is None else
+              "held, the join finished" if sig == signal.SIGTERM and video.exists() and not temps else
               "after the rename" if video.exists() else "during the join's write" if temps else "before the join")
-    note(measured="join SIGKILL", writer=writer, trial=k, killed_after_s=result.signalled_after_s, landed=landed,
-         temps_left=len(temps))
+    note(measured=f"join {sig.name}", writer=writer, trial=k, killed_after_s=result.signalled_after_s, landed=landed,
+         temps_left=len(temps), returncode=result.returncode)
     if result.signalled_after_s is None:
         assert result.returncode == 0, result.output
     else:
-        assert result.returncode == -signal.SIGKILL, result.output
+        assert result.returncode == code, result.output
+    if sig == signal.SIGTERM:  # the join was not cut: it finished, cleaned up, and only then did the signal act
+        assert video.exists() and temps == [] and not folder.exists(), (landed, temps, result.output)
     if video.exists():  # the rename happened: the whole file, and no temporary one
         assert _frames_in(video) == frames and temps == []
+        again = run_cli(["recover", video.name], cwd=video.parent)
         if folder.exists():  # killed before the folder was removed: recover refuses to replace OUT, naming it
-            again = run_cli(["recover", video.name], cwd=video.parent)
             assert again.returncode == 2 and video.name in again.stderr, again.output
+        else:  # the job is done: nothing to recover, OUT untouched
+            assert again.returncode == 0 and "nothing to recover" in again.output, again.output
+            assert _frames_in(video) == frames
         return
     index = read_index(folder, video.suffix)  # intact, and every segment it lists plays its frames
     assert sum(s["frames"] for s in index["segments"]) == frames
@@ -364,6 +374,37 @@ def test_sigkill_during_the_clean_stop_join_loses_nothing(tmp_path, k):
         index = read_index(segments_dir(video), video.suffix)
         assert index["open"] is None and len(index["segments"]) == JOIN_FRAMES
     _after_a_killed_join(video, result, JOIN_FRAMES, "Recorder.close", k)
+
+
+@pytest.mark.parametrize("k", range(TRIALS))
+def test_sigterm_during_the_join_of_recover_finishes_it_then_exits_130(tmp_path, killed_recording, k):
+    """`edgecalc recover` SIGTERMed while it writes the joined file: the join and the folder's removal
+    finish first, then it exits 130 with its report (a SIGTERM after the report: the process ends by it)."""
+    from edgecalc.runtime.live.video_segments import segments_dir
+
+    video = tmp_path / "rec.mp4"
+    shutil.copytree(killed_recording, segments_dir(video))
+    result = run_and_kill(["recover", video.name], cwd=tmp_path, sig=signal.SIGTERM, poll=0.005,
+                          delay=_delay("join-recover", "SIGTERM", k, JOIN_DELAY_S),
+                          started=_join_temp_appeared(video))
+    assert f"kept {JOIN_FRAMES - 1} segment(s)" in result.output, result.output  # the report, in every case
+    if result.returncode == -signal.SIGTERM:  # it landed after the report, as the process was ending
+        code = -signal.SIGTERM
+    else:
+        code = 130
+        if result.signalled_after_s is not None:
+            assert "the join and the clean-up were finished first" in result.output, result.output
+    _after_a_killed_join(video, result, JOIN_FRAMES - 1, "recover", k, signal.SIGTERM, code)
+
+
+@pytest.mark.parametrize("k", range(TRIALS))
+def test_sigterm_during_the_clean_stop_join_finishes_it_then_ends_by_the_signal(tmp_path, k):
+    """The recorder's clean stop SIGTERMed while it joins (as a second SIGTERM reaches `live`, whose handler
+    is gone by then): the joined file holds every frame, the folder is gone, then the signal ends the process."""
+    video = tmp_path / "rec.mp4"
+    result = run_and_kill([video.name], cwd=tmp_path, sig=signal.SIGTERM, poll=0.005, program=RECORD_AND_STOP,
+                          delay=_delay("join-close", "SIGTERM", k, JOIN_DELAY_S), started=_join_temp_appeared(video))
+    _after_a_killed_join(video, result, JOIN_FRAMES, "Recorder.close", k, signal.SIGTERM, -signal.SIGTERM)
 
 
 # --- a full disk, a read-only folder ----------------------------------------------------------

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgecalc.atomic import sync_file
 from edgecalc.runtime.live.video_segments import (
     INDEX_NAME,
     container_frames,
@@ -39,7 +40,7 @@ from edgecalc.runtime.live.video_segments import (
     open_writer,
     segment_name,
     segments_dir,
-    sync_file,
+    signals_held,
     write_index,
 )
 
@@ -250,12 +251,13 @@ class Recorder:
             return OSError(f"{error or 'the video failed'}; the {len(self._closed)} playable segments are kept in "
                            f"{self.segments_dir} (listed in its {INDEX_NAME}), {self.video_path} was not written")
         paths = [self.segments_dir / s["file"] for s in self._closed]
-        try:
-            join_segments(paths, self.video_path, self.fps or DEFAULT_FPS, self._size, self.frames_written)
-        except OSError as exc:
-            return OSError(f"cannot join the segments into {self.video_path}: {exc}; the recording is kept as "
-                           f"{len(paths)} segments in {self.segments_dir} (listed in its {INDEX_NAME})")
-        shutil.rmtree(self.segments_dir)
+        with signals_held():  # a SIGTERM now (a second one in `live`) acts once the file is whole, the folder gone
+            try:
+                join_segments(paths, self.video_path, self.fps or DEFAULT_FPS, self._size, self.frames_written)
+            except OSError as exc:
+                return OSError(f"cannot join the segments into {self.video_path}: {exc}; the recording is kept as "
+                               f"{len(paths)} segments in {self.segments_dir} (listed in its {INDEX_NAME})")
+            shutil.rmtree(self.segments_dir)
         return None
 
     def _check_video(self) -> OSError | None:

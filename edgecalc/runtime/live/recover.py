@@ -7,13 +7,18 @@ lists must decode to the frames it says, the open segment (not in the index: a k
 unfinished) is only reported, and the good segments are joined with the recorder's own lossless join.
 The folder is removed only when every listed segment went into OUT, so nothing that could still be
 used is destroyed; a second run finds nothing to do (or refuses to replace the OUT it made).
-Torch-free, like the rest of the runtime. Run it only once the recording process is gone.
+SIGTERM stops it as Ctrl-C does (exit 130, saying how far it got); from the join to the folder's removal
+both wait until that is done (`signals_held`), so an interrupt leaves the folder as it was or the job
+finished, never in between. Torch-free, like the rest of the runtime. Run it only once the recording
+process is gone.
 """
 
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+import signal
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,11 +32,21 @@ from edgecalc.runtime.live.video_segments import (
     join_segments,
     read_index,
     segments_dir,
+    signals_held,
 )
 
 
 class RecoveryRefused(Exception):
     """Recovery would destroy or invent something: the message names the file and the reason."""
+
+
+class RecoveryInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped ``recover``; ``recovery`` says how far it got (``joined``: the join had begun,
+    so it was finished first, with the folder's removal)."""
+
+    def __init__(self, recovery: Recovery) -> None:
+        super().__init__(f"interrupted while recovering {recovery.video}")
+        self.recovery = recovery
 
 
 @dataclass
@@ -78,18 +93,29 @@ def recover_recording(video: Path, force: bool = False,
     ``progress(done, total)`` after each segment checked. RecoveryRefused when there is no index, the
     index is not one, no listed segment plays, or ``video`` exists (unless ``force``; never replaced by a
     file holding fewer frames). OSError naming ``video`` when the join fails (a full disk).
+    RecoveryInterrupted (a KeyboardInterrupt) on Ctrl-C, or SIGTERM where it raises one, with what was done.
     """
-    video = Path(video)
+    rec = Recovery(Path(video))
+    try:
+        _recover(rec, force, progress)
+    except KeyboardInterrupt as exc:
+        raise RecoveryInterrupted(rec) from exc
+    return rec
+
+
+def _recover(rec: Recovery, force: bool, progress: Callable[[int, int], None] | None) -> None:
+    """`recover_recording`'s work, recorded in ``rec`` as it goes (an interrupt reports what was done)."""
+    video = rec.video
     folder = segments_dir(video)
     if not folder.is_dir():
         if video.is_file():
-            return Recovery(video)  # joined already (a clean stop, or an earlier recover)
+            return  # joined already (a clean stop, or an earlier recover)
         raise RecoveryRefused(f"no recording to recover at {video}: neither it nor {folder} exists")
     try:
         index = read_index(folder, video.suffix)
     except SegmentIndexError as exc:
         raise RecoveryRefused(f"{exc}; {_no_index_hint(video, folder)}") from None
-    rec = Recovery(video, fps=float(index["fps"]))
+    rec.fps = float(index["fps"])
     entries = index["segments"]
     for k, entry in enumerate(entries):
         seg = Segment(entry["file"], entry["first_frame"], entry["frames"])
@@ -126,23 +152,23 @@ def recover_recording(video: Path, force: bool = False,
             raise RecoveryRefused(f"{video} exists with {held} frames; --force would replace it with the {frames} "
                                   f"frames its segments still hold; move it away first if that is what you want")
         rec.replaced = held
-    rec.temps_removed = remove_stale_temps_of(video)  # a join killed before its rename
     size = (int(index["size"][0]), int(index["size"][1]))
-    try:
-        join_segments([folder / s.file for s in kept], video, rec.fps, size, frames)
-    except OSError as exc:  # a full disk, a read-only folder: the segments are as they were
-        raise OSError(f"cannot join the segments into {video}: {exc}; {folder} is unchanged") from exc
-    rec.joined = True
-    if rec.lost:
-        rec.temps_removed += remove_stale_temps(folder)  # the folder stays: what could not be joined is kept
-        return rec
-    try:
-        shutil.rmtree(folder)
-    except OSError as exc:
-        raise OSError(f"{video} holds the {frames} frames joined, but {folder} could not be removed ({exc}): "
-                      "remove it") from exc
-    rec.folder_removed = True
-    return rec
+    with signals_held():  # from here to the folder's removal an interrupt waits: all of it is done, or none
+        rec.temps_removed = remove_stale_temps_of(video)  # a join killed before its rename
+        try:
+            join_segments([folder / s.file for s in kept], video, rec.fps, size, frames)
+        except OSError as exc:  # a full disk, a read-only folder: the segments are as they were
+            raise OSError(f"cannot join the segments into {video}: {exc}; {folder} is unchanged") from exc
+        rec.joined = True
+        if rec.lost:
+            rec.temps_removed += remove_stale_temps(folder)  # the folder stays: what could not be joined is kept
+            return
+        try:
+            shutil.rmtree(folder)
+        except OSError as exc:
+            raise OSError(f"{video} holds the {frames} frames joined, but {folder} could not be removed ({exc}): "
+                          "remove it") from exc
+        rec.folder_removed = True
 
 
 def _total(rec: Recovery) -> int:
@@ -177,17 +203,54 @@ def recover_command(console: Any, video: Path, force: bool) -> int:
     from rich.markup import escape
     from rich.progress import Progress
 
+    rec: Recovery | None = None
+    interrupted = False
+    with _sigterm_interrupts():
+        try:
+            with Progress(console=console, transient=True) as bar:
+                task = bar.add_task("checking segments", total=None)
+                rec = recover_recording(video, force,
+                                        lambda done, total: bar.update(task, completed=done, total=total))
+        except RecoveryRefused as exc:
+            raise CommandError(str(exc)) from exc
+        except OSError as exc:  # the join (a full disk, a read-only folder) or the folder's removal, named
+            raise CommandError(str(exc)) from exc
+        except RecoveryInterrupted as exc:
+            rec, interrupted = exc.recovery, True
+        except KeyboardInterrupt:  # as the progress bar started or ended, outside the recovery's own steps
+            interrupted = True
+        rec = rec or Recovery(Path(video))
+        with signals_held(deliver=False) as arrived:  # the report is printed whole; a signal now sets the code
+            for line in interrupted_lines(rec) if interrupted else recovery_lines(rec):
+                console.print(escape(line), soft_wrap=True)
+    return 130 if interrupted or arrived else 0
+
+
+@contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM raises KeyboardInterrupt while ``recover`` runs, as Ctrl-C does: it stops with its report
+    (`interrupted_lines`), not silently with a temporary file left behind."""
+    def interrupt(signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
     try:
-        with Progress(console=console, transient=True) as bar:
-            task = bar.add_task("checking segments", total=None)
-            rec = recover_recording(video, force, lambda done, total: bar.update(task, completed=done, total=total))
-    except RecoveryRefused as exc:
-        raise CommandError(str(exc)) from exc
-    except OSError as exc:  # the join (a full disk, a read-only folder) or the folder's removal, named
-        raise CommandError(str(exc)) from exc
-    for line in recovery_lines(rec):
-        console.print(escape(line), soft_wrap=True)
-    return 0
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread: the signal is not ours to handle
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
+def interrupted_lines(rec: Recovery) -> list[str]:
+    """What an interrupted ``recover`` leaves: nothing changed (before the join), or the finished job's report."""
+    folder = segments_dir(rec.video)
+    if not rec.joined:
+        return [f"interrupted before the join: nothing was changed ({folder} is as it was); run "
+                f"`edgecalc recover {rec.video}` again"]
+    return [*recovery_lines(rec), "interrupted once the join had begun: the join and the clean-up were finished first"]
 
 
 def recovery_lines(rec: Recovery) -> list[str]:

@@ -15,20 +15,25 @@ write, ``VIDEOWRITER_PROP_RAW_VIDEO``): no re-encoding, so it costs milliseconds
 decode bit-identical to the segments'. MPEG-4 Part 2 keeps its VOL header in the container's
 extradata, which the raw writer does not carry over; it is put in-band before each segment's first
 packet, where decoders read it. An OpenCV without raw-stream support gets a decode + re-encode join.
-Standard library, numpy and OpenCV only: this is the torch-free runtime.
+Both callers run the join and the folder's removal under `signals_held`: SIGTERM and Ctrl-C wait until
+they are done. Standard library, numpy and OpenCV only: this is the torch-free runtime.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Sequence
 
 import cv2
 import numpy as np
 
-from edgecalc.atomic import atomic_write
+from edgecalc.atomic import atomic_write, atomic_write_text, sync_file
 
 INDEX_NAME = "index.json"  #: the segment folder's index
 INDEX_FORMAT = "edgecalc.recording-segments/1"
@@ -136,28 +141,33 @@ def _count(value: Any) -> bool:
 
 def write_index(folder: Path, doc: dict[str, Any]) -> Path:
     """Rewrite the folder's index atomically and durably (a kill or a power loss leaves the previous
-    index or this one, and the segments it lists are on disk: see `sync_file`)."""
-    text = json.dumps({"format": INDEX_FORMAT, **doc}, indent=2) + "\n"
-
-    def write(tmp: Path) -> None:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-
-    path = atomic_write(folder / INDEX_NAME, write)
-    sync_file(folder)  # the rename itself (and a new segment's directory entry)
-    return path
+    index or this one; `atomic_write` syncs it and the folder, with a new segment's directory entry)."""
+    return atomic_write_text(folder / INDEX_NAME, json.dumps({"format": INDEX_FORMAT, **doc}, indent=2) + "\n")
 
 
-def sync_file(path: Path) -> None:
-    """fsync a closed segment (or a folder): OpenCV's writers leave the data in the page cache, which
-    survives a SIGKILL but not a power loss."""
-    fd = os.open(path, os.O_RDONLY)
+@contextmanager
+def signals_held(signums: Sequence[int] = (signal.SIGTERM, signal.SIGINT), deliver: bool = True) -> Iterator[list[int]]:
+    """Hold SIGTERM and Ctrl-C while the join and the removal of the segment folder run, then deliver them.
+
+    Cut in between, the join would leave its temporary file behind, or OUT beside the folder (which
+    recover then refuses to replace), or a folder half removed. The join copies packets (seconds for a
+    10-minute recording), so it finishes first; each signal that arrived is then raised once, for the
+    handler that was there before (the default SIGTERM ends the process). Only the main thread can set
+    handlers: elsewhere nothing is held. SIGKILL cannot be held; what it leaves is the temporary file.
+    Yields the signals that arrived, in order; ``deliver`` False only records them (the caller acts).
+    """
+    arrived: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield arrived
+        return
+    previous = {s: signal.signal(s, lambda signum, _frame: arrived.append(signum)) for s in signums}
     try:
-        os.fsync(fd)
+        yield arrived
     finally:
-        os.close(fd)
+        for s, handler in previous.items():
+            signal.signal(s, signal.SIG_DFL if handler is None else handler)  # None: set outside Python
+        for s in dict.fromkeys(arrived if deliver else ()):
+            signal.raise_signal(s)
 
 
 def join_segments(segments: Sequence[Path], target: Path, fps: float, size: tuple[int, int], frames: int) -> None:
@@ -182,10 +192,8 @@ def join_segments(segments: Sequence[Path], target: Path, fps: float, size: tupl
         if held != frames or not first_ok:
             raise OSError(f"{target}: the joined file holds {held} of the {frames} frames of its "
                           f"{len(segments)} segments{'' if first_ok else ', none decodable'} (full disk?)")
-        sync_file(tmp)
 
-    atomic_write(target, write)
-    sync_file(target.parent)
+    atomic_write(target, write)  # synced, and the folder after the rename
 
 
 def _copy_packets(segments: Sequence[Path], out_path: Path, fps: float, size: tuple[int, int]) -> bool:
