@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -67,6 +68,19 @@ def tiny_bundle(tmp_path_factory):
 # registered without a parent inherits the loaded one ("default"). `--hypothesis-seed=N` replays a
 # long run; print_blob prints a failure's @reproduce_failure line. A failure either finds becomes an
 # @example in its test (tests/test_hypothesis_profiles.py checks these settings).
+# EDGECALC_FUZZ_LONG_EXAMPLES=N sets the long profile's examples per test (3000 unset), for a long run
+# that must fit a time budget; docs/reliability.md's "Long runs" table says which N each count used.
+LONG_EXAMPLES_ENV = "EDGECALC_FUZZ_LONG_EXAMPLES"
+
+
+def long_examples() -> int:
+    """The long profile's examples per test: 3000, or ``$EDGECALC_FUZZ_LONG_EXAMPLES`` (a positive integer)."""
+    raw = os.environ.get(LONG_EXAMPLES_ENV, "3000")
+    if not raw.strip().isdigit() or int(raw) < 1:
+        raise pytest.UsageError(f"{LONG_EXAMPLES_ENV}={raw!r} is not a positive integer")
+    return int(raw)
+
+
 try:
     from hypothesis import HealthCheck, settings
 except ImportError:  # the [dev] extra is not installed: the fuzz tests are skipped by their importorskip
@@ -75,6 +89,6 @@ else:
     _quiet = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
     settings.register_profile("default", max_examples=60, derandomize=True, database=None, deadline=None,
                               suppress_health_check=_quiet)
-    settings.register_profile("long", max_examples=3000, derandomize=False, database=None, print_blob=True,
-                              deadline=None, suppress_health_check=_quiet)
+    settings.register_profile("long", max_examples=long_examples(), derandomize=False, database=None,
+                              print_blob=True, deadline=None, suppress_health_check=_quiet)
     settings.load_profile("default")

@@ -25,6 +25,13 @@ SCORE_HEADS = ("attention-pooling", "encoder-linear")
 #: Every encoder level halves the resolution and there are four max-pools before the bridge.
 SIZE_DIVISOR = 16
 
+#: Bounds a config is held to, far above any network here (2-3 convolutions a block, 192 px inputs) and
+#: low enough that a weights file's damaged or hostile JSON cannot make building the network loop or
+#: allocate without end before the weights are compared with it (a count of 10^30 convolutions did,
+#: even on the meta device; the encoder-linear head's regions take input_size^2 / 4 floats on the CPU).
+MAX_CONVS = 64
+MAX_INPUT_SIZE = 8192
+
 
 def nearest_valid_sizes(size: int) -> tuple[int, ...]:
     """The multiples of 16 just below and just above ``size`` (only the upper one if below 16)."""
@@ -88,6 +95,8 @@ class ModelConfig:
     def validate(self) -> None:
         """Raise ValueError naming the first inconsistent field."""
         check_input_size(self.input_size)
+        if self.input_size > MAX_INPUT_SIZE:
+            raise ValueError(f"input_size {self.input_size} is above the {MAX_INPUT_SIZE} px a config may ask for")
         if self.in_channels < 1:
             raise ValueError(f"in_channels must be >= 1, got {self.in_channels}")
         if not self.width > 0:
@@ -98,6 +107,9 @@ class ModelConfig:
             raise ValueError(f"encoder_convs needs 4 counts >= 1, got {self.encoder_convs}")
         if self.bridge_convs < 1 or self.decoder_convs < 1:
             raise ValueError("bridge_convs and decoder_convs must be >= 1")
+        if max(*self.encoder_convs, self.bridge_convs, self.decoder_convs) > MAX_CONVS:
+            raise ValueError(f"encoder_convs {self.encoder_convs}, bridge_convs {self.bridge_convs} and decoder_convs "
+                             f"{self.decoder_convs} must each be at most {MAX_CONVS} convolutions a block")
         levels = self.gated_levels
         if len(set(levels)) != len(levels) or not set(levels) <= {1, 2, 3, 4}:
             raise ValueError(f"gated_levels must be distinct encoder blocks among 1..4, got {levels}")

@@ -162,6 +162,12 @@ def test_load_model_gives_a_model_or_names_the_weights(tmp_path_factory, weights
                                                            "width": 160000000}}).encode())  # found: RuntimeError (overflow)
 @example(json.dumps({**json.loads(SEED_CONFIG), "config": {**json.loads(SEED_CONFIG)["config"],
                                                            "bridge_convs": 1.0}}).encode())  # found (long run): TypeError
+@example(json.dumps({**json.loads(SEED_CONFIG), "config": {**json.loads(SEED_CONFIG)["config"],
+                                                           "bridge_convs": 10**30}}).encode())  # found (long run): a hang
+@example(json.dumps({**json.loads(SEED_CONFIG), "config": {**json.loads(SEED_CONFIG)["config"],
+                                                           "encoder_convs": [10**30, 1, 1, 1]}}).encode())  # the same
+@example(json.dumps({**json.loads(SEED_CONFIG), "config": {**json.loads(SEED_CONFIG)["config"], "input_size": 65536,
+                                                           "score_head": "encoder-linear"}}).encode())  # ~6 GB (reasoned)
 def test_load_model_under_a_fuzzed_config_names_a_file(tmp_path_factory, config):
     _assert_loads_or_names(tmp_path_factory.mktemp("c"), SEED_WEIGHTS, config)
 
