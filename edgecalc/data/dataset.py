@@ -18,6 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edgecalc.data.png_chunks import png_chunk_problem
 from edgecalc.data.preprocess import preprocess_batch, resize_mask
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -87,7 +88,11 @@ def read_image(path: Path) -> tuple[np.ndarray | None, str | None]:
             return None, "unreadable: not a PNG file (bad signature)"
         if _truncated(path):
             return None, "truncated image (no end marker)"
-        img = cv2.imdecode(np.fromfile(str(path), dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+        data = path.read_bytes()
+        problem = png_chunk_problem(data)
+        if problem is not None:
+            return None, f"not decodable: {problem}"
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     except OSError as e:
         return None, f"unreadable: {e.strerror or e}"
     except cv2.error as e:  # e.g. a header claiming more pixels than CV_IO_MAX_IMAGE_PIXELS

@@ -17,6 +17,7 @@ the file.
 
 from __future__ import annotations
 
+import copy
 import json
 import struct
 from pathlib import Path
@@ -62,7 +63,8 @@ with tempfile.TemporaryDirectory() as _d:
 SEED_HEADER, SEED_BODY = _split(SEED_WEIGHTS)
 TENSORS = sorted(k for k in SEED_HEADER if k != "__metadata__")
 DTYPES = st.sampled_from(["F99", "", "f32", "F16", "BF16", "F64", "I8", "U8", "BOOL", "F8_E4M3", "I64", "C64"])
-ODD = st.sampled_from([None, "", "x", [], {}, -1, 0, 10**30, 1.5, True, [1, 2], {"a": 1}])
+#: copied per draw: a later step may change a drawn list or dict in place (shared, it leaked into later examples)
+ODD = st.sampled_from([None, "", "x", [], {}, -1, 0, 10**30, 1.5, True, [1, 2], {"a": 1}]).map(copy.deepcopy)
 HUGE = st.sampled_from([0, 1, 7, 2**31, 2**32 + 1, 2**63, 2**64 - 1])
 
 

@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from edgecalc.atomic import atomic_write_bytes
+from edgecalc.data.png_chunks import png_chunk_problem
 from edgecalc.data.preprocess import to_gray_u8
 from edgecalc.runtime.locate.classical import Located
 from edgecalc.runtime.locate.crop_geometry import square_crop
@@ -70,7 +71,14 @@ def list_images(path: str | Path) -> list[Path]:
 def read_image(path: Path) -> np.ndarray:
     """The image as 2-D uint8 gray; ValueError naming the file and what is wrong."""
     try:
-        img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ValueError(f"{path.name}: unreadable ({exc.strerror or exc})") from None
+    problem = png_chunk_problem(data)
+    if problem is not None:
+        raise ValueError(f"{path.name}: not decodable ({problem})")
+    try:
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) if data else None
     except cv2.error as exc:  # e.g. a header claiming more pixels than CV_IO_MAX_IMAGE_PIXELS
         reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else "OpenCV refused it"
         raise ValueError(f"{path.name}: not decodable ({reason})") from None
