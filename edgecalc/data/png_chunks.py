@@ -1,7 +1,7 @@
 """A PNG's chunk lengths checked against the file's size before OpenCV decodes it.
 
 OpenCV 5's PNG reader allocates the length a chunk declares before reading it: a 372-byte file whose
-PLTE chunk claims 2.25 GB took 2.2 GB of memory (``cv2.imread`` and ``cv2.imdecode`` alike) and then
+PLTE chunk claims 2.25 GB peaked at 2.1 GiB (``cv2.imread`` and ``cv2.imdecode`` alike) and then
 returned None (found by the long fuzz run, docs/reliability.md failure 36). A length that runs past
 the end of the file cannot be a readable chunk, so both image readers refuse such a file first, naming
 the chunk. Standard library only: the torch-free runtime reads images through it.

@@ -132,7 +132,7 @@ def test_every_seed_is_readable(tmp_path, name):
 
 def test_a_png_chunk_claiming_more_than_the_file_is_refused_before_any_allocation(tmp_path):
     """Both readers name the chunk, and reading it in a fresh process peaks far below the 2.25 GB claimed
-    (the old readers handed it to OpenCV, which allocated the claim: 2.2 GB measured)."""
+    (the old readers handed it to OpenCV, which allocated the claim: a 2.1 GiB peak measured)."""
     import subprocess
     import sys
 
