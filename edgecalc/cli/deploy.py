@@ -90,7 +90,8 @@ def recover(
 
     The folder is removed when every listed segment went into OUT, else kept. Run it once the recording
     process is gone. Exit 0 (also when OUT was joined already), 2 when there is no index, the index is
-    broken, no segment plays, or OUT exists without --force (docs/live.md).
+    broken, no segment plays, or OUT exists without --force; 130 on Ctrl-C or SIGTERM (during the checks
+    nothing is changed; from the join on, the join is finished first and reported) (docs/live.md).
     """
     run(recover_command, **locals())
 
