@@ -47,7 +47,7 @@ def reference_fraction(fractions: Sequence[float]) -> float:
 def paired_by_fraction(results: dict[float, list[dict[str, Any]]]) -> tuple[str, dict[str, Any]] | None:
     """Per fraction: fold-by-fold differences against :func:`reference_fraction` (compare's paired
     differences, the folds matched by number), or None with fewer than two fractions."""
-    from edgecalc.eval.compare import paired_differences
+    from edgecalc.eval.paired import paired_differences
 
     if len(results) < 2:
         return None
@@ -112,7 +112,7 @@ def run_sweep(data: str | Path, fractions: Sequence[float], out: str | Path, fol
               console: Any = None, collect_only: bool = False, **train_options: Any) -> dict[str, Any]:
     """Train (or reuse/resume) every (fraction, fold) run, then write table1.md, roc.png and sweep.json;
     with ``collect_only`` only read the runs' figures (see the module docstring)."""
-    from edgecalc.eval.compare import format_paired
+    from edgecalc.eval.paired import format_paired
     from edgecalc.eval.figures import roc_figure
     from edgecalc.eval.metrics import roc_auc, roc_curve
     from edgecalc.atomic import atomic_write_json, atomic_write_text
