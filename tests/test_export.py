@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -157,7 +158,7 @@ def test_int8_bundle_manifest_parity_and_tolerances(int8_bundle):
     assert cal["method"] == "minmax" and len(cal["ids"]) == 16 and cal["positives"] == 8
     assert any("phantom crops the kit generates" in line for line in logs)
     parity = json.loads((bundle_dir / "parity.json").read_text())
-    rows = {r["artifact"]: r for r in parity["rows"]}
+    rows = {r["artifact"]: r for r in parity["rows"] if r["backend"] in ("pytorch", "torchscript", "onnxruntime")}
     assert set(rows) == {"eager", "model.ts", "model.fp32.onnx", "model.int8.onnx"}
     for name in ("model.ts", "model.fp32.onnx"):
         assert rows[name]["score_max_abs"] <= 1e-4 and rows[name]["mask_max_abs"] <= 1e-4
@@ -194,9 +195,9 @@ def test_fp16_bundle_and_requested_engine_without_gpu(tiny_weights, tmp_path, mo
     assert res.engine_error and "tensorrt Python package" in res.engine_error
     b = load_bundle(tmp_path / "b")
     assert b.manifest.artifact("onnx", "fp16") is not None and b.manifest.artifact("engine") is None
-    rows = {r.artifact: r for r in res.rows}
-    assert rows["model.fp16.onnx"].score_max_abs < 5e-3
-    assert rows["model.fp16.engine"].status.startswith("not run")
+    rows = {(r.artifact, r.backend): r for r in res.rows}
+    assert rows["model.fp16.onnx", "onnxruntime"].score_max_abs < 5e-3
+    assert rows["model.fp16.engine", "tensorrt"].status.startswith("not run")
 
 
 def test_shipped_bundle_meets_the_int8_gates():
@@ -264,3 +265,82 @@ def test_backend_runner_batches_within_the_engines_profile(monkeypatch):
     np.testing.assert_array_equal(mask, x)
     np.testing.assert_array_equal(score, x[:, :1, 0, 0])
     assert attention.shape == (8, 3, 8, 8)
+
+
+HAVE_OPENVINO = importlib.util.find_spec("openvino") is not None
+
+
+@pytest.mark.skipif(not HAVE_OPENVINO, reason="openvino is not installed (pip install 'edgecalc[openvino]'): "
+                                              "test_no_openvino_gives_a_skipped_row_with_the_reason covers that case")
+def test_parity_runs_every_onnx_model_through_openvino_too(int8_bundle):
+    """OpenVINO (the cart's other CPU engine) gets a row per ONNX model; float32 within the exact gate."""
+    from edgecalc.export.parity import EXACT_TOLERANCE
+
+    bundle_dir, res, _, _ = int8_bundle
+    rows = {(r.artifact, r.backend): r for r in res.rows}
+    assert ("model.fp32.onnx", "openvino") in rows and ("model.int8.onnx", "openvino") in rows
+    fp32, q = rows["model.fp32.onnx", "openvino"], rows["model.int8.onnx", "openvino"]
+    assert fp32.status == "ran" and q.status == "ran"
+    assert max(fp32.score_max_abs, fp32.mask_max_abs, fp32.attention_max_abs) <= EXACT_TOLERANCE
+    # the INT8 row: the same bound the onnxruntime INT8 row meets on this untrained tiny model
+    assert q.score_max_abs < 0.05 and q.decision_agreement >= 0.9
+    on_disk = json.loads((bundle_dir / "parity.json").read_text())["rows"]
+    assert [(r["artifact"], r["backend"]) for r in on_disk] == [(r.artifact, r.backend) for r in res.rows]
+
+
+@pytest.mark.skipif(not HAVE_OPENVINO, reason="openvino is not installed (pip install 'edgecalc[openvino]')")
+def test_openvino_parity_row_of_an_fp16_bundle(tiny_weights, tmp_path):
+    res = export_bundle(ExportOptions(tiny_weights, "fp16", None, 16, "minmax", 0, False, 4, tmp_path / "b", None, 8,
+                                      command="test"), log=lambda m: None)
+    rows = {(r.artifact, r.backend): r for r in res.rows}
+    ov, ort = rows["model.fp16.onnx", "openvino"], rows["model.fp16.onnx", "onnxruntime"]
+    assert ov.status == "ran" and ov.score_max_abs < 5e-3
+    assert abs(ov.score_max_abs - ort.score_max_abs) < 1e-3  # both run the same FP16-rounded graph
+
+
+def test_no_openvino_gives_a_skipped_row_with_the_reason(tiny_weights, tmp_path, monkeypatch):
+    """The base install has no OpenVINO: its rows say so (with the install command) and the export succeeds."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "openvino", None)  # import openvino -> ImportError, as without the extra
+    res = export_bundle(ExportOptions(tiny_weights, "fp32", None, 16, "minmax", 0, False, 4, tmp_path / "b", None, 8,
+                                      command="test"), log=lambda m: None)
+    rows = {(r.artifact, r.backend): r for r in res.rows}
+    assert rows["model.fp32.onnx", "onnxruntime"].status == "ran"
+    why = rows["model.fp32.onnx", "openvino"].status
+    assert why.startswith("not run: openvino is not installed") and "pip install 'edgecalc[openvino]'" in why
+    doc = json.loads((tmp_path / "b" / "parity.json").read_text())
+    row = next(r for r in doc["rows"] if r["backend"] == "openvino")
+    assert row["score_max_abs"] is None and row["status"] == why
+
+
+def test_a_model_openvino_cannot_load_gets_a_row_saying_why(tiny_weights, tmp_path, monkeypatch):
+    """A file onnxruntime runs but OpenVINO refuses: the OpenVINO row says why, the export goes on."""
+    from edgecalc.runtime.engine.backends import openvino_backend
+    from edgecalc.runtime.engine.bundle import BundleError
+
+    def refuse(self, model_path, **options):
+        raise BundleError(f"OpenVINO cannot load {model_path}: unsupported op (test)")
+
+    monkeypatch.setattr(openvino_backend.OpenVinoBackend, "__init__", refuse)
+    res = export_bundle(ExportOptions(tiny_weights, "fp32", None, 16, "minmax", 0, False, 4, tmp_path / "b", None, 8,
+                                      command="test"), log=lambda m: None)
+    rows = {(r.artifact, r.backend): r for r in res.rows}
+    assert rows["model.fp32.onnx", "openvino"].status.startswith("not run: openvino cannot load it: OpenVINO cannot load")
+    assert rows["model.fp32.onnx", "onnxruntime"].status == "ran"
+
+
+def test_a_model_no_engine_can_load_fails_the_export(tiny_weights, tmp_path, monkeypatch):
+    """The same refusal from every ONNX engine means a broken file, not a missing engine: the export stops."""
+    from edgecalc.runtime.engine.backends import onnxruntime_backend, openvino_backend
+    from edgecalc.runtime.engine.bundle import BundleError
+
+    def refuse(self, model_path, **options):
+        raise BundleError(f"cannot load {model_path} (test)")
+
+    for cls in (onnxruntime_backend.OnnxRuntimeBackend, openvino_backend.OpenVinoBackend):
+        monkeypatch.setattr(cls, "__init__", refuse)
+    with pytest.raises(BundleError, match="cannot load .*model.fp32.onnx"):
+        export_bundle(ExportOptions(tiny_weights, "fp32", None, 16, "minmax", 0, False, 4, tmp_path / "b", None, 8,
+                                    command="test"), log=lambda m: None)
+    assert not (tmp_path / "b").exists()

@@ -1,4 +1,4 @@
-"""Measure what the export costs in accuracy: every INT8 calibration method and FP16 against float32.
+"""Measure what the export costs in accuracy: every INT8 calibration method and FP16 against float32, per CPU engine.
 
 ``python -m edgecalc.export.measure [--weights RUN] ...`` exports one bundle per calibration method
 (and one FP16 bundle) with the same code ``edgecalc export`` runs and prints the parity figures as a
@@ -78,19 +78,25 @@ def main(argv: list[str] | None = None) -> None:
         opts = ExportOptions(weights, precision, None, args.calib_size, method or "percentile", 0, False, 8,
                              args.work / f"bundle-{name}", None, args.test, command="edgecalc.export.measure")
         res = export_bundle(opts, log=lambda msg: None)
-        rows = {r.artifact: r for r in res.rows}
-        results[name] = {"eager": vars(rows["eager"]), "artifact": vars(rows[f"model.{precision}.onnx"]),
+        rows = {(r.artifact, r.backend): r for r in res.rows}
+        # every engine that ran the model (onnxruntime, and OpenVINO where installed), float32 from the first bundle
+        ran = {b: vars(r) for (a, b), r in rows.items() if a == f"model.{precision}.onnx" and r.status == "ran"}
+        results[name] = {"eager": vars(rows["eager", "pytorch"]), "artifact": ran["onnxruntime"], "backends": ran,
                          "seconds": round(time.time() - t0, 1)}
+        if "fp32" not in results:
+            results = {"fp32": {"eager": vars(rows["eager", "pytorch"]), "seconds": 0.0,
+                                "backends": {b: vars(r) for (a, b), r in rows.items()
+                                             if a == "model.fp32.onnx" and r.status == "ran"}}, **results}
         print(f"{name}: done in {time.time() - t0:.0f} s", flush=True)
     print("\n| model | AUC | AUC drop | Dice | Dice drop | score max abs diff | score mean abs diff | mask max abs diff | decisions agreeing |")
     print("|---|---|---|---|---|---|---|---|---|")
     eager = next(iter(results.values()))["eager"]
     print(f"| eager float32 | {eager['auc']:.4f} | - | {eager['dice']:.4f} | - | - | - | - | - |")
     for name, r in results.items():
-        a = r["artifact"]
-        print(f"| {name} (onnxruntime CPU) | {a['auc']:.4f} | {eager['auc'] - a['auc']:+.4f} | {a['dice']:.4f} | "
-              f"{eager['dice'] - a['dice']:+.4f} | {a['score_max_abs']:.2e} | {a['score_mean_abs']:.2e} | "
-              f"{a['mask_max_abs']:.2e} | {a['decision_agreement']:.3f} |")
+        for backend, a in r["backends"].items():
+            print(f"| {name} ({backend} CPU) | {a['auc']:.4f} | {eager['auc'] - a['auc']:+.4f} | {a['dice']:.4f} | "
+                  f"{eager['dice'] - a['dice']:+.4f} | {a['score_max_abs']:.2e} | {a['score_mean_abs']:.2e} | "
+                  f"{a['mask_max_abs']:.2e} | {a['decision_agreement']:.3f} |")
     if args.json:
         args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "results": results},
                                         indent=2) + "\n")

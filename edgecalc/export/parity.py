@@ -5,7 +5,9 @@ INT8 model is never judged on the images it was calibrated on. Per artifact: max
 difference of ``score`` and ``mask`` from eager, AUC of ``score`` against the labels, Dice of the
 mask thresholded at 0.5 against the phantom's ground truth (pooled over the set), and the fraction
 of images whose decision (score >= threshold) agrees with eager. Every artifact the cart can load is
-run through the runtime's own backend (``backend_runner``), so a bug there fails the export.
+run through the runtime's own backend (``backend_runner``), so a bug there fails the export; an ONNX
+model through every CPU engine that can load it (``onnx_checks``: onnxruntime and OpenVINO), as the
+cart's ``--backend auto`` may pick either. A backend that cannot run here gets a row that says why.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from edgecalc.calibration.calibration_set import PARITY_SEED_BASE, phantom_pool
-from edgecalc.runtime.engine.bundle import Bundle
-from edgecalc.runtime.engine.formats import EXACT_PARITY
+from edgecalc.runtime.engine.backends import BackendUnavailable
+from edgecalc.runtime.engine.bundle import Bundle, BundleError
+from edgecalc.runtime.engine.formats import EXACT_PARITY, ONNX_CPU_BACKENDS
 
 #: TorchScript and float32 ONNX must match eager this closely (score, mask and attention).
 EXACT_TOLERANCE = 1e-4
@@ -88,7 +91,11 @@ def skipped_row(name: str, backend: str, precision: str, why: str) -> ParityRow:
     return ParityRow(name, backend, precision, nan, nan, nan, nan, nan, None, nan, nan, status=f"not run: {why}")
 
 
-def backend_runner(bundle: Bundle, backend: str, precision: str) -> Callable[[np.ndarray], list[np.ndarray]]:
+#: An artifact as parity runs it: images in, the outputs in the manifest's order out.
+Runner = Callable[[np.ndarray], list[np.ndarray]]
+
+
+def backend_runner(bundle: Bundle, backend: str, precision: str) -> Runner:
     """The bundle's artifact opened by the runtime's own backend (``open_for_bundle``, the code the cart runs).
 
     Opened now, so a backend that cannot run here raises ``BackendUnavailable`` before parity starts;
@@ -110,7 +117,44 @@ def backend_runner(bundle: Bundle, backend: str, precision: str) -> Callable[[np
     return run
 
 
-def run_parity(ref: list[np.ndarray], runners: list[tuple[str, str, str, Callable[[np.ndarray], list[np.ndarray]]]],
+def onnx_checks(file: str, precision: str) -> list[tuple[str, str, str]]:
+    """(file, backend, precision) for every CPU engine of the cart that loads ONNX models (``ONNX_CPU_BACKENDS``)."""
+    return [(file, backend, precision) for backend in ONNX_CPU_BACKENDS]
+
+
+def open_runners(bundle: Bundle, checked: list[tuple[str, str, str]]) -> tuple[list[tuple[str, str, str, Runner]],
+                                                                              list[ParityRow]]:
+    """``backend_runner`` for each (file, backend, precision); the ones that cannot run here as skipped rows.
+
+    A backend that is not installed or cannot run here (``BackendUnavailable``) is skipped with its
+    reason, unless its row must reproduce eager (``EXACT_PARITY``: ParityError, the export is
+    refused). A backend that cannot load a file another backend opened (``BundleError``: e.g. an op
+    OpenVINO lacks) is skipped with its message: the file is sound, this engine cannot run it. A file
+    no backend opens is broken, and that BundleError propagates.
+    """
+    from edgecalc.export.verify import ParityError
+
+    runners: list[tuple[str, str, str, Runner]] = []
+    skipped: list[tuple[str, str, str, BundleError]] = []
+    rows: list[ParityRow] = []
+    for name, backend, precision in checked:
+        try:
+            runners.append((name, backend, precision, backend_runner(bundle, backend, precision)))
+        except BackendUnavailable as exc:  # e.g. no OpenVINO, or an engine built here but no cuda-python to run it
+            if (backend, precision) in EXACT_PARITY:  # these must be checked, never skipped
+                raise ParityError(f"export refused: {name} cannot be checked: {exc}") from exc
+            rows.append(skipped_row(name, backend, precision, str(exc)))
+        except BundleError as exc:
+            skipped.append((name, backend, precision, exc))
+    opened = {name for name, *_ in runners}
+    for name, backend, precision, exc in skipped:
+        if name not in opened or (backend, precision) in EXACT_PARITY:
+            raise exc
+        rows.append(skipped_row(name, backend, precision, f"{backend} cannot load it: {exc}"))
+    return runners, rows
+
+
+def run_parity(ref: list[np.ndarray], runners: list[tuple[str, str, str, Runner]],
                data: ParitySet, threshold: float) -> list[ParityRow]:
     """Eager row first, then one row per (name, backend, precision, run) runner."""
     rows = [compare("eager", "pytorch", "fp32", ref, ref, data, threshold)]
@@ -159,4 +203,4 @@ def render_table(rows: list[ParityRow], console=None) -> None:
     console.print(t)
     for r in rows:
         if r.status != "ran":
-            console.print(f"{r.artifact}: {r.status}", markup=False)
+            console.print(f"{r.artifact} ({r.backend}): {r.status}", markup=False)

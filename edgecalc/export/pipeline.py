@@ -25,7 +25,7 @@ from edgecalc.export.bundle_writer import staged_folder
 from edgecalc.export.fp16 import export_fp16
 from edgecalc.export.onnx_export import export_onnx
 from edgecalc.export.parity import (
-    ParityRow, backend_runner, exact_failures, parity_set, run_parity, skipped_row, write_parity,
+    ParityRow, exact_failures, onnx_checks, open_runners, parity_set, run_parity, skipped_row, write_parity,
 )
 from edgecalc.export.provenance import created_now, library_versions
 from edgecalc.export import torch_tensorrt_export as torch_trt
@@ -35,9 +35,8 @@ from edgecalc.export.weights_source import resolve_weights
 from edgecalc.model.csagnet import INPUT_NAME, OUTPUT_NAMES, ExportWrapper
 from edgecalc.model.info import model_info
 from edgecalc.model.weights import load_model, read_config
-from edgecalc.runtime.engine.backends import BackendUnavailable
 from edgecalc.runtime.engine.bundle import Bundle, Manifest, load_bundle, sha256_file
-from edgecalc.runtime.engine.formats import EXACT_PARITY, PRECISIONS, bundle_file
+from edgecalc.runtime.engine.formats import PRECISIONS, bundle_file
 
 TS_FILE, FP32_FILE = bundle_file("torchscript", "fp32"), bundle_file("onnx", "fp32")
 DECISION_THRESHOLD = 0.5
@@ -186,14 +185,15 @@ def export_bundle(opts: ExportOptions, log: Callable[[str], None] = print) -> Ex
         export_onnx(wrapper, example, tmp / FP32_FILE, check)
         manifest.add_file(tmp, FP32_FILE, "onnx", "fp32")
         #: (file, runtime backend, precision) of every artifact the cart can load: parity opens each through
-        #: the runtime's own backends (parity.backend_runner), so a backend bug fails the export.
-        checked = [(TS_FILE, "torchscript", "fp32"), (FP32_FILE, "onnxruntime", "fp32")]
+        #: the runtime's own backends (parity.backend_runner), so a backend bug fails the export; an ONNX
+        #: model through each CPU engine that loads ONNX (parity.onnx_checks: onnxruntime, OpenVINO).
+        checked = [(TS_FILE, "torchscript", "fp32"), *onnx_checks(FP32_FILE, "fp32")]
         fp16_file, int8_file = bundle_file("onnx", "fp16"), bundle_file("onnx", "int8")
         if opts.precision == "fp16":
             log("[3/5] FP16 ONNX (float32 I/O; sigmoid, softmax, attention normalisation, alpha resize in float32)")
             converter = export_fp16(tmp / FP32_FILE, tmp / fp16_file)
             manifest.add_file(tmp, fp16_file, "onnx", "fp16", notes=f"converter: {converter}")
-            checked.append((fp16_file, "onnxruntime", "fp16"))
+            checked += onnx_checks(fp16_file, "fp16")
         elif opts.precision == "int8":
             assert calib is not None
             key = calib_cache.cache_key(sha256_file(tmp / FP32_FILE), calib.digest(), opts.calib_method)
@@ -206,7 +206,7 @@ def export_bundle(opts: ExportOptions, log: Callable[[str], None] = print) -> Ex
             manifest.add_file(tmp, int8_file, "onnx", "int8",
                               notes="symmetric int8, zero point 0, per-channel weights; Q/DQ on Conv/ConvTranspose inputs only")
             manifest.calibration = dict(calib.record(opts.calib_method), cache_key=key, cache_reused=cache_hit)
-            checked.append((int8_file, "onnxruntime", "int8"))
+            checked += onnx_checks(int8_file, "int8")
         else:
             log("[3/5] --precision fp32: no reduced-precision model")
         engine_row = None
@@ -241,15 +241,7 @@ def export_bundle(opts: ExportOptions, log: Callable[[str], None] = print) -> Ex
                 via_error = f"--via torch-tensorrt: {exc}; the rest of the bundle is written without {torch_trt.ARTIFACT_NAME}"
                 via_row = skipped_row(torch_trt.ARTIFACT_NAME, "torch-tensorrt", opts.precision, str(exc))
         log("[5/5] parity of every artifact against eager float32, each run by the runtime's own backend")
-        staged = Bundle(tmp, manifest)
-        runners, unavailable = [], []
-        for name, backend, precision in checked:
-            try:
-                runners.append((name, backend, precision, backend_runner(staged, backend, precision)))
-            except BackendUnavailable as exc:  # e.g. an engine built here, but no cuda-python to run it
-                if (backend, precision) in EXACT_PARITY:  # these must be checked, never skipped
-                    raise ParityError(f"export refused: {name} cannot be checked: {exc}") from exc
-                unavailable.append(skipped_row(name, backend, precision, str(exc)))
+        runners, unavailable = open_runners(Bundle(tmp, manifest), checked)
         rows = run_parity(ref, runners + ([via_runner] if via_runner else []), pset, DECISION_THRESHOLD)
         rows += unavailable + [r for r in (engine_row, via_row) if r is not None]
         bad = exact_failures(rows)
