@@ -20,6 +20,16 @@ from test_recorder import decoded, levels, record
 from test_recover import killed_recording
 
 
+@pytest.fixture(autouse=True)
+def ctrl_c_raises_keyboard_interrupt():
+    """Python's own SIGINT handler for each test. A process started in the background by a shell without job
+    control (``pytest &``, ``nohup``, some CI runners) inherits SIGINT ignored, and Python then installs no
+    handler: a raised SIGINT would vanish, and these tests would read that as the hold swallowing it."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def snapshot(folder) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
 
