@@ -6,7 +6,7 @@ numpy and the standard library only (no torch). The names are those every run fo
 disk since the first runs, so old folders load as they are::
 
     RUN/
-      config.json              the TrainConfig (read with TrainConfig.read(RUN / CONFIG_FILE))
+      config.json              the TrainConfig (train reads it typed, TrainConfig.read; others read_config)
       split.json               test fold, validation share, training rest and mask draw (indices + ids)
       log.csv, log.jsonl       one row per validated round, rewritten from the checkpoints
       checkpoints/             stage<k>.json + stage<k>-epoch<E>.safetensors: the resumable state
@@ -136,6 +136,20 @@ def _read_json_object(path: Path, what: str) -> dict[str, Any]:
         raise ValueError(f"{what} {path} is not valid JSON: {exc}") from None
     if not isinstance(doc, dict):
         raise ValueError(f"{what} {path} holds a JSON {type(doc).__name__}, not an object")
+    return doc
+
+
+def read_config(run: str | Path) -> dict[str, Any]:
+    """``config.json`` as a plain object, for readers below training (eval, sweep): the settings a run was
+    trained with, checked for the keys they read (``data``, ``fold``, ``folds``). Training itself reads the
+    same file typed (``TrainConfig.read``)."""
+    path = Path(run) / CONFIG_FILE
+    doc = _read_json_object(path, "training config")
+    if not isinstance(doc.get("data"), str):
+        raise ValueError(f"training config {path} lacks the data set 'data' (a path)")
+    for key in ("fold", "folds"):
+        if not isinstance(doc.get(key), int) or isinstance(doc.get(key), bool):
+            raise ValueError(f"training config {path} lacks '{key}' (an integer)")
     return doc
 
 

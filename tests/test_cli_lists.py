@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from edgecalc.cli import app, deploy
 from edgecalc.cli.options import Items, comma_list, integer
-from edgecalc.eval.compare import DEFAULT_METHODS, METHODS
+from edgecalc.studies.compare import DEFAULT_METHODS, METHODS
 from edgecalc.runtime.engine.formats import BENCH_BACKENDS
 
 BODIES = {"sweep": "sweep_command", "compare": "compare_command"}
@@ -24,7 +24,7 @@ BODIES = {"sweep": "sweep_command", "compare": "compare_command"}
 @pytest.fixture()
 def calls(monkeypatch) -> list[dict]:
     """Every body call's arguments (positional ones by name), the body doing nothing."""
-    import edgecalc.eval.commands as eval_commands
+    import edgecalc.studies.commands as study_commands
 
     seen: list[dict] = []
     names = {"sweep_command": ("data", "fractions", "folds", "fold_ids", "out"),
@@ -37,7 +37,7 @@ def calls(monkeypatch) -> list[dict]:
         return body
 
     for name in BODIES.values():
-        monkeypatch.setattr(eval_commands, name, recorder(name))
+        monkeypatch.setattr(study_commands, name, recorder(name))
     monkeypatch.setattr(deploy, "bench_command", recorder("bench_command"))
     return seen
 

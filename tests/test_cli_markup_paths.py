@@ -100,7 +100,7 @@ def test_compare_prints_its_files_literally(tiny_set, tmp_path):
 
 def test_compare_prints_a_training_folder_literally(monkeypatch, tmp_path):
     import edgecalc.train.run as train_run
-    from edgecalc.eval import compare
+    from edgecalc.studies import compare
 
     monkeypatch.setattr(train_run, "run_training", lambda cfg, run_dir, console=None: None)
     console, run_dir = recorded(), tmp_path / f"labels-only{ODD}" / "fold0"

@@ -162,7 +162,7 @@ def test_python_dash_m_forms_still_run(module):
 @pytest.mark.parametrize("command, body", [("sweep", "sweep_command"), ("compare", "compare_command")])
 def test_the_recipe_group_reaches_the_body_whole(monkeypatch, tmp_path, command, body):
     """sweep and compare take the recipe options as one group: every one arrives, given or defaulted."""
-    import edgecalc.eval.commands as commands
+    import edgecalc.studies.commands as commands
     from edgecalc.cli.options import RECIPE_OPTION_NAMES
     from edgecalc.train.config import TRAIN_DEFAULTS
 

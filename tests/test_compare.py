@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 import pytest
 
-from edgecalc.eval.compare import METHODS, run_compare
+from edgecalc.studies.compare import METHODS, run_compare
 from edgecalc.train.run import run_training
 from train_helpers import one_thread, tiny_config, tiny_data  # noqa: F401 (fixtures)
 
@@ -155,7 +155,7 @@ def test_locator_training_patients_come_from_the_bundle_split(tmp_path):
 @pytest.fixture(scope="module")
 def table2(tiny_data, tmp_path_factory):
     """The paper's Table 2 on the tiny phantom (masks for every positive), 2 folds, tiny budgets."""
-    from edgecalc.eval.compare import TABLE2_METHODS
+    from edgecalc.studies.compare import TABLE2_METHODS
 
     out = tmp_path_factory.mktemp("table2") / "out"
     budget = {**TINY, "steps_stage1": 2, "steps_stage2": 2}  # one round per stage: 12 trainings in all
@@ -164,7 +164,7 @@ def table2(tiny_data, tmp_path_factory):
 
 
 def test_table2_trains_each_network_with_its_supervision(table2):
-    from edgecalc.eval.compare import TABLE2_METHODS
+    from edgecalc.studies.compare import TABLE2_METHODS
 
     out, summary = table2
     nets = {"csagnet": 0.5, "vgg-unet": 0.5, "alexnet-seg": 1.0, "sononet-ag": 0.0, "vgg16": 0.0, "resnet50": 0.0}
@@ -216,7 +216,7 @@ def test_ci_rule_is_gain_free_and_otsu_finds_a_bright_spot():
 
 
 def test_run_compare_names_an_unknown_method_before_any_work(tmp_path):
-    from edgecalc.eval.compare import run_compare
+    from edgecalc.studies.compare import run_compare
 
     with pytest.raises(ValueError, match=r"unknown method\(s\) 'nope': choose from two-stage, "):
         run_compare(tmp_path / "no-such-data", ["brightness", "nope"], tmp_path / "out")

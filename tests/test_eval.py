@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from edgecalc.cli import app
-from edgecalc.eval.sweep import format_table, run_sweep
+from edgecalc.studies.sweep import format_table, run_sweep
 from edgecalc.train.run import run_training
 from train_helpers import one_thread, tiny_config, tiny_data  # noqa: F401 (fixtures)
 

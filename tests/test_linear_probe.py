@@ -234,7 +234,7 @@ def test_the_shipped_ddti_weights_are_the_phantom_network_with_a_fitted_head(tmp
 
 
 def test_the_evidence_map_adds_up_to_the_logit(start_model):
-    from edgecalc.eval.compare import positive_evidence
+    from edgecalc.studies.compare import positive_evidence
     from edgecalc.model.csagnet import score_evidence
 
     images, labels = _blob_images(30, seed=8)

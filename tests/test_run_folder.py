@@ -60,8 +60,22 @@ def test_a_malformed_split_is_named(tmp_path, text, message):
     assert str(tmp_path / "split.json") in str(err.value)
 
 
+@pytest.mark.parametrize("text, message", [
+    ("{not json", "is not valid JSON"),
+    (json.dumps({"fold": 0, "folds": 5}), "lacks the data set 'data'"),
+    (json.dumps({"data": "d", "folds": 5}), "lacks 'fold'"),
+    (json.dumps({"data": "d", "fold": True, "folds": 5}), "lacks 'fold'"),
+    (json.dumps({"data": "d", "fold": 0, "folds": "5"}), "lacks 'folds'"),
+])
+def test_a_malformed_config_is_named(tmp_path, text, message):
+    (tmp_path / "config.json").write_text(text)
+    with pytest.raises(ValueError, match=message) as err:
+        rf.read_config(tmp_path)
+    assert str(tmp_path / "config.json") in str(err.value)
+
+
 @pytest.mark.parametrize("read, name", [
-    (rf.read_split, "split.json"), (rf.read_metrics, "metrics.json"), (rf.read_scores, "scores.npz"),
+    (rf.read_config, "config.json"), (rf.read_split, "split.json"), (rf.read_metrics, "metrics.json"), (rf.read_scores, "scores.npz"),
     (rf.read_end_to_end, "end_to_end.npz"), (rf.read_log, "log.jsonl"), (rf.read_pseudo_marker, "pseudo_masks.json"),
 ])
 def test_a_missing_file_is_named(tmp_path, read, name):
@@ -205,6 +219,8 @@ def test_a_real_run_folder_reads_back_through_every_reader(real_run):
     run = real_run
     assert rf.holds_run(run) and rf.is_finished(run)
     cfg = TrainConfig.read(run / rf.CONFIG_FILE)
+    plain = rf.read_config(run)
+    assert (plain["data"], plain["fold"], plain["folds"]) == (cfg.data, cfg.fold, cfg.folds)
     split = rf.read_split(run)
     assert split["n"] == 24 and (split["fold"], split["folds"]) == (cfg.fold, cfg.folds)
     metrics = rf.read_metrics(run)

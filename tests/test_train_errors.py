@@ -101,8 +101,8 @@ def test_a_diverged_training_exits_3_on_the_error_path(monkeypatch, tmp_path):
 
 @pytest.mark.parametrize("command", ["sweep", "compare"])
 def test_a_diverged_run_in_a_sweep_or_comparison_exits_3(monkeypatch, tmp_path, command):
-    import edgecalc.eval.compare as compare_mod
-    import edgecalc.eval.sweep as sweep_mod
+    import edgecalc.studies.compare as compare_mod
+    import edgecalc.studies.sweep as sweep_mod
     from edgecalc.train.stage import TrainingDiverged
 
     def diverged(*args, **kwargs):
@@ -118,7 +118,7 @@ def test_a_diverged_run_in_a_sweep_or_comparison_exits_3(monkeypatch, tmp_path, 
 def test_an_interrupted_sweep_exits_130_with_the_resume_hint(monkeypatch, tmp_path, signalled):
     """Ctrl-C, or SIGTERM whose KeyboardInterrupt came back out of C code (a figure being drawn) as another
     exception: both are the interrupt, not bad input; the hint names the sweep folder as typed."""
-    import edgecalc.eval.sweep as sweep_mod
+    import edgecalc.studies.sweep as sweep_mod
     import edgecalc.train.commands as train_commands
 
     monkeypatch.setattr(train_commands, "_SIGNALLED", [])

@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable, Literal, Optional, get_type_hints
 
 import typer
 
-from edgecalc.eval.compare import METHODS as COMPARE_METHODS
+from edgecalc.studies.compare import METHODS as COMPARE_METHODS
 from edgecalc.export.choices import CALIB_METHODS, VIA_CHOICES
 from edgecalc.data.phantom.config import config_with
 from edgecalc.model.config import PRESETS
@@ -128,7 +128,7 @@ def share(word: str) -> float:
     return value
 
 
-METHODS_LIST = comma_list(one_of(COMPARE_METHODS))  #: eval/compare.py's METHODS
+METHODS_LIST = comma_list(one_of(COMPARE_METHODS))  #: studies/compare.py's METHODS
 BACKENDS_LIST = comma_list(one_of(BENCH_BACKENDS))  #: runtime/engine/formats.py
 BATCH_LIST = comma_list(integer(1))
 FRACTIONS_LIST = comma_list(share)

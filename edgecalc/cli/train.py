@@ -1,7 +1,8 @@
 """The "Train" panel: ``edgecalc train | eval | sweep | compare``.
 
 Thin: options here (the recipe option group shared through edgecalc/cli/options.py), the bodies in
-edgecalc/train/commands.py and edgecalc/eval/commands.py. The bodies print progress on stdout and raise
+edgecalc/train/commands.py, edgecalc/eval/commands.py and edgecalc/studies/commands.py (sweep,
+compare). The bodies print progress on stdout and raise
 CommandError on bad input; :func:`exit_with` prints that on stderr (``error: MESSAGE``) and exits.
 """
 
@@ -14,7 +15,7 @@ import typer
 
 from edgecalc.cli import options as opt
 from edgecalc.cli.errors import exit_with
-from edgecalc.eval.compare import DEFAULT_METHODS as COMPARE_DEFAULT, METHODS as COMPARE_METHODS
+from edgecalc.studies.compare import DEFAULT_METHODS as COMPARE_DEFAULT, METHODS as COMPARE_METHODS
 from edgecalc.model.registry import NETWORKS
 from edgecalc.model.shipped import SHIPPED_WEIGHTS
 from edgecalc.run_folder import CONFIG_FILE, EVAL_DIR, METRICS_FILE, SCORES_FILE, best_weights
@@ -118,7 +119,7 @@ def sweep_cmd(
 ) -> None:
     """Train + eval per mask fraction and fold: the paper's Table 1 (Markdown, with paired per-fold differences
     against the default --mask-fraction) and Fig. 7 (one ROC per fraction)."""
-    from edgecalc.eval.commands import sweep_command
+    from edgecalc.studies.commands import sweep_command
 
     fold_ids = opt.folds_to_run(fold_ids, folds)
     exit_with(lambda: sweep_command(
@@ -159,7 +160,7 @@ def compare_cmd(
     The paper's Table 2: --methods csagnet,vgg-unet,alexnet-seg,sononet-ag,vgg16,resnet50,ci,otsu (paired
     per-fold differences against csagnet, attention hit rates, attention.png; docs/comparison.md).
     """
-    from edgecalc.eval.commands import compare_command
+    from edgecalc.studies.commands import compare_command
 
     fold_ids = opt.folds_to_run(fold_ids, folds)
     exit_with(lambda: compare_command(

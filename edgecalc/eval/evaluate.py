@@ -22,7 +22,7 @@ from edgecalc.eval.figures import attention_figure, roc_figure
 from edgecalc.eval.metrics import bootstrap_ci, classification_report, dice_per_image, iou_per_image, roc_auc, roc_curve
 from edgecalc.eval.predict import predict
 from edgecalc.eval.subgroups import format_subgroups, patient_groups, subgroup_figures
-from edgecalc.run_folder import CONFIG_FILE, METRICS_FILE, SPLIT_FILE, eval_dir, final_weights, read_split, write_metrics, write_scores
+from edgecalc.run_folder import METRICS_FILE, SPLIT_FILE, eval_dir, final_weights, read_config, read_split, write_metrics, write_scores
 
 N_EXAMPLES = 3  #: positives and negatives each in the attention figure
 
@@ -163,21 +163,20 @@ def evaluate_run(run_dir: str | Path, data: str | Path | None = None, out_dir: s
                  console: Any = None, device: str = "cpu") -> dict[str, Any]:
     """A run's ``final.safetensors`` on ``data``, or on the run's own test split when ``data`` is None."""
     from edgecalc.model.weights import load_model
-    from edgecalc.train.config import TrainConfig
 
     run_dir = Path(run_dir)
     weights = final_weights(run_dir)
     if data is not None:
         return evaluate_weights(weights, data, out_dir or eval_dir(run_dir) / Path(str(data)).name, console, device)
-    cfg = TrainConfig.read(run_dir / CONFIG_FILE)
+    cfg = read_config(run_dir)
     split = read_split(run_dir)
     model = load_model(weights).to(device)
-    ids, images, masks, has_mask, labels = load_eval_data(cfg.data, model.cfg.input_size)
+    ids, images, masks, has_mask, labels = load_eval_data(cfg["data"], model.cfg.input_size)
     test = np.asarray(split["indices"]["test"], dtype=np.int64)
     if [ids[i] for i in test] != split["ids"]["test"]:
-        raise ValueError(f"{run_dir / SPLIT_FILE}: the test ids no longer match the data set {cfg.data}")
+        raise ValueError(f"{run_dir / SPLIT_FILE}: the test ids no longer match the data set {cfg['data']}")
     test_ids = [ids[i] for i in test]
     return evaluate_arrays(model, images[test], masks[test], has_mask[test], labels[test], test_ids,
-                           out_dir or eval_dir(run_dir), console, title=f"test fold {cfg.fold} of {cfg.folds}", device=device,
-                           extra={"weights": str(weights), "data": cfg.data, "split": "test"},
-                           dilation=dilation_for(cfg.data, test_ids, model.cfg.input_size, labels[test]), data_dir=cfg.data)
+                           out_dir or eval_dir(run_dir), console, title=f"test fold {cfg['fold']} of {cfg['folds']}", device=device,
+                           extra={"weights": str(weights), "data": cfg["data"], "split": "test"},
+                           dilation=dilation_for(cfg["data"], test_ids, model.cfg.input_size, labels[test]), data_dir=cfg["data"])

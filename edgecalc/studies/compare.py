@@ -156,7 +156,7 @@ def _needs_own_masks(cfg) -> bool:
 
 
 def _run_trained(cfg, run_dir: Path, console: Any) -> None:
-    from edgecalc.eval.sweep import check_same_recipe
+    from edgecalc.studies.sweep import check_same_recipe
     from edgecalc.train.run import resume_training, run_training
 
     check_same_recipe(run_dir, cfg)
