@@ -14,7 +14,7 @@ from edgecalc.data.preprocess import preprocess
 from edgecalc.runtime.engine.backends import open_backend
 from edgecalc.runtime.source.capture import SourceError, parse_source
 from edgecalc.runtime.locate.cropper import AutoCropper, FixedCropper
-from edgecalc.runtime.live.loop import run_live
+from edgecalc.runtime.live.loop import LiveHooks, LiveOptions, run_live
 from edgecalc.runtime.live.overlay import OverlayOptions
 from edgecalc.runtime.live.pipeline import FramePipeline
 from edgecalc.runtime.live.recorder import Recorder
@@ -181,8 +181,8 @@ def test_headless_run_records_one_frame_and_one_log_line_per_processed_frame(tmp
     video = write_phantom_video(tmp_path / "cine.mp4", n=10)
     rec = Recorder(tmp_path / "out.avi", tmp_path / "log.jsonl", fps=10)
     with open_backend("onnxruntime", d / "model.onnx") as be:
-        summary = run_live(parse_source(None, str(video)), make_pipeline(be), backend_name="onnxruntime",
-                           headless=True, recorder=rec, snapshot_dir=tmp_path / "snaps", snapshot_every=5)
+        summary = run_live(parse_source(None, str(video)), make_pipeline(be), "onnxruntime",
+                           LiveOptions(snapshot_dir=tmp_path / "snaps", snapshot_every=5), LiveHooks(recorder=rec))
     assert summary.frames_read == 10 and summary.processed == 10 and summary.dropped == 0
     assert summary.stopped_by == "end of source"
     cap = cv2.VideoCapture(str(tmp_path / "out.avi"))
@@ -216,8 +216,8 @@ def _log_run(tmp_path, name, backend, pipelined, cropper=None, **kw):
     video = tmp_path / "cine.mp4"
     if not video.exists():
         write_phantom_video(video, n=12)
-    summary = run_live(parse_source(None, str(video)), make_pipeline(backend, cropper), backend_name="spy",
-                       headless=True, recorder=rec, pipelined=pipelined, **kw)
+    summary = run_live(parse_source(None, str(video)), make_pipeline(backend, cropper), "spy",
+                       LiveOptions(pipelined=pipelined, **kw), LiveHooks(recorder=rec))
     lines = [json.loads(ln) for ln in (tmp_path / f"{name}.jsonl").read_text().splitlines()]
     return summary, [{k: ln[k] for k in ("frame", "box", "crop", "score", "smoothed", "decision", "mask_area_px")}
                      for ln in lines]
@@ -272,8 +272,8 @@ def test_sigterm_finalises_recording_and_log(tmp_path, pipelined):
         if len(seen) == 5:
             os.kill(os.getpid(), signal.SIGTERM)
 
-    summary = run_live(parse_source(None, str(video)), make_pipeline(SpyBackend()), backend_name="spy",
-                       headless=True, recorder=rec, on_frame=on_frame, pipelined=pipelined)
+    summary = run_live(parse_source(None, str(video)), make_pipeline(SpyBackend()), "spy",
+                       LiveOptions(pipelined=pipelined), LiveHooks(recorder=rec, on_frame=on_frame))
     assert summary.stopped_by == "SIGTERM"
     assert 5 <= summary.processed < 30
     cap = cv2.VideoCapture(str(tmp_path / "out.avi"))
@@ -287,13 +287,12 @@ def test_sigterm_finalises_recording_and_log(tmp_path, pipelined):
 
 def test_unopenable_source_is_named(tmp_path):
     with pytest.raises(SourceError, match="missing.mp4"):
-        run_live(parse_source(None, str(tmp_path / "missing.mp4")), make_pipeline(SpyBackend()),
-                 backend_name="spy", headless=True)
+        run_live(parse_source(None, str(tmp_path / "missing.mp4")), make_pipeline(SpyBackend()), "spy")
 
 
 def test_phantom_source_runs_without_files():
-    summary = run_live(parse_source(None, "phantom"), make_pipeline(SpyBackend()), backend_name="spy",
-                       headless=True, phantom_frames=4)
+    summary = run_live(parse_source(None, "phantom"), make_pipeline(SpyBackend()), "spy",
+                       LiveOptions(phantom_frames=4))
     assert summary.processed == 4 and summary.skipped_bad == 0
 
 
@@ -343,8 +342,8 @@ def test_realtime_source_drops_stale_frames_instead_of_queueing():
             time.sleep(0.05)
             return super().infer(batch)
 
-    summary = run_live(parse_source(None, "phantom"), make_pipeline(SlowSpy()), backend_name="spy",
-                       headless=True, phantom_frames=40, realtime=True, fps_hint=200.0)
+    summary = run_live(parse_source(None, "phantom"), make_pipeline(SlowSpy()), "spy",
+                       LiveOptions(phantom_frames=40, realtime=True, fps_hint=200.0))
     assert summary.dropped > 0
     assert summary.frames_read == summary.processed + summary.dropped + summary.skipped_bad
 
@@ -367,7 +366,6 @@ def test_bad_frames_in_a_stream_are_skipped_and_counted(monkeypatch):
             pass
 
     monkeypatch.setattr(live_mod, "open_source", lambda spec, *a, **k: Reader)
-    summary = run_live(parse_source(None, "clip.mp4"), make_pipeline(SpyBackend()), backend_name="spy",
-                       headless=True)
+    summary = run_live(parse_source(None, "clip.mp4"), make_pipeline(SpyBackend()), "spy")
     assert summary.processed == 3 and summary.skipped_bad == 3
     assert sum(summary.skipped_reasons.values()) == 3 and "blank (all black)" in summary.skipped_reasons

@@ -32,7 +32,7 @@ from edgecalc.runtime.live.loop import LOOP_MODES
 def measure(bundle: str | None, backend: str, precision: str, frames: int, fps: float, threads: int = 0,
             locator_every: int | None = None, repeats: int = 3, loop: str = "auto") -> dict:
     from edgecalc.runtime.source.capture import parse_source
-    from edgecalc.runtime.live.loop import run_live
+    from edgecalc.runtime.live.loop import LiveHooks, LiveOptions, run_live
     from edgecalc.runtime.live.build import build_pipeline
     from edgecalc.runtime.source.phantom import PhantomCineReader
     from edgecalc.runtime.live.recorder import Recorder
@@ -71,13 +71,13 @@ def measure(bundle: str | None, backend: str, precision: str, frames: int, fps: 
         for r in range(max(1, repeats)):
             engine_runs.append(engine_alone())
             rec = Recorder(Path(tmp) / f"out{r}.mp4", Path(tmp) / f"log{r}.jsonl", fps=fps)
-            full_runs.append(run_live(parse_source(None, "phantom"), pipe, backend_name=be.describe(), headless=True,
-                                      recorder=rec, phantom_frames=frames, pipelined=pipelined))
-            bare_runs.append(run_live(parse_source(None, "phantom"), pipe, backend_name=be.describe(), headless=True,
-                                      phantom_frames=frames, pipelined=pipelined))
+            options = LiveOptions(headless=True, phantom_frames=frames, pipelined=pipelined)
+            full_runs.append(run_live(parse_source(None, "phantom"), pipe, be.describe(), options, LiveHooks(recorder=rec)))
+            bare_runs.append(run_live(parse_source(None, "phantom"), pipe, be.describe(), options))
         rec = Recorder(Path(tmp) / "paced.mp4", Path(tmp) / "paced.jsonl", fps=fps)
-        paced = run_live(parse_source(None, "phantom"), pipe, backend_name=be.describe(), headless=True,
-                         recorder=rec, phantom_frames=frames, realtime=True, fps_hint=fps, pipelined=pipelined)
+        paced = run_live(parse_source(None, "phantom"), pipe, be.describe(),
+                         LiveOptions(headless=True, phantom_frames=frames, realtime=True, fps_hint=fps, pipelined=pipelined),
+                         LiveHooks(recorder=rec))
     engine_fps = float(np.median([e[0] for e in engine_runs]))
     full_fps = float(np.median([s.fps for s in full_runs]))
     bare_fps = float(np.median([s.fps for s in bare_runs]))

@@ -28,7 +28,7 @@ from hypothesis import example, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from edgecalc.runtime.source.capture import LatestFrameGrabber, SourceSpec  # noqa: E402
-from edgecalc.runtime.live.loop import run_live  # noqa: E402
+from edgecalc.runtime.live.loop import LiveHooks, LiveOptions, run_live  # noqa: E402
 
 W, H = 320, 240
 ROI = "60,40,160,160"
@@ -179,8 +179,8 @@ def odd_frames(draw) -> object:
 
 
 def _run_frames(setup, frames: list, spec: SourceSpec | None = None, **kw):
-    return run_live(spec or SourceSpec("file", "fake"), setup.pipeline, backend_name="onnxruntime", headless=True,
-                    opener=lambda: ListReader(frames), realtime=False, **kw)
+    return run_live(spec or SourceSpec("file", "fake"), setup.pipeline, "onnxruntime", LiveOptions(realtime=False, **kw),
+                    LiveHooks(opener=lambda: ListReader(frames)))
 
 
 @given(st.lists(odd_frames(), min_size=1, max_size=6))
@@ -221,7 +221,7 @@ class StallingReader:
 def test_a_stalled_stream_reconnects_then_ends_cleanly(live_setup):
     StallingReader.opened = 0
     summary = run_live(SourceSpec("url", "rtsp://stalled.invalid/stream"), live_setup.pipeline,
-                       backend_name="onnxruntime", headless=True, opener=lambda: StallingReader(0.2))
+                       "onnxruntime", hooks=LiveHooks(opener=lambda: StallingReader(0.2)))
     assert summary.reconnects == 3 and StallingReader.opened == 4  # the first open and three reconnects
     assert summary.processed == 0 and summary.stopped_by == "end of source"
 
@@ -234,6 +234,6 @@ def test_a_stream_that_recovers_after_a_stall_goes_on(live_setup):
         opens.append(1)
         return ListReader(_frames(3)) if len(opens) == 2 else StallingReader(0.05)
 
-    summary = run_live(SourceSpec("url", "rtsp://flaky.invalid/stream"), live_setup.pipeline, backend_name="onnxruntime",
-                       headless=True, opener=opener, realtime=False)
+    summary = run_live(SourceSpec("url", "rtsp://flaky.invalid/stream"), live_setup.pipeline, "onnxruntime",
+                       LiveOptions(realtime=False), LiveHooks(opener=opener))
     assert summary.processed == 3 and summary.reconnects == 3 and summary.stopped_by == "end of source"

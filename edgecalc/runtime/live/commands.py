@@ -24,7 +24,7 @@ def live_command(console: Any, camera: int | None, source: str | None, bundle: P
     from edgecalc.runtime.engine.backends import BackendUnavailable
     from edgecalc.runtime.engine.bundle import BundleError
     from edgecalc.runtime.source.capture import SourceError, parse_source
-    from edgecalc.runtime.live.loop import KEYS_HELP, has_display, run_live, select_roi_with_mouse
+    from edgecalc.runtime.live.loop import KEYS_HELP, LiveHooks, LiveOptions, has_display, run_live, select_roi_with_mouse
     from edgecalc.runtime.live.modes import LOOP_MODES
     from edgecalc.runtime.live.build import build_pipeline
     from edgecalc.runtime.live.recorder import DEFAULT_FPS, Recorder
@@ -58,11 +58,11 @@ def live_command(console: Any, camera: int | None, source: str | None, bundle: P
         setup.selection.backend.close()
         raise CommandError(str(exc)) from exc
     try:
-        summary = run_live(spec, setup.pipeline, backend_name=setup.selection.backend.describe(), headless=headless,
-                           recorder=recorder, snapshot_dir=snapshots, snapshot_every=snapshot_every,
-                           max_frames=max_frames, realtime=realtime, fps_hint=fps or DEFAULT_FPS, phantom_frames=phantom_frames,
-                           manual_box_picker=None if headless else select_roi_with_mouse,
-                           ask_box_first=crop == "manual", pipelined=LOOP_MODES[loop])
+        options = LiveOptions(headless=headless, snapshot_dir=Path(snapshots), snapshot_every=snapshot_every,
+                              max_frames=max_frames, realtime=realtime, fps_hint=fps or DEFAULT_FPS,
+                              phantom_frames=phantom_frames, ask_box_first=crop == "manual", pipelined=LOOP_MODES[loop])
+        hooks = LiveHooks(recorder=recorder, manual_box_picker=None if headless else select_roi_with_mouse)
+        summary = run_live(spec, setup.pipeline, setup.selection.backend.describe(), options, hooks)
     except SourceError as exc:
         if recorder is not None:
             recorder.close()

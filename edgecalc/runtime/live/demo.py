@@ -154,7 +154,7 @@ def run_demo(setup: Any, out: Path, frames: int, console: Any = None) -> dict[st
 
     from edgecalc.data.phantom.config import PhantomConfig
     from edgecalc.runtime.source.capture import parse_source
-    from edgecalc.runtime.live.loop import run_live
+    from edgecalc.runtime.live.loop import LiveHooks, LiveOptions, run_live
     from edgecalc.runtime.source.phantom import PhantomCineReader
     from edgecalc.runtime.live.recorder import Recorder
 
@@ -165,9 +165,9 @@ def run_demo(setup: Any, out: Path, frames: int, console: Any = None) -> dict[st
     render_s = time.perf_counter() - t0
     tally = DemoTally(reader, out / DEMO_SNAPSHOTS, setup.pipeline.threshold, PhantomConfig().frame_pixel_spacing_mm)
     recorder = Recorder(out / DEMO_VIDEO, out / DEMO_LOG, fps=20.0)
-    summary = run_live(parse_source(None, "phantom"), setup.pipeline, backend_name=setup.selection.backend.describe(),
-                       headless=True, recorder=recorder, snapshot_every=0, phantom_frames=frames,
-                       on_frame=tally, opener=lambda: reader)
+    summary = run_live(parse_source(None, "phantom"), setup.pipeline, setup.selection.backend.describe(),
+                       LiveOptions(headless=True, snapshot_every=0, phantom_frames=frames),
+                       LiveHooks(recorder=recorder, on_frame=tally, opener=lambda: reader))
     summary.snapshots = tally.finish()
     data = summary.to_dict()
     data["demo"] = {"cine_render_s": round(render_s, 3), "total_s": round(time.perf_counter() - t0, 3),

@@ -87,126 +87,139 @@ class _StopFlag:
             self.event.set()
 
 
-def run_live(
-    spec: SourceSpec,
-    pipeline: FramePipeline,
-    *,
-    backend_name: str,
-    headless: bool,
-    recorder=None,
-    snapshot_dir: str | Path = ".",
-    snapshot_every: int = 0,
-    max_frames: int | None = None,
-    realtime: bool | None = None,
-    phantom_frames: int = 90,
-    fps_hint: float = 20.0,
-    manual_box_picker: Callable[[np.ndarray], tuple[int, int, int, int] | None] | None = None,
-    ask_box_first: bool = False,
-    on_frame: Callable[[FrameResult], None] | None = None,
-    pipelined: bool | None = None,
-    opener: Callable[[], object] | None = None,
-) -> LiveSummary:
-    """Run the loop until the source ends, `max_frames` are processed, `q`, Ctrl-C or SIGTERM.
+@dataclass
+class LiveOptions:
+    """How the loop runs: the ``edgecalc live`` flags that are neither the source, the engine nor a hook."""
 
-    ``pipelined``: run the model call on a worker thread, overlapped with this thread's crop and
-    overlay of the neighbouring frames (True), or prepare, model call and finish one after the
-    other on this thread (False). None (the default): pipelined when the engine runs on a GPU. On a
-    CPU the engine's threads and this thread share the cores; measured on 2 cores it lost latency
-    and throughput without recording (docs/live.md), so CPU engines run serially.
+    headless: bool = True  #: no window (no display, CI, a recording-only cart)
+    snapshot_dir: Path = Path(".")  #: where ``s`` and ``snapshot_every`` write PNGs
+    snapshot_every: int = 0  #: a snapshot every N processed frames; 0 never
+    max_frames: int | None = None  #: stop after this many processed frames
+    realtime: bool | None = None  #: drop stale frames (keep only the newest); None: for live sources only
+    phantom_frames: int = 90  #: length of the phantom cine
+    fps_hint: float = 20.0  #: the pace of a realtime phantom (frames arrive at it, as from a capture card)
+    ask_box_first: bool = False  #: ``--crop manual``: ask for the box on the first frame
+    #: the model call on a worker thread, overlapped with the neighbouring frames' crop and overlay (True),
+    #: or prepare, model call and finish one after the other (False). None: pipelined when the engine runs
+    #: on a GPU. On a CPU the engine's threads and this thread share the cores; measured on 2 cores it lost
+    #: latency and throughput without recording (docs/live.md), so CPU engines run serially.
+    pipelined: bool | None = None
 
-    ``opener``: a zero-argument callable returning the frame reader, instead of opening ``spec``
-    (``edgecalc demo`` passes the phantom reader it built, to keep its ground truth at hand).
-    """
-    import cv2
 
-    # the per-frame OpenCV work here is on crops of ~100 pixels, too small to gain from OpenCV's own
-    # thread pool, which would only compete with the inference engine's threads: one thread while we run
-    cv_threads = cv2.getNumThreads()
-    cv2.setNumThreads(1)
-    drop_stale = spec.live if realtime is None else realtime
-    # a realtime phantom behaves like a capture card: frames arrive at fps_hint whatever we do
-    pacing = fps_hint if (drop_stale and spec.kind == "phantom") else None
-    grabber = LatestFrameGrabber(opener or open_source(spec, phantom_frames, phantom_fps=pacing), drop_stale=drop_stale,
-                                 reconnect_on_eof=spec.live).start()
-    stop = _StopFlag()
-    summary = LiveSummary(source=spec.describe(), backend=backend_name)
-    _take_source_spacing(pipeline, grabber.reader, summary)
-    if recorder is not None and recorder.fps is None:  # no --fps: record at the source's own rate
-        recorder.fps = recorded_fps(grabber.reader)
-    old_handlers = {}
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            old_handlers[sig] = signal.signal(sig, lambda s, f: stop.set(signal.Signals(s).name))
-    latencies, infer_ms = [], []
-    paused = False
-    snap_dir = Path(snapshot_dir)
-    t_start = time.perf_counter()
-    last_result: FrameResult | None = None
-    fps_ema = None
-    # pipelined: the model call of frame i runs on a worker thread while this thread prepares frame
-    # i+1 (crop, preprocessing) and finishes frame i-1 (mask, overlay, hand-off to the recorder);
-    # the engine releases the GIL, so the two overlap on two cores
-    if pipelined is None:
-        pipelined = bool(getattr(pipeline.backend, "on_gpu", False))
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edgecalc-infer") if pipelined else None
-    pending: tuple[Frame, Prepared, Future | dict | None] | None = None
-    hud_backend = backend_name.split(" (")[0]  # the engine and precision; its provider list is too long for the HUD
+@dataclass
+class LiveHooks:
+    """What a caller plugs into the loop; each is optional."""
 
-    def emit(item: tuple[Frame, Prepared, Future | dict | None]) -> None:
-        nonlocal last_result, fps_ema, paused
-        frame, prepared, out = item
-        res = pipeline.finish(prepared, out.result() if isinstance(out, Future) else out)
-        if res.skipped is not None:
-            summary.skipped_bad += 1
-            summary.skipped_reasons[res.skipped] = summary.skipped_reasons.get(res.skipped, 0) + 1
-            return
-        summary.processed += 1
-        now = time.perf_counter()
-        lat = (now - frame.t_capture) * 1000.0
-        latencies.append(lat)
-        if res.score is not None:
-            infer_ms.append(res.infer_ms)
-        elapsed = now - t_start
-        inst = summary.processed / elapsed if elapsed > 0 else 0.0
-        fps_ema = inst if fps_ema is None else 0.9 * fps_ema + 0.1 * inst
-        pipeline.overlay.hud = [f"{fps_ema:5.1f} FPS {lat:5.1f} ms", hud_backend, f"crop: {res.crop_source}"]
-        if recorder is not None:
-            recorder.submit(res.overlay, res.log_record())
-        if on_frame is not None:
-            on_frame(res)
-        last_result = res
-        if snapshot_every and summary.processed % snapshot_every == 0:
-            summary.snapshots.append(_snapshot(res, snap_dir, summary))
-        if not headless:
-            cv2.imshow(WINDOW, res.overlay)
-            key = cv2.waitKey(1) & 0xFF
-            paused = _handle_key(key, pipeline, stop, paused, res, snap_dir, summary, manual_box_picker)
-        if max_frames is not None and summary.processed >= max_frames:
-            stop.set("max frames")
+    recorder: object | None = None  #: a ``Recorder``: the overlay video and the per-frame log
+    on_frame: Callable[[FrameResult], None] | None = None  #: called with every processed frame
+    #: draws a box on an image (the window's mouse): ``r`` and ``ask_box_first`` use it
+    manual_box_picker: Callable[[np.ndarray], tuple[int, int, int, int] | None] | None = None
+    #: a zero-argument callable returning the frame reader, instead of opening ``spec``
+    #: (``edgecalc demo`` passes the phantom reader it built, to keep its ground truth at hand)
+    opener: Callable[[], object] | None = None
 
-    try:
+
+def run_live(spec: SourceSpec, pipeline: FramePipeline, backend_name: str, options: LiveOptions | None = None,
+             hooks: LiveHooks | None = None) -> LiveSummary:
+    """Run the loop until the source ends, ``max_frames`` are processed, ``q``, Ctrl-C or SIGTERM."""
+    return _LiveLoop(spec, pipeline, backend_name, options or LiveOptions(), hooks or LiveHooks()).run()
+
+
+class _LiveLoop:
+    """One run of the loop: its threads, its counters and the frame in flight (pipelined)."""
+
+    def __init__(self, spec: SourceSpec, pipeline: FramePipeline, backend_name: str, options: LiveOptions,
+                 hooks: LiveHooks) -> None:
+        self.spec, self.pipeline, self.opt, self.hooks = spec, pipeline, options, hooks
+        self.summary = LiveSummary(source=spec.describe(), backend=backend_name)
+        self.hud_backend = backend_name.split(" (")[0]  # the engine and precision; its provider list is too long for the HUD
+        self.stop = _StopFlag()
+        self.latencies: list[float] = []
+        self.infer_ms: list[float] = []
+        self.paused = False
+        self.ask_box_first = options.ask_box_first
+        self.snap_dir = Path(options.snapshot_dir)
+        self.last_result: FrameResult | None = None
+        self.fps_ema: float | None = None
+        self.t_start = 0.0
+
+    def run(self) -> LiveSummary:
+        import cv2
+
+        # the per-frame OpenCV work here is on crops of ~100 pixels, too small to gain from OpenCV's own
+        # thread pool, which would only compete with the inference engine's threads: one thread while we run
+        cv_threads = cv2.getNumThreads()
+        cv2.setNumThreads(1)
+        opt, recorder = self.opt, self.hooks.recorder
+        drop_stale = self.spec.live if opt.realtime is None else opt.realtime
+        # a realtime phantom behaves like a capture card: frames arrive at fps_hint whatever we do
+        pacing = opt.fps_hint if (drop_stale and self.spec.kind == "phantom") else None
+        opener = self.hooks.opener or open_source(self.spec, opt.phantom_frames, phantom_fps=pacing)
+        try:
+            self.grabber = LatestFrameGrabber(opener, drop_stale=drop_stale, reconnect_on_eof=self.spec.live).start()
+        except BaseException:  # a source that cannot be opened: leave OpenCV's threads as they were
+            cv2.setNumThreads(cv_threads)
+            raise
+        _take_source_spacing(self.pipeline, self.grabber.reader, self.summary)
+        if recorder is not None and recorder.fps is None:  # no --fps: record at the source's own rate
+            recorder.fps = recorded_fps(self.grabber.reader)
+        old_handlers = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                old_handlers[sig] = signal.signal(sig, lambda s, f: self.stop.set(signal.Signals(s).name))
+        pipelined = opt.pipelined
+        if pipelined is None:
+            pipelined = bool(getattr(self.pipeline.backend, "on_gpu", False))
+        # pipelined: the model call of frame i runs on a worker thread while this thread prepares frame
+        # i+1 (crop, preprocessing) and finishes frame i-1 (mask, overlay, hand-off to the recorder);
+        # the engine releases the GIL, so the two overlap on two cores
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edgecalc-infer") if pipelined else None
+        self.t_start = time.perf_counter()
+        try:
+            self._frames(pool)
+        except KeyboardInterrupt:
+            self.stop.set("SIGINT")
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+            self.grabber.stop()
+            for sig, handler in old_handlers.items():
+                signal.signal(sig, handler)
+            if recorder is not None:
+                recorder.close()
+            if not opt.headless:
+                cv2.destroyAllWindows()
+            cv2.setNumThreads(cv_threads)
+        return self._summarise()
+
+    def _frames(self, pool: ThreadPoolExecutor | None) -> None:
+        """Read, prepare, infer and emit frames until stopped; with ``pool``, one frame's model call in flight."""
+        import cv2
+
+        pipeline, stop = self.pipeline, self.stop
+        pending: tuple[Frame, Prepared, Future | dict | None] | None = None
         while not stop.event.is_set():
-            if paused and not headless:
+            if self.paused and not self.opt.headless:
                 if pending is not None:
-                    emit(pending)
+                    self._emit(pending)
                     pending = None
                     continue
                 key = cv2.waitKey(30) & 0xFF
-                paused = _handle_key(key, pipeline, stop, paused, last_result, snap_dir, summary, manual_box_picker)
+                self._key(key, self.last_result)
                 continue
             # with a frame in flight, do not wait for the next one: finish this one first
-            frame = grabber.get(timeout=0.0 if pending is not None else 0.5)
+            frame = self.grabber.get(timeout=0.0 if pending is not None else 0.5)
             if frame is None:
                 if pending is not None:
-                    emit(pending)
+                    self._emit(pending)
                     pending = None
                     continue
-                if grabber.finished:
+                if self.grabber.finished:
                     break
                 continue
-            if ask_box_first and manual_box_picker is not None:
-                ask_box_first = False
-                box = manual_box_picker(frame.image)
+            if self.ask_box_first and self.hooks.manual_box_picker is not None:
+                self.ask_box_first = False
+                box = self.hooks.manual_box_picker(frame.image)
                 if box is None:
                     stop.set("no box drawn")
                     continue
@@ -218,42 +231,69 @@ def run_live(
             else:
                 out = pipeline.infer(prepared)
             if pending is not None:
-                emit(pending)
+                self._emit(pending)
                 pending = None
                 if stop.event.is_set():  # q, max frames: the frame just read is not processed
-                    break
+                    return
             pending = (frame, prepared, out)
             if pool is None:
-                emit(pending)
+                self._emit(pending)
                 pending = None
         if pending is not None:  # SIGTERM / Ctrl-C with a frame in flight: it was read and inferred, show it
-            emit(pending)
-            pending = None
-    except KeyboardInterrupt:
-        stop.set("SIGINT")
-    finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
-        grabber.stop()
-        for sig, handler in old_handlers.items():
-            signal.signal(sig, handler)
-        if recorder is not None:
-            recorder.close()
-        if not headless:
-            cv2.destroyAllWindows()
-        cv2.setNumThreads(cv_threads)
-    summary.stopped_by = stop.reason or ("source error: " + str(grabber.error) if grabber.error else "end of source")
-    summary.wall_s = time.perf_counter() - t_start
-    summary.frames_read = grabber.stats.read
-    summary.dropped = grabber.stats.dropped
-    summary.reconnects = grabber.stats.reconnects
-    summary.fps = summary.processed / summary.wall_s if summary.wall_s > 0 else 0.0
-    if latencies:
-        summary.latency_ms_p50 = float(np.percentile(latencies, 50))
-        summary.latency_ms_p99 = float(np.percentile(latencies, 99))
-    if infer_ms:
-        summary.infer_ms_p50 = float(np.percentile(infer_ms, 50))
-    return summary
+            self._emit(pending)
+
+    def _emit(self, item: tuple[Frame, Prepared, Future | dict | None]) -> None:
+        """Finish one frame (mask, overlay), count it, hand it to the recorder, the hook and the window."""
+        frame, prepared, out = item
+        summary, opt = self.summary, self.opt
+        res = self.pipeline.finish(prepared, out.result() if isinstance(out, Future) else out)
+        if res.skipped is not None:
+            summary.skipped_bad += 1
+            summary.skipped_reasons[res.skipped] = summary.skipped_reasons.get(res.skipped, 0) + 1
+            return
+        summary.processed += 1
+        now = time.perf_counter()
+        lat = (now - frame.t_capture) * 1000.0
+        self.latencies.append(lat)
+        if res.score is not None:
+            self.infer_ms.append(res.infer_ms)
+        elapsed = now - self.t_start
+        inst = summary.processed / elapsed if elapsed > 0 else 0.0
+        self.fps_ema = inst if self.fps_ema is None else 0.9 * self.fps_ema + 0.1 * inst
+        self.pipeline.overlay.hud = [f"{self.fps_ema:5.1f} FPS {lat:5.1f} ms", self.hud_backend, f"crop: {res.crop_source}"]
+        if self.hooks.recorder is not None:
+            self.hooks.recorder.submit(res.overlay, res.log_record())
+        if self.hooks.on_frame is not None:
+            self.hooks.on_frame(res)
+        self.last_result = res
+        if opt.snapshot_every and summary.processed % opt.snapshot_every == 0:
+            summary.snapshots.append(_snapshot(res, self.snap_dir, summary))
+        if not opt.headless:
+            import cv2
+
+            cv2.imshow(WINDOW, res.overlay)
+            self._key(cv2.waitKey(1) & 0xFF, res)
+        if opt.max_frames is not None and summary.processed >= opt.max_frames:
+            self.stop.set("max frames")
+
+    def _key(self, key: int, res: FrameResult | None) -> None:
+        self.paused = _handle_key(key, self.pipeline, self.stop, self.paused, res, self.snap_dir, self.summary,
+                                  self.hooks.manual_box_picker)
+
+    def _summarise(self) -> LiveSummary:
+        summary, grabber = self.summary, self.grabber
+        summary.stopped_by = self.stop.reason or ("source error: " + str(grabber.error) if grabber.error else "end of source")
+        summary.wall_s = time.perf_counter() - self.t_start
+        summary.frames_read = grabber.stats.read
+        summary.dropped = grabber.stats.dropped
+        summary.reconnects = grabber.stats.reconnects
+        summary.fps = summary.processed / summary.wall_s if summary.wall_s > 0 else 0.0
+        if self.latencies:
+            summary.latency_ms_p50 = float(np.percentile(self.latencies, 50))
+            summary.latency_ms_p99 = float(np.percentile(self.latencies, 99))
+        if self.infer_ms:
+            summary.infer_ms_p50 = float(np.percentile(self.infer_ms, 50))
+        return summary
 
 
 def _take_source_spacing(pipeline: FramePipeline, reader: object, summary: LiveSummary) -> None:

@@ -5,5 +5,5 @@ from __future__ import annotations
 
 #: ``--crop``: scan-area detection + nodule locator | a box drawn with the mouse | the ``--roi`` box.
 CROP_MODES = ("auto", "manual", "fixed")
-#: ``--loop`` names -> ``run_live(pipelined=...)`` (auto: pipelined for GPU engines only).
+#: ``--loop`` names -> ``LiveOptions(pipelined=...)`` (auto: pipelined for GPU engines only).
 LOOP_MODES: dict[str, bool | None] = {"auto": None, "pipelined": True, "serial": False}

@@ -29,7 +29,7 @@ class InferenceBackend(ABC):
     input_name: str = "image"
     output_names: tuple[str, ...] = ()
     #: The model call runs on a GPU, leaving the CPU free meanwhile: the live loop then overlaps it
-    #: with the next frame's crop and the last frame's overlay (``run_live(pipelined=None)``).
+    #: with the next frame's crop and the last frame's overlay (``LiveOptions(pipelined=None)``).
     on_gpu: bool = False
     #: Set by ``close``: engine selection closes the engines it tried and did not pick, the live loop its
     #: own on every way out, so a closed one must fail loudly rather than run on stale handles.
