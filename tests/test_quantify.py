@@ -148,3 +148,108 @@ def test_kind_rules(longest, shadow, kind):
 
     assert classify(longest, shadow, 0.0, 0.0) == kind
     assert classify(longest, shadow, 0.9, 60.0) == "rim"  # along the margin over an arc: rim first
+
+
+# --- the mask refined at the crop's native resolution (edgecalc.runtime.refine_mask) -----------------
+
+from edgecalc.runtime.refine_mask import DEFAULT_REFINEMENT, Refinement, refine_mask  # noqa: E402
+
+
+def _spots(centres, sigma_px: float = 2.0, shape=(120, 120), seed: int = 0):
+    """Gaussian bright spots (peak ~ +140 gray) on faint noise around 60: blurred foci as a scanner shows them."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:shape[0], 0:shape[1]]
+    img = 60.0 + rng.normal(0.0, 3.0, shape)
+    for cx, cy in centres:
+        img += 140.0 * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2.0 * sigma_px ** 2))
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def _blob_prob(shape, centre, radius):
+    """A model's probability map upsampled from a coarse grid: a disc wider than the focus, 1 inside."""
+    prob = np.zeros(shape, np.float32)
+    cv2.circle(prob, (int(centre[0]), int(centre[1])), int(radius), 1.0, -1)
+    return prob
+
+
+def test_the_trim_measures_the_focus_not_the_coarse_mask_and_keeps_the_count():
+    """A focus of sigma 2 px under a 2.1 mm model blob: the refined size is the focus's half-maximum
+    width after the 0.15 mm smoothing (2.355 x sqrt(2² + 1.5²) = 5.9 px, plus the one pixel step the
+    longest diameter adds: ~0.69 mm at 0.1 mm/px), from the native pixels in mm; the count stays one;
+    without the refinement the blob's size comes back."""
+    gray = _spots([(60, 60)], sigma_px=2.0)
+    prob = _blob_prob(gray.shape, (60, 60), 10)
+    ref = Refinement(trim_fraction=0.5)
+    refined = quantify_in_frame(gray, prob > 0.5, (0, 0), None, (SP, SP), prob=prob, refinement=ref)
+    plain = quantify_in_frame(gray, prob > 0.5, (0, 0), None, (SP, SP))
+    assert refined.count == plain.count == 1
+    assert plain.calcifications[0].longest_mm == pytest.approx(2.1, abs=0.15)
+    assert refined.calcifications[0].longest_mm == pytest.approx(0.69, abs=0.12)
+    assert abs(refined.calcifications[0].centroid[0] - 60) < 1 and abs(refined.calcifications[0].centroid[1] - 60) < 1
+
+
+def test_refinement_off_or_without_probabilities_gives_exactly_the_old_result():
+    gray, calc, nodule = _scene()
+    prob = calc.astype(np.float32)
+    old = quantify_in_frame(gray, calc, (0, 0), nodule, (SP, SP))
+    assert quantify_in_frame(gray, calc, (0, 0), nodule, (SP, SP), prob=prob, refinement=None) == old
+    assert quantify_in_frame(gray, calc, (0, 0), nodule, (SP, SP), prob=None, refinement=Refinement()) == old
+
+
+def test_two_bright_dots_inside_one_merged_blob_count_as_two_when_split():
+    """The coarse mask merges two foci 1.2 mm apart into one blob; the native pixels' two maxima split it."""
+    gray = _spots([(50, 60), (62, 60)], sigma_px=1.5)
+    prob = np.zeros(gray.shape, np.float32)
+    cv2.ellipse(prob, ((56, 60), (26, 12), 0), 1.0, -1)
+    mask = prob > 0.5
+    assert quantify_in_frame(gray, mask, (0, 0), None, (SP, SP)).count == 1
+    default = quantify_in_frame(gray, mask, (0, 0), None, (SP, SP), prob=prob, refinement=Refinement())
+    assert default.count == 1  # the trim alone never changes the count
+    split = quantify_in_frame(gray, mask, (0, 0), None, (SP, SP), prob=prob,
+                              refinement=Refinement(split_mm=0.5, trim_fraction=0.5))
+    assert split.count == 2
+    xs = sorted(c.centroid[0] for c in split.calcifications)
+    assert xs[0] == pytest.approx(50, abs=1.5) and xs[1] == pytest.approx(62, abs=1.5)
+    assert all(c.longest_mm < 0.8 for c in split.calcifications)
+
+
+def test_a_bright_dot_outside_the_models_region_is_not_counted():
+    """Only where the model looked: a bright dot far from any probability is never added, with the trim
+    or with the bright test (unless the nodule is searched)."""
+    gray = _spots([(30, 30), (90, 90)], sigma_px=2.0)
+    prob = _blob_prob(gray.shape, (30, 30), 8)
+    for ref in (Refinement(), Refinement(k=1.5, min_ratio=1.3)):
+        foci = quantify_in_frame(gray, prob > 0.5, (0, 0), None, (SP, SP), prob=prob, refinement=ref)
+        assert foci.count == 1 and abs(foci.calcifications[0].centroid[0] - 30) < 2
+    nodule = np.zeros(gray.shape, bool)
+    nodule[5:115, 5:115] = True
+    searched = quantify_in_frame(gray, prob > 0.5, (0, 0), nodule, (SP, SP), prob=prob,
+                                 refinement=Refinement(k=1.5, min_ratio=1.3, search_nodule=True))
+    assert searched.count == 2
+
+
+def test_refine_mask_checks_its_input_and_returns_the_model_mask_where_there_is_nothing_to_refine():
+    gray = _spots([(30, 30)])
+    with pytest.raises(ValueError, match="shape"):
+        refine_mask(gray, np.zeros((5, 5), np.float32), (SP, SP), Refinement())
+    assert not refine_mask(gray, np.zeros(gray.shape, np.float32), (SP, SP), Refinement()).any()
+    # without spacing the windows take NO_SPACING_MM_PER_PX; the result is a mask all the same
+    prob = _blob_prob(gray.shape, (30, 30), 8)
+    assert refine_mask(gray, prob, None, Refinement()).sum() < (prob > 0.5).sum()
+
+
+def test_refinement_parse_and_the_default():
+    assert Refinement.parse("off") is None
+    assert Refinement.parse("default") == Refinement() == DEFAULT_REFINEMENT
+    r = Refinement.parse("trim_fraction=0.4, k=1.5, search_nodule=true")
+    assert r.trim_fraction == 0.4 and r.k == 1.5 and r.search_nodule is True and r.window_mm == Refinement().window_mm
+    assert Refinement.parse("k=none").k is None
+    for bad in ("trim=0.5", "k=abc", "search_nodule=maybe", "trim_fraction=1.5", "window_mm=0"):
+        with pytest.raises(ValueError):
+            Refinement.parse(bad)
+
+
+def test_the_live_pipeline_counts_on_the_refined_mask_by_default():
+    from edgecalc.runtime.live.pipeline import FramePipeline
+
+    assert FramePipeline.__dataclass_fields__["refinement"].default is DEFAULT_REFINEMENT

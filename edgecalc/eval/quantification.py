@@ -11,6 +11,8 @@ it holds (the largest one whose centroid lies in it, else the nearest); its poin
 kinds drawn. The prediction is the cart's: crops through the model with their own nodule mask
 (``StillAnalyzer.analyze_crop``), frames through scan area, locator, crop, model
 (``StillAnalyzer.analyze``); calcifications are reported where the model calls calcification.
+``--refine`` sets the mask's native-resolution refinement (``edgecalc.runtime.refine_mask``; default:
+the one ``analyze`` and ``live`` use; ``off``: the model's mask as it is).
 
 Figures: on positives, the share whose count is within 1 of the truth (and exact); predicted and
 true components matched one to one, nearest centroids first, within ``MATCH_MM`` or half the true
@@ -214,10 +216,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bundle", type=Path, default=None, help="export bundle (default: the shipped one)")
     ap.add_argument("--backend", default="onnxruntime", help="inference engine (default onnxruntime)")
     ap.add_argument("--precision", default="fp32")
+    ap.add_argument("--refine", default="default", metavar="SPEC",
+                    help="the mask's native-resolution refinement (edgecalc.runtime.refine_mask): 'default' "
+                         "(what analyze and live use), 'off' (the model's mask as it is), or name=value,... "
+                         "(the default with those fields changed, e.g. trim_fraction=0.6,window_mm=4)")
     ap.add_argument("--limit", type=int, default=None, help="only the first N images")
     ap.add_argument("--out", type=Path, default=None, help="write the report (with per-image rows) as JSON here")
     args = ap.parse_args(argv)
     from rich.progress import Progress
+
+    from edgecalc.runtime.refine_mask import Refinement
+
+    try:
+        refinement = Refinement.parse(args.refine)
+    except ValueError as exc:
+        print(f"error: --refine: {exc}", file=sys.stderr)
+        return 2
 
     analyzer = None
     if not args.oracle:
@@ -226,6 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         from edgecalc.runtime.live.build import build_pipeline
 
         setup = build_pipeline(args.bundle, backend=args.backend, precision=args.precision, crop="manual")
+        setup.pipeline.refinement = refinement
         analyzer = StillAnalyzer(setup.pipeline, LearnedLocator(threads=1).locate)
     try:
         n = len(load_truth(args.data, args.frames)[:args.limit])

@@ -47,6 +47,7 @@ import numpy as np
 
 from edgecalc.data.measure import longest_diameter
 from edgecalc.data.preprocess import to_gray_u8
+from edgecalc.runtime.refine_mask import Refinement, refine_mask
 
 #: (x, y): millimetres per pixel along a row (column spacing) and along a column (row spacing).
 Spacing = tuple[float, float]
@@ -305,13 +306,16 @@ def quantify(gray: np.ndarray, mask: np.ndarray, nodule: np.ndarray | Box | None
 
 def quantify_in_frame(gray: np.ndarray, mask_values: np.ndarray, mask_origin: tuple[int, int],
                       nodule: np.ndarray | Box | None, spacing_mm: Spacing | None,
-                      limit: Box | None = None, min_area_px: int | None = None) -> NoduleFoci:
+                      limit: Box | None = None, min_area_px: int | None = None, *,
+                      prob: np.ndarray | None = None, refinement: Refinement | None = None) -> NoduleFoci:
     """``quantify`` on the part of a frame the crop's mask covers, extended downward by the shadow band.
 
     ``mask_values`` (bool) lies in the frame with its top-left pixel at ``mask_origin`` (a CropMap);
     ``nodule`` is a frame-sized mask or a box in frame pixels; ``limit`` (x, y, w, h, e.g. the scan
     area) keeps the shadow band off the screen's furniture. Nothing frame-sized is allocated, so the
-    live loop can call it on every frame.
+    live loop can call it on every frame. With ``refinement`` and ``prob`` (the model's probabilities,
+    ``mask_values``' shape and place), the components counted are those of the mask refined on the
+    frame's own pixels (``edgecalc.runtime.refine_mask``) instead of ``mask_values``.
     """
     spacing = check_spacing(spacing_mm)
     H, W = gray.shape[:2]
@@ -326,11 +330,21 @@ def quantify_in_frame(gray: np.ndarray, mask_values: np.ndarray, mask_origin: tu
         return NoduleFoci((), spacing)
     win = np.zeros((wy1 - wy0, wx1 - wx0), bool)
     sub = mask_values.astype(bool)[max(0, wy0 - y0):wy1 - y0, max(0, wx0 - x0):wx1 - x0]
-    win[max(0, y0 - wy0):max(0, y0 - wy0) + sub.shape[0], max(0, x0 - wx0):max(0, x0 - wx0) + sub.shape[1]] = sub
+    place = (slice(max(0, y0 - wy0), max(0, y0 - wy0) + sub.shape[0]),
+             slice(max(0, x0 - wx0), max(0, x0 - wx0) + sub.shape[1]))
+    win[place] = sub
     if isinstance(nodule, np.ndarray):
         nod = nodule[wy0:wy1, wx0:wx1].astype(bool)
     elif nodule is not None:
         nod = (int(nodule[0]) - wx0, int(nodule[1]) - wy0, int(nodule[2]), int(nodule[3]))
     else:
         nod = None
-    return quantify(to_gray_u8(gray[wy0:wy1, wx0:wx1]), win, nod, spacing, origin=(wx0, wy0), min_area_px=min_area_px)
+    gray_win = to_gray_u8(gray[wy0:wy1, wx0:wx1])
+    if refinement is not None and prob is not None:
+        if prob.shape[:2] != mask_values.shape[:2]:
+            raise ValueError(f"prob {prob.shape} must have the mask's shape {mask_values.shape}")
+        p = np.zeros(win.shape, np.float32)
+        p[place] = prob[max(0, wy0 - y0):wy1 - y0, max(0, wx0 - x0):wx1 - x0]
+        search = nod if isinstance(nod, np.ndarray) or nod is None else ellipse_in_box(win.shape, nod)
+        win = refine_mask(gray_win, p, spacing, refinement, search)
+    return quantify(gray_win, win, nod, spacing, origin=(wx0, wy0), min_area_px=min_area_px)

@@ -4,7 +4,8 @@ Holoscan's ultrasound app chains source -> format conversion -> inference -> pos
 overlay; this is the middle of that chain for one frame, with no threads and no I/O, so it can be
 timed and tested on its own. The preprocessing is `edgecalc.data.preprocess.preprocess`, the very
 function training used. The mask's calcifications are measured on the frame
-(`edgecalc.runtime.quantify`, with `spacing_mm` when known) and, where the decision calls
+(`edgecalc.runtime.quantify`, with `spacing_mm` when known; each component first trimmed to the
+focus the frame's own pixels show, `refinement`, `edgecalc.runtime.refine_mask`) and, where the decision calls
 calcification, shown on the HUD, smoothed like the decision; the HUD panel goes outside the scan
 areas, which are looked up every `scan_area_every` frames.
 """
@@ -25,6 +26,7 @@ from edgecalc.runtime.live.decision import DecisionSmoother, FociSmoother, Smoot
 from edgecalc.runtime.source.frame_check import frame_problem
 from edgecalc.runtime.live.overlay import CropMap, HudPlacer, OverlayOptions, crop_map, draw_overlay
 from edgecalc.runtime.quantify import NoduleFoci, Spacing, check_spacing, quantify_in_frame
+from edgecalc.runtime.refine_mask import DEFAULT_REFINEMENT, Refinement
 from edgecalc.runtime.locate.scan_area import find_scan_areas
 
 #: Which attention channel the overlay shows: Grid-AG 3, closest to the output (the paper's figure).
@@ -112,6 +114,8 @@ class FramePipeline:
     foci_smoother: FociSmoother | None = None
     place_hud: bool = True  #: HUD panel outside the scan areas (False: the fixed corners)
     scan_area_every: int = 20  #: frames between two scan-area look-ups (the shadow band's limit, the HUD's place)
+    #: measure the calcifications on the mask refined at the frame's own resolution (None: the model's mask as it is)
+    refinement: Refinement | None = DEFAULT_REFINEMENT
 
     def __post_init__(self) -> None:
         if self.smoother is None:
@@ -193,7 +197,8 @@ class FramePipeline:
                 areas = self.scan_areas(prepared.image, res.index)
                 res.foci = quantify_in_frame(prepared.image, res.mask_map.values, res.mask_map.origin,
                                              prepared.nodule if prepared.nodule is not None else res.box,
-                                             self.spacing_mm, limit=_area_holding(areas, res.crop))
+                                             self.spacing_mm, limit=_area_holding(areas, res.crop),
+                                             prob=prob.values, refinement=self.refinement)
                 called = res.called_foci()
                 res.shown_foci = self.foci_smoother.update(called.count, called.largest, called.kinds, called.units)
         else:
