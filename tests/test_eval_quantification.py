@@ -57,3 +57,9 @@ def test_the_shipped_model_is_scored_on_crops_and_frames(tiny):
         for key in ("count_within_1", "points_exact_positives", "points_exact_negatives"):
             assert rep[key] is None or 0.0 <= rep[key] <= 1.0
         assert all(r["count"] >= 0 and r["matched"] <= min(r["count"], r["true_count"]) for r in rep["per_image"])
+
+
+def test_a_bad_refinement_is_refused_by_name(tiny, capsys):
+    assert main([str(tiny), "--oracle", "--refine", "bogus=1"]) == 2
+    err = capsys.readouterr().err
+    assert "--refine" in err and "bogus" in err

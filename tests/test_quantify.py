@@ -179,7 +179,7 @@ def test_the_trim_measures_the_focus_not_the_coarse_mask_and_keeps_the_count():
     without the refinement the blob's size comes back."""
     gray = _spots([(60, 60)], sigma_px=2.0)
     prob = _blob_prob(gray.shape, (60, 60), 10)
-    ref = Refinement(trim_fraction=0.5)
+    ref = Refinement(trim_fraction=0.5, smooth_mm=0.15)
     refined = quantify_in_frame(gray, prob > 0.5, (0, 0), None, (SP, SP), prob=prob, refinement=ref)
     plain = quantify_in_frame(gray, prob > 0.5, (0, 0), None, (SP, SP))
     assert refined.count == plain.count == 1
@@ -233,9 +233,10 @@ def test_refine_mask_checks_its_input_and_returns_the_model_mask_where_there_is_
     with pytest.raises(ValueError, match="shape"):
         refine_mask(gray, np.zeros((5, 5), np.float32), (SP, SP), Refinement())
     assert not refine_mask(gray, np.zeros(gray.shape, np.float32), (SP, SP), Refinement()).any()
-    # without spacing the windows take NO_SPACING_MM_PER_PX; the result is a mask all the same
     prob = _blob_prob(gray.shape, (30, 30), 8)
-    assert refine_mask(gray, prob, None, Refinement()).sum() < (prob > 0.5).sum()
+    assert refine_mask(gray, prob, (SP, SP), Refinement()).sum() < (prob > 0.5).sum()
+    # without spacing the windows have no physical scale: the model's mask stays as it is
+    assert np.array_equal(refine_mask(gray, prob, None, Refinement()), prob > 0.5)
 
 
 def test_refinement_parse_and_the_default():

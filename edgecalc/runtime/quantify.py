@@ -345,6 +345,8 @@ def quantify_in_frame(gray: np.ndarray, mask_values: np.ndarray, mask_origin: tu
             raise ValueError(f"prob {prob.shape} must have the mask's shape {mask_values.shape}")
         p = np.zeros(win.shape, np.float32)
         p[place] = prob[max(0, wy0 - y0):wy1 - y0, max(0, wx0 - x0):wx1 - x0]
-        search = nod if isinstance(nod, np.ndarray) or nod is None else ellipse_in_box(win.shape, nod)
+        search = None
+        if refinement.search_nodule:
+            search = nod if isinstance(nod, np.ndarray) or nod is None else ellipse_in_box(win.shape, nod)
         win = refine_mask(gray_win, p, spacing, refinement, search)
     return quantify(gray_win, win, nod, spacing, origin=(wx0, wy0), min_area_px=min_area_px)

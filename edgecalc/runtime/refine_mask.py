@@ -22,9 +22,9 @@ focus. The crop's own gray pixels, at full resolution, show the focus itself. Th
 - **split** (``split_mm`` > 0; measured, not adopted): components split at separate intensity maxima
   at least ``split_mm`` apart (a marker watershed on the smoothed gray), before the trim.
 
-Lengths are in millimetres where the pixel spacing is known; without spacing they are taken at
-``NO_SPACING_MM_PER_PX`` mm per pixel, a scale for the windows only (``quantify`` still reports
-pixels and no millimetre is invented). The defaults were chosen on phantom seed 77 only.
+Lengths are in millimetres. Without a pixel spacing the mask is left as the model drew it: the
+windows would have no physical scale, and the parameters were chosen (on phantom seed 77 only, with
+its spacing known) in millimetres.
 """
 
 from __future__ import annotations
@@ -33,10 +33,6 @@ from dataclasses import dataclass, fields
 
 import cv2
 import numpy as np
-
-#: Without a pixel spacing, the refinement's window sizes assume this many mm per pixel (the phantom
-#: frames' spacing); it scales the windows only and never becomes a reported size.
-NO_SPACING_MM_PER_PX = 0.13
 
 
 @dataclass(frozen=True)
@@ -50,7 +46,7 @@ class Refinement:
     #: the local mean (a focus out of the speckle); elsewhere the pixels say nothing of its size
     trim_min_contrast: float = 2.5
     window_mm: float = 6.0  #: local mean (and standard deviation) window
-    smooth_mm: float = 0.15  #: Gaussian sigma on the gray before any test (0: none)
+    smooth_mm: float = 0.2  #: Gaussian sigma on the gray before any test (0: none)
     k: float | None = None  #: bright test: local mean + k x std (None: no bright test)
     region_threshold: float = 0.3
     dilate_mm: float = 0.2
@@ -67,7 +63,7 @@ class Refinement:
         if not 0.0 <= self.trim_fraction < 1.0:
             raise ValueError(f"trim_fraction must lie in [0, 1); got {self.trim_fraction}")
         if self.window_mm <= 0 or min(self.dilate_mm, self.smooth_mm, self.split_mm, self.min_ratio,
-                                      self.new_min_area_mm2, self.new_min_ratio) < 0:
+                                      self.new_min_area_mm2, self.new_min_ratio, self.trim_min_contrast) < 0:
             raise ValueError(f"refinement lengths and ratios must be >= 0 (the window > 0); got {self}")
 
     @classmethod
@@ -116,14 +112,17 @@ def refine_mask(gray: np.ndarray, prob: np.ndarray, spacing_mm: tuple[float, flo
                 params: Refinement, nodule: np.ndarray | None = None) -> np.ndarray:
     """The refined calcification mask (bool, ``gray``'s shape) from the crop's gray (2-D uint8) and the
     model's probabilities upsampled to the same pixels (float, 0 where the model did not look);
-    ``nodule`` (bool, the same shape) is searched too where ``params.search_nodule``."""
+    ``nodule`` (bool, the same shape) is searched too where ``params.search_nodule``. Without
+    ``spacing_mm`` (x, y mm per pixel), the model's mask unchanged."""
     gray = np.asarray(gray)
     prob = np.asarray(prob, dtype=np.float32)
     if gray.ndim != 2 or prob.shape != gray.shape:
         raise ValueError(f"refine_mask needs a 2-D gray image and a probability map of its shape; "
                          f"got {gray.shape} and {prob.shape}")
-    mm = float(np.mean(spacing_mm)) if spacing_mm is not None else NO_SPACING_MM_PER_PX
     model = prob > params.model_threshold
+    if spacing_mm is None:
+        return model
+    mm = float(np.mean(spacing_mm))
     region = model.astype(np.uint8)
     if params.k is not None:
         region = (prob > params.region_threshold).astype(np.uint8)
