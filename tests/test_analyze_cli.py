@@ -83,6 +83,28 @@ def test_bad_arguments_exit_2(tmp_path):
     (tmp_path / "x.png").write_bytes(b"")
     assert runner.invoke(app, ["analyze", str(tmp_path / "missing")]).exit_code == 2
     assert runner.invoke(app, ["analyze", str(tmp_path), "--mm-per-px", "-1"]).exit_code == 2
+    res = runner.invoke(app, ["analyze", str(tmp_path), "--refine", "bogus=1"], env={"COLUMNS": "200"})
+    assert res.exit_code == 2 and "Invalid value for '--refine'" in res.output and "trim_fraction" in res.output
+    res = runner.invoke(app, ["live", "--source", "phantom", "--headless", "--refine", "trim_fraction=2"], env={"COLUMNS": "200"})
+    assert res.exit_code == 2 and "Invalid value for '--refine'" in res.output
+
+
+@needs_bundle
+def test_refine_off_measures_the_model_mask_as_drawn(tmp_path):
+    """--refine off gives the model's components as drawn; the default trims them to their focus: the same
+    foci, each no larger (the trim keeps a piece of the component)."""
+    cv2.imwrite(str(tmp_path / "f.png"), _frame())
+    reports = {}
+    for refine in ("off", "default"):
+        js = tmp_path / f"{refine}.json"
+        res = runner.invoke(app, ["analyze", str(tmp_path / "f.png"), "--out", str(tmp_path / f"{refine}.csv"),
+                                  "--json", str(js), "--mm-per-px", "0.13", "--backend", "onnxruntime", "--refine", refine])
+        assert res.exit_code == 0, res.output
+        reports[refine] = json.loads(js.read_text())["rows"][0]["calcifications"]
+    off, trimmed = reports["off"], reports["default"]
+    assert len(off) == len(trimmed) >= 1
+    sizes = [(a["longest_mm"], b["longest_mm"]) for a, b in zip(off, trimmed)]
+    assert all(b <= a for a, b in sizes) and any(b < a for a, b in sizes), sizes
 
 
 @needs_bundle

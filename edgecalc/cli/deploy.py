@@ -73,6 +73,7 @@ def live(
     mm_per_px: Optional[float] = typer.Option(None, "--mm-per-px", help="Pixel spacing of the "
                                               "frames (mm per pixel, square pixels) for the HUD's calcification sizes; "
                                               "default: the source's own (a DICOM file's), else sizes in pixels."),
+    refine: str = opt.REFINE,
 ) -> None:
     """Run the model live on frames from a camera, file, stream or the phantom, with the overlay."""
     run(live_command, **locals())
@@ -200,6 +201,7 @@ def analyze(
     margin: float = typer.Option(0.1, "--margin", min=0.0, help="Crop margin around the nodule, as a share of its "
                                  "long side (the runtime's default)."),
     threads: int = opt.ENGINE_THREADS,
+    refine: str = opt.REFINE,
 ) -> None:
     """The whole cart path on stills: scan area, nodule locator, crop, model and calcification quantification
     (count, largest size, kinds, ACR TI-RADS echogenic-foci points), one row per image.

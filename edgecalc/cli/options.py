@@ -30,6 +30,7 @@ from edgecalc.runtime.commands import LOCATORS
 from edgecalc.runtime.engine.formats import BACKEND_CHOICES, BENCH_BACKENDS, PRECISIONS as RUNTIME_PRECISIONS, choices_help
 from edgecalc.runtime.live.modes import CROP_MODES, LOOP_MODES
 from edgecalc.runtime.locate.cropper import parse_roi
+from edgecalc.runtime.refine_mask import Refinement
 from edgecalc.train.config import (AUGMENTS, OPTIMIZERS, PRECISIONS as TRAIN_PRECISIONS, RECIPES, SCHEDULES, SEG_LOSSES,
                                    TRAIN_DEFAULTS, recipe_help, recipe_summary)
 
@@ -154,6 +155,8 @@ def checked_by(check: Callable[[str], Any], option: str) -> Callable[[str], str]
 
 #: ``live --roi x,y,w,h``: runtime/locate/cropper.py's parse_roi (integers, x, y >= 0, w, h > 0).
 roi = checked_by(parse_roi, "--roi")
+#: ``live / analyze --refine``: runtime/refine_mask.py's Refinement.parse (off, default, or NAME=VALUE,...).
+refinement = checked_by(Refinement.parse, "--refine")
 #: ``data phantom --set KEY=VALUE``: data/phantom/config.py's config_with (KEY a PhantomConfig field, VALUE JSON of
 #: that field's type; an unknown KEY is refused with the list of fields).
 phantom_setting = checked_by(lambda text: config_with(sets=[text]), "--set")
@@ -273,3 +276,12 @@ PRECISION_RUN = typer.Option("fp32", "--precision", help=f"{choices_help(RUNTIME
 ENGINE_THREADS = typer.Option(0, "--threads", min=0, help="CPU threads for the engine (0 = the engine's default).")
 LOCATOR = typer.Option("learned", "--locator", help="learned (the shipped network) | classical (the "
                        "dark-blob baseline).")
+
+#: The calcification mask refined at the crop's native resolution before it is measured (``live``, ``analyze``).
+REFINE = typer.Option("default", "--refine", parser=refinement, metavar="off|default|NAME=VALUE,...",
+                      help="The calcification mask, before its foci are counted and measured: 'default' trims each "
+                      "of the model's components to the focus its frame's own pixels show (sizes and kinds; needs "
+                      "the pixel spacing, else nothing is trimmed); 'off' measures the model's mask as drawn; "
+                      "NAME=VALUE,... changes parameters of runtime/refine_mask.py's Refinement "
+                      "(docs/quantification.md).")
+

@@ -67,7 +67,7 @@ def locate_command(console: Any, images: Path, out: Path | None, overlay: Path |
 
 def analyze_command(console: Any, images: Path, out: Path | None, json_out: Path | None, overlay: Path | None,
                     mm_per_px: float | None, bundle: Path | None, backend: str, precision: str, locator: str,
-                    margin: float, threads: int) -> int:
+                    margin: float, threads: int, refine: str = "default") -> int:
     """Scan area, locator, crop, model and quantification per still; the report as CSV (and JSON); exit 0
     when an image was analyzed, else 1."""
     from rich.markup import escape
@@ -77,14 +77,17 @@ def analyze_command(console: Any, images: Path, out: Path | None, json_out: Path
     from edgecalc.runtime.engine.backends import BackendUnavailable
     from edgecalc.runtime.engine.bundle import BundleError
     from edgecalc.runtime.live.build import build_pipeline
+    from edgecalc.runtime.refine_mask import Refinement
 
     try:
         if mm_per_px is not None and not mm_per_px > 0:
             raise ValueError(f"--mm-per-px must be a positive number of millimetres per pixel; got {mm_per_px}")
         paths = list_inputs(images)
         locate_fn = locator_function(locator)
+        refinement = Refinement.parse(refine)
         setup = build_pipeline(bundle, backend=backend, precision=precision, crop="manual", margin=margin,
                                threads=threads)
+        setup.pipeline.refinement = refinement
     except (BundleError, BackendUnavailable, ValueError, FileNotFoundError) as exc:
         raise CommandError(str(exc)) from exc
     if not paths:

@@ -17,7 +17,8 @@ def live_command(console: Any, camera: int | None, source: str | None, bundle: P
                  precision: str, crop: str, roi: str | None, margin: float, extent: bool, locator_every: int,
                  headless: bool, record: Path | None, record_segment: float, log: Path | None, snapshots: Path, snapshot_every: int,
                  max_frames: int | None, realtime: bool | None, fps: float | None, phantom_frames: int, threads: int,
-                 loop: str, attention: bool, summary_json: Path | None, mm_per_px: float | None) -> None:
+                 loop: str, attention: bool, summary_json: Path | None, mm_per_px: float | None,
+                 refine: str = "default") -> None:
     """Open the source and the engine, run the live loop, print (and write) the end-of-run summary."""
     from rich.markup import escape
 
@@ -28,6 +29,7 @@ def live_command(console: Any, camera: int | None, source: str | None, bundle: P
     from edgecalc.runtime.live.modes import LOOP_MODES
     from edgecalc.runtime.live.build import build_pipeline
     from edgecalc.runtime.live.recorder import DEFAULT_FPS, Recorder
+    from edgecalc.runtime.refine_mask import Refinement
 
     try:
         if loop not in LOOP_MODES:
@@ -38,9 +40,11 @@ def live_command(console: Any, camera: int | None, source: str | None, bundle: P
             headless = True
         if crop == "manual" and headless:
             raise ValueError("--crop manual needs a window to draw the box in; use --crop auto or fixed when headless")
+        refinement = Refinement.parse(refine)
         setup = build_pipeline(bundle, backend=backend, precision=precision, crop=crop, roi=roi, margin=margin,
                                locator_every=locator_every, threads=threads, show_attention=attention,
                                extent=extent)
+        setup.pipeline.refinement = refinement
     except (SourceError, BundleError, BackendUnavailable, ValueError, FileNotFoundError) as exc:
         raise CommandError(str(exc)) from exc
     if mm_per_px is not None:
