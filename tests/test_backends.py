@@ -60,7 +60,7 @@ def test_unknown_backend_and_bad_input(tiny_model_files):
 
 
 CPU_BACKENDS = [("onnxruntime", "model.onnx", "session"), ("torchscript", "model.ts", "module"),
-                pytest.param("openvino", "model.onnx", "request", marks=pytest.mark.skipif(
+                pytest.param("openvino", "model.onnx", "compiled", marks=pytest.mark.skipif(
                     importlib.util.find_spec("openvino") is None, reason="openvino is not installed (pip install 'edgecalc[openvino]')"))]
 
 
