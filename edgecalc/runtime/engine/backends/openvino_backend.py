@@ -56,16 +56,8 @@ class OpenVinoBackend(InferenceBackend):
         self.input_name, self.output_names = inputs[0], outputs
 
     def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        self.require_open()
         res = self.request.infer({0: as_input_batch(batch)})
         return {name: np.asarray(res[i], dtype=np.float32) for i, name in enumerate(self.output_names)}
-
-    def close(self) -> None:
-        # the request holds the compiled model, which holds the plugin's weights and thread pool: dropping
-        # both lets OpenVINO free them now instead of whenever the backend object is collected
-        self.request = None
-        self.compiled = None
-        super().close()
 
 
 def onnx_io_names(path: Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
