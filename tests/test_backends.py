@@ -57,3 +57,36 @@ def test_unknown_backend_and_bad_input(tiny_model_files):
     with open_backend("onnxruntime", d / "model.onnx") as be:
         with pytest.raises(ValueError, match="NCHW"):
             be.infer(x[0])
+
+
+CPU_BACKENDS = [("onnxruntime", "model.onnx", "session"), ("torchscript", "model.ts", "module"),
+                pytest.param("openvino", "model.onnx", "compiled", marks=pytest.mark.skipif(
+                    importlib.util.find_spec("openvino") is None, reason="openvino is not installed (pip install 'edgecalc[openvino]')"))]
+
+
+@pytest.mark.parametrize("name, file, handle", CPU_BACKENDS)
+def test_close_drops_the_engine_and_a_closed_backend_refuses_to_infer(tiny_model_files, name, file, handle):
+    """close() lets go of what holds the engine (no object keeps it alive); infer after it is a clear error."""
+    import gc
+    import weakref
+
+    from edgecalc.runtime.engine.backends import BackendClosed
+
+    d, x, ref = tiny_model_files
+    be = open_backend(name, d / file, threads=1)
+    check_close(be.infer(x), ref)
+    try:
+        engine = weakref.ref(getattr(be, handle))
+    except TypeError:  # an engine type without weak references: at least the backend's handle must be gone
+        engine = None
+    be.close()
+    gc.collect()
+    assert be.closed and getattr(be, handle) is None
+    if engine is not None:
+        assert engine() is None, f"the {name} engine outlived close()"
+    with pytest.raises(BackendClosed, match=f"the {name} backend was closed"):
+        be.infer(x)
+    be.close()  # twice is fine
+    with open_backend(name, d / file, threads=1) as again:
+        pass
+    assert again.closed

@@ -27,6 +27,7 @@ from edgecalc.bench.results import BenchReport, Row
 from edgecalc.bench.row import RowSpec
 from edgecalc.data.preprocess import preprocess_batch, resize_mask, to_gray_u8
 from edgecalc.machine import cpu_name, nvidia_smi_gpu
+from edgecalc.runtime.engine.backends.signal_stack import keeping_signal_stack
 from edgecalc.runtime.engine.bundle import Bundle, BundleError, current_engine_target, load_bundle, sha256_file
 from edgecalc.runtime.engine.formats import BENCH_BACKENDS, formats_of, install_hint, precisions_of
 
@@ -170,7 +171,8 @@ def _openvino_bf16() -> bool:
     try:
         import openvino as ov
 
-        return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+        with keeping_signal_stack():  # loading the CPU plugin swaps in a stack it unmaps later (signal_stack.py)
+            return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
     except Exception:  # noqa: BLE001
         return False
 

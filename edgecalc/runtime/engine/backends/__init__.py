@@ -10,7 +10,7 @@ import importlib
 from pathlib import Path
 from typing import Any
 
-from edgecalc.runtime.engine.backends.base import BackendUnavailable, InferenceBackend, as_input_batch
+from edgecalc.runtime.engine.backends.base import BackendClosed, BackendUnavailable, InferenceBackend, as_input_batch
 from edgecalc.runtime.engine.formats import BACKEND_TABLE
 
 #: backend name -> (module, class), from the one table (``engine/formats.py``). The preference of
@@ -26,4 +26,4 @@ def open_backend(name: str, model_path: str | Path, **options: Any) -> Inference
     return getattr(importlib.import_module(module), cls)(model_path, **options)
 
 
-__all__ = ["BACKENDS", "BackendUnavailable", "InferenceBackend", "as_input_batch", "open_backend"]
+__all__ = ["BACKENDS", "BackendClosed", "BackendUnavailable", "InferenceBackend", "as_input_batch", "open_backend"]

@@ -16,8 +16,13 @@ class BackendUnavailable(RuntimeError):
     """This backend cannot run here; the message names the missing piece."""
 
 
+class BackendClosed(RuntimeError):
+    """``infer`` on a backend after its ``close``: the engine's handles are gone."""
+
+
 class InferenceBackend(ABC):
-    """A loaded model. Subclasses set `name`, `precision`, `input_name`, `output_names`."""
+    """A loaded model. Subclasses set `name`, `precision`, `input_name`, `output_names`; their ``close``
+    drops what holds the engine (session, compiled model, device memory) and calls this class's."""
 
     name: str = "?"
     precision: str = "fp32"
@@ -26,13 +31,23 @@ class InferenceBackend(ABC):
     #: The model call runs on a GPU, leaving the CPU free meanwhile: the live loop then overlaps it
     #: with the next frame's crop and the last frame's overlay (``LiveOptions(pipelined=None)``).
     on_gpu: bool = False
+    #: Set by ``close``: engine selection closes the engines it tried and did not pick, the live loop its
+    #: own on every way out, so a closed one must fail loudly rather than run on stale handles.
+    closed: bool = False
 
     @abstractmethod
     def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         """Run one float32 (N, C, H, W) batch; return every output by name as float32 numpy."""
 
     def close(self) -> None:
-        """Release engine resources (device memory, sessions)."""
+        """Release engine resources (device memory, sessions); ``infer`` afterwards raises :class:`BackendClosed`.
+        Safe to call more than once."""
+        self.closed = True
+
+    def require_open(self) -> None:
+        """Raise :class:`BackendClosed` when ``close`` was called (every ``infer`` starts with this)."""
+        if self.closed:
+            raise BackendClosed(f"the {self.name} backend was closed; open the bundle again to infer")
 
     def describe(self) -> str:
         return f"{self.name} {self.precision}"

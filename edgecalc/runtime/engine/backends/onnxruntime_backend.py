@@ -57,8 +57,13 @@ class OnnxRuntimeBackend(InferenceBackend):
         self.model_path = path
 
     def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        self.require_open()
         outs = self.session.run(list(self.output_names), {self.input_name: as_input_batch(batch)})
         return {n: np.asarray(o, dtype=np.float32) for n, o in zip(self.output_names, outs)}
+
+    def close(self) -> None:
+        self.session = None  # the session owns the model's weights and its thread pools
+        super().close()
 
     def describe(self) -> str:
         return f"onnxruntime {self.precision} ({self.providers[0]})"

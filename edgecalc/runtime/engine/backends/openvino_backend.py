@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from edgecalc.runtime.engine.backends.base import BackendUnavailable, InferenceBackend, as_input_batch
+from edgecalc.runtime.engine.backends.signal_stack import keeping_signal_stack
 from edgecalc.runtime.engine.bundle import BundleError, check_onnx_file
 
 
@@ -33,20 +34,23 @@ class OpenVinoBackend(InferenceBackend):
         path = Path(model_path)
         if not path.is_file():
             raise FileNotFoundError(f"ONNX model {path} not found")
-        core = ov.Core()
-        if device not in core.available_devices:
-            raise BackendUnavailable(f"OpenVINO device {device} not available (have {core.available_devices})")
-        config: dict[str, object] = {"PERFORMANCE_HINT": "LATENCY"}
-        if threads:
-            config["INFERENCE_NUM_THREADS"] = int(threads)
-        config["INFERENCE_PRECISION_HINT"] = inference_precision or "f32"
         check_onnx_file(path)  # its external data, if any, must lie beside it: checked before OpenVINO reads
-        try:
-            self.compiled = core.compile_model(core.read_model(str(path)), device, config)
-        except (RuntimeError, ValueError) as exc:  # malformed models: RuntimeError; a name that is not UTF-8: UnicodeDecodeError
-            raise BundleError(f"OpenVINO cannot load {path}: {exc}") from exc
+        # OpenVINO's CPU plugin and each compiled model swap in a signal stack of their own, which they unmap
+        # when freed: freed out of order, they would leave this thread's stack unmapped (signal_stack.py)
+        with keeping_signal_stack():
+            core = ov.Core()
+            if device not in core.available_devices:
+                raise BackendUnavailable(f"OpenVINO device {device} not available (have {core.available_devices})")
+            config: dict[str, object] = {"PERFORMANCE_HINT": "LATENCY"}
+            if threads:
+                config["INFERENCE_NUM_THREADS"] = int(threads)
+            config["INFERENCE_PRECISION_HINT"] = inference_precision or "f32"
+            try:
+                self.compiled = core.compile_model(core.read_model(str(path)), device, config)
+            except (RuntimeError, ValueError) as exc:  # malformed models: RuntimeError; a name that is not UTF-8: UnicodeDecodeError
+                raise BundleError(f"OpenVINO cannot load {path}: {exc}") from exc
+            self.request = self.compiled.create_infer_request()
         self.on_gpu = device.upper().startswith("GPU")
-        self.request = self.compiled.create_infer_request()
         self.precision = inference_precision or precision
         inputs, outputs = onnx_io_names(path)
         if len(outputs) != len(self.compiled.outputs) or len(inputs) != len(self.compiled.inputs):
@@ -56,8 +60,16 @@ class OpenVinoBackend(InferenceBackend):
         self.input_name, self.output_names = inputs[0], outputs
 
     def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        self.require_open()
         res = self.request.infer({0: as_input_batch(batch)})
         return {name: np.asarray(res[i], dtype=np.float32) for i, name in enumerate(self.output_names)}
+
+    def close(self) -> None:
+        # the request holds the compiled model, which holds the plugin's weights and thread pool: dropping
+        # both lets OpenVINO free them now instead of whenever the backend object is collected
+        self.request = None
+        self.compiled = None
+        super().close()
 
 
 def onnx_io_names(path: Path) -> tuple[tuple[str, ...], tuple[str, ...]]:

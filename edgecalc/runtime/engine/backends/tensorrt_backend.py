@@ -116,6 +116,7 @@ class TensorRTBackend(InferenceBackend):
         self.last_gpu_ms: float | None = None
 
     def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        self.require_open()
         cudart = self._cudart
         x = as_input_batch(batch)
         if not (self.min_batch <= x.shape[0] <= self.max_input_shape[0]) or x.shape[1:] != self.max_input_shape[1:]:
@@ -148,6 +149,7 @@ class TensorRTBackend(InferenceBackend):
     def close(self) -> None:
         cudart = getattr(self, "_cudart", None)
         if cudart is None:
+            super().close()
             return
         for b in getattr(self, "bindings", {}).values():
             cudart.cudaFree(b.device)
@@ -160,3 +162,4 @@ class TensorRTBackend(InferenceBackend):
             cudart.cudaStreamDestroy(self.stream)
             self.stream = None
         self._cudart = None
+        super().close()

@@ -34,9 +34,16 @@ class TorchScriptBackend(InferenceBackend):
         self.output_names = tuple(output_names)
 
     def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        self.require_open()
         torch = self._torch
         with torch.inference_mode():
             outs = self.module(torch.from_numpy(as_input_batch(batch)).to(self.device))
         if not isinstance(outs, (tuple, list)):
             outs = (outs,)
         return {n: o.float().cpu().numpy() for n, o in zip(self.output_names, outs)}
+
+    def close(self) -> None:
+        self.module = None  # the module's parameters (on the GPU when device is cuda)
+        if self.on_gpu:
+            self._torch.cuda.empty_cache()  # hand the freed blocks back to the driver, not only to torch's cache
+        super().close()
