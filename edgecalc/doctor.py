@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edgecalc.machine import cpu_name, nvidia_smi_gpu, try_import
+from edgecalc.runtime.engine.backends.signal_stack import keeping_signal_stack
 from edgecalc.runtime.engine.formats import TORCH_BACKENDS, formats_of, install_hint, precisions_of
 
 
@@ -74,158 +75,202 @@ def _dicom_library() -> LibraryInfo:
     return LibraryInfo("pydicom", pydicom.__version__, "; ".join(parts))
 
 
-def collect_report() -> DoctorReport:
-    """Probe the environment and decide every backend x precision row."""
-    rep = DoctorReport()
-    libs = rep.libraries
-    libs.append(LibraryInfo("python", platform.python_version(), f"{sys.executable}"))
-    libs.append(LibraryInfo("platform", platform.platform(),
-                            f"{cpu_name()}, {os.cpu_count()} logical cores"))
+@dataclass
+class Probes:
+    """What the backend rows are decided from: each engine's module (None when absent) and why not.
 
+    Filled by :func:`probe` from this environment; a test fills it by hand to check the rows' logic
+    for machines it is not running on (no torch, a GPU, TensorRT present).
+    """
+
+    torch: Any = None
+    torch_why: str = ""
+    torch_cuda: bool = False
+    gpu: str | None = None
+    gpu_reason: str = ""
+    ort: Any = None
+    ort_why: str = ""
+    providers: list[str] = field(default_factory=list)
+    ov: Any = None
+    ov_why: str = ""
+    ov_devices: list[str] = field(default_factory=list)
+    ov_caps: list[str] = field(default_factory=list)
+    trt: Any = None
+    trt_why: str = ""
+    cudart: Any = None
+    cudart_why: str = ""
+
+
+def _base_libraries() -> list[LibraryInfo]:
+    """Python, the platform, edgecalc, numpy and OpenCV (with its GUI backend: `live` needs one to show)."""
     import edgecalc
-    libs.append(LibraryInfo("edgecalc", edgecalc.__version__))
 
+    libs = [LibraryInfo("python", platform.python_version(), f"{sys.executable}"),
+            LibraryInfo("platform", platform.platform(), f"{cpu_name()}, {os.cpu_count()} logical cores"),
+            LibraryInfo("edgecalc", edgecalc.__version__)]
     np, why = try_import("numpy")
     libs.append(LibraryInfo("numpy", np.__version__ if np else None, why))
-
     cv2, why = try_import("cv2")
     cv_detail = why
     if cv2 is not None:
         gui = [ln.strip() for ln in cv2.getBuildInformation().splitlines() if ln.strip().startswith("GUI:")]
         cv_detail = gui[0] if gui else ""
     libs.append(LibraryInfo("opencv", cv2.__version__ if cv2 else None, cv_detail))
+    return libs
 
-    # --- GPU -------------------------------------------------------------------------------
-    gpu, gpu_reason = nvidia_smi_gpu()
 
-    # --- torch -----------------------------------------------------------------------------
-    torch, torch_why = try_import("torch")
-    torch_cuda = False
-    if torch is not None:
-        torch_cuda = bool(torch.cuda.is_available())
-        build = f"CUDA {torch.version.cuda} build" if torch.version.cuda else "CPU-only build"
-        detail = f"{build}; CUDA available: {torch_cuda}"
-        if torch_cuda and gpu is None:
-            gpu, gpu_reason = torch.cuda.get_device_name(0), ""
-        libs.append(LibraryInfo("torch", torch.__version__, detail))
+def _probe_torch(p: Probes) -> list[LibraryInfo]:
+    """torch and the GPU (nvidia-smi first; torch's CUDA names the GPU where nvidia-smi is missing)."""
+    p.gpu, p.gpu_reason = nvidia_smi_gpu()
+    p.torch, p.torch_why = try_import("torch")
+    if p.torch is None:
+        torch_lib = LibraryInfo("torch", None, f"{p.torch_why} ({install_hint('pytorch')})")
     else:
-        libs.append(LibraryInfo("torch", None, f"{torch_why} ({install_hint('pytorch')})"))
-    rep.gpu, rep.gpu_reason = gpu, gpu_reason
-    libs.append(LibraryInfo("CUDA GPU", gpu, gpu_reason))
+        p.torch_cuda = bool(p.torch.cuda.is_available())
+        build = f"CUDA {p.torch.version.cuda} build" if p.torch.version.cuda else "CPU-only build"
+        if p.torch_cuda and p.gpu is None:
+            p.gpu, p.gpu_reason = p.torch.cuda.get_device_name(0), ""
+        torch_lib = LibraryInfo("torch", p.torch.__version__, f"{build}; CUDA available: {p.torch_cuda}")
+    return [torch_lib, LibraryInfo("CUDA GPU", p.gpu, p.gpu_reason)]
 
-    # --- onnxruntime -----------------------------------------------------------------------
-    ort, ort_why = try_import("onnxruntime")
-    providers: list[str] = []
-    if ort is not None:
-        providers = list(ort.get_available_providers())
-        libs.append(LibraryInfo("onnxruntime", ort.__version__, "providers: " + ", ".join(providers)))
+
+def _probe_onnx(p: Probes) -> list[LibraryInfo]:
+    """onnxruntime with its execution providers, and onnx (export needs it)."""
+    p.ort, p.ort_why = try_import("onnxruntime")
+    if p.ort is not None:
+        p.providers = list(p.ort.get_available_providers())
+        ort_lib = LibraryInfo("onnxruntime", p.ort.__version__, "providers: " + ", ".join(p.providers))
     else:
-        libs.append(LibraryInfo("onnxruntime", None, ort_why))
-
+        ort_lib = LibraryInfo("onnxruntime", None, p.ort_why)
     onnx, onnx_why = try_import("onnx")
-    libs.append(LibraryInfo("onnx", onnx.__version__ if onnx else None,
-                            "" if onnx else f"{onnx_why} (needed to export; pip install 'edgecalc[train]')"))
+    return [ort_lib, LibraryInfo("onnx", onnx.__version__ if onnx else None,
+                                 "" if onnx else f"{onnx_why} (needed to export; pip install 'edgecalc[train]')")]
 
-    # --- OpenVINO --------------------------------------------------------------------------
-    ov, ov_why = try_import("openvino")
-    ov_devices: list[str] = []
-    ov_caps: list[str] = []
-    if ov is not None:
-        try:
-            core = ov.Core()
-            ov_devices = list(core.available_devices)
-            if "CPU" in ov_devices:
-                ov_caps = list(core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
-        except Exception as exc:  # noqa: BLE001 - report, never crash
-            ov_why = f"installed but Core() failed: {exc}"
-        libs.append(LibraryInfo("openvino", ov.get_version() if hasattr(ov, "get_version") else "?",
-                                "devices: " + ", ".join(ov_devices) + (
-                                    f"; CPU capabilities: {', '.join(ov_caps)}" if ov_caps else "")))
-    else:
-        libs.append(LibraryInfo("openvino", None, f"{ov_why} ({install_hint('openvino')})"))
 
-    # --- TensorRT + cuda-python ------------------------------------------------------------
-    trt, trt_why = try_import("tensorrt")
-    libs.append(LibraryInfo("tensorrt", trt.__version__ if trt else None,
-                            "" if trt else f"{trt_why} ({install_hint('tensorrt')})"))
-    cudart, cudart_why = try_import("cuda.bindings.runtime")
+def _probe_openvino(p: Probes) -> list[LibraryInfo]:
+    """OpenVINO's devices and its CPU's capabilities (BF16 decides the bf16 row)."""
+    p.ov, p.ov_why = try_import("openvino")
+    if p.ov is None:
+        return [LibraryInfo("openvino", None, f"{p.ov_why} ({install_hint('openvino')})")]
+    try:
+        with keeping_signal_stack():  # loading the CPU plugin swaps in a stack it unmaps later (signal_stack.py)
+            core = p.ov.Core()
+            p.ov_devices = list(core.available_devices)
+            if "CPU" in p.ov_devices:
+                p.ov_caps = list(core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+    except Exception as exc:  # noqa: BLE001 - report, never crash
+        p.ov_why = f"installed but Core() failed: {exc}"
+    caps = f"; CPU capabilities: {', '.join(p.ov_caps)}" if p.ov_caps else ""
+    return [LibraryInfo("openvino", p.ov.get_version() if hasattr(p.ov, "get_version") else "?",
+                        "devices: " + ", ".join(p.ov_devices) + caps)]
+
+
+def _probe_tensorrt(p: Probes) -> list[LibraryInfo]:
+    """TensorRT and cuda-python (the TensorRT backend needs both, and a GPU)."""
+    p.trt, p.trt_why = try_import("tensorrt")
+    p.cudart, p.cudart_why = try_import("cuda.bindings.runtime")
     cuda_py_version = None
-    if cudart is not None:
+    if p.cudart is not None:
         try:
             from importlib.metadata import version
 
             cuda_py_version = version("cuda-python")
         except Exception:  # noqa: BLE001
             cuda_py_version = "?"
-    libs.append(LibraryInfo("cuda-python", cuda_py_version,
-                            "" if cudart else f"{cudart_why} ({install_hint('tensorrt')})"))
+    return [LibraryInfo("tensorrt", p.trt.__version__ if p.trt else None,
+                        "" if p.trt else f"{p.trt_why} ({install_hint('tensorrt')})"),
+            LibraryInfo("cuda-python", cuda_py_version,
+                        "" if p.cudart else f"{p.cudart_why} ({install_hint('tensorrt')})")]
 
-    # --- DICOM input -----------------------------------------------------------------------
-    libs.append(_dicom_library())
 
-    # --- backend x precision: the rows of the one table (runtime/engine/formats.py) --------
-    add = rep.backends.append
-    no_gpu = gpu_reason if gpu is None else ""
-
+def _torch_rows(p: Probes) -> list[BackendStatus]:
+    rows = []
     for b in TORCH_BACKENDS:
         for f in formats_of(b):
-            if torch is None:
-                add(BackendStatus(b, f.precision, f.device, False, f"torch {torch_why}: {install_hint(b)}"))
+            if p.torch is None:
+                rows.append(BackendStatus(b, f.precision, f.device, False, f"torch {p.torch_why}: {install_hint(b)}"))
             elif f.device == "cpu":
-                add(BackendStatus(b, f.precision, f.device, True, f"torch {torch.__version__}"))
-            elif torch_cuda:
-                add(BackendStatus(b, f.precision, f.device, True, f"torch CUDA on {gpu}"))
+                rows.append(BackendStatus(b, f.precision, f.device, True, f"torch {p.torch.__version__}"))
+            elif p.torch_cuda:
+                rows.append(BackendStatus(b, f.precision, f.device, True, f"torch CUDA on {p.gpu}"))
             else:
-                add(BackendStatus(b, f.precision, f.device, False,
-                                  no_gpu or f"torch is a {torch.version.cuda or 'CPU-only'} build"))
+                rows.append(BackendStatus(b, f.precision, f.device, False,
+                                          _no_gpu(p) or f"torch is a {p.torch.version.cuda or 'CPU-only'} build"))
+    return rows
 
-    ort_all = "/".join(precisions_of("onnxruntime"))
+
+def _onnxruntime_rows(p: Probes) -> list[BackendStatus]:
+    rows = []
     for f in formats_of("onnxruntime"):
-        if ort is None:
-            add(BackendStatus("onnxruntime", f.precision, f.device, False, f"onnxruntime {ort_why}"))
+        if p.ort is None:
+            rows.append(BackendStatus("onnxruntime", f.precision, f.device, False, f"onnxruntime {p.ort_why}"))
         else:
-            add(BackendStatus("onnxruntime", f.precision, f.device, True,
-                              "CPUExecutionProvider" + (f" ({f.note})" if f.note else "")))
-    if ort is not None:
-        for ep in ("CUDAExecutionProvider", "TensorrtExecutionProvider"):
-            if ep in providers and gpu is not None:
-                add(BackendStatus("onnxruntime", ort_all, ep.replace("ExecutionProvider", " EP"), True, f"on {gpu}"))
-            elif ep in providers:
-                add(BackendStatus("onnxruntime", ort_all, ep.replace("ExecutionProvider", " EP"), False, f"provider present but {no_gpu}"))
-            else:
-                add(BackendStatus("onnxruntime", ort_all, ep.replace("ExecutionProvider", " EP"), False,
-                                  "not in this onnxruntime build (pip install onnxruntime-gpu)"))
-
-    ov_all = "/".join(precisions_of("openvino"))
-    if ov is None:
-        add(BackendStatus("openvino", ov_all, "cpu", False, f"openvino {ov_why}: {install_hint('openvino')}"))
-    elif "CPU" not in ov_devices:
-        add(BackendStatus("openvino", ov_all, "cpu", False, f"OpenVINO sees no CPU device ({ov_why or ov_devices})"))
-    else:
-        for f in formats_of("openvino"):
-            if f.precision == "bf16":
-                has_bf16 = "BF16" in ov_caps
-                add(BackendStatus("openvino", "bf16", f.device, has_bf16,
-                                  "CPU reports BF16" if has_bf16 else "CPU reports no BF16 support"))
-            else:
-                add(BackendStatus("openvino", f.precision, f.device, True,
-                                  "OpenVINO CPU plugin" + (f" ({f.note})" if f.note else "")))
-
-    trt_missing = []
-    if trt is None:
-        trt_missing.append(f"tensorrt {trt_why}")
-    if cudart is None:
-        trt_missing.append(f"cuda-python {cudart_why}")
-    if gpu is None:
-        trt_missing.append(no_gpu)
-    for f in formats_of("tensorrt"):
-        if trt_missing:
-            add(BackendStatus("tensorrt", f.precision, f.device, False, "; ".join(trt_missing)))
+            rows.append(BackendStatus("onnxruntime", f.precision, f.device, True,
+                                      "CPUExecutionProvider" + (f" ({f.note})" if f.note else "")))
+    if p.ort is None:
+        return rows
+    every = "/".join(precisions_of("onnxruntime"))
+    for ep in ("CUDAExecutionProvider", "TensorrtExecutionProvider"):
+        device = ep.replace("ExecutionProvider", " EP")
+        if ep in p.providers and p.gpu is not None:
+            rows.append(BackendStatus("onnxruntime", every, device, True, f"on {p.gpu}"))
+        elif ep in p.providers:
+            rows.append(BackendStatus("onnxruntime", every, device, False, f"provider present but {_no_gpu(p)}"))
         else:
-            add(BackendStatus("tensorrt", f.precision, f.device, True,
-                              f"TensorRT {trt.__version__} on {gpu} (precision from the ONNX graph: "
-                              f"{'strongly typed' if int(trt.__version__.split('.')[0]) >= 11 else 'builder flags'})"))
+            rows.append(BackendStatus("onnxruntime", every, device, False,
+                                      "not in this onnxruntime build (pip install onnxruntime-gpu)"))
+    return rows
 
+
+def _openvino_rows(p: Probes) -> list[BackendStatus]:
+    every = "/".join(precisions_of("openvino"))
+    if p.ov is None:
+        return [BackendStatus("openvino", every, "cpu", False, f"openvino {p.ov_why}: {install_hint('openvino')}")]
+    if "CPU" not in p.ov_devices:
+        return [BackendStatus("openvino", every, "cpu", False, f"OpenVINO sees no CPU device ({p.ov_why or p.ov_devices})")]
+    rows = []
+    for f in formats_of("openvino"):
+        if f.precision == "bf16":
+            has_bf16 = "BF16" in p.ov_caps
+            rows.append(BackendStatus("openvino", "bf16", f.device, has_bf16,
+                                      "CPU reports BF16" if has_bf16 else "CPU reports no BF16 support"))
+        else:
+            rows.append(BackendStatus("openvino", f.precision, f.device, True,
+                                      "OpenVINO CPU plugin" + (f" ({f.note})" if f.note else "")))
+    return rows
+
+
+def _tensorrt_rows(p: Probes) -> list[BackendStatus]:
+    missing = []
+    if p.trt is None:
+        missing.append(f"tensorrt {p.trt_why}")
+    if p.cudart is None:
+        missing.append(f"cuda-python {p.cudart_why}")
+    if p.gpu is None:
+        missing.append(_no_gpu(p))
+    if missing:
+        return [BackendStatus("tensorrt", f.precision, f.device, False, "; ".join(missing)) for f in formats_of("tensorrt")]
+    typing = "strongly typed" if int(p.trt.__version__.split(".")[0]) >= 11 else "builder flags"
+    return [BackendStatus("tensorrt", f.precision, f.device, True,
+                          f"TensorRT {p.trt.__version__} on {p.gpu} (precision from the ONNX graph: {typing})")
+            for f in formats_of("tensorrt")]
+
+
+def _no_gpu(p: Probes) -> str:
+    return p.gpu_reason if p.gpu is None else ""
+
+
+def backend_rows(p: Probes) -> list[BackendStatus]:
+    """Every backend x precision row of the one table (``runtime/engine/formats.py``), decided from ``p``."""
+    return _torch_rows(p) + _onnxruntime_rows(p) + _openvino_rows(p) + _tensorrt_rows(p)
+
+
+def collect_report() -> DoctorReport:
+    """Probe the environment and decide every backend x precision row."""
+    p = Probes()
+    libraries = (_base_libraries() + _probe_torch(p) + _probe_onnx(p) + _probe_openvino(p) + _probe_tensorrt(p)
+                 + [_dicom_library()])
+    rep = DoctorReport(libraries=libraries, backends=backend_rows(p), gpu=p.gpu, gpu_reason=p.gpu_reason)
     display = os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
     if not display and sys.platform.startswith("linux"):
         rep.notes.append("no DISPLAY: `edgecalc live` needs --headless here (or a display / X forwarding)")
