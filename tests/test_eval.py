@@ -90,9 +90,13 @@ def test_sweep_writes_table_and_roc(tiny_data, tmp_path):
 
 
 def test_table_shows_mean_and_std_over_folds():
-    runs = [{"test": {"accuracy": a, "sensitivity": 0.5, "specificity": 1.0, "auc": 0.9}, "n_masks_stage1": 10} for a in (0.8, 0.9)]
+    runs = [{"test": {"accuracy": a, "sensitivity": 0.5, "specificity": 1.0, "auc": 0.9}, "n_masks_stage1": 10,
+             "run_dir": f"r{i}", "best_epoch_stage2": 3, "precision": prec} for i, (a, prec) in enumerate([(0.8, "fp32"), (0.9, "bf16")])]
     table = format_table({0.3: runs})
     assert f"| 30% | 2 | 10, 10 | 0.850 ± {np.std([0.8, 0.9], ddof=1):.3f} | 0.500 ± 0.000 |" in table
+    # each run says the precision it trained in (auto: bf16 where the CPU has it natively)
+    assert "| 30% | r0 | 0.800 | 0.500 | 1.000 | 0.900 | - | 3 | fp32 |" in table
+    assert "| 30% | r1 | 0.900 | 0.500 | 1.000 | 0.900 | - | 3 | bf16 |" in table
 
 
 def test_sweep_refuses_a_run_with_other_settings(tiny_data, tmp_path):

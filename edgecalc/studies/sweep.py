@@ -74,15 +74,18 @@ def format_table(results: dict[float, list[dict[str, Any]]], n_train: dict[float
             cells.append(f"{mean:.3f}" if std is None else f"{mean:.3f} ± {std:.3f}")
         masks = ", ".join(str(r["n_masks_stage1"]) for r in runs)
         lines.append(f"| {frac:.0%} | {len(runs)} | {masks} | " + " | ".join(cells) + " |")
+    # the precision it trained in: `--precision auto` is bf16 on a CPU with native bf16, float32 elsewhere,
+    # so runs of one sweep spread over machines may differ; the paired differences stay within a fold
     lines += ["", "Per run (test fold of each):", "",
-              "| pixel masks p | run | accuracy | sensitivity | specificity | AUC | Dice (positives) | best stage-two epoch |",
-              "|---|---|---|---|---|---|---|---|"]
+              "| pixel masks p | run | accuracy | sensitivity | specificity | AUC | Dice (positives) | best stage-two epoch | trained in |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for frac in sorted(results):
         for r in results[frac]:
             t = r["test"]
             dice = "-" if t.get("dice_positives") is None else f"{t['dice_positives']:.3f}"
             lines.append(f"| {frac:.0%} | {r.get('run_dir', '')} | {t['accuracy']:.3f} | {t['sensitivity']:.3f} | "
-                         f"{t['specificity']:.3f} | {t['auc']:.3f} | {dice} | {r.get('best_epoch_stage2', '-')} |")
+                         f"{t['specificity']:.3f} | {t['auc']:.3f} | {dice} | {r.get('best_epoch_stage2', '-')} | "
+                         f"{r.get('precision') or '-'} |")
     return "\n".join(lines) + "\n"
 
 
