@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edgecalc.machine import cpu_name, nvidia_smi_gpu, try_import
-from edgecalc.runtime.engine.backends.signal_stack import keeping_signal_stack
 from edgecalc.runtime.engine.formats import TORCH_BACKENDS, formats_of, install_hint, precisions_of
 
 
@@ -79,7 +78,7 @@ def _dicom_library() -> LibraryInfo:
 class Probes:
     """What the backend rows are decided from: each engine's module (None when absent) and why not.
 
-    Filled by :func:`probe` from this environment; a test fills it by hand to check the rows' logic
+    Filled by the ``_probe_*`` functions from this environment; a test fills it by hand to check the rows' logic
     for machines it is not running on (no torch, a GPU, TensorRT present).
     """
 
@@ -153,11 +152,9 @@ def _probe_openvino(p: Probes) -> list[LibraryInfo]:
     if p.ov is None:
         return [LibraryInfo("openvino", None, f"{p.ov_why} ({install_hint('openvino')})")]
     try:
-        with keeping_signal_stack():  # loading the CPU plugin swaps in a stack it unmaps later (signal_stack.py)
-            core = p.ov.Core()
-            p.ov_devices = list(core.available_devices)
-            if "CPU" in p.ov_devices:
-                p.ov_caps = list(core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+        from edgecalc.runtime.engine.backends.openvino_backend import cpu_devices_and_capabilities
+
+        p.ov_devices, p.ov_caps = cpu_devices_and_capabilities()
     except Exception as exc:  # noqa: BLE001 - report, never crash
         p.ov_why = f"installed but Core() failed: {exc}"
     caps = f"; CPU capabilities: {', '.join(p.ov_caps)}" if p.ov_caps else ""

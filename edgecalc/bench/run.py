@@ -27,7 +27,6 @@ from edgecalc.bench.results import BenchReport, Row
 from edgecalc.bench.row import RowSpec
 from edgecalc.data.preprocess import preprocess_batch, resize_mask, to_gray_u8
 from edgecalc.machine import cpu_name, nvidia_smi_gpu
-from edgecalc.runtime.engine.backends.signal_stack import keeping_signal_stack
 from edgecalc.runtime.engine.bundle import Bundle, BundleError, current_engine_target, load_bundle, sha256_file
 from edgecalc.runtime.engine.formats import BENCH_BACKENDS, formats_of, install_hint, precisions_of
 
@@ -169,10 +168,9 @@ def plan_rows(bundle: Bundle, opts: BenchOptions) -> tuple[list[Row], list[RowSp
 
 def _openvino_bf16() -> bool:
     try:
-        import openvino as ov
+        from edgecalc.runtime.engine.backends.openvino_backend import cpu_devices_and_capabilities
 
-        with keeping_signal_stack():  # loading the CPU plugin swaps in a stack it unmaps later (signal_stack.py)
-            return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+        return "BF16" in cpu_devices_and_capabilities()[1]
     except Exception:  # noqa: BLE001
         return False
 

@@ -72,6 +72,18 @@ class OpenVinoBackend(InferenceBackend):
         super().close()
 
 
+def cpu_devices_and_capabilities() -> tuple[list[str], list[str]]:
+    """(OpenVINO's devices, its CPU's ``OPTIMIZATION_CAPABILITIES``), under the signal-stack guard (loading
+    the plugin swaps in a stack it unmaps later). Raises what OpenVINO raises; ImportError without it."""
+    import openvino as ov
+
+    with keeping_signal_stack():
+        core = ov.Core()
+        devices = list(core.available_devices)
+        caps = list(core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")) if "CPU" in devices else []
+    return devices, caps
+
+
 def onnx_io_names(path: Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(inputs, outputs): the names an ONNX file's graph declares, in its order, read with ``onnx``.
 

@@ -23,6 +23,7 @@ signal frames of AMX-using threads (``AT_MINSIGSTKSZ`` + ``SIGSTKSZ``). Linux on
 from __future__ import annotations
 
 import ctypes
+import functools
 import mmap
 import sys
 import threading
@@ -45,6 +46,7 @@ _owned: dict[int, mmap.mmap] = {}
 _lock = threading.Lock()
 
 
+@functools.cache
 def _libc() -> ctypes.CDLL | None:
     if not sys.platform.startswith("linux"):
         return None
