@@ -100,6 +100,8 @@ def run_and_kill(args: Sequence[str], *, cwd: Path, sig: int, delay: float, star
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+    if sig == signal.SIGKILL and proc.returncode != -signal.SIGKILL:
+        sent = None  # it exited between the last poll and the kill: the signal reached a finished process
     outcome = Outcome(proc.returncode, out, err, sent)
     _record(args, sig, delay, outcome)
     return outcome
