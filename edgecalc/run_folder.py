@@ -120,6 +120,15 @@ def is_finished(run: str | Path) -> bool:
     return (Path(run) / METRICS_FILE).is_file() and final_weights_path(run).is_file()
 
 
+def require_figures(folder: str | Path, files: Sequence[str | Path]) -> None:
+    """Refuse, naming the folder and each missing file, a finished run or method a ``--collect-only`` table
+    cannot read (its figures were copied without its weights, or it was never run)."""
+    missing = [Path(folder) / f for f in files if not (Path(folder) / f).is_file()]
+    if missing:
+        raise ValueError(f"{folder}: no finished run to collect ({', '.join(str(p) for p in missing)} missing); "
+                         "run it first (the same command without --collect-only)")
+
+
 def weights_in(folder: str | Path) -> Path | None:
     """The first of ``WEIGHTS_FILES`` in ``folder``, or None."""
     return next((Path(folder) / n for n in WEIGHTS_FILES if (Path(folder) / n).is_file()), None)

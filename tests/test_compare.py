@@ -200,6 +200,51 @@ def test_table2_reports_paired_differences_hit_rates_and_the_grid(table2):
     assert (out / "attention.png").stat().st_size > 0 and (out / "roc.png").stat().st_size > 0
 
 
+def _figures_only(out, dest):
+    """Copy each method folder's figures (``FIGURES``: no weights, no checkpoints) as docs/table2 keeps them."""
+    from edgecalc.run_folder import CONFIG_FILE
+    from edgecalc.studies.compare import FIGURES
+
+    for fold in out.glob("*/fold*"):
+        kind = METHODS[fold.parent.name].kind
+        for f in (*FIGURES[kind], *((CONFIG_FILE,) if kind == "train" else ())):
+            (dest / fold.relative_to(out) / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(fold / f, dest / fold.relative_to(out) / f)
+
+
+def test_collect_only_gathers_table2_from_figures_without_weights(table2, tiny_data, tmp_path, monkeypatch):
+    import edgecalc.train.run as train_run
+    from edgecalc.studies.compare import TABLE2_METHODS
+
+    out, summary = table2
+    kept = tmp_path / "kept"
+    _figures_only(out, kept)
+    assert not list(kept.rglob("*.safetensors"))
+    (kept / "attention.png").write_bytes(b"earlier grid")  # drawn when the weights were there: must be kept
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("--collect-only trained")
+
+    monkeypatch.setattr(train_run, "run_training", refuse)
+    monkeypatch.setattr(train_run, "resume_training", refuse)
+    budget = {**TINY, "steps_stage1": 2, "steps_stage2": 2}
+    again = run_compare(tiny_data, list(TABLE2_METHODS), kept, folds=2, mask_fraction=0.5, end_to_end=False,
+                        collect_only=True, **budget)
+    assert again["paired"] == summary["paired"]
+    assert again["methods"]["resnet50"]["pooled"] == summary["methods"]["resnet50"]["pooled"]
+    assert again["attention_hit_rates"] == summary["attention_hit_rates"]
+    assert (kept / "attention.png").read_bytes() == b"earlier grid"
+    assert (kept / "comparison.md").read_text() == (out / "comparison.md").read_text()
+
+    shutil.rmtree(kept / "otsu" / "fold1")
+    with pytest.raises(ValueError, match=r"otsu/fold1: no finished run to collect .*scores\.npz"):
+        run_compare(tiny_data, ["csagnet", "otsu"], kept, folds=2, mask_fraction=0.5, end_to_end=False,
+                    collect_only=True, **budget)
+    with pytest.raises(ValueError, match=r"vgg16/fold0 was trained with other settings .*steps_stage2"):
+        run_compare(tiny_data, ["vgg16"], kept, folds=2, mask_fraction=0.5, end_to_end=False, collect_only=True,
+                    **{**budget, "steps_stage2": 3})
+
+
 def test_ci_rule_is_gain_free_and_otsu_finds_a_bright_spot():
     from edgecalc.eval.rules import calcification_index_feature, central_ellipse, otsu_feature
 

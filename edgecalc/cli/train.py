@@ -15,7 +15,7 @@ import typer
 
 from edgecalc.cli import options as opt
 from edgecalc.cli.errors import exit_with
-from edgecalc.studies.compare import DEFAULT_METHODS as COMPARE_DEFAULT, METHODS as COMPARE_METHODS
+from edgecalc.studies.compare import DEFAULT_METHODS as COMPARE_DEFAULT, FIGURES as COMPARE_FIGURES, METHODS as COMPARE_METHODS
 from edgecalc.model.registry import NETWORKS
 from edgecalc.model.shipped import SHIPPED_WEIGHTS
 from edgecalc.run_folder import CONFIG_FILE, EVAL_DIR, METRICS_FILE, SCORES_FILE, best_weights
@@ -150,6 +150,12 @@ def compare_cmd(
                                                 "on (e.g. ../shared/data/ddti-nodules, with patients.csv): the whole-frame "
                                                 "figures are then also given for patients the locator never trained on."),
     mask_fraction: float = opt.MASK_FRACTION,
+    collect_only: bool = typer.Option(False, "--collect-only",
+                                      help="Train and score nothing: write the table from the figures the method folders "
+                                           "already hold (a trained method's " + " and ".join(COMPARE_FIGURES["train"])
+                                           + ", a rule's " + COMPARE_FIGURES["rule"][0] + "), e.g. folds trained in other "
+                                           "sessions and copied here without their weights; attention.png is redrawn only "
+                                           "when every network's weights of the first fold are there. A missing folder is an error naming it."),
     recipe_options: dict = None,  # the recipe option group (opt.with_recipe_options)
     no_progress: bool = opt.NO_PROGRESS,
     threads: int = opt.THREADS,
@@ -165,7 +171,7 @@ def compare_cmd(
     fold_ids = opt.folds_to_run(fold_ids, folds)
     exit_with(lambda: compare_command(
         data, methods, folds, fold_ids, out, pretrained=pretrained, phantom=phantom, mix_ratio=mix_ratio, threads=threads,
-        end_to_end=end_to_end, locator_data=locator_data,
+        end_to_end=end_to_end, locator_data=locator_data, collect_only=collect_only,
         mask_fraction=mask_fraction, **recipe_options, progress=not no_progress,
     ))
 

@@ -41,6 +41,11 @@ interrupted ones resumed), ``OUT/comparison.md`` (pooled and per-fold table, wit
 crops that show burned-in text, and per ``kind``), ``OUT/comparison.json``, ``OUT/roc.png``,
 ``OUT/scores.csv`` (every test score), ``OUT/attention.png`` (the attention grid, when a network is among
 the methods).
+
+``collect_only`` (``--collect-only``) trains and scores nothing: it writes the table from the figures the
+method folders already hold (``FIGURES``), so a table trained over several sessions or machines can be
+gathered from folders copied without their weights. ``attention.png`` is redrawn only when the first
+fold's weights of every network are there; otherwise the one already there is kept (and said so).
 """
 
 from __future__ import annotations
@@ -54,8 +59,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from edgecalc.eval.paired import format_paired, paired_differences
-from edgecalc.run_folder import (METRICS_FILE, SCORES_FILE, eval_dir, final_weights, holds_run, is_finished, read_metrics,
-                                 read_scores, write_scores)
+from edgecalc.run_folder import (END_TO_END_FILE, EVAL_DIR, METRICS_FILE, SCORES_FILE, eval_dir, final_weights,
+                                 final_weights_path, holds_run, is_finished, read_metrics, read_scores, require_figures,
+                                 write_scores)
 
 #: Columns that mark crops whose frame shows burned-in text (DDTI: sonographers' notes); see docs/real-data.md.
 TEXT_COLUMNS = ("text_in_crop", "note_text_in_frame")
@@ -104,6 +110,11 @@ REFERENCE_METHODS = ("csagnet", "two-stage")
 DEFAULT_METHODS = ("labels-only", "zero-shot", "fine-tune", "sim-to-real", "sim-to-real+mix", "brightness")
 #: sim-to-real+mix's share of every stage-two batch from the phantom when --mix-ratio is not given.
 DEFAULT_MIX_RATIO = 0.25
+
+
+#: What a method's fold folder must hold to be collected, per method kind (paths inside the fold folder).
+FIGURES = {"train": (METRICS_FILE, f"{EVAL_DIR}/{SCORES_FILE}"), "weights": (f"{EVAL_DIR}/{SCORES_FILE}",),
+           "rule": (SCORES_FILE,)}
 
 
 def fold_dir(out: Path, method: str, fold: int) -> Path:
@@ -400,7 +411,8 @@ def positive_evidence(model: Any, images: np.ndarray) -> np.ndarray:
 
 def _attention_grid(methods: Sequence[str], out: Path, fold: int, data: Path, pretrained: Path | None,
                     test: np.ndarray) -> Path | None:
-    """Fig. 10: the same few test images of ``fold`` under every trained method's shown map (``attention.png``)."""
+    """Fig. 10: the same few test images of ``fold`` under every trained method's shown map (``attention.png``);
+    None (nothing drawn) when a trained method's weights of ``fold`` are not there (figures collected without them)."""
     from edgecalc.eval.evaluate import load_eval_data
     from edgecalc.eval.figures import attention_grid
     from edgecalc.eval.predict import predict
@@ -410,6 +422,8 @@ def _attention_grid(methods: Sequence[str], out: Path, fold: int, data: Path, pr
 
     nets = [m for m in methods if METHODS[m].kind != "rule"]
     if not nets:
+        return None
+    if any(METHODS[m].kind == "train" and not final_weights_path(fold_dir(out, m, fold)).is_file() for m in nets):
         return None
     loaded: dict[int, tuple] = {}
     maps: dict[str, tuple[str, np.ndarray, np.ndarray]] = {}
@@ -435,7 +449,7 @@ def _attention_grid(methods: Sequence[str], out: Path, fold: int, data: Path, pr
 
 def _end_to_end(methods: Sequence[str], out: Path, fold_ids: Sequence[int], data: Path, pretrained: Path | None,
                 split: list, labels: np.ndarray, ids: list[str], summary: dict[str, Any], console: Any,
-                locator_data: Path | None = None) -> None:
+                locator_data: Path | None = None, collect_only: bool = False) -> None:
     """Whole frames through the shipped locator and each fold's model (``eval/end_to_end.py``), into ``summary``."""
     from edgecalc.eval.end_to_end import LocatedFrames, locator_training_patients, run_end_to_end, summarise_end_to_end
     from edgecalc.export.weights_source import resolve_weights
@@ -450,6 +464,11 @@ def _end_to_end(methods: Sequence[str], out: Path, fold_ids: Sequence[int], data
         if kind == "rule":
             continue
         for k in fold_ids:
+            if (fold_dir(out, m, k) / END_TO_END_FILE).is_file():
+                continue  # scored before (or collected): reused
+            if collect_only:
+                raise ValueError(f"{fold_dir(out, m, k) / END_TO_END_FILE} missing: --collect-only scores no whole "
+                                 "frames (run without it, or pass --no-end-to-end)")
             weights = final_weights(fold_dir(out, m, k)) if kind == "train" else resolve_weights(pretrained)
             test = split[k][1]
             _say(console, f"{m}, fold {k}: whole frames through the locator")
@@ -463,8 +482,9 @@ def _end_to_end(methods: Sequence[str], out: Path, fold_ids: Sequence[int], data
 def run_compare(data: str | Path, methods: Sequence[str], out: str | Path, folds: int = 5, fold_ids: Sequence[int] | None = None,
                 pretrained: str | Path | None = None, phantom: str | Path | None = None, mix_ratio: float = 0.0,
                 console: Any = None, device: str = "cpu", end_to_end: bool | None = None,
-                locator_data: str | Path | None = None, **train_options: Any) -> dict[str, Any]:
-    """Run (or reuse/resume) every method on every fold, then write the table, ROC figure and scores.
+                locator_data: str | Path | None = None, collect_only: bool = False, **train_options: Any) -> dict[str, Any]:
+    """Run (or reuse/resume) every method on every fold, then write the table, ROC figure and scores;
+    with ``collect_only`` only read the folders' figures (see the module docstring).
 
     ``end_to_end`` (default: when DATA has ``full/boxes.csv``): also score the whole frames through the
     shipped locator and each fold's model; ``locator_data`` (the frames the locator trained on, with
@@ -510,7 +530,14 @@ def run_compare(data: str | Path, methods: Sequence[str], out: str | Path, folds
         for k in fold_ids:
             d = fold_dir(out, m, k)
             kind = METHODS[m].kind
-            if kind == "train":
+            if collect_only:
+                if kind == "train":
+                    from edgecalc.studies.sweep import check_same_recipe
+
+                    check_same_recipe(d, _train_config(m, data, k, pretrained, phantom, mix_ratio,
+                                                       {**train_options, "folds": folds, "device": device}))
+                require_figures(d, FIGURES[kind])
+            elif kind == "train":
                 cfg = _train_config(m, data, k, pretrained, phantom, mix_ratio, {**train_options, "folds": folds, "device": device})
                 _run_trained(cfg, d, console)
             elif kind == "weights":
@@ -526,7 +553,7 @@ def run_compare(data: str | Path, methods: Sequence[str], out: str | Path, folds
         end_to_end = has_full_frames(data)
     if end_to_end:
         _end_to_end(methods, out, fold_ids, data, pretrained, split, labels, ids, summary, console,
-                    Path(locator_data) if locator_data is not None else None)
+                    Path(locator_data) if locator_data is not None else None, collect_only=collect_only)
     curves = {}
     lines = ["method,fold,id,label,score,prediction"]
     for m, e in summary["methods"].items():
@@ -543,9 +570,13 @@ def run_compare(data: str | Path, methods: Sequence[str], out: str | Path, folds
         summary["paired"] = paired_differences(summary, reference)
         table += format_paired(summary["paired"], reference)
     summary["attention_hit_rates"] = attention_hit_rates(methods, out, fold_ids)
+    grid = None
     if summary["attention_hit_rates"]:
         table += format_hit_rates(summary["attention_hit_rates"])
-        _attention_grid(methods, out, fold_ids[0], data, pretrained, split[fold_ids[0]][1])
+        grid = _attention_grid(methods, out, fold_ids[0], data, pretrained, split[fold_ids[0]][1])
+        if grid is None:
+            _say(console, f"attention grid not drawn: fold {fold_ids[0]}'s weights of a network are not in {out} "
+                 f"(figures only){'; the attention.png there is kept' if (out / 'attention.png').is_file() else ''}")
     header = (f"# Comparison on {data} ({folds} folds{', grouped by patient' if groups is not None else ''}, seed {seed})\n\n"
               + "".join(f"- **{m}**: {METHODS[m].summary}\n" for m in methods) + "\n")
     atomic_write_text(out / "comparison.md", header + table)
@@ -556,5 +587,5 @@ def run_compare(data: str | Path, methods: Sequence[str], out: str | Path, folds
                                                 "train_options": {k: v for k, v in train_options.items()}, **summary})
     _say(console, table)
     _say(console, f"wrote {out / 'comparison.md'}, {out / 'roc.png'}, {out / 'scores.csv'}, {out / 'comparison.json'}"
-         + (f", {out / 'attention.png'}" if summary["attention_hit_rates"] else ""))
+         + (f", {out / 'attention.png'}" if summary["attention_hit_rates"] and grid is not None else ""))
     return summary

@@ -21,8 +21,8 @@ from typing import Any, Sequence
 import numpy as np
 from rich.markup import escape
 
-from edgecalc.run_folder import (CONFIG_FILE, METRICS_FILE, SCORES_FILE, eval_dir, holds_run, is_finished, read_metrics,
-                                 read_scores)
+from edgecalc.run_folder import (CONFIG_FILE, EVAL_DIR, METRICS_FILE, SCORES_FILE, eval_dir, holds_run, is_finished,
+                                 read_metrics, read_scores, require_figures)
 
 METRICS = ("accuracy", "sensitivity", "specificity", "auc")
 
@@ -103,12 +103,8 @@ def check_same_recipe(run_dir: Path, wanted: Any) -> None:
         raise ValueError(f"{run_dir} was trained with other settings ({shown}); use another --out or the same options")
 
 
-def _collected(run_dir: Path) -> None:
-    """Refuse, naming the folder and the file, a run that ``collect_only`` cannot read."""
-    missing = [p for p in (run_dir / METRICS_FILE, eval_dir(run_dir) / SCORES_FILE) if not p.is_file()]
-    if missing:
-        raise ValueError(f"{run_dir}: no finished run to collect ({', '.join(str(p) for p in missing)} missing); "
-                         "train it first (the same command without --collect-only)")
+#: What ``collect_only`` reads of a trained run: the figures, not the weights.
+RUN_FIGURES = (METRICS_FILE, f"{EVAL_DIR}/{SCORES_FILE}")
 
 
 def run_sweep(data: str | Path, fractions: Sequence[float], out: str | Path, fold_ids: Sequence[int],
@@ -140,7 +136,7 @@ def run_sweep(data: str | Path, fractions: Sequence[float], out: str | Path, fol
             wanted = config(frac, fold)
             check_same_recipe(run_dir, wanted)
             if collect_only:
-                _collected(run_dir)
+                require_figures(run_dir, RUN_FIGURES)
             elif is_finished(run_dir):
                 if console is not None:
                     console.print(f"p = {frac:g}, fold {fold}: finished run {escape(str(run_dir))} reused")
