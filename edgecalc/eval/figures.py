@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import textwrap
+
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -81,6 +83,10 @@ def attention_figure(
         plt.close(fig)
 
 
+#: Characters per line of an attention-grid column title (a column is about 1.7 inches at fontsize 7).
+GRID_TITLE_CHARS = 22
+
+
 def attention_grid(
     images: np.ndarray,
     true_masks: np.ndarray,
@@ -112,7 +118,8 @@ def attention_grid(
         truth = "calcification" if int(labels[r]) == 1 else "none"
         axes[r, 0].set_ylabel(f"{ids[r]}\ntrue: {truth}", fontsize=7)
     for c, name in enumerate(cols):
-        title = name if c < 2 else f"{name}\n({maps[name][0]})"
+        # the map's name wrapped to the column's width: long names ("CAM of the finest scale's head") overlapped
+        title = name if c < 2 else name + "\n" + textwrap.fill(f"({maps[name][0]})", GRID_TITLE_CHARS)
         axes[0, c].set_title(title, fontsize=7)
     try:
         return _save(fig, Path(path))
