@@ -120,6 +120,10 @@ def is_finished(run: str | Path) -> bool:
     return (Path(run) / METRICS_FILE).is_file() and final_weights_path(run).is_file()
 
 
+#: What a ``--collect-only`` table reads of a trained run: its figures, not its weights.
+RUN_FIGURES = (METRICS_FILE, f"{EVAL_DIR}/{SCORES_FILE}")
+
+
 def require_figures(folder: str | Path, files: Sequence[str | Path]) -> None:
     """Refuse, naming the folder and each missing file, a finished run or method a ``--collect-only`` table
     cannot read (its figures were copied without its weights, or it was never run)."""

@@ -61,7 +61,7 @@ import numpy as np
 from edgecalc.eval.paired import format_paired, paired_differences
 from edgecalc.run_folder import (END_TO_END_FILE, EVAL_DIR, METRICS_FILE, SCORES_FILE, eval_dir, final_weights,
                                  final_weights_path, holds_run, is_finished, read_metrics, read_scores, require_figures,
-                                 write_scores)
+                                 RUN_FIGURES, write_scores)
 
 #: Columns that mark crops whose frame shows burned-in text (DDTI: sonographers' notes); see docs/real-data.md.
 TEXT_COLUMNS = ("text_in_crop", "note_text_in_frame")
@@ -113,7 +113,7 @@ DEFAULT_MIX_RATIO = 0.25
 
 
 #: What a method's fold folder must hold to be collected, per method kind (paths inside the fold folder).
-FIGURES = {"train": (METRICS_FILE, f"{EVAL_DIR}/{SCORES_FILE}"), "weights": (f"{EVAL_DIR}/{SCORES_FILE}",),
+FIGURES = {"train": RUN_FIGURES, "weights": (f"{EVAL_DIR}/{SCORES_FILE}",),
            "rule": (SCORES_FILE,)}
 
 

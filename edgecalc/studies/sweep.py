@@ -21,8 +21,8 @@ from typing import Any, Sequence
 import numpy as np
 from rich.markup import escape
 
-from edgecalc.run_folder import (CONFIG_FILE, EVAL_DIR, METRICS_FILE, SCORES_FILE, eval_dir, holds_run, is_finished,
-                                 read_metrics, read_scores, require_figures)
+from edgecalc.run_folder import (CONFIG_FILE, RUN_FIGURES, eval_dir, holds_run, is_finished, read_metrics, read_scores,
+                                 require_figures)
 
 METRICS = ("accuracy", "sensitivity", "specificity", "auc")
 
@@ -101,10 +101,6 @@ def check_same_recipe(run_dir: Path, wanted: Any) -> None:
     if diff:
         shown = ", ".join(f"{k}: run {have.get(k)!r} vs asked {want[k]!r}" for k in diff)
         raise ValueError(f"{run_dir} was trained with other settings ({shown}); use another --out or the same options")
-
-
-#: What ``collect_only`` reads of a trained run: the figures, not the weights.
-RUN_FIGURES = (METRICS_FILE, f"{EVAL_DIR}/{SCORES_FILE}")
 
 
 def run_sweep(data: str | Path, fractions: Sequence[float], out: str | Path, fold_ids: Sequence[int],
