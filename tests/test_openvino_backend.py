@@ -129,9 +129,10 @@ def test_a_signal_stack_too_small_for_openvino_is_replaced_by_one_the_kit_owns(t
     original = ss.current_signal_stack()
     getauxval = libc.getauxval
     getauxval.restype, getauxval.argtypes = ctypes.c_ulong, [ctypes.c_ulong]
-    # The kernel refuses (ENOMEM) a stack below AT_MINSIGSTKSZ (51), the CPU's signal frame: about 11 KiB
-    # with AMX. The smallest it takes, in whole pages, is still below OpenVINO's AT_MINSIGSTKSZ + SIGSTKSZ.
-    size = max(4096, -(-getauxval(51) // 4096) * 4096)
+    at_minsigstksz = 51  # <elf.h>: the auxv entry giving the CPU's signal frame size (about 11 KiB with AMX)
+    # The kernel refuses (ENOMEM) a smaller stack. The smallest it takes, in whole pages, is still below
+    # OpenVINO's AT_MINSIGSTKSZ + SIGSTKSZ.
+    size = max(4096, -(-getauxval(at_minsigstksz) // 4096) * 4096)
     small = mmap.mmap(-1, size)
     small_stack = ss.StackT(ctypes.addressof(ctypes.c_char.from_buffer(small)), 0, size)
     assert libc.sigaltstack(ctypes.byref(small_stack), None) == 0, ctypes.get_errno()

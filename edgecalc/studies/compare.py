@@ -59,9 +59,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from edgecalc.eval.paired import format_paired, paired_differences
-from edgecalc.run_folder import (END_TO_END_FILE, EVAL_DIR, METRICS_FILE, SCORES_FILE, eval_dir, final_weights,
-                                 final_weights_path, holds_run, is_finished, read_metrics, read_scores, require_figures,
-                                 RUN_FIGURES, write_scores)
+from edgecalc.run_folder import (END_TO_END_FILE, EVAL_DIR, METRICS_FILE, RUN_FIGURES, SCORES_FILE, eval_dir,
+                                 final_weights, final_weights_path, holds_run, is_finished, read_metrics, read_scores,
+                                 require_figures, write_scores)
 
 #: Columns that mark crops whose frame shows burned-in text (DDTI: sonographers' notes); see docs/real-data.md.
 TEXT_COLUMNS = ("text_in_crop", "note_text_in_frame")
