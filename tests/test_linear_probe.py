@@ -215,6 +215,35 @@ def test_a_probe_run_fits_on_train_and_val_and_reports_its_choice(tiny_data, tmp
     assert mixed_metrics["linear_probe"]["mix_ratio"] == 0.3 and mixed_metrics["n_test"] == metrics["n_test"]
 
 
+def test_fine_tuning_from_a_probe_run_keeps_and_trains_its_head(tiny_data, tmp_path):
+    """Linear probe, then fine-tuning (LP-FT): the run takes the weights' score head, not the preset's."""
+    maskless = tmp_path / "maskless"
+    shutil.copytree(tiny_data, maskless)
+    shutil.rmtree(maskless / "masks")
+    base, probe, tuned = tmp_path / "base", tmp_path / "probe", tmp_path / "lpft"
+    run_training(tiny_config(maskless, mask_fraction=0.0), base)
+    run_training(tiny_config(maskless, mask_fraction=0.0, init_weights=str(base), linear_probe=True), probe)
+    run_training(tiny_config(maskless, mask_fraction=0.0, init_weights=str(probe)), tuned)
+    before, after = load_model(probe / "final.safetensors"), load_model(tuned / "final.safetensors")
+    assert after.cfg.score_head == "encoder-linear" and after.cfg.linear_head_share == before.cfg.linear_head_share
+    assert not torch.equal(before.linear_head.fc.weight, after.linear_head.fc.weight)  # the head was trained
+
+
+def test_init_weights_of_another_preset_name_the_fields_that_differ(tiny_data, tmp_path):
+    from edgecalc.train.run import _fit_config
+
+    model = load_model(_probe_start(tiny_data, tmp_path))
+    cfg = tiny_config(tiny_data, mask_fraction=0.0, init_weights="w", preset="paper")
+    with pytest.raises(ValueError, match=r"this run trains paper: width .*\(this run: 1\.0\)"):
+        _fit_config(model, cfg, tmp_path / "w.safetensors")
+
+
+def _probe_start(tiny_data, tmp_path):
+    run = tmp_path / "start"
+    run_training(tiny_config(tiny_data, mask_fraction=0.0), run)
+    return run / "final.safetensors"
+
+
 def test_the_shipped_ddti_weights_are_the_phantom_network_with_a_fitted_head(tmp_path, monkeypatch):
     from edgecalc.export.weights_source import WeightsNotFound, resolve_weights
     from edgecalc.model.shipped import SHIPPED_WEIGHTS, default_weights_path, shipped_weights_path

@@ -137,14 +137,24 @@ def stage1_weights_file(path: str | Path) -> Path:
     return resolve_weights(p)
 
 
+#: ModelConfig fields that belong to the weights, not to the run: a fitted score head (``--linear-probe``)
+#: keeps its kind and pooling when training continues from it (linear probe, then fine-tuning: LP-FT).
+HEAD_FIELDS = ("score_head", "linear_head_share", "linear_head_flip")
+
+
 def _fit_config(model: torch.nn.Module, cfg: TrainConfig, source: Path) -> torch.nn.Module:
     """``model`` as this run's network: same preset and widths required; another input size is fine
-    (the networks are fully convolutional), the weights move into a network built at the run's size."""
-    mc = cfg.model_config()
-    if model.cfg.with_(input_size=mc.input_size) != mc:
-        raise ValueError(f"{source} is a {model.cfg.name} model; this run trains {cfg.preset} "
+    (the networks are fully convolutional), the weights move into a network built at the run's size.
+    The score head's kind and pooling (``HEAD_FIELDS``) are the weights' own."""
+    mc = cfg.model_config().with_(**{f: getattr(model.cfg, f) for f in HEAD_FIELDS})
+    theirs = model.cfg.with_(input_size=mc.input_size)
+    if theirs != mc:
+        differ = ", ".join(f"{f} {getattr(theirs, f)!r} (this run: {getattr(mc, f)!r})"
+                           for f in theirs.__dataclass_fields__ if getattr(theirs, f) != getattr(mc, f)
+                           and theirs.__dataclass_fields__[f].compare)
+        raise ValueError(f"{source} is a {model.cfg.name} model; this run trains {cfg.preset}: {differ} "
                          f"(give --preset to match the weights)")
-    if model.cfg.input_size != mc.input_size:
+    if model.cfg != mc:
         state = model.state_dict()
         model = type(model)(mc)
         model.load_state_dict(state)
