@@ -1,0 +1,62 @@
+"""Which true calcifications does the shipped model's mask find, by how far each outshines its nodule?
+
+Why: the count of issue 17 is bounded by the foci the mask misses (docs/quantification.md). This
+measures each true focus (a component of the truth mask of a positive crop) with the phantom's own
+visibility test (``edgecalc.data.phantom.visibility``: peak of the 3x3-blurred image over the focus
+minus the nodule's 99th percentile outside every calcification; visible at >= 4 gray levels) and
+counts how often a reported calcification matches it, as ``edgecalc.eval.quantification`` matches.
+
+    python docs/experiments/focus_visibility.py /tmp/q-val      # a phantom written with edgecalc data phantom
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+from scipy import ndimage
+
+from edgecalc.data.phantom.visibility import EXCLUDE_PX, MARGIN_GRAY, PERCENTILE, box3
+from edgecalc.eval.quantification import _read, load_truth, match, true_foci
+from edgecalc.runtime.analyze import SPACING_PHANTOM, Still, StillAnalyzer
+from edgecalc.runtime.live.build import build_pipeline
+from edgecalc.runtime.locate.learned import LearnedLocator
+
+BINS = ((-np.inf, 0), (0, MARGIN_GRAY), (MARGIN_GRAY, 10), (10, 20), (20, 40), (40, np.inf))
+
+
+def main(data: str) -> None:
+    setup = build_pipeline(None, backend="onnxruntime", crop="manual")
+    analyzer = StillAnalyzer(setup.pipeline, LearnedLocator(threads=1).locate)
+    margins, found, reported = [], [], []
+    for t in load_truth(data):
+        if not t.label:
+            continue
+        gray, nodule = _read(t.image), _read(t.nodule) > 127
+        truth, _ = true_foci(t, gray, nodule)
+        calc = _read(t.mask) > 127
+        blurred = box3(gray)
+        ref = nodule & ~ndimage.binary_dilation(calc, np.ones((3, 3), bool), iterations=EXCLUDE_PX)
+        p99 = float(np.percentile(blurred[ref], PERCENTILE)) if ref.any() else 0.0
+        labels, _ = ndimage.label(calc, np.ones((3, 3)))
+        a = analyzer.analyze_crop(Still(t.id, 0, gray, (t.mm_per_px,) * 2, SPACING_PHANTOM), nodule)
+        hit = {j for _, j in match(a.foci, truth, t.mm_per_px)}
+        for j, c in enumerate(truth.calcifications):
+            x, y, w, h = c.box
+            inside = labels[y:y + h, x:x + w]
+            inside = inside[inside > 0]
+            lab = np.bincount(inside).argmax() if inside.size else 0  # the truth component this focus measures
+            margins.append(blurred[labels == lab].max() - p99 if lab else -np.inf)
+            found.append(j in hit)
+            reported.append(a.foci.count > 0)
+    m, f, r = np.array(margins), np.array(found), np.array(reported)
+    print(f"{len(m)} true foci in positive crops; found {f.mean():.3f}; "
+          f"in crops reporting any calcification ({r.sum()}): {f[r].mean():.3f}")
+    print("| peak - nodule p99 (gray) | foci | found | in reporting crops | found there |\n|---|---|---|---|---|")
+    for lo, hi in BINS:
+        s = (m >= lo) & (m < hi)
+        print(f"| {lo:g} to {hi:g} | {s.sum()} | {f[s].mean():.2f} | {(s & r).sum()} | {f[s & r].mean():.2f} |")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
