@@ -16,7 +16,7 @@ import sys
 import numpy as np
 from scipy import ndimage
 
-from edgecalc.data.phantom.visibility import EXCLUDE_PX, MARGIN_GRAY, PERCENTILE, box3
+from edgecalc.data.phantom.visibility import EXCLUDE_PX, MARGIN_GRAY, calcification_visibility
 from edgecalc.eval.quantification import _read, load_truth, match, true_foci
 from edgecalc.runtime.analyze import SPACING_PHANTOM, Still, StillAnalyzer
 from edgecalc.runtime.live.build import build_pipeline
@@ -35,18 +35,16 @@ def main(data: str) -> None:
         gray, nodule = _read(t.image), _read(t.nodule) > 127
         truth, _ = true_foci(t, gray, nodule)
         calc = _read(t.mask) > 127
-        blurred = box3(gray)
-        ref = nodule & ~ndimage.binary_dilation(calc, np.ones((3, 3), bool), iterations=EXCLUDE_PX)
-        p99 = float(np.percentile(blurred[ref], PERCENTILE)) if ref.any() else 0.0
+        # the reference: the nodule outside every calcification (the other foci must not raise it)
+        reference = nodule & ~ndimage.binary_dilation(calc, np.ones((3, 3), bool), iterations=EXCLUDE_PX)
         labels, _ = ndimage.label(calc, np.ones((3, 3)))
         a = analyzer.analyze_crop(Still(t.id, 0, gray, (t.mm_per_px,) * 2, SPACING_PHANTOM), nodule)
         hit = {j for _, j in match(a.foci, truth, t.mm_per_px)}
         for j, c in enumerate(truth.calcifications):
             x, y, w, h = c.box
             inside = labels[y:y + h, x:x + w]
-            inside = inside[inside > 0]
-            lab = np.bincount(inside).argmax() if inside.size else 0  # the truth component this focus measures
-            margins.append(blurred[labels == lab].max() - p99 if lab else -np.inf)
+            focus = labels == np.bincount(inside[inside > 0]).argmax()  # the truth component this focus measures
+            margins.append(calcification_visibility(gray, focus, reference)["margin"])
             found.append(j in hit)
             reported.append(a.foci.count > 0)
     m, f, r = np.array(margins), np.array(found), np.array(reported)

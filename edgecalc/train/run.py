@@ -26,6 +26,8 @@ Run folder: ``config.json``, ``split.json``, ``log.csv``, ``log.jsonl``, ``check
 
 from __future__ import annotations
 
+import dataclasses
+
 import time
 from pathlib import Path
 from typing import Any
@@ -149,9 +151,8 @@ def _fit_config(model: torch.nn.Module, cfg: TrainConfig, source: Path) -> torch
     mc = cfg.model_config().with_(**{f: getattr(model.cfg, f) for f in HEAD_FIELDS})
     theirs = model.cfg.with_(input_size=mc.input_size)
     if theirs != mc:
-        differ = ", ".join(f"{f} {getattr(theirs, f)!r} (this run: {getattr(mc, f)!r})"
-                           for f in theirs.__dataclass_fields__ if getattr(theirs, f) != getattr(mc, f)
-                           and theirs.__dataclass_fields__[f].compare)
+        differ = ", ".join(f"{f.name} {getattr(theirs, f.name)!r} (this run: {getattr(mc, f.name)!r})"
+                           for f in dataclasses.fields(theirs) if f.compare and getattr(theirs, f.name) != getattr(mc, f.name))
         raise ValueError(f"{source} is a {model.cfg.name} model; this run trains {cfg.preset}: {differ} "
                          f"(give --preset to match the weights)")
     if model.cfg != mc:
