@@ -257,6 +257,20 @@ def test_the_shipped_ddti_weights_are_the_phantom_network_with_a_fitted_head(tmp
         resolve_weights(tmp_path / "no-such-weights")
 
 
+def test_every_shipped_weights_name_loads_a_lite_csagnet():
+    from edgecalc.export.weights_source import resolve_weights
+    from edgecalc.model.shipped import SHIPPED_WEIGHTS, shipped_weights_path
+
+    for name in SHIPPED_WEIGHTS:
+        path = resolve_weights(name)
+        assert path == shipped_weights_path(name) and path.with_suffix(".json").is_file()
+        model = load_model(path)
+        assert model.cfg.width == 0.25 and model(torch.zeros(1, 1, 96, 96)).mask.shape == (1, 1, 96, 96)
+    # the full-mask candidate is its own network (every tensor of the default's, other values), not a new head
+    default, masks = tensors(resolve_weights("phantom")), tensors(resolve_weights("phantom-masks"))
+    assert set(default) == set(masks) and not any(torch.equal(default[k], masks[k]) for k in default if k.endswith("weight"))
+
+
 def test_the_evidence_map_adds_up_to_the_logit(start_model):
     from edgecalc.studies.compare import positive_evidence
     from edgecalc.model.csagnet import score_evidence

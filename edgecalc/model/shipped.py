@@ -22,6 +22,8 @@ SHIPPED_WEIGHTS: dict[str, str] = {
     "phantom": DEFAULT_WEIGHTS_NAME,
     # the phantom network with a linear score head fitted on real DDTI crops (docs/real-data.md)
     "ddti": "csagnet-lite-ddti.safetensors",
+    # the same recipe with every phantom mask in both stages (a candidate default: better masks, docs/quantification.md)
+    "phantom-masks": "csagnet-lite-phantom-masks.safetensors",
 }
 
 
