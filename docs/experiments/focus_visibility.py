@@ -50,10 +50,10 @@ def main(data: str) -> None:
             x, y, w, h = c.box
             inside = labels[y:y + h, x:x + w]
             focus = labels == np.bincount(inside[inside > 0]).argmax()  # the truth component this focus measures
-            margins.append(calcification_visibility(gray, focus, reference)["margin"])
-            crop_margins.append(margins[-1])
+            crop_margins.append(calcification_visibility(gray, focus, reference)["margin"])
             found.append(j in hit)
             reported.append(a.foci.count > 0)
+        margins += crop_margins
         per_crop.append((truth.count, np.array(crop_margins), a.foci.count > 0))
     m, f, r = np.array(margins), np.array(found), np.array(reported)
     print(f"{len(m)} true foci in positive crops; found {f.mean():.3f}; "

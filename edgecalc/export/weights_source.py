@@ -28,7 +28,7 @@ def resolve_weights(path: str | Path | None, shipped: Path | None = None) -> Pat
     """The ``.safetensors`` file to export, with its JSON config beside it.
 
     ``path`` is a run folder (holding one of ``run_folder.WEIGHTS_FILES`` + ``.json``), a
-    ``.safetensors`` file, or the name of shipped weights (``SHIPPED_WEIGHTS``: ``phantom``, ``ddti``, ``phantom-masks``)
+    ``.safetensors`` file, or the name of shipped weights (a key of ``SHIPPED_WEIGHTS``)
     when no such path exists; None means the shipped default (``shipped`` overrides it for tests).
     """
     if path is None:
