@@ -239,15 +239,22 @@ def test_init_weights_of_another_preset_name_the_fields_that_differ(tiny_data, t
         _fit_config(CSAGNet(get_preset("lite", 32)), cfg, tmp_path / "w.safetensors")
 
 
-def test_the_shipped_ddti_weights_are_the_phantom_network_with_a_fitted_head(tmp_path, monkeypatch):
+def test_the_shipped_ddti_weights_are_the_full_mask_network_with_fitted_heads(tmp_path, monkeypatch):
+    """`ddti` (real crops only) and the default `ddti-phantom` (real crops + phantom) are both
+    `phantom-masks` with one linear score head each, and the two heads differ."""
     from edgecalc.export.weights_source import WeightsNotFound, resolve_weights
     from edgecalc.model.shipped import SHIPPED_WEIGHTS, default_weights_path, shipped_weights_path
 
-    assert resolve_weights("ddti") == shipped_weights_path("ddti") and resolve_weights("phantom") == default_weights_path()
-    phantom, ddti = tensors(default_weights_path()), tensors(shipped_weights_path("ddti"))
-    assert all(torch.equal(phantom[k], ddti[k]) for k in phantom)
-    assert set(ddti) - set(phantom) == {"linear_head.fc.weight", "linear_head.fc.bias"}
-    assert load_model(shipped_weights_path("ddti")).cfg.score_head == "encoder-linear"
+    assert resolve_weights("ddti") == shipped_weights_path("ddti") and resolve_weights("ddti-phantom") == default_weights_path()
+    base = tensors(shipped_weights_path("phantom-masks"))
+    heads = {}
+    for name in ("ddti", "ddti-phantom"):
+        fitted = tensors(shipped_weights_path(name))
+        assert all(torch.equal(base[k], fitted[k]) for k in base), name
+        assert set(fitted) - set(base) == {"linear_head.fc.weight", "linear_head.fc.bias"}, name
+        assert load_model(shipped_weights_path(name)).cfg.score_head == "encoder-linear"
+        heads[name] = fitted["linear_head.fc.weight"]
+    assert not torch.equal(heads["ddti"], heads["ddti-phantom"])
     # a real path of the same name wins over the shipped name
     (tmp_path / "ddti").mkdir()
     monkeypatch.chdir(tmp_path)
@@ -266,9 +273,9 @@ def test_every_shipped_weights_name_loads_a_lite_csagnet():
         assert path == shipped_weights_path(name) and path.with_suffix(".json").is_file()
         model = load_model(path)
         assert model.cfg.width == 0.25 and model(torch.zeros(1, 1, 96, 96)).mask.shape == (1, 1, 96, 96)
-    # the full-mask candidate is its own network (every tensor of the default's, other values), not a new head
-    default, masks = tensors(resolve_weights("phantom")), tensors(resolve_weights("phantom-masks"))
-    assert set(default) == set(masks) and not any(torch.equal(default[k], masks[k]) for k in default if k.endswith("weight"))
+    # the full-mask network is its own training (every tensor of phantom's, other values), not a new head
+    p30, masks = tensors(resolve_weights("phantom")), tensors(resolve_weights("phantom-masks"))
+    assert set(p30) == set(masks) and not any(torch.equal(p30[k], masks[k]) for k in p30 if k.endswith("weight"))
 
 
 def test_the_evidence_map_adds_up_to_the_logit(start_model):

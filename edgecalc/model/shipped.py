@@ -1,5 +1,5 @@
-"""The weights shipped inside the package: the default (the kit's CPU recipe on the phantom) and,
-by name, the others in ``SHIPPED_WEIGHTS``.
+"""The weights shipped inside the package: the default (the full-mask phantom network with a score
+head fitted on real DDTI crops and the phantom together) and, by name, the others in ``SHIPPED_WEIGHTS``.
 
 Not for clinical use; see ``docs/model-card.md``. Export and ``edgecalc eval`` without a run folder
 call ``default_weights_path()``. Torch-free until a model is loaded (the CLI reads the names).
@@ -14,16 +14,19 @@ if TYPE_CHECKING:
     import torch
 
 #: File name inside ``edgecalc/assets/weights/`` (its JSON config sits beside it).
-DEFAULT_WEIGHTS_NAME = "csagnet-lite-phantom.safetensors"
+DEFAULT_WEIGHTS_NAME = "csagnet-lite-ddti-phantom.safetensors"
 
 #: Every weights file the kit ships, by the name commands accept in place of a path
 #: (``edgecalc export ddti``, ``edgecalc eval ddti --data ...``); docs/model-card.md describes each.
 SHIPPED_WEIGHTS: dict[str, str] = {
-    "phantom": DEFAULT_WEIGHTS_NAME,
-    # the phantom network with a linear score head fitted on real DDTI crops (docs/real-data.md)
-    "ddti": "csagnet-lite-ddti.safetensors",
-    # the same recipe with every phantom mask in both stages (a candidate default: better masks, docs/quantification.md)
+    # the default: phantom-masks with a linear score head fitted on DDTI crops and the phantom at once
+    "ddti-phantom": DEFAULT_WEIGHTS_NAME,
+    # the kit's CPU recipe on the phantom, p = 30 % masks (the default until 2026-12-03)
+    "phantom": "csagnet-lite-phantom.safetensors",
+    # the same recipe with every phantom mask in both stages (better masks, docs/quantification.md)
     "phantom-masks": "csagnet-lite-phantom-masks.safetensors",
+    # phantom-masks with a linear score head fitted on real DDTI crops alone (docs/real-data.md)
+    "ddti": "csagnet-lite-ddti.safetensors",
 }
 
 
