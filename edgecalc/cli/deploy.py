@@ -16,7 +16,7 @@ from edgecalc.cli import options as opt
 from edgecalc.cli.errors import run
 from edgecalc.export.choices import DEFAULT_CALIB_METHOD
 from edgecalc.export.commands import export_command
-from edgecalc.model.shipped import SHIPPED_WEIGHTS
+from edgecalc.model.shipped import DEFAULT_SHIPPED_NAME, SHIPPED_WEIGHTS
 from edgecalc.run_folder import WEIGHTS_FILES
 from edgecalc.runtime.commands import analyze_command, locate_command
 from edgecalc.runtime.engine.formats import BACKEND_CHOICES, BENCH_BACKENDS, PRECISIONS, choices_help
@@ -135,7 +135,7 @@ def export_cmd(
     weights: Optional[Path] = typer.Argument(None, help=f"Run folder ({' or '.join(WEIGHTS_FILES)} + .json), "
                                              "a .safetensors file, or the name of shipped weights "
                                              f"({', '.join(SHIPPED_WEIGHTS)}; docs/model-card.md). Default: the "
-                                             "weights shipped with the kit (phantom)."),
+                                             f"weights shipped with the kit ({DEFAULT_SHIPPED_NAME})."),
     precision: opt.RunPrecision = typer.Option("fp32", "--precision", help=f"{choices_help(PRECISIONS)}: the reduced-precision ONNX model "
                                   "(and engine) to add; TorchScript and float32 ONNX are always written."),
     calib: Optional[Path] = typer.Option(None, "--calib", help="Data-set folder (images/<id>.png, labels.csv) to "

@@ -15,12 +15,14 @@ if TYPE_CHECKING:
 
 #: File name inside ``edgecalc/assets/weights/`` (its JSON config sits beside it).
 DEFAULT_WEIGHTS_NAME = "csagnet-lite-ddti-phantom.safetensors"
+#: The default's name among ``SHIPPED_WEIGHTS`` (what help texts and the model card call it).
+DEFAULT_SHIPPED_NAME = "ddti-phantom"
 
 #: Every weights file the kit ships, by the name commands accept in place of a path
 #: (``edgecalc export ddti``, ``edgecalc eval ddti --data ...``); docs/model-card.md describes each.
 SHIPPED_WEIGHTS: dict[str, str] = {
     # the default: phantom-masks with a linear score head fitted on DDTI crops and the phantom at once
-    "ddti-phantom": DEFAULT_WEIGHTS_NAME,
+    DEFAULT_SHIPPED_NAME: DEFAULT_WEIGHTS_NAME,
     # the kit's CPU recipe on the phantom, p = 30 % masks (the default until 2026-12-03)
     "phantom": "csagnet-lite-phantom.safetensors",
     # the same recipe with every phantom mask in both stages (better masks, docs/quantification.md)
