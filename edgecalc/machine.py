@@ -39,6 +39,32 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+#: CPU flags (``/proc/cpuinfo``) of an int8 dot-product instruction that accumulates in 32 bits. Without
+#: one, int8 kernels fall back to AVX2's ``vpmaddubsw``, whose 16-bit intermediate can saturate: the
+#: shipped INT8 model lost a fifth of its decisions in OpenVINO on such a CPU (docs/performance.md).
+INT8_DOT_FLAGS: tuple[str, ...] = ("avx512_vnni", "avx_vnni", "amx_int8")
+
+
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags from ``/proc/cpuinfo``; empty where it cannot be read (not Linux)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def int8_dot_class(flags: frozenset[str] | None = None) -> str | None:
+    """``"vnni"`` (a 32-bit-accumulating int8 dot product), ``"no-vnni"``, or None when the flags are unknown."""
+    flags = cpu_flags() if flags is None else flags
+    if not flags:
+        return None
+    return "vnni" if any(f in flags for f in INT8_DOT_FLAGS) else "no-vnni"
+
+
 def nvidia_smi_gpu() -> tuple[str | None, str]:
     """GPU name and driver from nvidia-smi, without any CUDA library."""
     exe = shutil.which("nvidia-smi")

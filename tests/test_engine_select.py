@@ -74,3 +74,50 @@ def test_auto_never_opens_the_refused_engine(bundle):
         assert sel.backend.name == "openvino"
     finally:
         sel.backend.close()
+
+
+def _with_machine(b, int8_dot: str | None):
+    """The test's report, stamped with the int8 class of the CPU it was measured on."""
+    path = b.root / PARITY_FILE
+    doc = json.loads(path.read_text())
+    doc["machine"] = {"cpu": "test CPU", "int8_dot": int8_dot}
+    path.write_text(json.dumps(doc))
+    return b
+
+
+@pytest.mark.parametrize("measured_on, here, refused", [
+    ("vnni", "no-vnni", True),     # the shipped case: exported on a VNNI Xeon, run on an AVX2 cart
+    ("no-vnni", "vnni", True),
+    ("vnni", "vnni", False),
+    (None, "no-vnni", False),      # an older report that does not say: its rows count as before
+    ("vnni", None, False),         # this CPU's flags unknown: the rows count
+])
+def test_an_openvino_int8_row_speaks_only_for_cpus_of_its_int8_class(bundle, monkeypatch, measured_on, here, refused):
+    import edgecalc.runtime.engine.select as select
+
+    monkeypatch.setattr(select, "int8_dot_class", lambda: here)
+    b = _with_machine(bundle(_row("onnxruntime", "int8", 0.936, 0.690), _row("openvino", "int8", 0.935, 0.689)),
+                      measured_on)
+    out = parity_rejections(b, "int8")
+    assert ("openvino" in out) == refused and "onnxruntime" not in out
+    if refused:
+        assert f"int8 class {measured_on}, this one is {here}" in out["openvino"] and PARITY_FILE in out["openvino"]
+    assert parity_rejections(b, "fp32") == {}  # float32 does not depend on the int8 instructions
+
+
+def test_a_report_with_only_the_other_cpus_openvino_row_still_leaves_onnxruntime(bundle, monkeypatch):
+    import edgecalc.runtime.engine.select as select
+
+    monkeypatch.setattr(select, "int8_dot_class", lambda: "no-vnni")
+    b = _with_machine(bundle(_row("openvino", "int8", 0.935, 0.689)), "vnni")
+    assert set(parity_rejections(b, "int8")) == {"openvino"}
+    assert parity_rejections(b, "int8", candidates=("openvino",)) == {}  # nothing else to run: not refused
+
+
+def test_int8_dot_class_reads_the_flags():
+    from edgecalc.machine import int8_dot_class
+
+    assert int8_dot_class(frozenset({"avx2", "avx512f", "avx512_vnni"})) == "vnni"
+    assert int8_dot_class(frozenset({"avx2", "amx_int8"})) == "vnni"
+    assert int8_dot_class(frozenset({"avx2", "fma"})) == "no-vnni"
+    assert int8_dot_class(frozenset()) is None

@@ -158,6 +158,8 @@ def test_int8_bundle_manifest_parity_and_tolerances(int8_bundle):
     assert cal["method"] == "minmax" and len(cal["ids"]) == 16 and cal["positives"] == 8
     assert any("phantom crops the kit generates" in line for line in logs)
     parity = json.loads((bundle_dir / "parity.json").read_text())
+    from edgecalc.machine import cpu_name, int8_dot_class
+    assert parity["machine"] == {"cpu": cpu_name(), "int8_dot": int8_dot_class()}  # whose CPU the INT8 rows speak for
     rows = {r["artifact"]: r for r in parity["rows"] if r["backend"] in ("pytorch", "torchscript", "onnxruntime")}
     assert set(rows) == {"eager", "model.ts", "model.fp32.onnx", "model.int8.onnx"}
     for name in ("model.ts", "model.fp32.onnx"):

@@ -175,10 +175,17 @@ def exact_failures(rows: list[ParityRow]) -> list[str]:
 
 
 def write_parity(path: str | Path, rows: list[ParityRow], data: ParitySet, threshold: float) -> None:
-    """``parity.json``: the set (ids, class counts), the threshold and the rows."""
+    """``parity.json``: the set (ids, class counts), the threshold, the machine it ran on and the rows.
+
+    The machine's int8 class matters: an engine's INT8 row speaks for CPUs of that class only
+    (``runtime.engine.select.parity_rejections``).
+    """
+    from edgecalc.machine import cpu_name, int8_dot_class
+
     doc = {"set": {"source": "phantom (held out from calibration)", "size": len(data.ids),
                    "positives": int(data.labels.sum()), "ids": data.ids},
            "threshold": threshold, "dice_threshold": 0.5,
+           "machine": {"cpu": cpu_name(), "int8_dot": int8_dot_class()},
            "rows": [{k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in asdict(r).items()}
                     for r in rows]}
     Path(path).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")

@@ -94,6 +94,11 @@ PARITY_FILE = "parity.json"
 #: Dice drop <= 0.02; an engine that runs the same file worse than another is never the fast choice).
 PARITY_AUC_MARGIN = 0.005
 PARITY_DICE_MARGIN = 0.02
+#: The CPU engines whose INT8 faithfulness depends on the CPU's int8 instructions (``machine.int8_dot_class``):
+#: their INT8 parity row vouches only for CPUs of the class it was measured on. OpenVINO ran the same INT8
+#: file within the targets on a VNNI / AMX Xeon and at AUC 0.86 on an AVX2 EPYC; onnxruntime held on both
+#: (docs/export.md, "Again on an Intel Xeon").
+INT8_ISA_SENSITIVE: tuple[str, ...] = ("openvino",)
 
 
 def bundle_file(artifact: str, precision: str) -> str:

@@ -10,6 +10,8 @@ AVX2 CPU without VNNI, OpenVINO ran the shipped INT8 model at AUC 0.86 where onn
 So `auto` only considers the CPU engines that the bundle's parity report (`parity.json`, written by
 `edgecalc export`) shows running this precision about as faithfully as the best one
 (`parity_rejections`); an engine the report does not cover is left out while another is covered.
+An OpenVINO INT8 row measured on a CPU of another int8 class (VNNI / AMX or not) does not cover this
+one: the same file ran faithfully on a VNNI Xeon and lost a fifth of its decisions on an AVX2 EPYC.
 A backend named by the user is opened as asked.
 """
 
@@ -23,8 +25,9 @@ import numpy as np
 
 from edgecalc.runtime.engine.backends import BackendUnavailable, InferenceBackend, open_backend
 from edgecalc.runtime.engine.bundle import Bundle, BundleError
-from edgecalc.runtime.engine.formats import (BACKEND_CHOICES, ONNX_CPU_BACKENDS, PARITY_AUC_MARGIN, PARITY_DICE_MARGIN,
-                                             PARITY_FILE, precisions_of)
+from edgecalc.machine import int8_dot_class
+from edgecalc.runtime.engine.formats import (BACKEND_CHOICES, INT8_ISA_SENSITIVE, ONNX_CPU_BACKENDS, PARITY_AUC_MARGIN,
+                                             PARITY_DICE_MARGIN, PARITY_FILE, precisions_of)
 from edgecalc.runtime.engine.latency_cache import measured_latencies
 
 
@@ -62,14 +65,18 @@ def _time_backend(backend: InferenceBackend, size: int, warmup: int = 3, runs: i
     return float(np.median(times) * 1000.0)
 
 
-def _parity_rows(bundle: Bundle) -> dict[tuple[str, str], dict]:
-    """The bundle's parity rows that ran, by (backend, precision); {} without a readable report."""
+def _parity_report(bundle: Bundle) -> tuple[dict[tuple[str, str], dict], str | None]:
+    """The bundle's parity rows that ran, by (backend, precision), and the int8 class of the CPU they ran
+    on (None where the report does not say); ({}, None) without a readable report."""
     path = bundle.root / PARITY_FILE
     try:
-        rows = json.loads(path.read_text(encoding="utf-8")).get("rows", [])
-        return {(r["backend"], r["precision"]): r for r in rows if isinstance(r, dict) and r.get("status") == "ran"}
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        rows = {(r["backend"], r["precision"]): r for r in doc.get("rows", [])
+                if isinstance(r, dict) and r.get("status") == "ran"}
+        machine = doc.get("machine")
+        return rows, machine.get("int8_dot") if isinstance(machine, dict) else None
     except (OSError, ValueError, AttributeError, KeyError, TypeError):
-        return {}
+        return {}, None
 
 
 def parity_rejections(bundle: Bundle, precision: str, candidates: tuple[str, ...] = ONNX_CPU_BACKENDS) -> dict[str, str]:
@@ -77,13 +84,27 @@ def parity_rejections(bundle: Bundle, precision: str, candidates: tuple[str, ...
 
     Measured against eager: a candidate whose AUC or Dice drop exceeds the best candidate's by more
     than PARITY_AUC_MARGIN / PARITY_DICE_MARGIN is refused; while any candidate has a row, one
-    without a row is refused too (unverified). No report, or no eager row: nothing is refused.
+    without a row is refused too (unverified). An INT8 row of an INT8_ISA_SENSITIVE engine counts only
+    where this CPU's int8 class (``machine.int8_dot_class``) is the report's, when both are known.
+    No report, or no eager row: nothing is refused.
     """
-    rows = _parity_rows(bundle)
+    rows, report_class = _parity_report(bundle)
+    here_class = int8_dot_class() if precision == "int8" and report_class is not None else None
+    elsewhere: set[str] = set()
+    if here_class is not None and here_class != report_class:
+        elsewhere = {c for c in INT8_ISA_SENSITIVE if (c, precision) in rows}
     eager = rows.get(("pytorch", "fp32"))
-    have = {c: rows[(c, precision)] for c in candidates if (c, precision) in rows}
-    if eager is None or not have:
+    have = {c: rows[(c, precision)] for c in candidates if (c, precision) in rows and c not in elsewhere}
+    if eager is None:
         return {}
+
+    def other_cpu(c: str) -> str:
+        return (f"not verified on this CPU: {bundle.root / PARITY_FILE} measured {c} {precision} on a CPU of int8 "
+                f"class {report_class}, this one is {here_class} ({c}'s INT8 accuracy depends on it; export the "
+                "bundle on a CPU like this one to check it)")
+
+    if not have:  # nothing verified here: refuse only what was measured elsewhere, while another engine is left
+        return {c: other_cpu(c) for c in candidates if c in elsewhere} if set(candidates) - elsewhere else {}
 
     def drop(row: dict, key: str) -> float:
         ref, val = eager.get(key), row.get(key)
@@ -94,7 +115,9 @@ def parity_rejections(bundle: Bundle, precision: str, candidates: tuple[str, ...
     out: dict[str, str] = {}
     for c in candidates:
         row = have.get(c)
-        if row is None:
+        if c in elsewhere:
+            out[c] = other_cpu(c)
+        elif row is None:
             out[c] = (f"not verified: {bundle.root / PARITY_FILE} has no {c} {precision} row (export the bundle where {c} "
                       "is installed to check it)")
         elif drop(row, "auc") > best_auc + PARITY_AUC_MARGIN or drop(row, "dice") > best_dice + PARITY_DICE_MARGIN:
