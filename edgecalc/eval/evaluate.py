@@ -148,14 +148,31 @@ def print_metrics(metrics: dict[str, Any], console: Any, out_dir: Path | None = 
         console.print(escape(f"wrote {out_dir / METRICS_FILE}, {out_dir / 'roc.png'}, {out_dir / 'attention.png'}"))
 
 
+def seen_in_fit(weights: str | Path, ids: list[str]) -> dict[str, Any] | None:
+    """How many of ``ids`` the weights' fitted-on record (``model/provenance.py``) names; None if none do."""
+    from edgecalc.model.provenance import read_fitted
+
+    fitted = read_fitted(weights)
+    n = 0 if fitted is None else sum(i in fitted.ids for i in ids)
+    return None if n == 0 else {"images": n, "what": fitted.what, "data": fitted.data}
+
+
 def evaluate_weights(weights: str | Path, data: str | Path, out_dir: str | Path, console: Any = None, device: str = "cpu") -> dict[str, Any]:
     """Evaluate a CS-AGnet weights file (+ its JSON) on a data-set folder."""
     from edgecalc.model.weights import load_model
 
     model = load_model(weights).to(device)
     ids, images, masks, has_mask, labels = load_eval_data(data, model.cfg.input_size)
+    extra: dict[str, Any] = {"weights": str(weights), "data": str(data)}
+    seen = seen_in_fit(weights, ids)
+    if seen is not None:
+        extra["seen_in_fit"] = seen
+        if console is not None:
+            console.print(f"[yellow]warning:[/] {seen['images']} of these {len(ids)} images were used to fit these weights "
+                          f"({seen['what']} of {seen['data']}): the figures below include them and are optimistic; "
+                          f"the {len(ids) - seen['images']} others are unseen (docs/model-card.md)")
     return evaluate_arrays(model, images, masks, has_mask, labels, ids, out_dir, console, title=Path(str(data)).name,
-                           device=device, extra={"weights": str(weights), "data": str(data)},
+                           device=device, extra=extra,
                            dilation=dilation_for(data, ids, model.cfg.input_size, labels), data_dir=data)
 
 
