@@ -24,9 +24,12 @@ def test_the_record_round_trips_and_a_bad_one_is_named(tmp_path):
 def test_a_runs_record_lists_its_training_and_validation_ids(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
-    (run / "config.json").write_text(json.dumps({"data": "/somewhere/ddti-calc"}))
-    (run / "split.json").write_text(json.dumps({"fold": 0, "folds": 5, "seed": 0,
-                                                "ids": {"train": ["t1", "t2"], "val": ["v1"], "test": ["x"]}}))
+    from edgecalc.run_folder import write_split
+
+    (run / "config.json").write_text(json.dumps({"data": "/somewhere/ddti-calc", "fold": 0, "folds": 5}))
+    write_split(run, {"n": 4, "fold": 0, "folds": 5, "seed": 0,
+                      "indices": {"train": [0, 1], "val": [2], "test": [3], "mask_draw": []},
+                      "ids": {"train": ["t1", "t2"], "val": ["v1"], "test": ["x"], "mask_draw": []}})
     write_from_run(tmp_path / "w.safetensors", run)
     rec = read_fitted(tmp_path / "w.safetensors")
     assert rec.ids == {"t1", "t2", "v1"} and rec.data == "ddti-calc" and "fold 0 of 5" in rec.what

@@ -51,9 +51,10 @@ def write_fitted(weights: str | Path, data: str, what: str, ids: list[str]) -> P
 
 def write_from_run(weights: str | Path, run_dir: str | Path) -> Path:
     """The record of a run's training + validation ids (its ``split.json``, data named by ``config.json``)."""
-    run = Path(run_dir)
-    split = json.loads((run / "split.json").read_text(encoding="utf-8"))
-    data = Path(json.loads((run / "config.json").read_text(encoding="utf-8"))["data"]).name
+    from edgecalc.run_folder import read_config, read_split
+
+    split = read_split(run_dir)
+    data = Path(read_config(run_dir)["data"]).name
     ids = list(split["ids"]["train"]) + list(split["ids"]["val"])
     what = f"training and validation images of fold {split['fold']} of {split['folds']} (seed {split['seed']})"
     return write_fitted(weights, data, what, ids)
