@@ -168,9 +168,12 @@ def evaluate_weights(weights: str | Path, data: str | Path, out_dir: str | Path,
     if seen is not None:
         extra["seen_in_fit"] = seen
         if console is not None:
-            console.print(f"[yellow]warning:[/] {seen['images']} of these {len(ids)} images were used to fit these weights "
-                          f"({seen['what']} of {seen['data']}): the figures below include them and are optimistic; "
-                          f"the {len(ids) - seen['images']} others are unseen (docs/model-card.md)")
+            from rich.markup import escape
+
+            console.print("[yellow]warning:[/] " + escape(
+                f"{seen['images']} of these {len(ids)} images were used to fit these weights ({seen['what']} of "
+                f"{seen['data']}): the figures below include them and are optimistic; the {len(ids) - seen['images']} "
+                "others are unseen (docs/model-card.md)"))
     return evaluate_arrays(model, images, masks, has_mask, labels, ids, out_dir, console, title=Path(str(data)).name,
                            device=device, extra=extra,
                            dilation=dilation_for(data, ids, model.cfg.input_size, labels), data_dir=data)
