@@ -70,12 +70,14 @@ def test_the_fitted_head_is_the_logistic_regression_and_leaves_the_rest_alone(st
     groups = np.repeat(np.arange(20), 2)  # two crops per patient
     probe, info = fit_linear_probe(start_model, images, labels, groups, seed=0)
     assert probe.cfg.score_head == "encoder-linear" and probe.cfg.linear_head_share == info["share"]
-    assert info["c"] in (0.001, 0.003, 0.01, 0.03, 0.1) and len(info["inner_auc"]) == 20
+    # every share x C, with and without the mask's features
+    assert info["c"] in (0.001, 0.003, 0.01, 0.03, 0.1) and len(info["inner_auc"]) == 40
+    assert probe.cfg.linear_head_mask == info["mask"]
     x = torch.from_numpy(images).float() / 255.0
     with torch.no_grad():
         out, before = probe(x), start_model(x)
     # the score is sigmoid(w . f + b) on the features the fitter computed
-    f = pooled_features(start_model, images, (info["share"],))[info["share"]]
+    f = pooled_features(start_model, images, (info["share"],), mask=info["mask"])[info["share"]]
     w = probe.linear_head.fc.weight.detach().double().numpy()[0]
     b = float(probe.linear_head.fc.bias.detach())
     np.testing.assert_allclose(out.probs[:, 1].numpy(), 1 / (1 + np.exp(-(f @ w + b))), atol=1e-5)
@@ -100,6 +102,53 @@ def test_the_head_does_not_care_which_way_the_probe_was_held(start_model):
     assert torch.allclose(a, b, atol=1e-6)
 
 
+def test_a_head_with_the_mask_is_the_fit_it_was_given_and_keeps_its_properties(start_model, tmp_path):
+    """mask_grid=(True,) forces the mask's mean and maximum into the features: the graph computes what the
+    fitter fitted, still ignores the probe's side, round-trips, exports, and its evidence adds up."""
+    from edgecalc.model.csagnet import score_evidence
+
+    images, labels = _blob_images(30, seed=21)
+    probe, info = fit_linear_probe(start_model, images, labels, None, mask_grid=(True,))
+    assert info["mask"] and probe.cfg.linear_head_mask and info["features"] == 2 * sum(start_model.cfg.filters[1:]) + 2
+    assert len(info["inner_auc"]) == 20 and all(", mask, C" in k for k in info["inner_auc"])
+    x = torch.from_numpy(images).float() / 255.0
+    f = pooled_features(start_model, images, (info["share"],), mask=True)[info["share"]]
+    # the last two columns are the mask's mean and maximum over the ellipse, averaged over both passes
+    with torch.no_grad():
+        masks = [start_model(x).mask, start_model(torch.flip(x, dims=[3])).mask]
+    region = ellipse_weights(32, info["share"])
+    expect = np.mean([pool_features([m], [region]).double().numpy() for m in masks], axis=0)
+    np.testing.assert_allclose(f[:, -2:], expect, atol=1e-6)
+    w = probe.linear_head.fc.weight.detach().double().numpy()[0]
+    b = float(probe.linear_head.fc.bias.detach())
+    with torch.no_grad():
+        out = probe(x)
+        flipped = probe(torch.flip(x, dims=[3]))
+    np.testing.assert_allclose(out.probs[:, 1].numpy(), 1 / (1 + np.exp(-(f @ w + b))), atol=1e-5)
+    assert torch.allclose(out.probs[:, 1], flipped.probs[:, 1], atol=1e-6)
+    again = load_model(save_model(probe, tmp_path / "probe-mask.safetensors"))
+    assert again.cfg.linear_head_mask
+    with torch.no_grad():
+        assert torch.equal(again(x).probs, out.probs)
+    ev = score_evidence(probe, x[:4])
+    torch.testing.assert_close(ev.sum(dim=(1, 2)) + probe.linear_head.fc.bias.detach(), out.logits[:4, 1],
+                               atol=1e-4, rtol=1e-4)
+    with pytest.raises(ValueError, match="at least one choice"):
+        fit_linear_probe(start_model, images, labels, None, mask_grid=())
+
+
+def test_onnx_export_keeps_the_score_of_a_head_with_the_mask(start_model, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from edgecalc.export.onnx_export import export_onnx
+    from edgecalc.model.csagnet import ExportWrapper
+
+    images, labels = _blob_images(30, seed=22)
+    probe, _ = fit_linear_probe(start_model, images, labels, None, mask_grid=(True,))
+    x = torch.from_numpy(images[:2]).float() / 255.0
+    diffs = export_onnx(ExportWrapper(probe), x, tmp_path / "probe.onnx", check=torch.from_numpy(images[:3]).float() / 255.0)
+    assert max(diffs.values()) < 1e-4
+
+
 def test_one_class_is_refused_by_name(start_model):
     images, _ = _blob_images(10, seed=4)
     with pytest.raises(ValueError, match="both classes"):
@@ -119,6 +168,7 @@ def test_probe_weights_round_trip_and_old_configs_keep_module_c(start_model, tmp
     # a config written before the field existed is module C's
     legacy = {k: v for k, v in ModelConfig().to_dict().items() if not k.startswith(("score_head", "linear_head"))}
     assert ModelConfig.from_dict(legacy).score_head == "attention-pooling"
+    assert not ModelConfig.from_dict(legacy).linear_head_mask  # and no mask features
     with pytest.raises(ValueError, match="score_head must be one of"):
         ModelConfig(score_head="mlp")
 
@@ -159,7 +209,7 @@ def test_a_mix_joins_the_fit_at_its_share_and_teaches_the_head_its_domain(start_
     mix_images, mix_labels = _dark_spot_images(40, seed=12)
     alone, _ = fit_linear_probe(start_model, images, labels, None)
     mixed, info = fit_linear_probe(start_model, images, labels, None, mix=(mix_images, mix_labels, 0.5))
-    assert info["n"] == 40 and info["n_mix"] == 40 and info["mix_ratio"] == 0.5 and len(info["inner_auc"]) == 20
+    assert info["n"] == 40 and info["n_mix"] == 40 and info["mix_ratio"] == 0.5 and len(info["inner_auc"]) == 40
 
     def auc_on(model, imgs, labs):
         with torch.no_grad():
@@ -205,7 +255,18 @@ def test_a_probe_run_fits_on_train_and_val_and_reports_its_choice(tiny_data, tmp
     assert {k for k in final if k not in start} == {"linear_head.fc.weight", "linear_head.fc.bias"}
     model = load_model(run / "final.safetensors")
     assert model.cfg.score_head == "encoder-linear" and model.cfg.linear_head_share == probe["share"]
+    assert model.cfg.linear_head_mask == probe["mask"] and any(", mask, C" in k for k in probe["inner_auc"])
     assert probe["n_mix"] == 0
+    # --no-probe-mask: the inner CV tries encoder features only
+    plain = tmp_path / "probe-plain"
+    run_training(tiny_config(maskless, mask_fraction=0.0, init_weights=str(base), linear_probe=True,
+                             linear_probe_mask=False), plain)
+    plain_probe = json.loads((plain / "metrics.json").read_text())["linear_probe"]
+    assert not plain_probe["mask"] and not any("mask" in k for k in plain_probe["inner_auc"])
+    assert not load_model(plain / "final.safetensors").cfg.linear_head_mask
+    # a probe run's config written before the choice existed fitted encoder features only
+    old = {k: v for k, v in TrainConfig.read(plain / "config.json").to_dict().items() if k != "linear_probe_mask"}
+    assert TrainConfig.from_dict({**old, "linear_probe": True}).linear_probe_mask is False
     # with --mix-data the mixed-in folder's images join the fit (and its test fold is DATA's alone)
     mixed = tmp_path / "probe-mix"
     run_training(tiny_config(maskless, mask_fraction=0.0, init_weights=str(base), linear_probe=True,

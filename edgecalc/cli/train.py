@@ -59,6 +59,10 @@ def train_cmd(
                                       "cross-validation on the training images). The small-real-data transfer that "
                                       "scores best on DDTI (docs/real-data.md); mask and attention stay the starting "
                                       "weights'."),
+    probe_mask: bool = typer.Option(True, "--probe-mask/--no-probe-mask", help="With --linear-probe: let the inner "
+                                    "cross-validation also try the segmentation mask's mean and maximum over the "
+                                    "pooling ellipse as two more features (on DDTI it chose them in every fold); "
+                                    "--no-probe-mask: encoder features only, as the shipped default was fitted."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue this run folder from its last checkpoint "
                                           f"(with its own {CONFIG_FILE}; other options are ignored)."),
     no_progress: bool = opt.NO_PROGRESS,
@@ -79,7 +83,7 @@ def train_cmd(
         out=out, **recipe_options, progress=not no_progress,
         **{k: str(v) for k, v in sources.items() if v is not None},
         mix_ratio=mix_ratio if mix_ratio is not None else (0.25 if mix_data is not None else 0.0),
-        linear_probe=linear_probe,
+        linear_probe=linear_probe, linear_probe_mask=probe_mask,
     ))
 
 

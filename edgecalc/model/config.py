@@ -84,6 +84,9 @@ class ModelConfig:
     #: each map (>= 1.42 = the whole map), averaged over the image and its mirror when ``linear_head_flip``.
     linear_head_share: float = 0.7
     linear_head_flip: bool = True
+    #: ``encoder-linear`` only: the segmentation mask's mean and maximum over the same ellipse join the
+    #: features (two more weights; the probe's inner cross-validation decides, docs/real-data.md).
+    linear_head_mask: bool = False
     name: str = field(default="custom", compare=False)
 
     def __post_init__(self) -> None:

@@ -44,7 +44,8 @@ class CSAGNet(nn.Module):
         if self.cfg.score_head == "encoder-linear":
             sides = tuple(self.cfg.input_size // 2 ** k for k in (1, 2, 3, 4))  # blocks 2-4, bridge
             self.linear_head = PooledLinearHead(self.cfg.filters[1:], sides, self.cfg.linear_head_share,
-                                                self.cfg.linear_head_flip)
+                                                self.cfg.linear_head_flip,
+                                                self.cfg.input_size if self.cfg.linear_head_mask else None)
 
     def forward(self, x: torch.Tensor) -> CSAGNetOutput:
         check_input(x, self.cfg)
@@ -54,8 +55,16 @@ class CSAGNet(nn.Module):
         alphas = [dec.alphas[l] for l in self.levels]
         logits, probs, scale_probs = self.classifier(feats, alphas)
         if self.linear_head is not None:
-            mirrored = encoder_features(self.encoder(torch.flip(x, dims=[3]))) if self.linear_head.flip else None
-            logits = self.linear_head(encoder_features(enc), mirrored)
+            head = self.linear_head
+            mirrored, mask, mirrored_mask = None, None, None
+            if head.flip:
+                enc_m = self.encoder(torch.flip(x, dims=[3]))
+                mirrored = encoder_features(enc_m)
+                if head.mask_side is not None:  # the mirror's mask (pooled over a symmetric ellipse: no flip back)
+                    mirrored_mask = self.decoder(enc_m).pyramid[-1]
+            if head.mask_side is not None:
+                mask = dec.pyramid[-1]
+            logits = head(encoder_features(enc), mirrored, mask, mirrored_mask)
             probs = torch.softmax(logits, dim=1)
         return CSAGNetOutput(dec.pyramid[-1], tuple(dec.pyramid), logits, probs, scale_probs, tuple(alphas))
 
@@ -68,10 +77,17 @@ def score_evidence(model: CSAGNet, x: torch.Tensor) -> torch.Tensor:
     if head is None:
         raise ValueError("score_evidence needs a CS-AGnet with score_head 'encoder-linear'")
     size = (int(x.shape[2]), int(x.shape[3]))
-    ev = head.evidence(encoder_features(model.encoder(x)), size)
+
+    def one_pass(image: torch.Tensor) -> torch.Tensor:
+        enc = model.encoder(image)
+        ev = head.evidence(encoder_features(enc), size)
+        if head.mask_side is not None:
+            ev = ev + head.mask_evidence(model.decoder(enc).pyramid[-1])
+        return ev
+
+    ev = one_pass(x)
     if head.flip:
-        mirrored = head.evidence(encoder_features(model.encoder(torch.flip(x, dims=[3]))), size)
-        ev = 0.5 * (ev + torch.flip(mirrored, dims=[2]))
+        ev = 0.5 * (ev + torch.flip(one_pass(torch.flip(x, dims=[3])), dims=[2]))
     return ev
 
 

@@ -92,6 +92,10 @@ class TrainConfig:
     #: Instead of stage two's gradient steps, fit only a linear score head on ``init_weights``'s frozen
     #: encoder (L2 logistic regression, strength by patient-grouped inner CV; train/linear_probe.py).
     linear_probe: bool = False
+    #: With ``linear_probe``: the inner CV may also add the segmentation mask's pooled mean and maximum
+    #: to the features (``ModelConfig.linear_head_mask``); False fits encoder features only (the head
+    #: before 2026-12-03, which the default ``ddti-phantom`` carries).
+    linear_probe_mask: bool = True
 
     def __post_init__(self) -> None:
         self.validate()
@@ -200,6 +204,8 @@ class TrainConfig:
             raise ValueError(f"unknown training config field(s) {unknown}; known: {sorted(known)}")
         if "recipe" not in data:  # a run folder written before recipes existed trained like this
             data = {**LEGACY, **data}
+        if data.get("linear_probe") and "linear_probe_mask" not in data:  # a probe run fitted before the mask grid
+            data = {**data, "linear_probe_mask": False}
         return cls(**data)
 
     @classmethod

@@ -5,9 +5,10 @@ negatives) is too small to move a whole network; fine-tuning overfits in the fir
 (docs/real-data.md). Freezing the phantom-trained encoder and fitting one linear layer on its
 pooled features (``model/blocks/linear_head.py``) is the standard small-data transfer and scores
 better there. The fit is an L2-regularised logistic regression (scikit-learn, L-BFGS: deterministic,
-seconds on a CPU) on standardised features. Its strength ``C`` and the central share the features
-pool over are chosen together by a patient-grouped inner cross-validation on the training images
-only, so the test fold never takes part in any choice. The features are averaged over each image
+seconds on a CPU) on standardised features. Its strength ``C``, the central share the features
+pool over and whether the segmentation mask's mean and maximum join them are chosen together by a
+patient-grouped inner cross-validation on the training images only, so the test fold never takes
+part in any choice. The features are averaged over each image
 and its left-right mirror, as the head does at inference. The standardisation is then folded into
 the layer: the result is an ordinary CS-AGnet weights file whose ``score`` is the fitted head, with
 the encoder, decoder (mask, attention) and module C of the starting weights unchanged.
@@ -35,26 +36,35 @@ from edgecalc.model.csagnet import CSAGNet, encoder_features
 C_GRID = (0.001, 0.003, 0.01, 0.03, 0.1)
 #: Central shares tried for the pooling region (1.5: the whole map).
 SHARE_GRID = (0.5, 0.7, 0.9, 1.5)
+#: Whether the mask's two pooled features join (False first: on a tie, the head without them).
+MASK_GRID = (False, True)
+#: How many features the mask adds at the end of the row (``PooledLinearHead``: its mean, its maximum).
+MASK_FEATURES = 2
 INNER_FOLDS = 5
 
 
 @torch.no_grad()
 def pooled_features(model: CSAGNet, images: np.ndarray, shares: tuple[float, ...], flip: bool = True,
-                    batch: int = 64, device: str | torch.device = "cpu") -> dict[float, np.ndarray]:
+                    batch: int = 64, device: str | torch.device = "cpu", mask: bool = False) -> dict[float, np.ndarray]:
     """The head's input features of uint8 images (N, 1, S, S) for every share -> {share: float64 (N, F)}.
 
-    With ``flip`` each is the mean over the image and its left-right mirror (what the head computes).
+    With ``flip`` each is the mean over the image and its left-right mirror; with ``mask`` the
+    network's mask adds its mean and maximum as the last two columns — what ``PooledLinearHead`` computes.
     """
     model = model.to(device).eval()
     out: dict[float, list[np.ndarray]] = {s: [] for s in shares}
     for i in range(0, len(images), batch):
         x = torch.from_numpy(np.ascontiguousarray(images[i:i + batch])).to(device).float().mul_(1.0 / 255.0)
-        maps = [encoder_features(model.encoder(x))]
-        if flip:
-            maps.append(encoder_features(model.encoder(torch.flip(x, dims=[3]))))
+        encs = [model.encoder(x)] + ([model.encoder(torch.flip(x, dims=[3]))] if flip else [])
+        maps = [encoder_features(e) for e in encs]
+        segs = [model.decoder(e).pyramid[-1] for e in encs] if mask else []
         for s in shares:
             regions = [ellipse_weights(int(f.shape[2]), s).to(f) for f in maps[0]]
             f = torch.stack([pool_features(m, regions) for m in maps]).mean(dim=0)
+            if segs:
+                region = [ellipse_weights(int(segs[0].shape[2]), s).to(segs[0])]
+                g = torch.stack([pool_features([m], region) for m in segs]).mean(dim=0)
+                f = torch.cat([f, g], dim=1)
             out[s].append(f.double().cpu().numpy())
     return {s: np.concatenate(v) for s, v in out.items()}
 
@@ -86,14 +96,14 @@ def _with_mix(feats: np.ndarray, labels: np.ndarray, idx: np.ndarray, mix: tuple
 
 def fit_linear_probe(model: CSAGNet, images: np.ndarray, labels: np.ndarray, groups: np.ndarray | None,
                      seed: int = 0, c_grid: tuple[float, ...] = C_GRID, share_grid: tuple[float, ...] = SHARE_GRID,
-                     flip: bool = True, device: str | torch.device = "cpu", console: Any = None,
+                     mask_grid: tuple[bool, ...] = MASK_GRID, flip: bool = True, device: str | torch.device = "cpu", console: Any = None,
                      mix: tuple[np.ndarray, np.ndarray, float] | None = None) -> tuple[CSAGNet, dict[str, Any]]:
     """The network with a fitted ``encoder-linear`` score head, and what was chosen.
 
     ``images`` uint8 (N, 1, S, S) with ``labels`` (and ``groups``, e.g. patients) are the training
     images; the inner folds split them by group. ``mix`` = (uint8 images, labels, ratio): crops of
     another data set (the phantom) added to every fit with ``ratio`` of the total weight, never scored.
-    Returns a new CS-AGnet (eval mode) and ``{"c", "share", "inner_auc" (per share and C), ...}``.
+    Returns a new CS-AGnet (eval mode) and ``{"c", "share", "mask", "inner_auc" (per choice), ...}``.
     """
     labels = np.asarray(labels, dtype=np.int64)
     if not 0 < labels.sum() < labels.size:
@@ -101,30 +111,39 @@ def fit_linear_probe(model: CSAGNet, images: np.ndarray, labels: np.ndarray, gro
                          f"({int(labels.sum())} positive)")
     if mix is not None and not 0 < mix[2] < 1:
         raise ValueError(f"the mix's share of the fit must lie in (0, 1), got {mix[2]}")
-    feats = pooled_features(model, images, share_grid, flip=flip, device=device)
-    mix_at: dict[float, tuple[np.ndarray, np.ndarray, float] | None] = dict.fromkeys(share_grid)  # per share
-    if mix is not None:
-        mfeats = pooled_features(model, mix[0], share_grid, flip=flip, device=device)
-        mix_at = {s: (mfeats[s], np.asarray(mix[1], dtype=np.int64), float(mix[2])) for s in share_grid}
+    if not mask_grid:
+        raise ValueError("mask_grid needs at least one choice (False: encoder features only, True: with the mask's)")
+    with_mask = any(mask_grid)
+    full = pooled_features(model, images, share_grid, flip=flip, device=device, mask=with_mask)
+    mfull = None if mix is None else pooled_features(model, mix[0], share_grid, flip=flip, device=device, mask=with_mask)
+    feats: dict[tuple[float, bool], np.ndarray] = {}  # per (share, mask)
+    mix_at: dict[tuple[float, bool], tuple[np.ndarray, np.ndarray, float] | None] = {}
+    for share in share_grid:
+        for m in mask_grid:
+            cols = slice(None) if m or not with_mask else slice(0, -MASK_FEATURES)
+            feats[(share, m)] = full[share][:, cols]
+            mix_at[(share, m)] = None if mfull is None else (mfull[share][:, cols], np.asarray(mix[1], dtype=np.int64),
+                                                            float(mix[2]))
     n_groups = len(np.unique(groups)) if groups is not None else labels.size
     folds = stratified_kfold(labels, k=min(INNER_FOLDS, n_groups), seed=seed + 3, groups=groups)
-    inner: dict[tuple[float, float], float] = {}
-    for share in share_grid:
+    inner: dict[tuple[float, bool, float], float] = {}
+    for (share, m), f in feats.items():
         for c in c_grid:
             scores = np.zeros(labels.size)
             for tr, va in folds:
-                x, y, sw = _with_mix(feats[share], labels, tr, mix_at[share])
+                x, y, sw = _with_mix(f, labels, tr, mix_at[(share, m)])
                 w, b = fit_logistic(x, y, c, sw)
-                scores[va] = feats[share][va] @ w + b
-            inner[(share, c)] = roc_auc(labels, scores)
+                scores[va] = f[va] @ w + b
+            inner[(share, m, c)] = roc_auc(labels, scores)
         if console is not None:
-            console.print(f"linear probe: share {share:g}, inner cross-validated AUC "
-                          + ", ".join(f"{inner[(share, c)]:.3f} (C {c:g})" for c in c_grid))
-    # ties: the stronger penalty, then the smaller region
-    share, c = max(inner, key=lambda k: (inner[k], -k[1], -k[0]))
-    x, y, sw = _with_mix(feats[share], labels, np.arange(labels.size), mix_at[share])
+            console.print(f"linear probe: share {share:g}{', with the mask' if m else ''}, inner cross-validated AUC "
+                          + ", ".join(f"{inner[(share, m, c)]:.3f} (C {c:g})" for c in c_grid))
+    # ties: the stronger penalty, then without the mask, then the smaller region
+    share, use_mask, c = max(inner, key=lambda k: (inner[k], -k[2], -int(k[1]), -k[0]))
+    x, y, sw = _with_mix(feats[(share, use_mask)], labels, np.arange(labels.size), mix_at[(share, use_mask)])
     w, b = fit_logistic(x, y, c, sw)
-    probe = CSAGNet(model.cfg.with_(score_head="encoder-linear", linear_head_share=share, linear_head_flip=flip))
+    probe = CSAGNet(model.cfg.with_(score_head="encoder-linear", linear_head_share=share, linear_head_flip=flip,
+                                    linear_head_mask=use_mask))
     state = {k: v for k, v in model.state_dict().items() if not k.startswith("linear_head.")}
     missing, unexpected = probe.load_state_dict(state, strict=False)
     if unexpected or any(not k.startswith("linear_head.") for k in missing):
@@ -135,10 +154,11 @@ def fit_linear_probe(model: CSAGNet, images: np.ndarray, labels: np.ndarray, gro
         probe.linear_head.fc.bias.fill_(b)
     if console is not None:
         mixed = "" if mix is None else f" + {len(mix[1])} mixed-in images at {mix[2]:g} of the weight"
-        console.print(f"linear probe: chose share {share:g}, C {c:g} (inner AUC {inner[(share, c)]:.3f}); "
+        console.print(f"linear probe: chose share {share:g}{', with the mask' if use_mask else ''}, C {c:g} "
+                      f"(inner AUC {inner[(share, use_mask, c)]:.3f}); "
                       f"fitted on {labels.size} images ({int(labels.sum())} positive){mixed}")
-    return probe.eval(), {"c": c, "share": share, "flip": flip, "inner_folds": len(folds),
-                          "inner_auc": {f"share {s:g}, C {cc:g}": v for (s, cc), v in inner.items()},
+    return probe.eval(), {"c": c, "share": share, "mask": bool(use_mask), "flip": flip, "inner_folds": len(folds),
+                          "inner_auc": {f"share {s:g}{', mask' if m else ''}, C {cc:g}": v for (s, m, cc), v in inner.items()},
                           "n": int(labels.size), "n_positive": int(labels.sum()),
                           "n_mix": 0 if mix is None else int(len(mix[1])), "mix_ratio": 0.0 if mix is None else float(mix[2]),
-                          "features": int(feats[share].shape[1])}
+                          "features": int(feats[(share, use_mask)].shape[1])}

@@ -141,7 +141,7 @@ def stage1_weights_file(path: str | Path) -> Path:
 
 #: ModelConfig fields that belong to the weights, not to the run: a fitted score head (``--linear-probe``)
 #: keeps its kind and pooling when training continues from it (linear probe, then fine-tuning: LP-FT).
-HEAD_FIELDS = ("score_head", "linear_head_share", "linear_head_flip")
+HEAD_FIELDS = ("score_head", "linear_head_share", "linear_head_flip", "linear_head_mask")
 
 
 def _fit_config(model: torch.nn.Module, cfg: TrainConfig, source: Path) -> torch.nn.Module:
@@ -341,6 +341,7 @@ def _run(cfg: TrainConfig, run_dir: Path, hooks: Hooks | None, console: Any, res
         groups = _groups(table)
         best2, probe = fit_linear_probe(cs, images[fit_idx], labels[fit_idx], None if groups is None else groups[fit_idx],
                                         seed=cfg.seed, device=device, console=console if info.is_main else None,
+                                        mask_grid=(False, True) if cfg.linear_probe_mask else (False,),
                                         mix=None if cfg.mix_data is None else (mx, my, cfg.mix_ratio))
     else:
         data2 = StageData(_t(x2), _t(m2), _t(y2), *val, has_target=_t(t2_has), mix_from=mix_from)
