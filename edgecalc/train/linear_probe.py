@@ -29,7 +29,7 @@ import torch
 
 from edgecalc.data.splits import stratified_kfold
 from edgecalc.eval.metrics import roc_auc
-from edgecalc.model.blocks.linear_head import ellipse_weights, pool_features
+from edgecalc.model.blocks.linear_head import MASK_FEATURES, ellipse_weights, pool_features
 from edgecalc.model.csagnet import CSAGNet, encoder_features
 
 #: Inverse regularisation strengths tried (scikit-learn's ``C``: larger = weaker L2 penalty).
@@ -38,8 +38,6 @@ C_GRID = (0.001, 0.003, 0.01, 0.03, 0.1)
 SHARE_GRID = (0.5, 0.7, 0.9, 1.5)
 #: Whether the mask's two pooled features join (False first: on a tie, the head without them).
 MASK_GRID = (False, True)
-#: How many features the mask adds at the end of the row (``PooledLinearHead``: its mean, its maximum).
-MASK_FEATURES = 2
 INNER_FOLDS = 5
 
 

@@ -43,7 +43,7 @@ from edgecalc.run_folder import (CONFIG_FILE, FINAL_WEIGHTS, PSEUDO_DIR, SPLIT_F
                                  pseudo_masks_done, read_split, write_metrics, write_pseudo_marker, write_split)
 from edgecalc.train.config import TrainConfig
 from edgecalc.train.distributed import DistInfo, all_true, barrier, cleanup, device_for, init_distributed
-from edgecalc.train.linear_probe import fit_linear_probe
+from edgecalc.train.linear_probe import MASK_GRID, fit_linear_probe
 from edgecalc.train.precision import resolve_precision
 from edgecalc.train.pseudo_masks import read_pseudo_masks, write_pseudo_masks
 from edgecalc.train.stage import Hooks, StageData, StageSpec, train_stage
@@ -341,7 +341,7 @@ def _run(cfg: TrainConfig, run_dir: Path, hooks: Hooks | None, console: Any, res
         groups = _groups(table)
         best2, probe = fit_linear_probe(cs, images[fit_idx], labels[fit_idx], None if groups is None else groups[fit_idx],
                                         seed=cfg.seed, device=device, console=console if info.is_main else None,
-                                        mask_grid=(False, True) if cfg.linear_probe_mask else (False,),
+                                        mask_grid=MASK_GRID if cfg.linear_probe_mask else (False,),
                                         mix=None if cfg.mix_data is None else (mx, my, cfg.mix_ratio))
     else:
         data2 = StageData(_t(x2), _t(m2), _t(y2), *val, has_target=_t(t2_has), mix_from=mix_from)

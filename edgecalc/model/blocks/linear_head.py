@@ -27,6 +27,8 @@ from torch import nn
 #: A masked maximum sets the positions outside the ellipse this far below any feature value
 #: (a finite constant rather than -inf, which some exporters and INT8 calibrators mishandle).
 _OUTSIDE = 1.0e4
+#: What a head built with ``mask_side`` appends to the features: the mask's mean and its maximum.
+MASK_FEATURES = 2
 
 
 def ellipse_weights(side: int, share: float) -> torch.Tensor:
@@ -62,7 +64,7 @@ class PooledLinearHead(nn.Module):
         self.channels, self.sides, self.share, self.flip = tuple(channels), tuple(sides), float(share), bool(flip)
         self.mask_side = None if mask_side is None else int(mask_side)
         self.n_encoder = 2 * sum(self.channels)
-        self.fc = nn.Linear(self.n_encoder + (0 if self.mask_side is None else 2), 1)
+        self.fc = nn.Linear(self.n_encoder + (0 if self.mask_side is None else MASK_FEATURES), 1)
         for i, side in enumerate(self.sides):
             self.register_buffer(f"region{i}", ellipse_weights(side, share), persistent=False)
         if self.mask_side is not None:
@@ -105,12 +107,11 @@ class PooledLinearHead(nn.Module):
     def mask_evidence(self, mask: torch.Tensor) -> torch.Tensor:
         """(N, H, W): the mask terms' share of the logit (zero for a head without them); the mean's term
         spread over its region, the maximum's on the pixel where the mask peaks."""
-        out = torch.zeros(mask.shape[0], *mask.shape[2:], dtype=mask.dtype, device=mask.device)
         if self.mask_side is None:
-            return out
+            return torch.zeros_like(mask[:, 0])
         r = self._mask_region(mask)
         w_mean, w_max = self.fc.weight[0, self.n_encoder], self.fc.weight[0, self.n_encoder + 1]
-        out += mask[:, 0] * r * (w_mean / r.sum())
+        out = mask[:, 0] * r * (w_mean / r.sum())
         top, where = (mask[:, 0] * r - _OUTSIDE * (1.0 - r)).flatten(1).max(dim=1)
         return out.flatten(1).scatter_add(1, where[:, None], (top * w_max)[:, None]).view_as(out)
 
