@@ -252,6 +252,24 @@ def test_evaluate_run_reads_the_run_through_the_module(real_run, tmp_path):
     assert rf.read_scores(tmp_path)["ids"].tolist() == rf.read_split(real_run)["ids"]["test"]
 
 
+def test_a_run_evaluated_on_its_own_data_folder_is_flagged_optimistic(real_run, tiny_data, tmp_path):
+    """``edgecalc eval RUN --data ITS_DATA`` holds the run's training images: the metrics say how many."""
+    from rich.console import Console
+
+    from edgecalc.data.phantom import write_phantom_dataset
+    from edgecalc.eval.evaluate import evaluate_run
+
+    split = rf.read_split(real_run)
+    console = Console(record=True, width=300)
+    metrics = evaluate_run(real_run, data=tiny_data, out_dir=tmp_path / "own", console=console)
+    seen = len(split["ids"]["train"]) + len(split["ids"]["val"])
+    assert metrics["seen_in_fit"]["images"] == seen and "fold 0" in metrics["seen_in_fit"]["what"]
+    assert f"{seen} of these {split['n']} images were used to fit these weights" in console.export_text()
+    # another phantom reuses the same ids (00000, ...) but none of its images was trained on
+    other = write_phantom_dataset(tmp_path / "other", n=6, positive=3, size=32, seed=11, progress=False, workers=1)
+    assert "seen_in_fit" not in evaluate_run(real_run, data=other, out_dir=tmp_path / "other-eval")
+
+
 # --- no run-folder name spelled outside the module ------------------------------------------------
 
 #: Names of other contracts that happen to equal a run-folder name, by the subpackage that owns them.

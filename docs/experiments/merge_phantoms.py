@@ -12,9 +12,13 @@ import sys
 from pathlib import Path
 
 
-def merge(out: Path, sources: list[Path]) -> None:
+def merge(final: Path, sources: list[Path]) -> None:
+    """Writes into FINAL.partial and renames it at the end: an interrupted merge leaves no half set at FINAL."""
+    if final.exists():
+        raise SystemExit(f"{final} exists; remove it first")
+    out = final.with_name(final.name + ".partial")
     if out.exists():
-        raise SystemExit(f"{out} exists; remove it first")
+        shutil.rmtree(out)  # a merge interrupted earlier
     for sub in ("images", "masks", "nodules"):
         (out / sub).mkdir(parents=True)
     rows, meta, fields = [], [], None
@@ -41,7 +45,8 @@ def merge(out: Path, sources: list[Path]) -> None:
     (out / "meta.jsonl").write_text("\n".join(meta) + "\n")
     shutil.copy2(sources[0] / "phantom.json", out / "phantom.json")
     (out / "merged_from.json").write_text(json.dumps([str(s) for s in sources], indent=1))
-    print(f"wrote {len(rows)} crops from {len(sources)} sets to {out}")
+    out.rename(final)
+    print(f"wrote {len(rows)} crops from {len(sources)} sets to {final}")
 
 
 if __name__ == "__main__":

@@ -92,7 +92,9 @@ def eval_cmd(
                                             f"({', '.join(SHIPPED_WEIGHTS)}; docs/model-card.md); omit to evaluate the "
                                             "shipped default weights."),
     data: Optional[Path] = typer.Option(None, "--data", help="Data-set folder to evaluate on; default the run's own test split "
-                                        "(required without RUN_DIR)."),
+                                        "(required without RUN_DIR). Where it holds images the weights were fitted on "
+                                        "(the run's own data folder, or the ids of a shipped file's .fitted.json) "
+                                        "a warning says how many, and metrics.json records them as seen_in_fit."),
     out: Optional[Path] = typer.Option(None, "--out", help=f"Folder for {METRICS_FILE}, {SCORES_FILE}, roc.png, attention.png; "
                                        f"default RUN_DIR/{EVAL_DIR} (RUN_DIR/{EVAL_DIR}/<data name> with --data), or "
                                        "edgecalc-eval/ for the shipped weights."),

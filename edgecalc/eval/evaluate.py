@@ -21,6 +21,7 @@ from edgecalc.eval.attention import dilation_for, hit_rate_metrics
 from edgecalc.eval.figures import attention_figure, roc_figure
 from edgecalc.eval.metrics import bootstrap_ci, classification_report, dice_per_image, iou_per_image, roc_auc, roc_curve
 from edgecalc.eval.predict import predict
+from edgecalc.model.provenance import Fitted, fitted_from_run, read_fitted
 from edgecalc.eval.subgroups import format_subgroups, patient_groups, subgroup_figures
 from edgecalc.run_folder import METRICS_FILE, SPLIT_FILE, eval_dir, final_weights, read_config, read_split, write_metrics, write_scores
 
@@ -148,23 +149,24 @@ def print_metrics(metrics: dict[str, Any], console: Any, out_dir: Path | None = 
         console.print(escape(f"wrote {out_dir / METRICS_FILE}, {out_dir / 'roc.png'}, {out_dir / 'attention.png'}"))
 
 
-def seen_in_fit(weights: str | Path, ids: list[str]) -> dict[str, Any] | None:
-    """How many of ``ids`` the weights' fitted-on record (``model/provenance.py``) names; None if none do."""
-    from edgecalc.model.provenance import read_fitted
-
-    fitted = read_fitted(weights)
+def seen_in_fit(weights: str | Path, ids: list[str], fitted: Fitted | None = None) -> dict[str, Any] | None:
+    """How many of ``ids`` a fitted-on record (``model/provenance.py``; by default the one beside the
+    weights) names; None if none do."""
+    fitted = fitted or read_fitted(weights)
     n = 0 if fitted is None else sum(i in fitted.ids for i in ids)
     return None if n == 0 else {"images": n, "what": fitted.what, "data": fitted.data}
 
 
-def evaluate_weights(weights: str | Path, data: str | Path, out_dir: str | Path, console: Any = None, device: str = "cpu") -> dict[str, Any]:
-    """Evaluate a CS-AGnet weights file (+ its JSON) on a data-set folder."""
+def evaluate_weights(weights: str | Path, data: str | Path, out_dir: str | Path, console: Any = None, device: str = "cpu",
+                     fitted: Fitted | None = None) -> dict[str, Any]:
+    """Evaluate a CS-AGnet weights file (+ its JSON) on a data-set folder; ``fitted`` (default: the record
+    beside the weights) names the images they were fitted on, which the figures then flag as optimistic."""
     from edgecalc.model.weights import load_model
 
     model = load_model(weights).to(device)
     ids, images, masks, has_mask, labels = load_eval_data(data, model.cfg.input_size)
     extra: dict[str, Any] = {"weights": str(weights), "data": str(data)}
-    seen = seen_in_fit(weights, ids)
+    seen = seen_in_fit(weights, ids, fitted)
     if seen is not None:
         extra["seen_in_fit"] = seen
         if console is not None:
@@ -186,9 +188,12 @@ def evaluate_run(run_dir: str | Path, data: str | Path | None = None, out_dir: s
 
     run_dir = Path(run_dir)
     weights = final_weights(run_dir)
-    if data is not None:
-        return evaluate_weights(weights, data, out_dir or eval_dir(run_dir) / Path(str(data)).name, console, device)
     cfg = read_config(run_dir)
+    if data is not None:
+        # the run's own data folder holds its training images (phantom ids repeat across sets: compare the folder)
+        own = Path(str(data)).resolve() == Path(str(cfg["data"])).resolve()
+        return evaluate_weights(weights, data, out_dir or eval_dir(run_dir) / Path(str(data)).name, console, device,
+                                fitted=fitted_from_run(run_dir) if own else None)
     split = read_split(run_dir)
     model = load_model(weights).to(device)
     ids, images, masks, has_mask, labels = load_eval_data(cfg["data"], model.cfg.input_size)

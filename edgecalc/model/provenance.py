@@ -49,15 +49,20 @@ def write_fitted(weights: str | Path, data: str, what: str, ids: list[str]) -> P
     return atomic_write_json(fitted_path(weights), {"data": data, "what": what, "ids": sorted(ids)})
 
 
-def write_from_run(weights: str | Path, run_dir: str | Path) -> Path:
-    """The record of a run's training + validation ids (its ``split.json``, data named by ``config.json``)."""
+def fitted_from_run(run_dir: str | Path) -> Fitted:
+    """A run's training + validation ids (its ``split.json``, the data named by ``config.json``)."""
     from edgecalc.run_folder import read_config, read_split
 
     split = read_split(run_dir)
     data = Path(read_config(run_dir)["data"]).name
-    ids = list(split["ids"]["train"]) + list(split["ids"]["val"])
     what = f"training and validation images of fold {split['fold']} of {split['folds']} (seed {split['seed']})"
-    return write_fitted(weights, data, what, ids)
+    return Fitted(data, what, frozenset(split["ids"]["train"]) | frozenset(split["ids"]["val"]))
+
+
+def write_from_run(weights: str | Path, run_dir: str | Path) -> Path:
+    """Write a run's record (``fitted_from_run``) beside ``weights``."""
+    rec = fitted_from_run(run_dir)
+    return write_fitted(weights, rec.data, rec.what, list(rec.ids))
 
 
 if __name__ == "__main__":
