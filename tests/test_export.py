@@ -71,6 +71,22 @@ def test_torchscript_round_trip(tmp_path):
             assert torch.allclose(a, b, atol=1e-4)
 
 
+def test_torchscript_reproduces_eager_exactly_whatever_the_batchnorm_statistics(tmp_path):
+    """Freezing must not fold BatchNorm into the convolutions: folding rounds the weights, and a
+    trained model's mask moved past the exact-parity tolerance that way (export refused)."""
+    torch.manual_seed(0)
+    model = tiny_model()
+    for mod in model.modules():
+        if isinstance(mod, torch.nn.BatchNorm2d):  # statistics far from the initial (0, 1)
+            mod.running_mean.uniform_(-1, 1)
+            mod.running_var.uniform_(0.01, 3)
+            mod.weight.data.uniform_(0.5, 3)
+            mod.bias.data.uniform_(-1, 1)
+    wrapper = ExportWrapper(model).eval()
+    diffs = export_torchscript(wrapper, torch.rand(2, 1, SIZE, SIZE), tmp_path / "m.ts", torch.rand(8, 1, SIZE, SIZE))
+    assert max(diffs.values()) == 0.0, diffs
+
+
 def test_onnx_round_trip_names_and_dynamic_batch(onnx_fp32):
     path, wrapper = onnx_fp32
     model = onnx.load(str(path))

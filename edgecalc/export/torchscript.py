@@ -1,7 +1,10 @@
 """TorchScript export: traced, frozen, saved, reloaded and checked against eager.
 
 LibTorch (C++) deployments load this file. Tracing is enough because ``ExportWrapper``'s forward has
-no data-dependent control flow (the model skips its input checks while tracing).
+no data-dependent control flow (the model skips its input checks while tracing). Frozen without
+the passes that change numerics (``optimize_numerics=False``: no Conv-BatchNorm folding): folding
+moved one trained model's mask by 1.3e-4 and the export's exact-parity check refused it, while the
+unfolded file reproduces eager bit for bit at the same speed on the CPU.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ def export_torchscript(wrapper: torch.nn.Module, example: torch.Tensor, path: st
     wrapper = wrapper.eval()
     with torch.no_grad():
         traced = torch.jit.trace(wrapper, (example,), check_trace=False)
-        frozen = torch.jit.freeze(traced)
+        frozen = torch.jit.freeze(traced, optimize_numerics=False)
     # saved to memory and written by Python: torch.jit.save writing the file itself aborts the process
     # (an uncaught C++ exception) when the disk is full, where Python raises OSError
     buffer = io.BytesIO()
