@@ -196,6 +196,43 @@ def test_headless_run_records_one_frame_and_one_log_line_per_processed_frame(tmp
     assert summary.latency_ms_p50 is not None and summary.latency_ms_p99 >= summary.latency_ms_p50
 
 
+def test_the_loop_measures_calcifications_after_the_frame_is_drawn_and_logs_that_frame_s(tmp_path, monkeypatch):
+    """The live loop keeps the quantification off the capture-to-display path: each frame's log line
+    holds that frame's calcifications (as ``process`` measures them), and its HUD shows the smoothed
+    state as of the frame before (nothing on the first frame)."""
+    import edgecalc.runtime.live.pipeline as lp
+
+    huds = []
+    draw = lp.draw_overlay
+
+    def spy(*a, **k):
+        huds.append(list(k["extra_hud"]))
+        return draw(*a, **k)
+
+    monkeypatch.setattr(lp, "draw_overlay", spy)
+    video = write_phantom_video(tmp_path / "cine.mp4", n=6)
+    rec = Recorder(None, tmp_path / "log.jsonl")
+    run_live(parse_source(None, str(video)), make_pipeline(SpyBackend()), "spy", LiveOptions(pipelined=False),
+             LiveHooks(recorder=rec))
+    lines = [json.loads(ln) for ln in (tmp_path / "log.jsonl").read_text().splitlines()]
+    loop_huds, huds[:] = list(huds), []
+    cap, frames = cv2.VideoCapture(str(video)), []
+    while True:
+        ok, f = cap.read()
+        if not ok:
+            break
+        frames.append(f)
+    cap.release()
+    pipe = make_pipeline(SpyBackend())
+    direct = [pipe.process(f, i) for i, f in enumerate(frames)]
+    assert len(lines) == len(direct) == 6
+    assert [ln["calcifications"] for ln in lines] == [lp._foci_record(r.called_foci()) for r in direct]
+    assert [ln["calcifications_smoothed"] for ln in lines] == [r.shown_foci.to_dict() for r in direct]
+    assert lines[0]["calcifications"]["count"] == 1  # the spy's square: one calcification on every frame
+    assert huds[0] and loop_huds[0] == []  # process() shows frame 0's own; the loop, nothing measured yet
+    assert loop_huds[1:] == huds[:-1]  # then the loop's HUD is one frame behind
+
+
 class ThreadSpy(SpyBackend):
     """A SpyBackend that notes which thread each model call ran on; ``on_gpu`` as asked."""
 

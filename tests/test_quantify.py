@@ -137,6 +137,36 @@ def test_quantify_in_frame_matches_the_whole_frame():
     assert _by_kind(part)["macro"].shadowing is True
 
 
+def test_the_margin_share_near_each_component_equals_the_whole_window_figure():
+    """``_Margin`` transforms only each component's grown box: its band test must give what the
+    distance transform of the whole nodule gives, for nodules that touch the window's edges too."""
+    from edgecalc.runtime.quantify import _Margin
+
+    rng = np.random.default_rng(5)
+    for trial in range(40):
+        h, w = rng.integers(40, 120, size=2)
+        nodule = np.zeros((h, w), np.uint8)
+        cx, cy = rng.uniform(-10, w + 10), rng.uniform(-10, h + 10)  # may leave the window
+        axes = (float(rng.uniform(8, w)), float(rng.uniform(8, h)))
+        cv2.ellipse(nodule, ((cx, cy), axes, float(rng.uniform(0, 180))), 1, -1)
+        if not nodule.any():
+            continue
+        spacing = None if trial % 2 else (float(rng.uniform(0.05, 0.2)),) * 2
+        margin = _Margin(nodule.astype(bool), spacing)
+        inside = cv2.distanceTransform(nodule, cv2.DIST_L2, 5)
+        outside = cv2.distanceTransform(1 - nodule, cv2.DIST_L2, 5)
+        whole = np.where(nodule > 0, inside, outside)
+        ys0, xs0 = np.nonzero(nodule)
+        assert (margin.cy, margin.cx) == pytest.approx((ys0.mean() + 0.5, xs0.mean() + 0.5))
+        for _ in range(5):
+            y, x = int(rng.integers(0, h - 6)), int(rng.integers(0, w - 6))
+            blob = np.zeros((h, w), bool)
+            blob[y:y + int(rng.integers(1, 6)), x:x + int(rng.integers(1, 30))] = True
+            ys, xs = np.nonzero(blob)
+            share, _ = margin.measure(ys, xs)
+            assert share == float(np.mean(whole[ys, xs] <= margin.band_px))
+
+
 @pytest.mark.parametrize("longest, shadow, kind", [
     (0.6, False, "punctate"), (0.6, True, "punctate"),  # below a millimetre: punctate
     (1.2, True, "macro"), (1.2, False, "punctate"),  # between 1 and MACRO_MIN_MM the shadow decides

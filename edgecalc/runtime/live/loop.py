@@ -246,7 +246,8 @@ class _LiveLoop:
         """Finish one frame (mask, overlay), count it, hand it to the recorder, the hook and the window."""
         frame, prepared, out = item
         summary, opt = self.summary, self.opt
-        res = self.pipeline.finish(prepared, out.result() if isinstance(out, Future) else out)
+        # the calcifications are measured once the frame is shown (below): off the capture-to-display path
+        res = self.pipeline.finish(prepared, out.result() if isinstance(out, Future) else out, measure_foci=False)
         if res.skipped is not None:
             summary.skipped_bad += 1
             summary.skipped_reasons[res.skipped] = summary.skipped_reasons.get(res.skipped, 0) + 1
@@ -261,6 +262,12 @@ class _LiveLoop:
         inst = summary.processed / elapsed if elapsed > 0 else 0.0
         self.fps_ema = inst if self.fps_ema is None else 0.9 * self.fps_ema + 0.1 * inst
         self.pipeline.overlay.hud = [f"{self.fps_ema:5.1f} FPS {lat:5.1f} ms", self.hud_backend, f"crop: {res.crop_source}"]
+        if not opt.headless:  # shown first (HighGUI paints in waitKey), then measured
+            import cv2
+
+            cv2.imshow(WINDOW, res.overlay)
+            self._key(cv2.waitKey(1) & 0xFF, res)
+        self.pipeline.measure_foci(prepared)  # this frame's calcifications: the log's, and the next HUD's
         if self.hooks.recorder is not None:
             self.hooks.recorder.submit(res.overlay, res.log_record())
         if self.hooks.on_frame is not None:
@@ -268,11 +275,6 @@ class _LiveLoop:
         self.last_result = res
         if opt.snapshot_every and summary.processed % opt.snapshot_every == 0:
             summary.snapshots.append(_snapshot(res, self.snap_dir, summary))
-        if not opt.headless:
-            import cv2
-
-            cv2.imshow(WINDOW, res.overlay)
-            self._key(cv2.waitKey(1) & 0xFF, res)
         if opt.max_frames is not None and summary.processed >= opt.max_frames:
             self.stop.set("max frames")
 

@@ -128,6 +128,7 @@ class FramePipeline:
             self.overlay.placer = HudPlacer()
         self._areas: list[Box] | None = None
         self._areas_at: int | None = None
+        self._shown: SmoothedFoci | None = None  #: the HUD's calcification state, as of the last frame measured
 
     def scan_areas(self, image: np.ndarray, index: int) -> list[Box]:
         """The frame's scan areas (x, y, w, h), looked up again every ``scan_area_every`` frames."""
@@ -177,9 +178,13 @@ class FramePipeline:
         prepared.result.infer_ms = (time.perf_counter() - t1) * 1000.0
         return out
 
-    def finish(self, prepared: Prepared, out: dict[str, np.ndarray] | None) -> FrameResult:
+    def finish(self, prepared: Prepared, out: dict[str, np.ndarray] | None, measure_foci: bool = True) -> FrameResult:
         """Everything after the model call, in frame order: score smoothing, mask back onto the
-        frame, overlay."""
+        frame, calcifications measured, overlay.
+
+        ``measure_foci=False`` leaves the measuring to ``measure_foci`` after the frame is shown (the
+        live loop: the quantification then stays off the capture-to-display path, and the HUD's
+        smoothed count, size and kinds are those as of the frame before)."""
         res = prepared.result
         if res.skipped is not None:
             return res
@@ -187,30 +192,40 @@ class FramePipeline:
         if out is not None and res.crop is not None:
             res.score = float(np.asarray(out["score"]).reshape(-1)[0])
             res.smoothed, res.decision = self.smoother.update(res.score)
-            prob = crop_map(out["mask"][0, 0], res.crop, res.frame_shape)
-            res.mask_map = CropMap(prob.values > self.mask_threshold, prob.origin)
+            prepared.prob = crop_map(out["mask"][0, 0], res.crop, res.frame_shape)
+            res.mask_map = CropMap(prepared.prob.values > self.mask_threshold, prepared.prob.origin)
             res.mask_area_px = int(np.count_nonzero(res.mask_map.values))
             if self.overlay.show_attention and "attention" in out:
                 att = out["attention"][0]
                 attention = crop_map(att[min(ATTENTION_CHANNEL, att.shape[0] - 1)], res.crop, res.frame_shape)
-            if self.quantify:
-                areas = self.scan_areas(prepared.image, res.index)
-                res.foci = quantify_in_frame(prepared.image, res.mask_map.values, res.mask_map.origin,
-                                             prepared.nodule if prepared.nodule is not None else res.box,
-                                             self.spacing_mm, limit=_area_holding(areas, res.crop),
-                                             prob=prob.values, refinement=self.refinement)
-                called = res.called_foci()
-                res.shown_foci = self.foci_smoother.update(called.count, called.largest, called.kinds, called.units)
+            if measure_foci:
+                self.measure_foci(prepared)
         else:
             self.smoother.reset()
             self.foci_smoother.reset()
+            self._shown = None
         if self.overlay.placer is not None:
             self.scan_areas(prepared.image, res.index)
         res.overlay = draw_overlay(prepared.image, mask=res.mask_map, box=res.box, score=res.smoothed,
                                    decision=res.decision, attention=attention, options=self.overlay,
-                                   extra_hud=foci_hud_lines(res.shown_foci))
+                                   extra_hud=foci_hud_lines(self._shown if self.quantify else None))
         res.total_ms = (time.perf_counter() - prepared.t0) * 1000.0
         return res
+
+    def measure_foci(self, prepared: Prepared) -> None:
+        """Measure the calcifications of a frame ``finish`` has mapped the mask of (``res.foci``), and
+        advance the HUD's smoothed count, size and kinds (``res.shown_foci``). No-op without a model
+        call or with ``quantify`` off; call it once per frame, in frame order."""
+        res = prepared.result
+        if not self.quantify or res.mask_map is None or prepared.prob is None or res.foci is not None:
+            return
+        areas = self.scan_areas(prepared.image, res.index)
+        res.foci = quantify_in_frame(prepared.image, res.mask_map.values, res.mask_map.origin,
+                                     prepared.nodule if prepared.nodule is not None else res.box,
+                                     self.spacing_mm, limit=_area_holding(areas, res.crop),
+                                     prob=prepared.prob.values, refinement=self.refinement)
+        called = res.called_foci()
+        res.shown_foci = self._shown = self.foci_smoother.update(called.count, called.largest, called.kinds, called.units)
 
 
 @dataclass
@@ -222,6 +237,7 @@ class Prepared:
     batch: np.ndarray | None
     t0: float
     nodule: np.ndarray | None = None  #: the nodule's frame-sized mask, where the caller knows it
+    prob: CropMap | None = None  #: the model's mask probabilities over the crop (set by ``finish``)
 
 
 def _area_holding(areas: list[Box], crop: Box | None) -> Box | None:
