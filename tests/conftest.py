@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -92,3 +93,18 @@ else:
     settings.register_profile("long", max_examples=long_examples(), derandomize=False, database=None,
                               print_blob=True, deadline=None, suppress_health_check=_quiet)
     settings.load_profile("default")
+
+
+def decoded(path: Path) -> list[np.ndarray]:
+    """Every frame of a video file, decoded by OpenCV (what a reader of the recording sees)."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    out = []
+    while True:
+        ok, f = cap.read()
+        if not ok:
+            break
+        out.append(f)
+    cap.release()
+    return out

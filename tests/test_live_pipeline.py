@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
+from conftest import decoded
 from edgecalc.data.preprocess import preprocess
 from edgecalc.runtime.engine.backends import open_backend
 from edgecalc.runtime.source.capture import SourceError, parse_source
@@ -216,15 +217,8 @@ def test_the_loop_measures_calcifications_after_the_frame_is_drawn_and_logs_that
              LiveHooks(recorder=rec))
     lines = [json.loads(ln) for ln in (tmp_path / "log.jsonl").read_text().splitlines()]
     loop_huds, huds[:] = list(huds), []
-    cap, frames = cv2.VideoCapture(str(video)), []
-    while True:
-        ok, f = cap.read()
-        if not ok:
-            break
-        frames.append(f)
-    cap.release()
     pipe = make_pipeline(SpyBackend())
-    direct = [pipe.process(f, i) for i, f in enumerate(frames)]
+    direct = [pipe.process(f, i) for i, f in enumerate(decoded(video))]
     assert len(lines) == len(direct) == 6
     assert [ln["calcifications"] for ln in lines] == [lp._foci_record(r.called_foci()) for r in direct]
     assert [ln["calcifications_smoothed"] for ln in lines] == [r.shown_foci.to_dict() for r in direct]

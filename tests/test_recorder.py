@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
+from conftest import decoded
 from edgecalc.runtime.live import recorder as recorder_mod
 from edgecalc.runtime.live import video_segments
 from edgecalc.runtime.live.recorder import DEFAULT_SEGMENT_S, Recorder
@@ -39,16 +40,6 @@ def frame(i: int) -> np.ndarray:
     return np.full((H, W, 3), 25 * i, np.uint8)
 
 
-def decoded(path: Path) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(path))
-    out = []
-    while True:
-        ok, f = cap.read()
-        if not ok:
-            break
-        out.append(f)
-    cap.release()
-    return out
 
 
 def levels(frames: list[np.ndarray]) -> list[int]:
