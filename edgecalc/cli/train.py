@@ -94,7 +94,7 @@ def eval_cmd(
     data: Optional[Path] = typer.Option(None, "--data", help="Data-set folder to evaluate on; default the run's own test split "
                                         "(required without RUN_DIR). Where it holds images the weights were fitted on "
                                         "(the run's own data folder, or the ids of a shipped file's .fitted.json) "
-                                        "a warning says how many, and metrics.json records them as seen_in_fit."),
+                                        f"a warning says how many, and {METRICS_FILE} records them as seen_in_fit."),
     out: Optional[Path] = typer.Option(None, "--out", help=f"Folder for {METRICS_FILE}, {SCORES_FILE}, roc.png, attention.png; "
                                        f"default RUN_DIR/{EVAL_DIR} (RUN_DIR/{EVAL_DIR}/<data name> with --data), or "
                                        "edgecalc-eval/ for the shipped weights."),

@@ -183,13 +183,17 @@ class _LiveLoop:
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
             self.grabber.stop()
-            for sig, handler in old_handlers.items():
-                signal.signal(sig, handler)
-            if recorder is not None:
-                recorder.close()
-            if not opt.headless:
-                cv2.destroyAllWindows()
-            cv2.setNumThreads(cv_threads)
+            try:
+                if recorder is not None:
+                    # still under the loop's handlers: a SIGTERM now only sets the stop flag, so the
+                    # recording is finalised whole (it used to end the process between the loop and here)
+                    recorder.close()
+            finally:
+                for sig, handler in old_handlers.items():
+                    signal.signal(sig, handler)
+                if not opt.headless:
+                    cv2.destroyAllWindows()
+                cv2.setNumThreads(cv_threads)
         return self._summarise()
 
     def _frames(self, pool: ThreadPoolExecutor | None) -> None:
