@@ -11,7 +11,6 @@ import shutil
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
@@ -38,8 +37,6 @@ class FakeClock:
 def frame(i: int) -> np.ndarray:
     """Frame i: a flat grey level of 25 * i, told apart after lossy coding (and a second coding)."""
     return np.full((H, W, 3), 25 * i, np.uint8)
-
-
 
 
 def levels(frames: list[np.ndarray]) -> list[int]:

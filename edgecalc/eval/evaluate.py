@@ -21,8 +21,8 @@ from edgecalc.eval.attention import dilation_for, hit_rate_metrics
 from edgecalc.eval.figures import attention_figure, roc_figure
 from edgecalc.eval.metrics import bootstrap_ci, classification_report, dice_per_image, iou_per_image, roc_auc, roc_curve
 from edgecalc.eval.predict import predict
-from edgecalc.model.provenance import Fitted, fitted_from_run, read_fitted
 from edgecalc.eval.subgroups import format_subgroups, patient_groups, subgroup_figures
+from edgecalc.model.provenance import Fitted, fitted_from_run, read_fitted
 from edgecalc.run_folder import METRICS_FILE, SPLIT_FILE, eval_dir, final_weights, read_config, read_split, write_metrics, write_scores
 
 N_EXAMPLES = 3  #: positives and negatives each in the attention figure
