@@ -301,16 +301,16 @@ def test_init_weights_of_another_preset_name_the_fields_that_differ(tiny_data, t
 
 
 def test_the_shipped_ddti_weights_are_the_full_mask_network_with_fitted_heads(tmp_path, monkeypatch):
-    """`ddti` (real crops only) and the default `ddti-phantom` (real crops + phantom) are both
-    `phantom-masks` with one linear score head each, and the two heads differ."""
+    """`ddti` (real crops only) and `ddti-phantom` (real crops + phantom) are `phantom-masks` with one
+    linear score head each; the default `ddti-phantom-12k` is `phantom-masks-12k` with such a head."""
     from edgecalc.export.weights_source import WeightsNotFound, resolve_weights
-    from edgecalc.model.shipped import SHIPPED_WEIGHTS, default_weights_path, shipped_weights_path
+    from edgecalc.model.shipped import DEFAULT_SHIPPED_NAME, SHIPPED_WEIGHTS, default_weights_path, shipped_weights_path
 
-    assert resolve_weights("ddti") == shipped_weights_path("ddti") and resolve_weights("ddti-phantom") == default_weights_path()
-    base = tensors(shipped_weights_path("phantom-masks"))
+    assert DEFAULT_SHIPPED_NAME == "ddti-phantom-12k" and resolve_weights(DEFAULT_SHIPPED_NAME) == default_weights_path()
+    assert resolve_weights("ddti") == shipped_weights_path("ddti")
     heads = {}
-    for name in ("ddti", "ddti-phantom"):
-        fitted = tensors(shipped_weights_path(name))
+    for name, network in (("ddti", "phantom-masks"), ("ddti-phantom", "phantom-masks"), ("ddti-phantom-12k", "phantom-masks-12k")):
+        base, fitted = tensors(shipped_weights_path(network)), tensors(shipped_weights_path(name))
         assert all(torch.equal(base[k], fitted[k]) for k in base), name
         assert set(fitted) - set(base) == {"linear_head.fc.weight", "linear_head.fc.bias"}, name
         assert load_model(shipped_weights_path(name)).cfg.score_head == "encoder-linear"
@@ -335,8 +335,10 @@ def test_every_shipped_weights_name_loads_a_lite_csagnet():
         model = load_model(path)
         assert model.cfg.width == 0.25 and model(torch.zeros(1, 1, 96, 96)).mask.shape == (1, 1, 96, 96)
     # the full-mask network is its own training (every tensor of phantom's, other values), not a new head
-    p30, masks = tensors(resolve_weights("phantom")), tensors(resolve_weights("phantom-masks"))
-    assert set(p30) == set(masks) and not any(torch.equal(p30[k], masks[k]) for k in p30 if k.endswith("weight"))
+    p30, masks, masks12k = (tensors(resolve_weights(n)) for n in ("phantom", "phantom-masks", "phantom-masks-12k"))
+    for other in (masks, masks12k):
+        assert set(p30) == set(other) and not any(torch.equal(p30[k], other[k]) for k in p30 if k.endswith("weight"))
+    assert not any(torch.equal(masks[k], masks12k[k]) for k in masks if k.endswith("weight"))
 
 
 def test_the_evidence_map_adds_up_to_the_logit(start_model):

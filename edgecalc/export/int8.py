@@ -3,7 +3,8 @@
 TensorRT 11 has no calibrators and no INT8 flag: INT8 must be explicit Q/DQ in the ONNX graph, with
 zero points 0 (TensorRT rejects others). So: onnxruntime ``quantize_static`` in QDQ format, symmetric
 INT8 activations and weights, per-channel weights. Only the convolutions (and transposed
-convolutions) are quantized: they carry >99 % of the FLOPs. Everything else stays float, in
+convolutions) are quantized: they carry >99 % of the FLOPs (the three that read a Concat stay float,
+``excluded_nodes`` says why). Everything else stays float, in
 particular the sigmoids, the softmaxes, module C's attention normalisation
 (``sum(alpha * x) / (sum(alpha) + eps)``), the alpha resizes and module C's tiny FC layers (their
 inputs are probabilities and normalised averages, where an 8-bit grid costs accuracy for no
@@ -45,10 +46,20 @@ def ort_method(name: str):
 
 
 def excluded_nodes(model: onnx.ModelProto) -> list[str]:
-    """Nodes kept float: sigmoids, softmaxes, the attention normalisation, the resizes, module C's FCs."""
+    """Nodes kept float: sigmoids, softmaxes, the attention normalisation, the resizes, module C's FCs,
+    and the convolutions that read a Concat (the first of encoder ``blocks.1``-``blocks.3``, on the image
+    pyramid's concatenation).
+
+    Why the last: OpenVINO 2026.4's CPU plugin on an AMD EPYC (AVX-512 VNNI, no AMX) computes those
+    three wrongly in int8 (mean |score - float32| 0.43 on phantom crops, 0.003 with them float;
+    onnxruntime is right either way), bisected by convolution groups in docs/export.md. 3 of 51 convolutions.
+    """
     names = []
+    made_by = {o: n.op_type for n in model.graph.node for o in n.output}
     for node in model.graph.node:
         if node.op_type in FLOAT_ONLY_OPS + ATTENTION_NORM_OPS + ("Resize", "Gemm", "MatMul"):
+            names.append(node.name)
+        elif node.op_type == "Conv" and made_by.get(node.input[0]) == "Concat":
             names.append(node.name)
     return names
 

@@ -1,5 +1,6 @@
-"""The weights shipped inside the package: the default (the full-mask phantom network with a score
-head fitted on real DDTI crops and the phantom together) and, by name, the others in ``SHIPPED_WEIGHTS``.
+"""The weights shipped inside the package: the default (the full-mask network trained on a 12,070-crop
+phantom, with a score head fitted on real DDTI crops and the phantom together) and, by name, the others
+in ``SHIPPED_WEIGHTS``.
 
 Not for clinical use; see ``docs/model-card.md``. Export and ``edgecalc eval`` without a run folder
 call ``default_weights_path()``. Torch-free until a model is loaded (the CLI reads the names).
@@ -14,15 +15,19 @@ if TYPE_CHECKING:
     import torch
 
 #: File name inside ``edgecalc/assets/weights/`` (its JSON config sits beside it).
-DEFAULT_WEIGHTS_NAME = "csagnet-lite-ddti-phantom.safetensors"
+DEFAULT_WEIGHTS_NAME = "csagnet-lite-ddti-phantom-12k.safetensors"
 #: The default's name among ``SHIPPED_WEIGHTS`` (what help texts and the model card call it).
-DEFAULT_SHIPPED_NAME = "ddti-phantom"
+DEFAULT_SHIPPED_NAME = "ddti-phantom-12k"
 
 #: Every weights file the kit ships, by the name commands accept in place of a path
 #: (``edgecalc export ddti``, ``edgecalc eval ddti --data ...``); docs/model-card.md describes each.
 SHIPPED_WEIGHTS: dict[str, str] = {
-    # the default: phantom-masks with a linear score head fitted on DDTI crops and the phantom at once
+    # the default (since 2026-12-06): phantom-masks-12k with a linear score head fitted on DDTI crops and the phantom at once
     DEFAULT_SHIPPED_NAME: DEFAULT_WEIGHTS_NAME,
+    # the full-mask recipe on a 12,070-crop phantom, steps doubled (the default's network, docs/quantification.md)
+    "phantom-masks-12k": "csagnet-lite-phantom-masks-12k.safetensors",
+    # phantom-masks with the same kind of head (the default from 2026-12-03 to 2026-12-06)
+    "ddti-phantom": "csagnet-lite-ddti-phantom.safetensors",
     # the kit's CPU recipe on the phantom, p = 30 % masks (the default until 2026-12-03)
     "phantom": "csagnet-lite-phantom.safetensors",
     # the same recipe with every phantom mask in both stages (better masks, docs/quantification.md)

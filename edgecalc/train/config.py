@@ -94,7 +94,7 @@ class TrainConfig:
     linear_probe: bool = False
     #: With ``linear_probe``: the inner CV may also add the segmentation mask's pooled mean and maximum
     #: to the features (``ModelConfig.linear_head_mask``); False fits encoder features only (the head
-    #: before 2026-12-03, which the default ``ddti-phantom`` carries).
+    #: before 2026-12-03, which ``ddti-phantom`` and the default ``ddti-phantom-12k`` carry).
     linear_probe_mask: bool = True
 
     def __post_init__(self) -> None:
