@@ -149,6 +149,27 @@ def test_int8_graph_is_valid_for_tensorrt(onnx_fp32, tmp_path):
     assert check_qdq_structure(model) == []
 
 
+def test_int8_keeps_the_concat_fed_convolutions_float(onnx_fp32, tmp_path):
+    """The convolutions reading a Concat (the image pyramid's) get no Q/DQ (OpenVINO computed them wrongly
+    in int8 on AMD EPYC, docs/export.md); the other convolutions read a DequantizeLinear."""
+    path, _ = onnx_fp32
+    x = np.random.default_rng(3).random((4, 1, SIZE, SIZE), dtype=np.float32)
+    quantize_int8(path, tmp_path / "m8.onnx", x, "minmax")
+    g = onnx.load(str(tmp_path / "m8.onnx")).graph
+    producer = {o: n for n in g.node for o in n.output}
+
+    def source(name: str) -> str:  # the op behind any Q/DQ pair
+        while producer.get(name) is not None and producer[name].op_type in ("QuantizeLinear", "DequantizeLinear"):
+            name = producer[name].input[0]
+        return producer[name].op_type if name in producer else "input"
+
+    convs = [n for n in g.node if n.op_type == "Conv"]
+    fed_by_concat = [n for n in convs if source(n.input[0]) == "Concat"]
+    assert fed_by_concat, "the tiny model has an image pyramid: some convolutions read a Concat"
+    assert all(producer[n.input[0]].op_type == "Concat" for n in fed_by_concat)
+    assert all(producer[n.input[0]].op_type == "DequantizeLinear" for n in convs if n not in fed_by_concat)
+
+
 def test_structure_check_catches_nonzero_zero_point(onnx_fp32, tmp_path):
     path, _ = onnx_fp32
     x = np.random.default_rng(3).random((4, 1, SIZE, SIZE), dtype=np.float32)

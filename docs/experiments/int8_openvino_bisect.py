@@ -3,8 +3,9 @@
 The kit's own INT8 quantization (``edgecalc.export.int8.quantize_int8``) with only some convolutions
 quantized, each variant run in OpenVINO (float32 elsewhere, as the kit's backend asks) and compared
 with onnxruntime's float32 on the same file's source: the mean |difference| on mask, score and
-attention. ``--variant`` picks the convolutions kept int8 (a regular expression on their names), or
-``concat-float`` (the kit's rule since 2026-12-06: every convolution but those reading a Concat).
+attention. Each variant (``VARIANTS``) names the convolutions kept int8 by a regular expression on
+their names, or ``concat-float`` (the kit's rule since 2026-12-06: every convolution but those reading
+a Concat); two more quantize every convolution with 7-bit weights or with the Concat quantized too.
 
     python docs/experiments/int8_openvino_bisect.py --data /work/phantom/val-31337    # every variant
 """
@@ -36,29 +37,41 @@ VARIANTS = {
     "the Concat-fed first convolutions of blocks.1-3 only": r"blocks\.[123]/blocks\.[123]\.0/",
     "blocks.1-3 without their first convolutions": r"blocks\.[123]/blocks\.[123]\.[3-9]/",
     "all but the Concat-fed (the kit's rule since 2026-12-06)": "concat-float",
+    "every convolution, 7-bit weights (reduce_range)": "all+reduce_range",
+    "every convolution and the encoder's Concats": "all+Concat",
 }
 
 
 def quantized(fp32: Path, out: Path, calib: np.ndarray, variant: str) -> Path:
     """``fp32`` quantized by the kit with only ``variant``'s convolutions int8."""
-    kit_rule = int8.excluded_nodes
+    import onnxruntime.quantization as oq
+
+    kit_rule, kit_quantize = int8.excluded_nodes, oq.quantize_static
+    variant, _, extra = variant.partition("+")
     made_by_concat = {o for n in onnx.load(str(fp32)).graph.node if n.op_type == "Concat" for o in n.output}
 
     def excluded(model: onnx.ModelProto) -> list[str]:
-        names = [n for n in kit_rule(model)]
+        names = kit_rule(model)
         if variant == "concat-float":
             return names
         names = [n.name for n in model.graph.node if n.name in names and not (n.op_type == "Conv" and n.input[0] in made_by_concat)]
-        for n in model.graph.node:
-            if n.op_type in int8.QUANTIZED_OPS and variant != "all" and not re.search(variant, n.name + n.op_type):
-                names.append(n.name)
-        return names
+        names += [n.name for n in model.graph.node if n.op_type in int8.QUANTIZED_OPS and variant != "all"
+                  and not re.search(variant, n.name + n.op_type)]
+        # a quantized Concat: the encoder's (the pyramid's) only; module C's feed its softmax, which stays float
+        return names + [n.name for n in model.graph.node if n.op_type == "Concat" and "/model/encoder/" not in n.name]
 
-    int8.excluded_nodes = excluded
+    def quantize(*a, **k):  # the kit's call, with the variant's one change
+        if extra == "reduce_range":
+            k["reduce_range"] = True
+        elif extra:
+            k["op_types_to_quantize"] = [*k["op_types_to_quantize"], extra]
+        return kit_quantize(*a, **k)
+
+    int8.excluded_nodes, oq.quantize_static = excluded, quantize
     try:
         int8.quantize_int8(fp32, out, calib)
     finally:
-        int8.excluded_nodes = kit_rule
+        int8.excluded_nodes, oq.quantize_static = kit_rule, kit_quantize
     return out
 
 
