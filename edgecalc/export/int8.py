@@ -45,6 +45,11 @@ def ort_method(name: str):
     return table[name]
 
 
+#: The manifest's note on the INT8 model: how ``quantize_int8`` quantizes, and what ``excluded_nodes`` keeps float.
+MANIFEST_NOTES = ("symmetric int8, zero point 0, per-channel weights; Q/DQ on Conv/ConvTranspose inputs only, "
+                  "the convolutions reading a Concat kept float (export/int8.py excluded_nodes)")
+
+
 def excluded_nodes(model: onnx.ModelProto) -> list[str]:
     """Nodes kept float: sigmoids, softmaxes, the attention normalisation, the resizes, module C's FCs,
     and the convolutions that read a Concat (the first of encoder ``blocks.1``-``blocks.3``, on the image

@@ -204,8 +204,7 @@ def export_bundle(opts: ExportOptions, log: Callable[[str], None] = print) -> Ex
             int8_mod.quantize_int8(tmp / FP32_FILE, tmp / int8_file, calib.images,
                                    opts.calib_method, cpath)
             manifest.add_file(tmp, int8_file, "onnx", "int8",
-                              notes="symmetric int8, zero point 0, per-channel weights; Q/DQ on Conv/ConvTranspose inputs only, "
-                                    "the convolutions reading a Concat kept float (export/int8.py excluded_nodes)")
+                              notes=int8_mod.MANIFEST_NOTES)
             manifest.calibration = dict(calib.record(opts.calib_method), cache_key=key, cache_reused=cache_hit)
             checked += onnx_checks(int8_file, "int8")
         else:
