@@ -203,8 +203,9 @@ MIN_LR = typer.Option(None, "--min-lr-factor", help="The cosine ends at lr x thi
 DECAY = typer.Option(None, "--decay", help="The time-decay schedule's decay per step. " + recipe_help("decay"))
 HEAD_LR = typer.Option(None, "--head-lr-factor", help="Stage two: module C (classifier) learns at lr-stage2 x this. " + recipe_help("head_lr_factor"))
 SEG_LOSS = typer.Option(None, "--seg-loss", help="bce-dice (BCE + Dice with batch-summed counts), tversky (the paper's "
-                        "per-image Tversky/focal Tversky) or tversky-batch (batch-summed counts); docs/results.md says "
-                        "why. " + recipe_help("seg_loss"))
+                        "per-image Tversky/focal Tversky), tversky-batch (batch-summed counts) or bce-dice-blob (bce-dice + "
+                        "each true calcification's own Dice on the final mask, so a punctate focus weighs as much as "
+                        "a rim); docs/results.md says why. " + recipe_help("seg_loss"))
 AUGMENT = typer.Option(None, "--augment", help="batch (horizontal flip, zoom/shift, gain/gamma; no vertical flip: "
                        "shadows point away from the probe) or flips (the paper's horizontal + vertical). " + recipe_help("augment"))
 PRECISION = typer.Option(None, "--precision", help="auto (bfloat16 autocast where the CPU/GPU runs it natively, else "

@@ -28,8 +28,9 @@ from edgecalc.model.registry import DEFAULT_NETWORK, get_spec
 OPTIMIZERS = ("adamw", "adam")
 SCHEDULES = ("cosine", "time-decay")
 #: bce-dice: BCE + soft Dice with counts summed over the batch; tversky: the paper's per-image
-#: Tversky / focal Tversky; tversky-batch: the same with counts summed over the batch (train/losses.py).
-SEG_LOSSES = ("bce-dice", "tversky", "tversky-batch")
+#: Tversky / focal Tversky; tversky-batch: the same with counts summed over the batch; bce-dice-blob:
+#: bce-dice + a per-component Dice on the final output, each calcification alike (train/losses.py).
+SEG_LOSSES = ("bce-dice", "bce-dice-blob", "tversky", "tversky-batch")
 #: batch: per-sample horizontal flip, small scale/shift and gain/gamma on the whole batch at once;
 #: flips: the paper's random horizontal and vertical flips (train/augment.py).
 AUGMENTS = ("batch", "flips")
