@@ -79,6 +79,26 @@ def test_without_a_nodule_the_arc_is_not_called_rim():
     assert "rim" not in foci.kinds and foci.count == 3
 
 
+def test_a_focus_outside_the_nodule_is_not_one_of_its_calcifications(monkeypatch):
+    import edgecalc.runtime.quantify as quantify_module
+
+    gray, calc, nodule = _scene()
+    inside_count = quantify(gray, calc, nodule, (SP, SP)).count
+    calc = calc.copy()
+    cv2.circle(calc.view(np.uint8), (100, 185), 3, 1, -1)  # 2.5 mm below the nodule's lower margin (y 160)
+    cv2.circle(calc.view(np.uint8), (100, 164), 3, 1, -1)  # centred 0.4 mm below it: most pixels within the reach
+    gray[calc] = 250
+    foci = quantify(gray, calc, nodule, (SP, SP))
+    assert foci.count == inside_count + 1  # the far one dropped, the one on the margin kept
+    assert all(c.centroid[1] < 175 for c in foci.calcifications)
+    assert quantify(gray, calc, None, (SP, SP)).count == inside_count + 2  # no nodule known: nothing to test against
+    assert quantify(gray, calc, nodule, None).count == inside_count + 1  # without spacing: a share of its diameter
+    monkeypatch.setattr(quantify_module, "NODULE_REACH_MM", None)
+    assert quantify(gray, calc, nodule, (SP, SP)).count == inside_count + 2  # the test off
+    monkeypatch.setattr(quantify_module, "NODULE_REACH_MM", 0.0)
+    assert quantify(gray, calc, nodule, (SP, SP)).count == inside_count  # no reach: the margin straddler goes too
+
+
 def test_a_nodule_box_stands_for_its_outline():
     gray, calc, nodule = _scene()
     ys, xs = np.nonzero(nodule)

@@ -7,6 +7,9 @@ scoring (the default weights, onnxruntime float32), printing the report's table:
     python docs/experiments/quantification_variants.py /tmp/q-val no-gate [--frames]   # foci listed whatever the call
     python docs/experiments/quantification_variants.py /tmp/q-val band=2.0 [--frames]  # RIM_BAND_MM changed
     python docs/experiments/quantification_variants.py /tmp/q-val rims                 # frames' true rims: locator vs true nodule mask
+    python docs/experiments/quantification_variants.py /tmp/q-val reach=off [--frames]  # NODULE_REACH_MM (mm, or off)
+    python docs/experiments/quantification_variants.py /tmp/q-val share=0.3 [--frames]  # NODULE_MIN_SHARE
+    python docs/experiments/quantification_variants.py /tmp/q-val box-nodule --frames [reach=off]  # the nodule as live knows it: its box's ellipse
 """
 
 from __future__ import annotations
@@ -63,6 +66,20 @@ def rims(data: str) -> None:
 
 def main(argv: list[str]) -> None:
     data, variant, rest = argv[0], argv[1], argv[2:]
+    if variant == "box-nodule":  # combined with one more variant, given after --frames
+        from edgecalc.runtime.analyze import StillAnalyzer
+
+        run = StillAnalyzer._run
+        StillAnalyzer._run = lambda self, still, located, nodule: run(self, still, located, None)
+        more = [a for a in rest if "=" in a]
+        rest = [a for a in rest if "=" not in a]
+        if more:
+            variant = more[0]
+        else:
+            from edgecalc.eval import quantification
+
+            quantification.main([data, *rest])
+            return
     if variant == "rims":
         rims(data)
         return
@@ -83,8 +100,13 @@ def main(argv: list[str]) -> None:
         pipeline.FrameResult.called_foci = lambda self: self.foci
     elif variant.startswith("band="):
         quantify.RIM_BAND_MM = float(variant.split("=", 1)[1])
+    elif variant.startswith("reach="):
+        value = variant.split("=", 1)[1]
+        quantify.NODULE_REACH_MM = None if value == "off" else float(value)
+    elif variant.startswith("share="):
+        quantify.NODULE_MIN_SHARE = float(variant.split("=", 1)[1])
     else:
-        raise SystemExit(f"unknown variant {variant!r}: flip, no-gate, band=MM or rims")
+        raise SystemExit(f"unknown variant {variant!r}: flip, no-gate, band=MM, reach=MM|off, share=S or rims")
     from edgecalc.eval import quantification
 
     quantification.main([data, *rest])
