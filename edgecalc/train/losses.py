@@ -43,6 +43,8 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
+from edgecalc.train.config import SEG_LOSSES
+
 ALPHA = 0.7  #: weight of false negatives
 BETA = 0.3  #: weight of false positives
 GAMMA = 4.0 / 3.0  #: FTL = (1 - TI)^(1/GAMMA) = (1 - TI)^0.75
@@ -146,7 +148,7 @@ def segmentation_term(pred: torch.Tensor, target: torch.Tensor, kind: str, final
         return bce_dice_loss(pred, target)
     if kind == "bce-dice-blob":
         return bce_dice_loss(pred, target) + (blob_dice_loss(pred, target) if final else 0.0)
-    raise ValueError(f"unknown segmentation loss {kind!r}; choose one of bce-dice, bce-dice-blob, tversky, tversky-batch")
+    raise ValueError(f"unknown segmentation loss {kind!r}; choose one of {', '.join(SEG_LOSSES)}")
 
 
 def pooled_target(target: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
