@@ -12,9 +12,9 @@ from edgecalc.train.losses import (
     GAMMA,
     blob_dice_loss,
     combined_loss,
-    segmentation_term,
     focal_tversky_loss,
     pooled_target,
+    segmentation_term,
     tversky_index,
     tversky_loss,
 )

@@ -245,13 +245,13 @@ class _Margin:
         self.nod = nodule.astype(np.uint8)
         m = cv2.moments(self.nod, binaryImage=True)
         self.cy, self.cx = m["m01"] / m["m00"] + 0.5, m["m10"] / m["m00"] + 0.5
-        diameter = float(np.sqrt(4.0 * m["m00"] / np.pi))
         if spacing is not None:
             self.band_px = RIM_BAND_MM / float(np.mean(spacing))
-            self.reach_px = None if NODULE_REACH_MM is None else NODULE_REACH_MM / float(np.mean(spacing))
         else:
-            self.band_px = RIM_BAND_FRACTION * diameter
-            self.reach_px = None if NODULE_REACH_MM is None else RIM_BAND_FRACTION * diameter
+            self.band_px = RIM_BAND_FRACTION * float(np.sqrt(4.0 * m["m00"] / np.pi))
+        #: the nodule test's reach in pixels (without spacing: the rim band's share of the diameter)
+        self.reach_px = None if NODULE_REACH_MM is None else \
+            NODULE_REACH_MM / float(np.mean(spacing)) if spacing is not None else self.band_px
 
     def distances(self, y0: int, y1: int, x0: int, x1: int, reach_px: float | None = None) -> np.ndarray:
         """Distance (px) of every pixel of rows y0:y1, columns x0:x1 to the margin, valid up to
@@ -268,12 +268,11 @@ class _Margin:
         """Whether a component is the nodule's: ``NODULE_MIN_SHARE`` of its pixels inside it or within the reach."""
         if self.reach_px is None:
             return True
-        y0, x0 = int(ys.min()), int(xs.min())
-        y1, x1 = int(ys.max()) + 1, int(xs.max()) + 1
         inside = self.nod[ys, xs] > 0
         if inside.mean() >= NODULE_MIN_SHARE:
             return True
-        dist = self.distances(y0, y1, x0, x1, self.reach_px)[ys - y0, xs - x0]
+        y0, x0 = int(ys.min()), int(xs.min())
+        dist = self.distances(y0, int(ys.max()) + 1, x0, int(xs.max()) + 1, self.reach_px)[ys - y0, xs - x0]
         return float(np.mean(inside | (dist <= self.reach_px))) >= NODULE_MIN_SHARE
 
     def measure(self, ys: np.ndarray, xs: np.ndarray) -> tuple[float, float]:
