@@ -7,7 +7,7 @@ measures, on phantoms written with ``edgecalc data phantom``, what that would gi
 
 1. ``collect DATA OUT.npz [BUNDLE] [keep=F]``: each crop through the cart's crop path (``analyze_crop``),
    keeping the model's probability map (crop pixels) and its reported foci, and the candidates
-   (``focus_candidate_features.py``) with their features, their 2 mm view, and which true focus each
+   (``edgecalc.runtime.focus_candidates``) with their features, their 2 mm view, and which true focus each
    lies on (``keep``: the share of false candidates kept, for a training set);
 2. ``score TRAIN.npz VAL.npz [--cnn]``: the candidates' recall of the true foci and the count a perfect
    verifier would reach; how many speckle maxima stand out as much as a focus; then verifiers fitted
@@ -36,9 +36,9 @@ import numpy as np
 import edgecalc.runtime.live.pipeline as lp
 from edgecalc.eval.quantification import _read, load_truth, true_foci
 from edgecalc.runtime.analyze import SPACING_PHANTOM, Still, StillAnalyzer
+from edgecalc.runtime.focus_candidates import FEATURES, blobs_mask, candidates
 from edgecalc.runtime.live.build import build_pipeline
 from edgecalc.runtime.locate.learned import LearnedLocator
-from focus_candidate_features import FEATURES, blobs_mask, candidates
 
 
 PATCH_PX, PATCH_MM_PER_PX = 25, 0.08  #: the CNN verifier's view: 2 mm square at the phantom's native spacing

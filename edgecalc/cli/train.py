@@ -1,4 +1,4 @@
-"""The "Train" panel: ``edgecalc train | eval | sweep | compare``.
+"""The "Train" panel: ``edgecalc train | eval | sweep | compare | fit-verifier``.
 
 Thin: options here (the recipe option group shared through edgecalc/cli/options.py), the bodies in
 edgecalc/train/commands.py, edgecalc/eval/commands.py and edgecalc/studies/commands.py (sweep,
@@ -20,6 +20,7 @@ from edgecalc.model.registry import NETWORKS
 from edgecalc.model.shipped import SHIPPED_WEIGHTS
 from edgecalc.run_folder import CONFIG_FILE, EVAL_DIR, METRICS_FILE, SCORES_FILE, best_weights
 from edgecalc.train.config import TRAIN_DEFAULTS
+from edgecalc.train.focus_verifier import KEEP_FALSE as VERIFIER_KEEP_FALSE, THRESHOLD as VERIFIER_THRESHOLD
 
 PANEL = "Train"
 
@@ -182,5 +183,26 @@ def compare_cmd(
     ))
 
 
+def fit_verifier_cmd(
+    data: Path = typer.Argument(..., help="Phantom data set with its truth (edgecalc data phantom: images/, masks/, "
+                                "nodules/, meta.jsonl); the shipped verifier: 4,000 crops of seed 91."),
+    bundle: Optional[Path] = typer.Option(None, "--bundle", help="The export bundle whose model's probabilities the "
+                                          "verifier reads, and which it is written into (focus_verifier.safetensors "
+                                          "+ the manifest's focus_verifier entry); default the shipped one."),
+    threshold: float = typer.Option(VERIFIER_THRESHOLD, "--threshold", help="A candidate is a focus at this probability or above "
+                                    "(the default: chosen on phantom seed 78, docs/quantification.md)."),
+    keep_false: float = typer.Option(VERIFIER_KEEP_FALSE, "--keep-false", help="Share of the false candidates kept for fitting "
+                                     "(there are some 50 for each true one); every true one is kept."),
+    backend: str = typer.Option("onnxruntime", "--backend", help="Inference engine the model runs on while collecting."),
+    no_progress: bool = opt.NO_PROGRESS,
+) -> None:
+    """Fit the focus verifier (new foci the mask misses, from the crop's own pixels) on a phantom through a
+    bundle's model, and write it into the bundle."""
+    from edgecalc.train.focus_verifier import fit_verifier_command
+
+    exit_with(lambda: fit_verifier_command(bundle, data, threshold, keep_false, backend, not no_progress))
+
+
 #: This panel's commands by name, in the order --help lists them.
-COMMANDS = {"train": train_cmd, "eval": eval_cmd, "sweep": sweep_cmd, "compare": compare_cmd}
+COMMANDS = {"train": train_cmd, "eval": eval_cmd, "sweep": sweep_cmd, "compare": compare_cmd,
+            "fit-verifier": fit_verifier_cmd}

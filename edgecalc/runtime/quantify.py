@@ -46,6 +46,7 @@ by that route.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -53,6 +54,9 @@ import numpy as np
 from edgecalc.data.measure import longest_diameter
 from edgecalc.data.preprocess import to_gray_u8
 from edgecalc.runtime.refine_mask import Refinement, refine_mask
+
+if TYPE_CHECKING:
+    from edgecalc.runtime.focus_verifier import FocusVerifier
 
 #: (x, y): millimetres per pixel along a row (column spacing) and along a column (row spacing).
 Spacing = tuple[float, float]
@@ -355,7 +359,8 @@ def quantify(gray: np.ndarray, mask: np.ndarray, nodule: np.ndarray | Box | None
 def quantify_in_frame(gray: np.ndarray, mask_values: np.ndarray, mask_origin: tuple[int, int],
                       nodule: np.ndarray | Box | None, spacing_mm: Spacing | None,
                       limit: Box | None = None, min_area_px: int | None = None, *,
-                      prob: np.ndarray | None = None, refinement: Refinement | None = None) -> NoduleFoci:
+                      prob: np.ndarray | None = None, refinement: Refinement | None = None,
+                      verifier: "FocusVerifier | None" = None) -> NoduleFoci:
     """``quantify`` on the part of a frame the crop's mask covers, extended downward by the shadow band.
 
     ``mask_values`` (bool) lies in the frame with its top-left pixel at ``mask_origin`` (a CropMap);
@@ -363,7 +368,8 @@ def quantify_in_frame(gray: np.ndarray, mask_values: np.ndarray, mask_origin: tu
     area) keeps the shadow band off the screen's furniture. Nothing frame-sized is allocated, so the
     live loop can call it on every frame. With ``refinement`` and ``prob`` (the model's probabilities,
     ``mask_values``' shape and place), the components counted are those of the mask refined on the
-    frame's own pixels (``edgecalc.runtime.refine_mask``) instead of ``mask_values``.
+    frame's own pixels (``edgecalc.runtime.refine_mask``) instead of ``mask_values``, with the new
+    foci of ``verifier`` (``edgecalc.runtime.focus_verifier``) where it is given.
     """
     spacing = check_spacing(spacing_mm)
     H, W = gray.shape[:2]
@@ -394,7 +400,7 @@ def quantify_in_frame(gray: np.ndarray, mask_values: np.ndarray, mask_origin: tu
         p = np.zeros(win.shape, np.float32)
         p[place] = prob[max(0, wy0 - y0):wy1 - y0, max(0, wx0 - x0):wx1 - x0]
         search = None
-        if refinement.search_nodule:
+        if refinement.search_nodule or (verifier is not None and refinement.verify):
             search = nod if isinstance(nod, np.ndarray) or nod is None else ellipse_in_box(win.shape, nod)
-        win = refine_mask(gray_win, p, spacing, refinement, search)
+        win = refine_mask(gray_win, p, spacing, refinement, search, verifier)
     return quantify(gray_win, win, nod, spacing, origin=(wx0, wy0), min_area_px=min_area_px)

@@ -20,7 +20,10 @@ focus. The crop's own gray pixels, at full resolution, show the focus itself. Th
   local mean are added as calcification; a component found this way alone (touching no model pixel)
   must cover ``new_min_area_mm2`` and reach ``new_min_ratio`` × the region's median gray;
 - **split** (``split_mm`` > 0; measured, not adopted): components split at separate intensity maxima
-  at least ``split_mm`` apart (a marker watershed on the smoothed gray), before the trim.
+  at least ``split_mm`` apart (a marker watershed on the smoothed gray), before the trim;
+- **new foci** (``verify``; on where the bundle carries a focus verifier): after the trim, the focus
+  candidates the verifier keeps (``edgecalc.runtime.focus_verifier``) add their half-maximum blobs
+  where they touch none of the mask's components.
 
 Lengths are in millimetres. Without a pixel spacing the mask is left as the model drew it: the
 windows would have no physical scale, and the parameters were chosen (on phantom seed 77 only, with
@@ -30,9 +33,13 @@ its spacing known) in millimetres.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
+
+if TYPE_CHECKING:
+    from edgecalc.runtime.focus_verifier import FocusVerifier
 
 
 @dataclass(frozen=True)
@@ -55,6 +62,8 @@ class Refinement:
     new_min_area_mm2: float = 0.0
     new_min_ratio: float = 0.0
     split_mm: float = 0.0  #: 0: no split
+    #: new foci from the bundle's focus verifier, where it has one (and the nodule and spacing are known)
+    verify: bool = True
 
     def __post_init__(self) -> None:
         if not 0.0 < self.model_threshold < 1.0 or not 0.0 <= self.region_threshold < 1.0:
@@ -82,9 +91,9 @@ class Refinement:
             name, value = name.strip(), value.strip()
             if not sep or name not in types:
                 raise ValueError(f"refinement: {item!r} is not name=value with a name among {', '.join(types)}")
-            if name == "search_nodule":
+            if name in ("search_nodule", "verify"):
                 if value.lower() not in ("true", "false", "1", "0"):
-                    raise ValueError(f"refinement: search_nodule must be true or false; got {value!r}")
+                    raise ValueError(f"refinement: {name} must be true or false; got {value!r}")
                 kw[name] = value.lower() in ("true", "1")
             elif name == "k" and value.lower() == "none":
                 kw[name] = None
@@ -109,11 +118,23 @@ def _disc(radius: int) -> np.ndarray:
 
 
 def refine_mask(gray: np.ndarray, prob: np.ndarray, spacing_mm: tuple[float, float] | None,
-                params: Refinement, nodule: np.ndarray | None = None) -> np.ndarray:
+                params: Refinement, nodule: np.ndarray | None = None,
+                verifier: "FocusVerifier | None" = None) -> np.ndarray:
     """The refined calcification mask (bool, ``gray``'s shape) from the crop's gray (2-D uint8) and the
     model's probabilities upsampled to the same pixels (float, 0 where the model did not look);
-    ``nodule`` (bool, the same shape) is searched too where ``params.search_nodule``. Without
-    ``spacing_mm`` (x, y mm per pixel), the model's mask unchanged."""
+    ``nodule`` (bool, the same shape) is searched too where ``params.search_nodule``, and for new foci
+    where ``verifier`` is given and ``params.verify``. Without ``spacing_mm`` (x, y mm per pixel), the
+    model's mask unchanged."""
+    refined = _refine(gray, prob, spacing_mm, params, nodule)
+    if verifier is not None and params.verify and spacing_mm is not None and nodule is not None:
+        refined = verifier.add_new_foci(refined, np.asarray(gray), np.asarray(prob, dtype=np.float32),
+                                        np.asarray(nodule, bool), float(np.mean(spacing_mm)))
+    return refined
+
+
+def _refine(gray: np.ndarray, prob: np.ndarray, spacing_mm: tuple[float, float] | None,
+            params: Refinement, nodule: np.ndarray | None) -> np.ndarray:
+    """The model's mask trimmed (and bright-tested, split) as ``params`` says: ``refine_mask`` before new foci."""
     gray = np.asarray(gray)
     prob = np.asarray(prob, dtype=np.float32)
     if gray.ndim != 2 or prob.shape != gray.shape:

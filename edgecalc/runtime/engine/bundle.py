@@ -9,6 +9,8 @@ An export bundle is a folder written by ``edgecalc export``::
     BUNDLE/model.int8.onnx      explicit Q/DQ, symmetric INT8              (--precision int8)
     BUNDLE/model.<p>.engine     TensorRT engine for one GPU + TensorRT     (--engine)
     BUNDLE/parity.json          every artifact against eager float32
+    BUNDLE/focus_verifier.safetensors   the focus verifier's trees (``edgecalc fit-verifier``; optional,
+                                the manifest's ``focus_verifier`` entry: threshold, features, provenance)
 
 Export writes through the same ``Manifest`` class the runtime reads, so the two cannot drift: this
 module is the one definition, and it lives in the runtime because the runtime must not import the
@@ -63,6 +65,8 @@ class Manifest:
     created: str
     artifacts: list[Artifact] = field(default_factory=list)
     calibration: dict[str, Any] | None = None
+    #: the focus verifier fitted on this model's probabilities (``edgecalc.runtime.focus_verifier``); None: none
+    focus_verifier: dict[str, Any] | None = None
     format: int = MANIFEST_FORMAT
     kind: str = "model"
 

@@ -40,7 +40,7 @@ LEGACY_LOCATOR_FORMAT = "edgecalc-locator"
 #: Kinds of files a manifest lists.
 #: "torchscript-trt": TorchScript with a TensorRT engine embedded (``--via torch-tensorrt``), for LibTorch
 #: deployments; the runtime lists and checksums it but does not run it.
-KINDS = ("torchscript", "onnx", "engine", "torchscript-trt", "report")
+KINDS = ("torchscript", "onnx", "engine", "torchscript-trt", "report", "verifier")
 
 
 class BundleError(Exception):

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgecalc.runtime.engine.bundle import Bundle, load_bundle
+from edgecalc.runtime.focus_verifier import load_verifier
 from edgecalc.runtime.locate.cropper import LOCATOR_EVERY, AutoCropper, FixedCropper, parse_roi
 from edgecalc.runtime.engine.select import Selection, select_backend
 from edgecalc.runtime.live.overlay import OverlayOptions
@@ -51,5 +52,6 @@ def build_pipeline(bundle_dir: str | Path | None, *, backend: str = "auto", prec
     bundle = load_bundle(resolve_bundle(bundle_dir))
     selection = select_backend(bundle, backend, precision, threads)
     pipeline = FramePipeline(backend=selection.backend, input_size=bundle.input_size, cropper=cropper,
-                             threshold=bundle.threshold, overlay=OverlayOptions(show_attention=show_attention))
+                             threshold=bundle.threshold, overlay=OverlayOptions(show_attention=show_attention),
+                             verifier=load_verifier(bundle.root, bundle.manifest.focus_verifier))
     return LiveSetup(bundle, selection, pipeline)

@@ -5,7 +5,8 @@ overlay; this is the middle of that chain for one frame, with no threads and no 
 timed and tested on its own. The preprocessing is `edgecalc.data.preprocess.preprocess`, the very
 function training used. The mask's calcifications are measured on the frame
 (`edgecalc.runtime.quantify`, with `spacing_mm` when known; each component first trimmed to the
-focus the frame's own pixels show, `refinement`, `edgecalc.runtime.refine_mask`) and, where the decision calls
+focus the frame's own pixels show, `refinement`, `edgecalc.runtime.refine_mask`, and the foci the
+mask missed added by the bundle's focus verifier, `verifier`) and, where the decision calls
 calcification, shown on the HUD, smoothed like the decision; the HUD panel goes outside the scan
 areas, which are looked up every `scan_area_every` frames.
 """
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
@@ -27,6 +28,9 @@ from edgecalc.runtime.source.frame_check import frame_problem
 from edgecalc.runtime.live.overlay import CropMap, HudPlacer, OverlayOptions, crop_map, draw_overlay
 from edgecalc.runtime.quantify import NoduleFoci, Spacing, check_spacing, quantify_in_frame
 from edgecalc.runtime.refine_mask import DEFAULT_REFINEMENT, Refinement
+
+if TYPE_CHECKING:
+    from edgecalc.runtime.focus_verifier import FocusVerifier
 from edgecalc.runtime.locate.scan_area import find_scan_areas
 
 #: Which attention channel the overlay shows: Grid-AG 3, closest to the output (the paper's figure).
@@ -47,6 +51,7 @@ class FrameResult:
     decision: bool | None = None
     mask_area_px: int = 0
     mask_map: CropMap | None = None  #: the calcification mask over the crop's pixels (bool)
+    prob_map: CropMap | None = None  #: the model's mask probabilities over the crop's pixels
     frame_shape: tuple[int, int] | None = None
     overlay: np.ndarray | None = None
     infer_ms: float = 0.0
@@ -116,6 +121,8 @@ class FramePipeline:
     scan_area_every: int = 20  #: frames between two scan-area look-ups (the shadow band's limit, the HUD's place)
     #: measure the calcifications on the mask refined at the frame's own resolution (None: the model's mask as it is)
     refinement: Refinement | None = DEFAULT_REFINEMENT
+    #: the bundle's focus verifier (new foci the mask missed; ``edgecalc.runtime.focus_verifier``), if it has one
+    verifier: "FocusVerifier | None" = None
 
     def __post_init__(self) -> None:
         if self.smoother is None:
@@ -194,6 +201,7 @@ class FramePipeline:
             res.smoothed, res.decision = self.smoother.update(res.score)
             prepared.prob = crop_map(out["mask"][0, 0], res.crop, res.frame_shape)
             res.mask_map = CropMap(prepared.prob.values > self.mask_threshold, prepared.prob.origin)
+            res.prob_map = prepared.prob
             res.mask_area_px = int(np.count_nonzero(res.mask_map.values))
             if self.overlay.show_attention and "attention" in out:
                 att = out["attention"][0]
@@ -223,7 +231,8 @@ class FramePipeline:
         res.foci = quantify_in_frame(prepared.image, res.mask_map.values, res.mask_map.origin,
                                      prepared.nodule if prepared.nodule is not None else res.box,
                                      self.spacing_mm, limit=_area_holding(areas, res.crop),
-                                     prob=prepared.prob.values, refinement=self.refinement)
+                                     prob=prepared.prob.values, refinement=self.refinement,
+                                     verifier=self.verifier)
         called = res.called_foci()
         res.shown_foci = self._shown = self.foci_smoother.update(called.count, called.largest, called.kinds, called.units)
 

@@ -1,11 +1,12 @@
-"""Focus candidates (for ``focus_candidates.py``, an experiment; nothing in the kit uses them): the local
-maxima of a crop that stand out of their surroundings, with the features a verifier needs to tell an
-echogenic focus from bright speckle (numpy + OpenCV; no torch).
+"""Focus candidates: the local maxima of a crop that stand out of their surroundings, with the features a
+verifier (``edgecalc.runtime.focus_verifier``) needs to tell an echogenic focus from bright speckle, a
+strand or a wall (numpy + OpenCV; no torch).
 
 Why: the model sees its crop at 96 px and its mask misses dim foci (docs/quantification.md); the crop's
 own pixels still show them. As in mammography's microcalcification detectors, candidates come first
 (every local maximum of the smoothed gray, within ``NMS_MM`` of no brighter one, standing ``MIN_Z``
-standard deviations above a ring ``RING_MM`` around it), then a verifier decides which are foci.
+standard deviations above a ring ``RING_MM`` around it), then a verifier decides which are foci
+(docs/quantification.md, "A second look at the crop's pixels").
 
 Lengths are in millimetres; without a pixel spacing there are no candidates (the rings would have no
 physical scale).
