@@ -91,21 +91,25 @@ def test_bad_arguments_exit_2(tmp_path):
 
 @needs_bundle
 def test_refine_off_measures_the_model_mask_as_drawn(tmp_path):
-    """--refine off gives the model's components as drawn; the default trims them to their focus: the same
-    foci, each no larger (the trim keeps a piece of the component). Four positive frames, so the test does
-    not hang on whether the shipped model reports calcifications in one particular frame."""
+    """--refine off gives the model's components as drawn; the trim (``verify=false``: the default less the
+    focus verifier) cuts them to their focus: the same foci, each no larger (the trim keeps a piece of the
+    component); the default only adds the verifier's new foci to those. Four positive frames, so the test
+    does not hang on whether the shipped model reports calcifications in one particular frame."""
     (tmp_path / "in").mkdir()
     for i in range(1, 5):
         cv2.imwrite(str(tmp_path / "in" / f"f{i}.png"), _frame(i))
     reports = {}
-    for refine in ("off", "default"):
+    for refine in ("off", "verify=false", "default"):
         js = tmp_path / f"{refine}.json"
         res = runner.invoke(app, ["analyze", str(tmp_path / "in"), "--out", str(tmp_path / f"{refine}.csv"),
                                   "--json", str(js), "--mm-per-px", "0.13", "--backend", "onnxruntime", "--refine", refine])
         assert res.exit_code == 0, res.output
         reports[refine] = {r["id"]: r["calcifications"] for r in json.loads(js.read_text())["rows"]}
-    off, trimmed = reports["off"], reports["default"]
-    assert off.keys() == trimmed.keys() and sum(len(c) for c in off.values()) >= 1
+    off, trimmed, default = reports["off"], reports["verify=false"], reports["default"]
+    assert off.keys() == trimmed.keys() == default.keys() and sum(len(c) for c in off.values()) >= 1
+    for key in trimmed:  # the verifier's foci touch none of the trimmed ones: those stay as they were
+        kept = {(tuple(b["box"]), b["area_px"]) for b in default[key]}
+        assert all((tuple(b["box"]), b["area_px"]) in kept for b in trimmed[key]), key
     sizes = []
     for key in off:
         assert len(off[key]) == len(trimmed[key]), key

@@ -26,10 +26,11 @@ from edgecalc.runtime.engine.formats import BACKEND_CHOICES, PRECISIONS
 from edgecalc.runtime.live.modes import CROP_MODES, LOOP_MODES
 from edgecalc.train.config import AUGMENTS, OPTIMIZERS, PRECISIONS as TRAIN_PRECISIONS, RECIPES, SCHEDULES, SEG_LOSSES
 
-#: Panel -> its commands, in the order ``edgecalc --help`` listed them before the split.
+#: Panel -> its commands, in the order ``edgecalc --help`` listed them before the split (and
+#: ``fit-verifier``, added to Train on 2026-12-08).
 PANELS = {
     "Deploy": ["live", "recover", "demo", "bench", "export", "locate", "analyze"],
-    "Train": ["train", "eval", "sweep", "compare"],
+    "Train": ["train", "eval", "sweep", "compare", "fit-verifier"],
     "Set-up": ["doctor"],
     "Data and model": ["model", "data"],
 }

@@ -138,3 +138,19 @@ def test_fit_verifier_writes_the_trees_into_the_bundle_and_the_pipeline_loads_th
     assert v is not None and v.threshold == 0.8 and len(v.trees.roots) == entry["trees"]
     bad = CliRunner().invoke(app, ["fit-verifier", str(tmp_path / "nowhere"), "--bundle", str(bundle), "--no-progress"])
     assert bad.exit_code == 2 and "nowhere" in bad.output
+
+
+def test_candidates_filtered_on_the_nodule_box_are_those_of_the_whole_image():
+    """``candidates`` filters the nodule's box and a margin only; the figures equal the whole image's."""
+    from edgecalc.runtime.focus_candidates import _candidates
+
+    gray, _ = speckle_with_dots([(150, 170, 3), (190, 200, 2)], size=360)
+    yy, xx = np.mgrid[:360, :360]
+    nodule = (yy - 170) ** 2 / 50 ** 2 + (xx - 185) ** 2 / 60 ** 2 <= 1  # well inside: the margin fits
+    prob = np.zeros(gray.shape, np.float32)
+    prob[145:156, 165:176] = 0.7
+    p1, f1 = candidates(gray, prob, nodule, MM)
+    p2, f2 = _candidates(gray, prob, nodule, MM)
+    assert len(p1) > 5
+    np.testing.assert_array_equal(p1, p2)
+    np.testing.assert_allclose(f1, f2, rtol=1e-5, atol=1e-4)

@@ -16,7 +16,9 @@ measures, on phantoms written with ``edgecalc data phantom``, what that would gi
    add, and the count within +-1 with those added to the model's foci;
 3. ``evaluate TRAIN.npz DATA THRESHOLD [--frames]``: ``edgecalc.eval.quantification``'s own scoring,
    with the half-maximum blobs of the candidates the trees verify added to the refined mask where they
-   touch none of its components (new foci only);
+   touch none of its components (new foci only; the kit's ``FocusVerifier``, fitted on TRAIN). The
+   "touching or not" row of docs/quantification.md came from an earlier form of this command that
+   added every verified blob;
 4. ``montage TRAIN.npz VAL.npz OUT.png``: missed true foci beside false candidates at the same local z.
 
     edgecalc data phantom --n 4000 --positive 2000 --seed 91 --out /work/phantom/vtrain-91
@@ -33,12 +35,12 @@ import sys
 
 import numpy as np
 
-import edgecalc.runtime.live.pipeline as lp
-from edgecalc.eval.quantification import _read, load_truth, true_foci
+from edgecalc.eval.quantification import read_gray, load_truth, true_foci
 from edgecalc.runtime.analyze import SPACING_PHANTOM, Still, StillAnalyzer
-from edgecalc.runtime.focus_candidates import FEATURES, blobs_mask, candidates
+from edgecalc.runtime.focus_candidates import FEATURES, candidates
 from edgecalc.runtime.live.build import build_pipeline
 from edgecalc.runtime.locate.learned import LearnedLocator
+from edgecalc.train.focus_verifier import crop_probabilities, true_focus_of
 
 
 PATCH_PX, PATCH_MM_PER_PX = 25, 0.08  #: the CNN verifier's view: 2 mm square at the phantom's native spacing
@@ -68,36 +70,22 @@ def collect(data: str, out: str, bundle: str | None = None, keep_negative: float
     from scipy import ndimage
 
     setup = build_pipeline(bundle, backend="onnxruntime", crop="manual")
+    setup.pipeline.verifier = None  # the model's own foci and probabilities, as fit-verifier collects them
     analyzer = StillAnalyzer(setup.pipeline, LearnedLocator(threads=1).locate)
-    seen: dict = {}
-    original = lp.quantify_in_frame
-
-    def spy(gray, mask_values, mask_origin, *a, prob=None, **k):
-        seen.update(prob=prob, origin=mask_origin)
-        return original(gray, mask_values, mask_origin, *a, prob=prob, **k)
-
-    lp.quantify_in_frame = spy
     feats, labels, crop_of, focus_of, views = [], [], [], [], []
     rng = np.random.default_rng(0)
     crops = []  # per crop: id, label, true count, reported count, reports, n true foci covered by candidates
     rep_boxes = []
     truths = load_truth(data)
     for ci, t in enumerate(truths):
-        gray, nodule = _read(t.image), _read(t.nodule) > 127
-        calc = _read(t.mask) > 127
-        seen.clear()
+        gray, nodule = read_gray(t.image), read_gray(t.nodule) > 127
+        calc = read_gray(t.mask) > 127
         a = analyzer.analyze_crop(Still(t.id, 0, gray, (t.mm_per_px,) * 2, SPACING_PHANTOM), nodule)
-        prob = np.zeros(gray.shape, np.float32)
-        if seen.get("prob") is not None:
-            x0, y0 = (int(v) for v in seen["origin"])
-            p = seen["prob"]
-            ys, xs = slice(max(0, y0), y0 + p.shape[0]), slice(max(0, x0), x0 + p.shape[1])
-            prob[ys, xs] = p[ys.start - y0:ys.stop - y0, xs.start - x0:xs.stop - x0]
+        prob = crop_probabilities(a, gray.shape)
         truth, _ = true_foci(t, gray, nodule) if t.label else (None, None)
-        true_lab, n_true = ndimage.label(calc, np.ones((3, 3)))
+        n_true = ndimage.label(calc, np.ones((3, 3)))[1]
         peaks, f = candidates(gray, prob, nodule, t.mm_per_px)
-        grown = ndimage.grey_dilation(true_lab, size=(3, 3))
-        lab = grown[peaks[:, 0], peaks[:, 1]] if len(peaks) else np.zeros(0, int)
+        lab = true_focus_of(peaks, calc)
         sel = (lab > 0) | (rng.random(len(lab)) < keep_negative)
         peaks, f, lab = peaks[sel], f[sel], lab[sel]
         views.append(patches(gray, prob, peaks, f, t.mm_per_px))
@@ -256,38 +244,14 @@ def score(train: str, val: str, cnn: bool = False) -> None:
 
 
 def evaluate_with(train: str, data: str, frames: bool, threshold: float) -> None:
-    """The cart's own scoring (``edgecalc.eval.quantification``) with verified candidates' blobs added
-    to the refined mask."""
-    import cv2
-
-    import edgecalc.runtime.quantify as q
+    """The cart's own scoring (``edgecalc.eval.quantification``) with the trees fitted on TRAIN as the
+    pipeline's focus verifier (new foci only: ``FocusVerifier.add_new_foci``)."""
     from edgecalc.eval.quantification import evaluate, markdown
-    from edgecalc.runtime.refine_mask import Refinement
+    from edgecalc.runtime.focus_verifier import FocusVerifier
+    from edgecalc.train.focus_verifier import trees_from_sklearn
 
-    tr = _load(train)
-    cols = _columns(tr["names"])
-    clf = fit_trees(tr)
-    original = q.refine_mask
-
-    def refine(gray, prob, spacing, params, nodule=None):
-        mask = original(gray, prob, spacing, params, None)
-        if spacing is None or nodule is None or not nodule.any():
-            return mask
-        mm = float(np.mean(spacing))
-        peaks, f = candidates(gray, prob, nodule, mm)
-        if len(peaks):
-            keep = clf.predict_proba(f[:, cols])[:, 1] >= threshold
-            added = blobs_mask(gray, peaks[keep], mm)
-            # new foci only: a blob touching the refined mask would only grow a focus already counted
-            n, lab = cv2.connectedComponents(added.astype(np.uint8), connectivity=8)
-            near = cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
-            touching = np.unique(lab[near & added])
-            mask = mask | (added & ~np.isin(lab, touching))
-        return mask
-
-    q.refine_mask = refine
     setup = build_pipeline(None, backend="onnxruntime", crop="manual")
-    setup.pipeline.refinement = Refinement(search_nodule=True)  # hands the nodule to refine_mask
+    setup.pipeline.verifier = FocusVerifier(trees_from_sklearn(fit_trees(_load(train))), threshold)
     analyzer = StillAnalyzer(setup.pipeline, LearnedLocator(threads=1).locate)
     print(markdown(evaluate(data, frames, analyzer=analyzer)), end="")
 

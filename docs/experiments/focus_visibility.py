@@ -27,7 +27,7 @@ import numpy as np
 from scipy import ndimage
 
 from edgecalc.data.phantom.visibility import EXCLUDE_PX, MARGIN_GRAY, box3, calcification_visibility
-from edgecalc.eval.quantification import _read, load_truth, match, true_foci
+from edgecalc.eval.quantification import read_gray, load_truth, match, true_foci
 from edgecalc.runtime.analyze import SPACING_PHANTOM, Still, StillAnalyzer
 from edgecalc.runtime.live.build import build_pipeline
 from edgecalc.runtime.locate.learned import LearnedLocator
@@ -56,9 +56,9 @@ def main(data: str, bundle: str | None = None) -> None:
     for t in load_truth(data):
         if not t.label:
             continue
-        gray, nodule = _read(t.image), _read(t.nodule) > 127
+        gray, nodule = read_gray(t.image), read_gray(t.nodule) > 127
         truth, _ = true_foci(t, gray, nodule)
-        calc = _read(t.mask) > 127
+        calc = read_gray(t.mask) > 127
         # the reference: the nodule outside every calcification (the other foci must not raise it)
         reference = nodule & ~ndimage.binary_dilation(calc, np.ones((3, 3), bool), iterations=EXCLUDE_PX)
         labels, _ = ndimage.label(calc, np.ones((3, 3)))

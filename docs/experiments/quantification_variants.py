@@ -35,7 +35,7 @@ def rims(data: str) -> None:
     """Of the frames' true rims a reported focus matches: how many are called rim with the locator's
     nodule mask, and how many with the true one (same crop, same model output)."""
     from edgecalc.data.preprocess import to_gray_u8
-    from edgecalc.eval.quantification import _read, load_truth, match, true_foci
+    from edgecalc.eval.quantification import read_gray, load_truth, match, true_foci
     from edgecalc.runtime.analyze import SPACING_PHANTOM, Still, StillAnalyzer
     from edgecalc.runtime.live.build import build_pipeline
     from edgecalc.runtime.locate.images import locate_one
@@ -46,7 +46,7 @@ def rims(data: str) -> None:
     for t in load_truth(data, frames=True):
         if not t.label:
             continue
-        gray, nodule = _read(t.image), _read(t.nodule) > 127
+        gray, nodule = read_gray(t.image), read_gray(t.nodule) > 127
         truth, kinds = true_foci(t, gray, nodule)
         if "rim" not in kinds:
             continue

@@ -88,7 +88,8 @@ def load_truth(data: str | Path, frames: bool = False) -> list[Truth]:
     return out
 
 
-def _read(path: Path) -> np.ndarray:
+def read_gray(path: Path) -> np.ndarray:
+    """A data set's image, mask or nodule file as 8-bit gray; ValueError naming a file that does not decode."""
     img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
     if img is None:
         raise ValueError(f"{path}: not a readable image")
@@ -98,7 +99,7 @@ def _read(path: Path) -> np.ndarray:
 def true_foci(t: Truth, gray: np.ndarray, nodule: np.ndarray) -> tuple[NoduleFoci, list[str]]:
     """The truth mask's components, measured like a prediction, and each one's drawn kind."""
     spacing = (t.mm_per_px, t.mm_per_px)
-    foci = quantify(gray, _read(t.mask) > 127, nodule, spacing)
+    foci = quantify(gray, read_gray(t.mask) > 127, nodule, spacing)
     kinds = []
     for c in foci.calcifications:
         x, y, w, h = c.box
@@ -136,7 +137,7 @@ def evaluate(data: str | Path, frames: bool = False, oracle: bool = False, analy
     truths = load_truth(data, frames)[:limit]
     per_image, size_err, kind_pairs = [], [], []
     for t in truths:
-        gray, nodule = _read(t.image), _read(t.nodule) > 127
+        gray, nodule = read_gray(t.image), read_gray(t.nodule) > 127
         truth, truth_kinds = true_foci(t, gray, nodule)
         spacing = (t.mm_per_px, t.mm_per_px)
         if oracle:

@@ -26,6 +26,8 @@ REACH_MM = 0.6  #: candidates lie in the nodule or this close to it
 PATCH_MM = 1.0  #: half-side of the window each candidate's blob is measured in
 SIDE_MM = (0.3, 1.2)  #: the bands above and below a candidate: this far (rows), +-SIDE_HALF_WIDTH_MM wide
 SIDE_HALF_WIDTH_MM = 0.4
+#: how far past the nodule's box ``candidates`` filters: the reach, the widest ring, a smoothing margin
+MARGIN_MM = REACH_MM + FAR_RING_MM[1] + 1.0
 
 #: The feature columns, in order (``y``, ``x``: the candidate's pixel, not for the verifier).
 FEATURES = ("y", "x", "mm_per_px", "z_near", "z_far", "lift_nodule", "over_p99", "ratio_ring",
@@ -91,7 +93,27 @@ def blobs_mask(gray: np.ndarray, peaks: np.ndarray, mm_per_px: float) -> np.ndar
 def candidates(gray: np.ndarray, prob: np.ndarray, nodule: np.ndarray, mm_per_px: float) -> tuple[np.ndarray, np.ndarray]:
     """The candidates' pixels (n x 2, row and column) and their features (n x len(FEATURES), float32)
     from a crop's gray (2-D uint8), the model's probabilities in its pixels (0 where it did not look)
-    and the nodule's mask (bool)."""
+    and the nodule's mask (bool).
+
+    Only the nodule's box and a margin wider than every window (``MARGIN_MM``) are filtered: every
+    window of a candidate lies inside it, so the figures are those of the whole image, at the cost of
+    the nodule rather than of the frame."""
+    nodule = np.asarray(nodule, bool)
+    ys, xs = np.nonzero(nodule)
+    if ys.size == 0:
+        return np.zeros((0, 2), int), np.zeros((0, len(FEATURES)), np.float32)
+    m = int(np.ceil(MARGIN_MM / mm_per_px))
+    H, W = nodule.shape
+    y0, y1 = max(0, int(ys.min()) - m), min(H, int(ys.max()) + m + 1)
+    x0, x1 = max(0, int(xs.min()) - m), min(W, int(xs.max()) + m + 1)
+    peaks, f = _candidates(gray[y0:y1, x0:x1], prob[y0:y1, x0:x1], nodule[y0:y1, x0:x1], mm_per_px)
+    peaks = peaks + np.array([y0, x0])
+    f[:, FEATURES.index("y")] += y0
+    f[:, FEATURES.index("x")] += x0
+    return peaks, f
+
+
+def _candidates(gray: np.ndarray, prob: np.ndarray, nodule: np.ndarray, mm_per_px: float) -> tuple[np.ndarray, np.ndarray]:
     g = _smooth(gray, mm_per_px)
     px = lambda mm: max(1, int(round(mm / mm_per_px)))  # noqa: E731
     nod = nodule.astype(np.uint8)

@@ -57,7 +57,7 @@ def collect_candidates(data: str | Path, analyzer, keep_false: float = KEEP_FALS
                        on_progress: Callable[[], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The verifier's training set from a phantom data set's crops: features (n x VERIFIER_FEATURES) and
     labels (bool). ValueError naming the folder when it holds no truth."""
-    from edgecalc.eval.quantification import _read, load_truth
+    from edgecalc.eval.quantification import read_gray, load_truth
     from edgecalc.runtime.analyze import SPACING_PHANTOM, Still
 
     if not 0.0 < keep_false <= 1.0:
@@ -66,10 +66,10 @@ def collect_candidates(data: str | Path, analyzer, keep_false: float = KEEP_FALS
     cols = [FEATURES.index(n) for n in VERIFIER_FEATURES]
     feats, labels = [], []
     for t in load_truth(data):
-        gray, nodule = _read(t.image), _read(t.nodule) > 127
+        gray, nodule = read_gray(t.image), read_gray(t.nodule) > 127
         a = analyzer.analyze_crop(Still(t.id, 0, gray, (t.mm_per_px,) * 2, SPACING_PHANTOM), nodule)
         peaks, f = candidates(gray, crop_probabilities(a, gray.shape), nodule, t.mm_per_px)
-        focus = true_focus_of(peaks, _read(t.mask) > 127)
+        focus = true_focus_of(peaks, read_gray(t.mask) > 127)
         keep = (focus > 0) | (rng.random(len(focus)) < keep_false)
         feats.append(f[keep][:, cols])
         labels.append(focus[keep] > 0)
