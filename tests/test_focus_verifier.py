@@ -153,4 +153,5 @@ def test_candidates_filtered_on_the_nodule_box_are_those_of_the_whole_image():
     p2, f2 = _candidates(gray, prob, nodule, MM)
     assert len(p1) > 5
     np.testing.assert_array_equal(p1, p2)
+    assert (np.diff(p1[:, 0] * 360 + p1[:, 1]) > 0).all()  # raster order, whatever the window (fit-verifier's draw)
     np.testing.assert_allclose(f1, f2, rtol=1e-5, atol=1e-4)

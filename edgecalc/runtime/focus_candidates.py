@@ -131,6 +131,7 @@ def _candidates(gray: np.ndarray, prob: np.ndarray, nodule: np.ndarray, mm_per_p
     # one candidate per plateau: the first pixel of each connected group of equal maxima
     _, lab = cv2.connectedComponents(peak.astype(np.uint8), connectivity=8)
     _, first = np.unique(lab[ys, xs], return_index=True)
+    first.sort()  # raster order: the labels' own order depends on the image's size (OpenCV's labelling)
     ys, xs = ys[first], xs[first]
     inside = g[nodule.astype(bool)]
     med, sd, p99 = float(np.median(inside)), float(inside.std()) + 1e-6, float(np.percentile(inside, 99))

@@ -1,0 +1,45 @@
+"""What the focus verifier costs per frame: seed 4242's frames through `analyze`'s path, each run twice without and
+twice with the shipped bundle's verifier, interleaved (the machine's drift hits both alike), the faster of each pair
+kept; `quantify_in_frame`'s time (docs/quantification.md, "A second look at the crop's pixels").
+
+    python docs/experiments/verifier_cost.py /tmp/q-phantom
+"""
+
+import sys
+import time
+
+import cv2
+import numpy as np
+
+import edgecalc.runtime.live.pipeline as lp
+from edgecalc.eval.quantification import load_truth
+from edgecalc.runtime.analyze import SPACING_PHANTOM, Still, StillAnalyzer
+from edgecalc.runtime.live.build import build_pipeline
+from edgecalc.runtime.locate.learned import LearnedLocator
+
+last = {}
+orig = lp.quantify_in_frame
+
+
+def timed(*a, **k):
+    t = time.perf_counter()
+    out = orig(*a, **k)
+    last["q"] = (time.perf_counter() - t) * 1e3
+    return out
+
+
+lp.quantify_in_frame = timed
+setup = build_pipeline(None, backend="onnxruntime", crop="manual")
+an = StillAnalyzer(setup.pipeline, LearnedLocator(threads=1).locate)
+verifier, rows = setup.pipeline.verifier, []
+for t in load_truth(sys.argv[1], frames=True):
+    still = Still(t.id, 0, cv2.imread(str(t.image), cv2.IMREAD_GRAYSCALE), (t.mm_per_px,) * 2, SPACING_PHANTOM)
+    row = []
+    for v in (None, verifier, None, verifier):  # interleaved
+        setup.pipeline.verifier = v
+        last.clear(); an.analyze(still); row.append(last.get("q"))
+    if row[0] is not None:
+        rows.append(row)
+off = np.array([min(r[0], r[2]) for r in rows]); on = np.array([min(r[1], r[3]) for r in rows])
+print(f"{len(rows)} frames with a model call; quantify_in_frame median ms: without the verifier {np.median(off):.2f}, "
+      f"with {np.median(on):.2f}; difference median {np.median(on - off):.2f}, 90th pct {np.percentile(on - off, 90):.2f}")
