@@ -14,7 +14,7 @@ measures, on phantoms written with ``edgecalc data phantom``, what that would gi
    on TRAIN (gradient-boosted trees on the features; with ``--cnn`` also a small CNN on the view),
    scored on VAL: the true foci no reported focus covers that they find, the false candidates they
    add, and the count within +-1 with those added to the model's foci;
-3. ``evaluate TRAIN.npz DATA THRESHOLD [--frames]``: ``edgecalc.eval.quantification``'s own scoring,
+3. ``evaluate TRAIN.npz DATA THRESHOLD [--frames] [--cnn]``: ``edgecalc.eval.quantification``'s own scoring,
    with the half-maximum blobs of the candidates the trees verify added to the refined mask where they
    touch none of its components (new foci only; the kit's ``FocusVerifier``, fitted on TRAIN). The
    "touching or not" row of docs/quantification.md came from an earlier form of this command that
@@ -243,15 +243,33 @@ def score(train: str, val: str, cnn: bool = False) -> None:
         report(va, fit_cnn(tr)(va), "a CNN on the 2 mm view and the features")
 
 
-def evaluate_with(train: str, data: str, frames: bool, threshold: float) -> None:
-    """The cart's own scoring (``edgecalc.eval.quantification``) with the trees fitted on TRAIN as the
-    pipeline's focus verifier (new foci only: ``FocusVerifier.add_new_foci``)."""
+def evaluate_with(train: str, data: str, frames: bool, threshold: float, cnn: bool = False) -> None:
+    """The cart's own scoring (``edgecalc.eval.quantification``) with the trees fitted on TRAIN (or, with
+    ``cnn``, the CNN) as the pipeline's focus verifier (new foci only: ``FocusVerifier.add_new_foci``)."""
+    from dataclasses import dataclass
+    from typing import Callable
+
     from edgecalc.eval.quantification import evaluate, markdown
     from edgecalc.runtime.focus_verifier import FocusVerifier
     from edgecalc.train.focus_verifier import trees_from_sklearn
 
+    tr = _load(train)
+    trees = trees_from_sklearn(fit_trees(tr))
+
+    @dataclass(frozen=True)
+    class CnnVerifier(FocusVerifier):
+        predict: Callable = None
+
+        def verified(self, gray, prob, nodule, mm_per_px):
+            peaks, f = candidates(gray, prob, nodule, mm_per_px)
+            if len(peaks) == 0:
+                return peaks
+            p = self.predict({"features": f, "patches": patches(gray, prob, peaks, f, mm_per_px)})
+            return peaks[p >= self.threshold]
+
     setup = build_pipeline(None, backend="onnxruntime", crop="manual")
-    setup.pipeline.verifier = FocusVerifier(trees_from_sklearn(fit_trees(_load(train))), threshold)
+    setup.pipeline.verifier = (CnnVerifier(trees, threshold, fit_cnn(tr)) if cnn
+                               else FocusVerifier(trees, threshold))
     analyzer = StillAnalyzer(setup.pipeline, LearnedLocator(threads=1).locate)
     print(markdown(evaluate(data, frames, analyzer=analyzer)), end="")
 
@@ -304,7 +322,7 @@ if __name__ == "__main__":
         rest = [a for a in sys.argv[4:] if not a.startswith("keep=")]
         collect(sys.argv[2], sys.argv[3], rest[0] if rest else None, float(keep[0][5:]) if keep else 1.0)
     elif cmd == "evaluate":
-        evaluate_with(sys.argv[2], sys.argv[3], "--frames" in sys.argv, float(sys.argv[4]))
+        evaluate_with(sys.argv[2], sys.argv[3], "--frames" in sys.argv, float(sys.argv[4]), "--cnn" in sys.argv)
     elif cmd == "montage":
         montage(sys.argv[2], sys.argv[3], sys.argv[4])
     elif cmd == "score":
