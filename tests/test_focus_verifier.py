@@ -155,3 +155,37 @@ def test_candidates_filtered_on_the_nodule_box_are_those_of_the_whole_image():
     np.testing.assert_array_equal(p1, p2)
     assert (np.diff(p1[:, 0] * 360 + p1[:, 1]) > 0).all()  # raster order, whatever the window (fit-verifier's draw)
     np.testing.assert_allclose(f1, f2, rtol=1e-5, atol=1e-4)
+
+
+def test_the_pipeline_consults_its_verifier_on_frames_called_calcification_only():
+    """The verifier's foci are reported only where the decision calls calcification: elsewhere it is not run."""
+    from dataclasses import dataclass, field
+
+    from edgecalc.runtime.live.pipeline import FramePipeline
+    from edgecalc.runtime.locate.cropper import FixedCropper
+
+    @dataclass(frozen=True)
+    class Counting(FocusVerifier):
+        calls: list = field(default_factory=list)
+
+        def verified(self, gray, prob, nodule, mm_per_px):
+            self.calls.append(gray.shape)
+            return super().verified(gray, prob, nodule, mm_per_px)
+
+    class Backend:
+        def __init__(self, score: float) -> None:
+            self.score = score
+
+        def infer(self, batch):
+            mask = np.zeros((1, 1, 32, 32), np.float32)
+            mask[:, :, 14:18, 14:18] = 1.0
+            return {"mask": mask, "score": np.full((1, 1), self.score, np.float32)}
+
+    gray, _ = speckle_with_dots([(60, 60, 3), (100, 110, 3)], size=240)
+    frame = np.dstack([gray] * 3)
+    for score, runs in ((0.9, True), (0.1, False)):
+        v = Counting(always(0.99).trees, 0.5)
+        p = FramePipeline(backend=Backend(score), input_size=32, cropper=FixedCropper((40, 40, 160, 160)),
+                          spacing_mm=(MM, MM), verifier=v, place_hud=False)
+        res = p.process(frame, 0)
+        assert res.foci is not None and bool(v.calls) == runs, (score, v.calls)

@@ -282,7 +282,9 @@ LOCATOR = typer.Option("learned", "--locator", help="learned (the shipped networ
 REFINE = typer.Option("default", "--refine", parser=refinement, metavar="off|default|NAME=VALUE,...",
                       help="The calcification mask, before its foci are counted and measured: 'default' trims each "
                       "of the model's components to the focus its frame's own pixels show (sizes and kinds; needs "
-                      "the pixel spacing, else nothing is trimmed); 'off' measures the model's mask as drawn; "
-                      "NAME=VALUE,... changes parameters of runtime/refine_mask.py's Refinement "
+                      "the pixel spacing, else nothing is trimmed) and adds the foci the bundle's focus verifier "
+                      "finds that the mask missed (edgecalc fit-verifier; on frames called calcification); 'off' "
+                      "measures the model's mask as drawn; NAME=VALUE,... changes parameters of "
+                      "runtime/refine_mask.py's Refinement, e.g. verify=false: the trim without the verifier "
                       "(docs/quantification.md).")
 

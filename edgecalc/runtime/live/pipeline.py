@@ -121,7 +121,8 @@ class FramePipeline:
     scan_area_every: int = 20  #: frames between two scan-area look-ups (the shadow band's limit, the HUD's place)
     #: measure the calcifications on the mask refined at the frame's own resolution (None: the model's mask as it is)
     refinement: Refinement | None = DEFAULT_REFINEMENT
-    #: the bundle's focus verifier (new foci the mask missed; ``edgecalc.runtime.focus_verifier``), if it has one
+    #: the bundle's focus verifier (new foci the mask missed; ``edgecalc.runtime.focus_verifier``), if it has one;
+    #: consulted on frames the decision calls calcification only, the ones whose foci are reported
     verifier: "FocusVerifier | None" = None
 
     def __post_init__(self) -> None:
@@ -232,7 +233,7 @@ class FramePipeline:
                                      prepared.nodule if prepared.nodule is not None else res.box,
                                      self.spacing_mm, limit=_area_holding(areas, res.crop),
                                      prob=prepared.prob.values, refinement=self.refinement,
-                                     verifier=self.verifier)
+                                     verifier=self.verifier if res.decision else None)
         called = res.called_foci()
         res.shown_foci = self._shown = self.foci_smoother.update(called.count, called.largest, called.kinds, called.units)
 
