@@ -133,6 +133,7 @@ def test_fit_verifier_writes_the_trees_into_the_bundle_and_the_pipeline_loads_th
     loaded = load_bundle(bundle)  # every checksum, the verifier's included
     entry = loaded.manifest.focus_verifier
     assert entry["threshold"] == 0.8 and entry["features"] == list(VERIFIER_FEATURES)
+    assert entry["command"].startswith(f"edgecalc fit-verifier {data} --bundle {bundle} --threshold 0.8")
     assert loaded.manifest.artifact("verifier") is not None
     v = build_pipeline(bundle, backend="onnxruntime", crop="manual").pipeline.verifier
     assert v is not None and v.threshold == 0.8 and len(v.trees.roots) == entry["trees"]
@@ -141,7 +142,8 @@ def test_fit_verifier_writes_the_trees_into_the_bundle_and_the_pipeline_loads_th
 
 
 def test_candidates_filtered_on_the_nodule_box_are_those_of_the_whole_image():
-    """``candidates`` filters the nodule's box and a margin only; the figures equal the whole image's."""
+    """``candidates`` (and ``blobs_mask``) filter the nodule's (the peaks') box and a margin only; the figures
+    equal the whole image's."""
     from edgecalc.runtime.focus_candidates import _candidates
 
     gray, _ = speckle_with_dots([(150, 170, 3), (190, 200, 2)], size=360)
@@ -155,6 +157,9 @@ def test_candidates_filtered_on_the_nodule_box_are_those_of_the_whole_image():
     np.testing.assert_array_equal(p1, p2)
     assert (np.diff(p1[:, 0] * 360 + p1[:, 1]) > 0).all()  # raster order, whatever the window (fit-verifier's draw)
     np.testing.assert_allclose(f1, f2, rtol=1e-5, atol=1e-4)
+    from edgecalc.runtime.focus_candidates import _blobs_mask, blobs_mask
+
+    np.testing.assert_array_equal(blobs_mask(gray, p1[:4], MM), _blobs_mask(gray, p1[:4], MM))
 
 
 def test_the_pipeline_consults_its_verifier_on_frames_called_calcification_only():

@@ -237,8 +237,14 @@ def score(train: str, val: str, cnn: bool = False) -> None:
         s = (z >= lo) & (z < hi)
         print(f"| {lo:g} to {hi:g} | {(s & lab & in_pos).sum() / label.sum():.2f} | "
               f"{(s & ~lab & in_pos).sum() / label.sum():.2f} | {(s & ~in_pos).sum() / (~label).sum():.2f} |")
+    from edgecalc.train.focus_verifier import trees_from_sklearn
+
     trees = fit_trees(tr)
-    report(va, trees.predict_proba(va["features"][:, _columns(va["names"])])[:, 1], "gradient-boosted trees on the features")
+    X = va["features"][:, _columns(va["names"])]
+    p = trees.predict_proba(X)[:, 1]
+    print(f"\nthe runtime's numpy trees ({len(trees_from_sklearn(trees).roots)}) against scikit-learn on these "
+          f"candidates: largest difference {np.abs(trees_from_sklearn(trees).predict(X) - p).max():.1e}")
+    report(va, p, "gradient-boosted trees on the features")
     if cnn:
         report(va, fit_cnn(tr)(va), "a CNN on the 2 mm view and the features")
 

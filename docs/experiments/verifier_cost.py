@@ -15,6 +15,7 @@ import numpy as np
 import edgecalc.runtime.live.pipeline as lp
 from edgecalc.eval.quantification import load_truth
 from edgecalc.runtime.analyze import SPACING_PHANTOM, Still, StillAnalyzer
+from edgecalc.runtime.focus_verifier import TreeEnsemble
 from edgecalc.runtime.live.build import build_pipeline
 from edgecalc.runtime.locate.learned import LearnedLocator
 
@@ -30,6 +31,18 @@ def timed(*a, **k):
 
 
 lp.quantify_in_frame = timed
+tree_calls = []  # (candidates, ms) of each call of the trees
+predict = TreeEnsemble.predict
+
+
+def timed_trees(self, X):
+    t = time.perf_counter()
+    out = predict(self, X)
+    tree_calls.append((len(X), (time.perf_counter() - t) * 1e3))
+    return out
+
+
+TreeEnsemble.predict = timed_trees
 setup = build_pipeline(None, backend="onnxruntime", crop="manual")
 an = StillAnalyzer(setup.pipeline, LearnedLocator(threads=1).locate)
 verifier, rows = setup.pipeline.verifier, []
@@ -52,3 +65,6 @@ for name, want in (("called calcification (the verifier runs)", True), ("called 
     on = np.array([min(r[1], r[3]) for r in sel])
     print(f"{len(sel)} frames {name}; quantify_in_frame median ms: without the verifier {np.median(off):.2f}, "
           f"with {np.median(on):.2f}; difference median {np.median(on - off):.2f}, 90th pct {np.percentile(on - off, 90):.2f}")
+n, ms = np.array(tree_calls).T
+print(f"the trees ({len(verifier.trees.roots)}): {len(n)} calls, median {np.median(n):.0f} candidates and "
+      f"{np.median(ms):.2f} ms a call (90th pct {np.percentile(ms, 90):.2f} ms)")

@@ -27,7 +27,7 @@ PATCH_MM = 1.0  #: half-side of the window each candidate's blob is measured in
 SIDE_MM = (0.3, 1.2)  #: the bands above and below a candidate: this far (rows), +-SIDE_HALF_WIDTH_MM wide
 SIDE_HALF_WIDTH_MM = 0.4
 #: how far past the nodule's box ``candidates`` filters: the reach, the widest ring, a smoothing margin
-MARGIN_MM = REACH_MM + FAR_RING_MM[1] + 1.0
+MARGIN_MM = REACH_MM + FAR_RING_MM[1] + 1.0  # (> PATCH_MM + RING_MM[1] too: the blobs' windows)
 
 #: The feature columns, in order (``y``, ``x``: the candidate's pixel, not for the verifier).
 FEATURES = ("y", "x", "mm_per_px", "z_near", "z_far", "lift_nodule", "over_p99", "ratio_ring",
@@ -77,9 +77,26 @@ def _smooth(gray: np.ndarray, mm_per_px: float) -> np.ndarray:
     return cv2.GaussianBlur(g, (0, 0), SMOOTH_MM / mm_per_px) if SMOOTH_MM / mm_per_px > 0.25 else g
 
 
+def _box(shape: tuple[int, int], ys: np.ndarray, xs: np.ndarray, margin: int) -> tuple[int, int, int, int]:
+    """Rows y0:y1, columns x0:x1 holding every (ys, xs) and ``margin`` px around them, cut to ``shape``."""
+    H, W = shape
+    return (max(0, int(ys.min()) - margin), min(H, int(ys.max()) + margin + 1),
+            max(0, int(xs.min()) - margin), min(W, int(xs.max()) + margin + 1))
+
+
 def blobs_mask(gray: np.ndarray, peaks: np.ndarray, mm_per_px: float) -> np.ndarray:
     """The half-maximum blobs (bool, ``gray``'s shape) of the candidates at ``peaks`` (n x 2): what a
-    verified candidate adds to the calcification mask."""
+    verified candidate adds to the calcification mask. Filtered on the peaks' box and a margin wider
+    than every window (``MARGIN_MM``), as ``candidates`` is: the blobs are those of the whole image."""
+    out = np.zeros(np.shape(gray), bool)
+    if len(peaks) == 0:
+        return out
+    y0, y1, x0, x1 = _box(out.shape, peaks[:, 0], peaks[:, 1], int(np.ceil(MARGIN_MM / mm_per_px)))
+    out[y0:y1, x0:x1] = _blobs_mask(np.asarray(gray)[y0:y1, x0:x1], peaks - np.array([y0, x0]), mm_per_px)
+    return out
+
+
+def _blobs_mask(gray: np.ndarray, peaks: np.ndarray, mm_per_px: float) -> np.ndarray:
     g = _smooth(gray, mm_per_px)
     px = lambda mm: max(1, int(round(mm / mm_per_px)))  # noqa: E731
     near_mean, _ = _ring_stats(g, *(px(r) for r in RING_MM))
@@ -102,10 +119,7 @@ def candidates(gray: np.ndarray, prob: np.ndarray, nodule: np.ndarray, mm_per_px
     ys, xs = np.nonzero(nodule)
     if ys.size == 0:
         return np.zeros((0, 2), int), np.zeros((0, len(FEATURES)), np.float32)
-    m = int(np.ceil(MARGIN_MM / mm_per_px))
-    H, W = nodule.shape
-    y0, y1 = max(0, int(ys.min()) - m), min(H, int(ys.max()) + m + 1)
-    x0, x1 = max(0, int(xs.min()) - m), min(W, int(xs.max()) + m + 1)
+    y0, y1, x0, x1 = _box(nodule.shape, ys, xs, int(np.ceil(MARGIN_MM / mm_per_px)))
     peaks, f = _candidates(gray[y0:y1, x0:x1], prob[y0:y1, x0:x1], nodule[y0:y1, x0:x1], mm_per_px)
     peaks = peaks + np.array([y0, x0])
     f[:, FEATURES.index("y")] += y0
@@ -118,8 +132,6 @@ def _candidates(gray: np.ndarray, prob: np.ndarray, nodule: np.ndarray, mm_per_p
     px = lambda mm: max(1, int(round(mm / mm_per_px)))  # noqa: E731
     nod = nodule.astype(np.uint8)
     empty = np.zeros((0, 2), int), np.zeros((0, len(FEATURES)), np.float32)
-    if not nod.any():
-        return empty
     near_mean, near_std = _ring_stats(g, *(px(r) for r in RING_MM))
     far_mean, far_std = _ring_stats(g, *(px(r) for r in FAR_RING_MM))
     z = (g - near_mean) / near_std

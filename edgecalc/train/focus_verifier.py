@@ -16,7 +16,6 @@ it again (the trees are cheap: minutes on a 4,000-crop phantom).
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any, Callable
 
@@ -144,7 +143,7 @@ def fit_verifier(bundle_dir: str | Path, data: str | Path, threshold: float = TH
     entry = {"file": VERIFIER_FILE, "threshold": float(threshold), "features": list(VERIFIER_FEATURES),
              "fitted_on": str(data), "data_set": _phantom_record(Path(data)), "candidates": int(len(y)), "true_candidates": int(y.sum()),
              "keep_false": float(keep_false), "trees": int(len(trees.roots)), "params": dict(TREE_PARAMS),
-             "command": command or " ".join(["edgecalc", "fit-verifier", *sys.argv[2:]])}
+             "command": command or f"fit_verifier({str(bundle_dir)!r}, {str(data)!r}, {threshold}, {keep_false})"}
     bundle.manifest.focus_verifier = entry
     bundle.manifest.add_file(bundle_dir, VERIFIER_FILE, "verifier", None,
                              notes="focus verifier trees (edgecalc fit-verifier)")
@@ -167,7 +166,9 @@ def fit_verifier_command(bundle: Path | None, data: Path, threshold: float, keep
         n = len(load_truth(data))
         with Progress(disable=not progress, transient=True) as bar:
             task = bar.add_task(f"candidates of {n} crops", total=n)
-            entry = fit_verifier(bundle_dir, data, threshold, keep_false, backend,
+            command = (f"edgecalc fit-verifier {data}" + (f" --bundle {bundle}" if bundle is not None else "")
+                       + f" --threshold {threshold} --keep-false {keep_false} --backend {backend}")
+            entry = fit_verifier(bundle_dir, data, threshold, keep_false, backend, command,
                                  on_progress=lambda: bar.advance(task))
     except (ValueError, BundleError, FileNotFoundError, OSError) as exc:
         raise CommandError(str(exc)) from exc
